@@ -1,0 +1,21 @@
+"""Numerics settings shared by every compiled kernel.
+
+All fast-math flags and epsilons live here, so that no kernel hard-codes them.
+``nnan`` and ``ninf`` are deliberately absent: the softmax-cross-entropy and
+sigmoid kernels rely on IEEE behaviour of ``inf`` (``exp(-1000) == 0``,
+``1 / inf == 0``) and a non-finite loss is how a diverging run is detected.
+``afn`` (approximate functions) is absent too, so ``exp``/``log`` give the
+same values as NumPy and the drop-in API reproduces NumPy's numbers in float64.
+"""
+
+#: LLVM fast-math flags for every ``@njit`` kernel.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+#: Numba caches compiled kernels on disk next to the source files.
+CACHE = True
+
+#: Default epsilon of the Adam optimizer.
+ADAM_EPS = 1e-8
+
+#: Relative tolerance used when checking that labels are one-hot rows.
+ONEHOT_ATOL = 1e-6

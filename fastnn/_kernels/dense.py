@@ -1,0 +1,68 @@
+"""Dense layer forward and backward with bias and activation fused (Numba + BLAS).
+
+The matrix products go through ``np.dot(a, b, out)``, which Numba lowers to
+SciPy's BLAS ``gemm``; everything else (bias, activation, its derivative and
+the bias-gradient reduction) is done in one pass over the small output.
+"""
+
+import numpy as np
+from numba import njit
+
+from .._config import CACHE, FASTMATH
+from .activations import SOFTMAX, act_scalar, deriv_scalar, softmax_rows
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def dense_forward(X, W, b, act, pre_out, post_out):
+    # IN X (n, k), W (k, m), b (m,), act code; OUT pre_out (n, m), post_out (n, m)
+    """pre_out = X @ W + b and post_out = act(pre_out); X and W C- or F-contiguous."""
+    np.dot(X, W, pre_out)
+    n, m = pre_out.shape
+    for i in range(n):
+        for j in range(m):
+            v = pre_out[i, j] + b[j]
+            pre_out[i, j] = v
+            post_out[i, j] = act_scalar(v, act)
+    if act == SOFTMAX:
+        softmax_rows(pre_out, post_out)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def delta_pre_activation(delta, A, act, dpre_out):
+    # IN delta (n, m) = dJ/d(post), A (n, m) post-activation, act code; OUT dpre_out (n, m)
+    """dpre_out = delta * act'(A): the gradient with respect to the pre-activation."""
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            dpre_out[i, j] = delta[i, j] * deriv_scalar(A[i, j], act)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def column_sums(D, out):  # IN D (n, m); OUT out (m,)
+    """out[j] = sum_i D[i, j], accumulated in float64 whatever D's dtype."""
+    n, m = D.shape
+    acc = np.zeros(m, dtype=np.float64)
+    for i in range(n):
+        for j in range(m):
+            acc[j] += D[i, j]
+    for j in range(m):
+        out[j] = acc[j]
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def dense_backward_from_pre(dpre, X, W, gW_out, gb_out, gX_out, need_gx):
+    # IN dpre (n, m), X (n, k), W (k, m), need_gx bool; OUT gW_out (k, m), gb_out (m,), gX_out (n, k)
+    """Weight, bias and (if need_gx) input gradients from the pre-activation gradient."""
+    np.dot(X.T, dpre, gW_out)
+    column_sums(dpre, gb_out)
+    if need_gx:
+        np.dot(dpre, W.T, gX_out)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def dense_backward(delta, A, X, W, act, dpre_out, gW_out, gb_out, gX_out, need_gx):
+    # IN delta (n, m), A (n, m) post-activation, X (n, k), W (k, m), act, need_gx;
+    # OUT dpre_out (n, m), gW_out (k, m), gb_out (m,), gX_out (n, k)
+    """grad_W = X.T @ (delta * act'(A)), grad_b, grad_X = (delta * act'(A)) @ W.T, fused."""
+    delta_pre_activation(delta, A, act, dpre_out)
+    dense_backward_from_pre(dpre_out, X, W, gW_out, gb_out, gX_out, need_gx)

@@ -1,0 +1,599 @@
+"""Validated, stateless entry points to the compiled kernels.
+
+Every function here checks its arguments (shapes, dtypes, ``out`` buffers),
+applies the one dtype policy of the library, allocates the outputs that the
+caller did not supply, and calls a private kernel.  Nothing is modified when a
+call fails: all checks run before any kernel writes.
+
+Dtype policy: float32 and float64 pass through; other real numeric input
+(bool, integers, float16) becomes float64; anything else is a ``TypeError``.
+Mixed float32/float64 arguments are computed in float64.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._config import ADAM_EPS, ONEHOT_ATOL
+from ._kernels import activations as _act
+from ._kernels import dense as _dense
+from ._kernels import losses as _losses
+from ._kernels import optim as _optim
+from ._kernels._gather import gather_rows as _gather_rows
+
+__all__ = [
+    "ACTIVATIONS",
+    "float_dtype",
+    "activation",
+    "activation_deriv",
+    "softmax",
+    "dense_forward",
+    "dense_backward",
+    "LossResult",
+    "softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "squared_error",
+    "cross_entropy",
+    "sgd_update",
+    "momentum_update",
+    "adam_update",
+    "gather_rows",
+]
+
+#: Names of the activations the kernels implement.
+ACTIVATIONS = tuple(_act.CODES)
+
+
+# --------------------------------------------------------------------------- checks
+
+def _describe(x) -> str:
+    return f"shape {np.shape(x)} and dtype {getattr(x, 'dtype', type(x).__name__)}"
+
+
+def float_dtype(*arrays) -> np.dtype:
+    """The float dtype the kernels compute in for these inputs.
+
+    float32 stays float32 only if every input is float32; float64, bool,
+    integer and float16 inputs give float64.
+
+    Raises
+    ------
+    TypeError
+        For complex, object, string or other non-real input.
+    """
+    result = np.dtype(np.float32)
+    for a in arrays:
+        dt = np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype
+        if dt == np.float32:
+            continue
+        if dt.kind in "biuf":
+            result = np.dtype(np.float64)
+            continue
+        raise TypeError(
+            f"fastnn computes in float32 or float64, got dtype {dt}; "
+            "convert your input with `.astype(np.float64)` (or np.float32)"
+        )
+    return result
+
+
+def _as_float(x, name: str, dtype: np.dtype, ndim: int) -> np.ndarray:
+    """x as a C- or F-contiguous array of ``dtype`` with ``ndim`` dimensions (no copy if already so)."""
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}: expected an array, got {type(x).__name__} ({exc})") from None
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got {_describe(x)}")
+    float_dtype(x)  # rejects non-real dtypes with a TypeError that says how to fix it
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+        x = np.ascontiguousarray(x)
+    return x
+
+
+def _check_out(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Allocate an output, or check a caller's buffer: exact shape, dtype, C-contiguous, writeable."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected an ndarray buffer, got {type(out).__name__}")
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(f"{name}: expected a buffer of shape {tuple(shape)} and dtype {dtype}, got {_describe(out)}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name}: the buffer must be C-contiguous and writeable")
+    return out
+
+
+def _activation_code(name, *, allow_softmax=True) -> int:
+    if isinstance(name, str) and name in _act.CODES:
+        code = _act.CODES[name]
+        if code == _act.SOFTMAX and not allow_softmax:
+            raise ValueError(
+                "activation 'softmax' has no element-wise derivative; backpropagate the softmax-cross-entropy "
+                "gradient (probs - y) through a 'linear' layer, or use softmax_cross_entropy"
+            )
+        return code
+    raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {name!r}")
+
+
+def _check_batch(n: int, name: str) -> None:
+    if n == 0:
+        raise ValueError(f"{name}: empty batch (0 rows); pass at least one sample")
+
+
+# ----------------------------------------------------------------------- activations
+
+def activation(Z, name: str = "sigmoid", *, out=None) -> np.ndarray:
+    """Apply an activation element-wise (softmax: row-wise).
+
+    Parameters
+    ----------
+    Z : (n, m) ndarray of float32 or float64
+        Pre-activations.
+    name : {'linear', 'sigmoid', 'tanh', 'relu', 'softmax'}
+    out : (n, m) ndarray, optional
+        Buffer for the result (may be ``Z`` itself).
+
+    Returns
+    -------
+    A : (n, m) ndarray
+        ``name(Z)``; sigmoid gives exactly 0.0 and 1.0 at -1000 and 1000, without warnings.
+
+    Examples
+    --------
+    >>> activation(np.array([[-1000.0, 0.0, 1000.0]]), "sigmoid")
+    array([[0. , 0.5, 1. ]])
+    """
+    code = _activation_code(name)
+    Z = np.asarray(Z)
+    squeeze = Z.ndim == 1
+    Z2 = _as_float(Z.reshape(1, -1) if squeeze else Z, "Z", float_dtype(Z), 2)
+    if squeeze and out is not None:
+        out = out.reshape(1, -1)
+    out = _check_out(out, "out", Z2.shape, Z2.dtype)
+    _act.activate(Z2, code, out)
+    return out[0] if squeeze else out
+
+
+def activation_deriv(A, name: str = "sigmoid", *, out=None) -> np.ndarray:
+    """Derivative of an activation, written from the post-activation ``A`` (as the coursework does).
+
+    Parameters
+    ----------
+    A : (n, m) ndarray of float32 or float64
+        Post-activations.
+    name : {'linear', 'sigmoid', 'tanh', 'relu'}
+    out : (n, m) ndarray, optional
+
+    Returns
+    -------
+    D : (n, m) ndarray
+        ``A * (1 - A)`` for sigmoid, ``1 - A**2`` for tanh, ``A > 0`` for relu, ones for linear.
+    """
+    code = _activation_code(name, allow_softmax=False)
+    A2 = _as_float(A, "A", float_dtype(A), 2)
+    out = _check_out(out, "out", A2.shape, A2.dtype)
+    _act.activation_deriv(A2, code, out)
+    return out
+
+
+def softmax(Z, *, out=None) -> np.ndarray:
+    """Row-wise softmax, stable for logits of any magnitude.
+
+    Parameters
+    ----------
+    Z : (n, c) ndarray of float32 or float64
+
+    Returns
+    -------
+    P : (n, c) ndarray
+        Rows sum to 1.
+    """
+    return activation(Z, "softmax", out=out)
+
+
+# ----------------------------------------------------------------------------- dense
+
+def dense_forward(X, W, b, activation: str = "sigmoid", *, out=None):
+    """Fused dense layer: ``pre = X @ W + b`` and ``post = activation(pre)``.
+
+    Parameters
+    ----------
+    X : (n, k) ndarray of float32 or float64
+    W : (k, m) ndarray
+    b : (m,) ndarray
+    activation : {'linear', 'sigmoid', 'tanh', 'relu', 'softmax'}
+    out : tuple of two (n, m) ndarrays, optional
+        Buffers for ``pre`` and ``post``.
+
+    Returns
+    -------
+    pre, post : (n, m) ndarrays
+
+    Examples
+    --------
+    >>> pre, post = dense_forward(np.ones((2, 3)), np.zeros((3, 4)), np.zeros(4), "sigmoid")
+    >>> post[0]
+    array([0.5, 0.5, 0.5, 0.5])
+    """
+    code = _activation_code(activation)
+    dtype = float_dtype(X, W, b)
+    X = _as_float(X, "X", dtype, 2)
+    W = _as_float(W, "W", dtype, 2)
+    b = _as_float(b, "b", dtype, 1)
+    n, k = X.shape
+    if W.shape[0] != k:
+        raise ValueError(f"W: expected shape ({k}, m) to match X of shape {X.shape}, got shape {W.shape}")
+    m = W.shape[1]
+    if b.shape != (m,):
+        raise ValueError(f"b: expected shape ({m},) to match W of shape {W.shape}, got shape {b.shape}")
+    pre_out, post_out = (None, None) if out is None else out
+    pre = _check_out(pre_out, "out[0] (pre)", (n, m), dtype)
+    post = _check_out(post_out, "out[1] (post)", (n, m), dtype)
+    if n and m:
+        _dense.dense_forward(X, W, b, code, pre, post)
+    elif n and m == 0:
+        pass
+    else:
+        pre[...] = 0
+        post[...] = 0
+    return pre, post
+
+
+def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_X: bool = True, out=None):
+    """Fused dense backward: gradients from ``delta = dJ/d(post)``.
+
+    Parameters
+    ----------
+    delta : (n, m) ndarray
+        Gradient of the loss with respect to the layer's post-activation.
+    post : (n, m) ndarray
+        The layer's cached post-activation (the derivative is written from it).
+    X : (n, k) ndarray
+        The layer's input.
+    W : (k, m) ndarray
+    activation : {'linear', 'sigmoid', 'tanh', 'relu'}
+    need_grad_X : bool
+        Skip the ``grad_X`` product (and return None) when False, e.g. for the first layer.
+    out : tuple (grad_W, grad_b, grad_X) of buffers, optional
+
+    Returns
+    -------
+    grad_W : (k, m) ndarray
+        ``X.T @ (delta * act'(post))``
+    grad_b : (m,) ndarray
+        Column sums of ``delta * act'(post)``, accumulated in float64.
+    grad_X : (n, k) ndarray or None
+        ``(delta * act'(post)) @ W.T``
+    """
+    code = _activation_code(activation, allow_softmax=False)
+    dtype = float_dtype(delta, post, X, W)
+    delta = _as_float(delta, "delta", dtype, 2)
+    post = _as_float(post, "post", dtype, 2)
+    X = _as_float(X, "X", dtype, 2)
+    W = _as_float(W, "W", dtype, 2)
+    n, k = X.shape
+    if W.shape[0] != k:
+        raise ValueError(f"W: expected shape ({k}, m) to match X of shape {X.shape}, got shape {W.shape}")
+    m = W.shape[1]
+    for name, arr in (("delta", delta), ("post", post)):
+        if arr.shape != (n, m):
+            raise ValueError(f"{name}: expected shape ({n}, {m}) from X {X.shape} and W {W.shape}, got shape {arr.shape}")
+    gW_out, gb_out, gX_out = (None, None, None) if out is None else out
+    gW = _check_out(gW_out, "out[0] (grad_W)", (k, m), dtype)
+    gb = _check_out(gb_out, "out[1] (grad_b)", (m,), dtype)
+    gX = _check_out(gX_out, "out[2] (grad_X)", (n, k), dtype) if need_grad_X else np.empty((0, 0), dtype)
+    if n and m and k:
+        dpre = np.empty((n, m), dtype)
+        _dense.dense_backward(delta, post, X, W, code, dpre, gW, gb, gX, need_grad_X)
+    else:  # a zero-size edge: the sums are empty
+        gW[...] = 0
+        gb[...] = 0
+        if need_grad_X:
+            gX[...] = 0
+    return gW, gb, (gX if need_grad_X else None)
+
+
+# ---------------------------------------------------------------------------- losses
+
+class LossResult(NamedTuple):
+    """What a fused loss returns: the summed loss, the accuracy, dJ/d(logits) and the probabilities."""
+
+    loss: float
+    accuracy: float
+    delta: np.ndarray
+    probs: np.ndarray
+
+
+def _labels(labels, n: int, c: int, dtype):
+    """Return ('onehot', Y) or ('index', idx) after checking the labels against n rows and c classes."""
+    y = np.asarray(labels)
+    if y.ndim == 1:
+        if y.shape[0] != n:
+            raise ValueError(f"labels: expected {n} class indices (one per row of the logits), got shape {y.shape}")
+        if y.dtype.kind not in "iu":
+            if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+                y = y.astype(np.int64)
+            else:
+                raise ValueError(f"labels: 1-D labels must be integer class indices in [0, {c}), got dtype {y.dtype}")
+        if n and (y.min() < 0 or y.max() >= c):
+            raise ValueError(f"labels: class indices must lie in [0, {c}), got values from {y.min()} to {y.max()}")
+        return "index", np.ascontiguousarray(y, dtype=np.int64)
+    if y.ndim == 2:
+        if y.shape != (n, c):
+            raise ValueError(f"labels: expected one-hot rows of shape ({n}, {c}) like the logits, got shape {y.shape}")
+        float_dtype(y)
+        Y = np.ascontiguousarray(y, dtype=dtype)
+        if n and not (
+            np.all(np.abs(Y.sum(axis=1) - 1) <= ONEHOT_ATOL) and Y.min() >= -ONEHOT_ATOL
+        ):
+            raise ValueError(
+                f"labels: 2-D labels must be one-hot (or probability) rows: non-negative and summing to 1; "
+                f"got row sums from {Y.sum(axis=1).min():.4g} to {Y.sum(axis=1).max():.4g}"
+            )
+        return "onehot", Y
+    raise ValueError(f"labels: expected one-hot rows (n, c) or class indices (n,), got shape {y.shape}")
+
+
+def softmax_cross_entropy(logits, labels, *, out=None) -> LossResult:
+    """Fused softmax + cross-entropy: summed loss, accuracy and ``delta = softmax(logits) - y`` in one pass.
+
+    Stable for logits of any magnitude (log-sum-exp; no overflow, no log(0)).
+
+    Parameters
+    ----------
+    logits : (n, c) ndarray of float32 or float64
+    labels : (n, c) one-hot ndarray or (n,) ndarray of int class indices
+    out : tuple (delta, probs) of (n, c) buffers, optional
+
+    Returns
+    -------
+    LossResult
+        ``loss`` (float, summed over the batch), ``accuracy`` (float in [0, 1]),
+        ``delta`` (n, c) gradient of the summed loss with respect to the logits,
+        ``probs`` (n, c) softmax probabilities.
+
+    Examples
+    --------
+    >>> r = softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))
+    >>> round(r.loss, 6), r.delta
+    (0.693147, array([[ 0.5, -0.5]]))
+    """
+    Z = _as_float(logits, "logits", float_dtype(logits), 2)
+    n, c = Z.shape
+    _check_batch(n, "logits")
+    kind, y = _labels(labels, n, c, Z.dtype)
+    d_out, p_out = (None, None) if out is None else out
+    delta = _check_out(d_out, "out[0] (delta)", (n, c), Z.dtype)
+    probs = _check_out(p_out, "out[1] (probs)", (n, c), Z.dtype)
+    if kind == "index":
+        loss, correct = _losses.softmax_cross_entropy_index(Z, y, probs, delta)
+    else:
+        loss, correct = _losses.softmax_cross_entropy_onehot(Z, y, probs, delta)
+    return LossResult(float(loss), correct / n, delta, probs)
+
+
+def sigmoid_binary_cross_entropy(logits, y, *, out=None) -> LossResult:
+    """Fused sigmoid + binary cross-entropy for single-output networks.
+
+    Parameters
+    ----------
+    logits : (n, 1) ndarray of float32 or float64
+    y : (n, 1) or (n,) ndarray of targets in {0, 1}
+    out : tuple (delta, probs) of (n, 1) buffers, optional
+
+    Returns
+    -------
+    LossResult
+        Summed BCE, accuracy of ``p >= 0.5``, ``delta = sigmoid(logits) - y``, ``probs = sigmoid(logits)``.
+    """
+    Z = _as_float(logits, "logits", float_dtype(logits), 2)
+    n, c = Z.shape
+    _check_batch(n, "logits")
+    if c != 1:
+        raise ValueError(f"logits: binary cross-entropy takes one output column, got shape {Z.shape}")
+    Y = np.asarray(y)
+    if Y.shape not in ((n,), (n, 1)):
+        raise ValueError(f"y: expected shape ({n}, 1) or ({n},), got shape {Y.shape}")
+    float_dtype(Y)
+    Y = np.ascontiguousarray(Y.reshape(n, 1), dtype=Z.dtype)
+    if not np.all((Y == 0) | (Y == 1)):
+        raise ValueError("y: binary targets must be 0 or 1")
+    d_out, p_out = (None, None) if out is None else out
+    delta = _check_out(d_out, "out[0] (delta)", (n, 1), Z.dtype)
+    probs = _check_out(p_out, "out[1] (probs)", (n, 1), Z.dtype)
+    loss, correct = _losses.sigmoid_binary_cross_entropy(Z, Y, probs, delta)
+    return LossResult(float(loss), correct / n, delta, probs)
+
+
+def squared_error(pred, target, *, out=None):
+    """Total squared error ``sum((pred - target)**2)`` and its gradient ``2 (pred - target)``.
+
+    Parameters
+    ----------
+    pred, target : (n, m) ndarrays of float32 or float64
+    out : (n, m) buffer for the gradient, optional
+
+    Returns
+    -------
+    loss : float
+    delta : (n, m) ndarray
+    """
+    dtype = float_dtype(pred, target)
+    P = _as_float(pred, "pred", dtype, 2)
+    T = _as_float(target, "target", dtype, 2)
+    if P.shape != T.shape:
+        raise ValueError(f"target: expected shape {P.shape} like pred, got shape {T.shape}")
+    _check_batch(P.shape[0], "pred")
+    delta = _check_out(out, "out", P.shape, dtype)
+    return float(_losses.squared_error(P, T, delta)), delta
+
+
+def cross_entropy(y, probs):
+    """Summed cross-entropy ``-sum(y * log(probs))`` and accuracy, from probabilities.
+
+    Parameters
+    ----------
+    y : (n, c) one-hot ndarray
+    probs : (n, c) ndarray of probabilities
+
+    Returns
+    -------
+    loss : float
+    accuracy : float
+    """
+    P = _as_float(probs, "probs", float_dtype(probs), 2)
+    n, c = P.shape
+    _check_batch(n, "probs")
+    kind, Y = _labels(y, n, c, P.dtype)
+    if kind == "index":
+        Y = np.eye(c, dtype=P.dtype)[Y]
+    loss, correct = _losses.cross_entropy_from_probs(Y, P)
+    return float(loss), correct / n
+
+
+# ------------------------------------------------------------------------- optimizers
+
+def _flat_views(arrays, name: str, dtype=None, shapes=None):
+    """1-D views of writeable contiguous arrays (checked, never copied: they are updated in place)."""
+    if isinstance(arrays, np.ndarray):
+        arrays = [arrays]
+    views = []
+    for i, a in enumerate(arrays):
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name}[{i}]: expected a float32 or float64 ndarray, got {_describe(a)}")
+        if dtype is not None and a.dtype != dtype:
+            raise TypeError(f"{name}[{i}]: expected dtype {dtype} like the parameters, got {a.dtype}")
+        if shapes is not None and a.shape != shapes[i]:
+            raise ValueError(f"{name}[{i}]: expected shape {shapes[i]} like the parameter, got shape {a.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name}[{i}]: must be C-contiguous to be updated in place")
+        if not a.flags.writeable and name != "grads":
+            raise ValueError(f"{name}[{i}]: is read-only and cannot be updated in place")
+        views.append(a.reshape(-1))
+    return tuple(views)
+
+
+def _check_update(params, grads, *states):
+    if len(params) == 0:
+        raise ValueError("params: nothing to update (empty list)")
+    P = _flat_views(params, "params")
+    dtype = P[0].dtype
+    shapes = [np.shape(p) for p in (params if not isinstance(params, np.ndarray) else [params])]
+    for i, p in enumerate(P):
+        if p.dtype != dtype:
+            raise TypeError(f"params[{i}]: all parameters must share one dtype ({dtype}), got {p.dtype}")
+    if len(grads) != len(P):
+        raise ValueError(f"grads: expected {len(P)} arrays (one per parameter), got {len(grads)}")
+    G = []
+    for i, g in enumerate(grads):
+        g = np.asarray(g)
+        if g.shape != shapes[i]:
+            raise ValueError(f"grads[{i}]: expected shape {shapes[i]} like the parameter, got shape {g.shape}")
+        if not np.all(np.isfinite(g)):
+            raise ValueError(f"grads[{i}]: contains NaN or inf; refusing to corrupt the parameters")
+        G.append(np.ascontiguousarray(g, dtype=dtype).reshape(-1))
+    S = []
+    for name, st in states:
+        if len(st) != len(P):
+            raise ValueError(f"{name}: expected {len(P)} buffers (one per parameter), got {len(st)}")
+        S.append(_flat_views(st, name, dtype, shapes))
+    return P, tuple(G), S
+
+
+def _check_lr(lr):
+    if not np.isfinite(lr) or lr < 0:
+        raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
+
+
+def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:
+    """One plain SGD step for every parameter at once: ``p -= lr * (g + weight_decay * p)``, in place.
+
+    Parameters
+    ----------
+    params : list of ndarrays (float32 or float64, C-contiguous, writeable)
+    grads : list of ndarrays, shapes like ``params``
+    lr : float
+    weight_decay : float
+    """
+    _check_lr(lr)
+    P, G, _ = _check_update(params, grads)
+    _optim.sgd_update(P, G, float(lr), float(weight_decay))
+
+
+def momentum_update(params, grads, buffers, lr: float, *, mu: float = 0.9, nesterov: bool = False,
+                    weight_decay: float = 0.0) -> None:
+    """One momentum step for every parameter, exactly as the coursework writes it, in place.
+
+    ``M = mu * M - lr * g``; ``p += M`` (Nesterov: ``p += mu * M - lr * g``).
+
+    Parameters
+    ----------
+    params, grads : lists of ndarrays
+    buffers : list of ndarrays
+        The momentum buffers ``M``, shaped like ``params`` (start them at zero).
+    lr, mu : float
+    nesterov : bool
+    weight_decay : float
+    """
+    _check_lr(lr)
+    P, G, (M,) = _check_update(params, grads, ("buffers", buffers))
+    _optim.momentum_update(P, G, M, float(lr), float(mu), float(weight_decay), bool(nesterov))
+
+
+def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: float = 0.9, beta2: float = 0.999,
+                eps: float = ADAM_EPS, weight_decay: float = 0.0) -> None:
+    """One Adam step for every parameter, in place.
+
+    Parameters
+    ----------
+    params, grads : lists of ndarrays
+    m, v : lists of ndarrays
+        First and second moment buffers, shaped like ``params`` (start at zero).
+    step : int
+        The number of this update, starting at 1 (bias correction).
+    lr, beta1, beta2, eps, weight_decay : float
+    """
+    _check_lr(lr)
+    if int(step) < 1:
+        raise ValueError(f"step: Adam counts updates from 1, got {step!r}")
+    P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))
+    _optim.adam_update(P, G, M1, M2, float(lr), float(beta1), float(beta2), float(eps), int(step),
+                       float(weight_decay))
+
+
+# ---------------------------------------------------------------------------- gather
+
+def gather_rows(src, index, *, out=None) -> np.ndarray:
+    """``src[index]`` along the first axis into a new (or the given) C-contiguous buffer.
+
+    A Cython kernel copies whole rows with the GIL released; any dtype works.
+
+    Parameters
+    ----------
+    src : (N, ...) ndarray
+    index : (n,) ndarray of int, each in [0, N)
+    out : (n, ...) ndarray, optional
+
+    Returns
+    -------
+    (n, ...) ndarray
+    """
+    src = np.ascontiguousarray(src)
+    if src.ndim == 0:
+        raise ValueError(f"src: expected an array with at least one axis, got {_describe(src)}")
+    idx = np.asarray(index)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise ValueError(f"index: expected a 1-D array of integer row numbers, got {_describe(idx)}")
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    N = src.shape[0]
+    if idx.size and (idx.min() < 0 or idx.max() >= N):
+        raise ValueError(f"index: row numbers must lie in [0, {N}), got values from {idx.min()} to {idx.max()}")
+    out = _check_out(out, "out", (idx.shape[0],) + src.shape[1:], src.dtype)
+    if src.size and idx.size:
+        _gather_rows(src.reshape(N, -1).view(np.uint8), idx, out.reshape(idx.shape[0], -1).view(np.uint8))
+    return out
