@@ -19,3 +19,6 @@ ADAM_EPS = 1e-8
 
 #: Relative tolerance used when checking that labels are one-hot rows.
 ONEHOT_ATOL = 1e-6
+
+#: Products of at least this many flops (2 m n k) are split over two threads; smaller ones run on one.
+PARALLEL_GEMM_MIN_FLOPS = 1 << 19

@@ -1,7 +1,7 @@
 """Dense layer forward and backward with bias and activation fused (Numba + BLAS).
 
-The matrix products go through ``np.dot(a, b, out)``, which Numba lowers to
-SciPy's BLAS ``gemm``; everything else (bias, activation, its derivative and
+The matrix products go through ``blas.gemm`` (a private single-threaded
+OpenBLAS, split over the cores); everything else (bias, activation, its derivative and
 the bias-gradient reduction) is done in one pass over the small output.
 """
 
@@ -10,13 +10,14 @@ from numba import njit
 
 from .._config import CACHE, FASTMATH
 from .activations import SOFTMAX, act_scalar, deriv_scalar, softmax_rows
+from .blas import gemm
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)
 def dense_forward(X, W, b, act, pre_out, post_out):
     # IN X (n, k), W (k, m), b (m,), act code; OUT pre_out (n, m), post_out (n, m)
-    """pre_out = X @ W + b and post_out = act(pre_out); X and W C- or F-contiguous."""
-    np.dot(X, W, pre_out)
+    """pre_out = X @ W + b and post_out = act(pre_out); X and W each C- or F-contiguous."""
+    gemm(X, W, pre_out, 1.0, 0.0)
     n, m = pre_out.shape
     for i in range(n):
         for j in range(m):
@@ -53,10 +54,10 @@ def column_sums(D, out):  # IN D (n, m); OUT out (m,)
 def dense_backward_from_pre(dpre, X, W, gW_out, gb_out, gX_out, need_gx):
     # IN dpre (n, m), X (n, k), W (k, m), need_gx bool; OUT gW_out (k, m), gb_out (m,), gX_out (n, k)
     """Weight, bias and (if need_gx) input gradients from the pre-activation gradient."""
-    np.dot(X.T, dpre, gW_out)
+    gemm(X.T, dpre, gW_out, 1.0, 0.0)
     column_sums(dpre, gb_out)
     if need_gx:
-        np.dot(dpre, W.T, gX_out)
+        gemm(dpre, W.T, gX_out, 1.0, 0.0)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)
@@ -66,3 +67,23 @@ def dense_backward(delta, A, X, W, act, dpre_out, gW_out, gb_out, gX_out, need_g
     """grad_W = X.T @ (delta * act'(A)), grad_b, grad_X = (delta * act'(A)) @ W.T, fused."""
     delta_pre_activation(delta, A, act, dpre_out)
     dense_backward_from_pre(dpre_out, X, W, gW_out, gb_out, gX_out, need_gx)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def dense_backward_sgd(dpre, X, W, b, lr, weight_decay, gX_out, need_gx):
+    # IN dpre (n, m), X (n, k), lr, weight_decay, need_gx; IN/OUT W (k, m), b (m,); OUT gX_out (n, k)
+    """Backward and plain SGD step fused: gX = dpre @ W.T (old W), then W -= lr (X.T @ dpre + wd W) in one gemm.
+
+    The weight gradient is never stored: the product accumulates straight into W (alpha = -lr,
+    beta = 1 - lr wd), and the bias takes its column sums (in float64) the same way.
+    """
+    if need_gx:
+        gemm(dpre, W.T, gX_out, 1.0, 0.0)
+    gemm(X.T, dpre, W, -lr, 1.0 - lr * weight_decay)
+    n, m = dpre.shape
+    acc = np.zeros(m, dtype=np.float64)
+    for i in range(n):
+        for j in range(m):
+            acc[j] += dpre[i, j]
+    for j in range(m):
+        b[j] -= lr * (acc[j] + weight_decay * b[j])
