@@ -26,6 +26,7 @@ from ._kernels._gather import gather_rows as _gather_rows
 __all__ = [
     "ACTIVATIONS",
     "float_dtype",
+    "all_finite",
     "activation",
     "activation_deriv",
     "softmax",
@@ -118,6 +119,15 @@ def _activation_code(name, *, allow_softmax=True) -> int:
             )
         return code
     raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {name!r}")
+
+
+def all_finite(x, chunk_elements: int = 1 << 18) -> bool:
+    """True when every value of ``x`` is finite, checked in row chunks of about 256k values."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return bool(np.isfinite(x))
+    rows = max(1, chunk_elements // max(1, x[:1].size))
+    return all(np.isfinite(x[s:s + rows]).all() for s in range(0, x.shape[0], rows))
 
 
 def _check_batch(n: int, name: str) -> None:
@@ -494,7 +504,7 @@ def _check_update(params, grads, *states):
         g = np.asarray(g)
         if g.shape != shapes[i]:
             raise ValueError(f"grads[{i}]: expected shape {shapes[i]} like the parameter, got shape {g.shape}")
-        if not np.all(np.isfinite(g)):
+        if not all_finite(g):
             raise ValueError(f"grads[{i}]: contains NaN or inf; refusing to corrupt the parameters")
         G.append(np.ascontiguousarray(g, dtype=dtype).reshape(-1))
     S = []

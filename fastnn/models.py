@@ -157,7 +157,7 @@ class MLP:
             raise ValueError(f"{name}: expected shape (n_samples, {self.sizes[0]}), got shape {X.shape}")
         F.float_dtype(X)
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.all(np.isfinite(X)):
+        if not F.all_finite(X):
             raise ValueError(f"{name}: contains NaN or inf values")
         return X
 
@@ -248,19 +248,25 @@ class MLP:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as f:
-                missing = {"format", "sizes", "activations", "loss", "theta"} - set(f.files)
-                if missing:
-                    raise ValueError(f"{path}: not a fastnn model file (missing {sorted(missing)})")
-                if str(f["format"]) != "fastnn.MLP/1":
-                    raise ValueError(f"{path}: unknown model format {str(f['format'])!r}")
-                sizes, acts, loss, theta = f["sizes"], [str(a) for a in f["activations"]], str(f["loss"]), f["theta"]
+                arrays = {k: f[k] for k in f.files}
         except FileNotFoundError:
             raise
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-            raise ValueError(f"{path}: not a readable .npz model file ({exc})") from None
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as exc:
+            # ValueError: pickled (object) content, which allow_pickle=False refuses to load.
+            raise ValueError(f"{path}: not a readable fastnn .npz model file ({exc})") from None
+        missing = {"format", "sizes", "activations", "loss", "theta"} - set(arrays)
+        if missing:
+            raise ValueError(f"{path}: not a fastnn model file (missing {sorted(missing)})")
+        if str(arrays["format"]) != "fastnn.MLP/1":
+            raise ValueError(f"{path}: unknown model format {str(arrays['format'])!r}")
+        sizes, theta = arrays["sizes"], arrays["theta"]
+        acts, loss = [str(a) for a in arrays["activations"]], str(arrays["loss"])
         if theta.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(theta)):
             raise ValueError(f"{path}: the parameters must be finite float32 or float64 values")
-        model = cls(sizes, acts, loss=loss, dtype=theta.dtype)
+        try:
+            model = cls(sizes, acts, loss=loss, dtype=theta.dtype)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: invalid model description ({exc})") from None
         if theta.shape != model.theta.shape:
             raise ValueError(f"{path}: {theta.size} parameters stored, but sizes {list(sizes)} need {model.theta.size}")
         model.theta[...] = theta

@@ -181,7 +181,7 @@ class Trainer:
             raise ValueError(f"{name}: expected targets of shape ({n}, {c}), got shape {T.shape}")
         F.float_dtype(T)
         T = np.ascontiguousarray(T, dtype=model.dtype)
-        if not np.all(np.isfinite(T)):
+        if not F.all_finite(T):
             raise ValueError(f"{name}: contains NaN or inf values")
         if model.loss == "cross_entropy":
             F.softmax_cross_entropy(np.zeros((1, c), model.dtype), T[:1])  # checks one row cheaply
@@ -310,7 +310,7 @@ class Trainer:
             Tv = Xv if (valid[1] is None and model.loss == "squared_error") else self.targets(
                 valid[1], Xv.shape[0], "valid T")
         rng = np.random.default_rng(self.seed)
-        order = rng.permutation(n).astype(np.int64) if self.shuffle != "none" else np.arange(n, dtype=np.int64)
+        order = np.asarray(rng.permutation(n), dtype=np.int64) if self.shuffle != "none" else np.arange(n, dtype=np.int64)
         self._grad = np.zeros_like(model.theta)
         ws = self._workspace(X.shape[1], T.shape[1]) if self.fused else None
         show = self.progress if self.progress is not None else sys.stderr.isatty()
@@ -322,16 +322,17 @@ class Trainer:
             if ep and self.lr_step and ep % self.lr_step == 0:
                 lr *= self.lr_decay
             if self.shuffle == "epoch" and ep:
-                order = rng.permutation(n).astype(np.int64)
+                order = np.asarray(rng.permutation(n), dtype=np.int64)
             last_finite = model.theta.copy()
             t0 = time.perf_counter()
             loss, correct = (self._epoch_fused(X, T, order, lr, ws) if self.fused
                              else self._epoch_steps(X, T, order, lr))
             if not np.isfinite(loss):
                 model.theta[...] = last_finite
+                kept = f"the end of epoch {ep}" if ep else "before training (its initial values)"
                 raise TrainingDiverged(
                     f"the training loss became {loss} in epoch {ep + 1} (lr={lr:g}); the model keeps the "
-                    f"parameters from the end of epoch {ep}. Lower the learning rate.")
+                    f"parameters from {kept}. Lower the learning rate.")
             hist.seconds.append(time.perf_counter() - t0)
             hist.train_loss.append(loss / n)
             hist.train_acc.append(correct / n if model.loss != "squared_error" else float("nan"))

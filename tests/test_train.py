@@ -1,0 +1,186 @@
+"""Models and the trainer: the fused epoch against the step-by-step path, persistence, bad input."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from fastnn.models import MLP
+from fastnn.train import History, Trainer, TrainingDiverged
+
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam"]
+NETS = {
+    "classifier": ([12, 10, 5], ["sigmoid", "softmax"]),
+    "deep": ([12, 9, 7, 5], ["relu", "tanh", "softmax"]),
+    "binary": ([12, 6, 1], ["tanh", "sigmoid"]),
+    "autoencoder": ([12, 8, 4, 8, 12], ["relu", "relu", "relu", "sigmoid"]),
+}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(2024)
+
+
+def _data(rng, net, n=83):
+    sizes, _ = NETS[net]
+    X = rng.random((n, sizes[0]))
+    if net == "binary":
+        return X, rng.integers(0, 2, (n, 1))
+    if net == "autoencoder":
+        return X, None
+    return X, np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("net", list(NETS))
+def test_fused_epoch_matches_step_path(dtype, optimizer, net, rng):
+    X, T = _data(rng, net)
+    results = []
+    for fused in (True, False):
+        model = MLP(*NETS[net], dtype=dtype, seed=5)
+        trainer = Trainer(model, optimizer=optimizer, lr=2e-3, batch_size=16, shuffle="epoch", seed=9,
+                          fused=fused, progress=False, weight_decay=1e-3)
+        hist = trainer.fit(X, T, epochs=4)
+        results.append((model.theta.copy(), np.array(hist.train_loss), trainer.state1.copy()))
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, **tol)
+    assert not np.array_equal(results[0][0], MLP(*NETS[net], dtype=dtype, seed=5).theta)  # it trained
+
+
+def test_training_learns_xor():
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 8)
+    y = np.array([0, 1, 1, 0] * 8)
+    model = MLP([2, 8, 2], ["tanh", "softmax"], seed=0)
+    hist = Trainer(model, optimizer="adam", lr=0.05, batch_size=8, progress=False).fit(X, y, epochs=200)
+    assert hist.train_acc[-1] == 1.0
+    assert (model.predict(X) == y).all()
+    assert hist.train_loss[-1] < hist.train_loss[0] / 10
+
+
+def test_same_seed_same_numbers_and_shuffle_modes(rng):
+    X, T = _data(rng, "classifier")
+    thetas = {}
+    for key, shuffle, seed in (("a", "epoch", 1), ("b", "epoch", 1), ("c", "epoch", 2), ("d", "once", 1)):
+        model = MLP(*NETS["classifier"], seed=3)
+        Trainer(model, lr=1e-2, batch_size=10, shuffle=shuffle, seed=seed, progress=False).fit(X, T, 3)
+        thetas[key] = model.theta
+    np.testing.assert_array_equal(thetas["a"], thetas["b"])
+    assert not np.allclose(thetas["a"], thetas["c"])
+    assert not np.allclose(thetas["a"], thetas["d"])
+
+
+def test_lr_decay_and_history(rng):
+    X, T = _data(rng, "autoencoder")
+    model = MLP(*NETS["autoencoder"], seed=1)
+    hist = Trainer(model, optimizer="momentum", lr=1e-3, lr_decay=0.5, lr_step=2, batch_size=8,
+                   progress=False).fit(X, None, epochs=5, valid=(X[:20], None))
+    assert hist.lr == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+    assert len(hist.valid_loss) == 5 and np.isnan(hist.train_acc[0])
+    assert isinstance(hist, History) and "5 epochs" in repr(hist)
+
+
+def test_divergence_keeps_last_finite_parameters(rng):
+    X = rng.random((64, 12))
+    model = MLP([12, 8, 12], ["linear", "linear"], seed=0)  # an unbounded net; lr 0.01 is stable, 0.1 is not
+    trainer = Trainer(model, lr=0.01, lr_decay=10.0, lr_step=2, batch_size=8, progress=False)
+    snapshots = []
+    with pytest.raises(TrainingDiverged, match=r"epoch 3 \(lr=0.1\).*end of epoch 2"):
+        trainer.fit(X, None, epochs=50, callback=lambda ep, h: snapshots.append(model.theta.copy()))
+    assert np.all(np.isfinite(model.theta))
+    assert snapshots, "the first epoch should still be finite"
+    np.testing.assert_array_equal(model.theta, snapshots[-1])
+
+
+def test_checkpoint_and_restore_best(tmp_path, rng):
+    X, T = _data(rng, "classifier", n=120)
+    model = MLP(*NETS["classifier"], seed=0)
+    ckpt = tmp_path / "best.npz"
+    trainer = Trainer(model, optimizer="adam", lr=0.01, batch_size=16, progress=False, checkpoint=ckpt)
+    hist = trainer.fit(X, T, epochs=6, valid=(X[:40], T[:40]))
+    assert ckpt.exists() and hist.best_epoch is not None
+    assert hist.valid_acc[hist.best_epoch] == max(hist.valid_acc)
+    trainer.restore_best()
+    np.testing.assert_array_equal(MLP.load(ckpt).theta, model.theta)
+    assert list(tmp_path.iterdir()) == [ckpt]  # no temporary files left behind
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_save_load_round_trip(tmp_path, dtype, rng):
+    model = MLP([6, 5, 3], ["relu", "softmax"], dtype=dtype, seed=4)
+    path = model.save(tmp_path / "m.npz")
+    loaded = MLP.load(path)
+    assert repr(loaded) == repr(model)
+    X = rng.random((4, 6))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_load_rejects_bad_files(tmp_path):
+    with pytest.raises(ValueError, match="junk.npz"):
+        (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+        MLP.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "obj.npz", format=np.array("fastnn.MLP/1"), sizes=np.array([2, 2]),
+             activations=np.array([{"evil": 1}], dtype=object), loss=np.array("cross_entropy"), theta=np.zeros(6))
+    with pytest.raises(ValueError, match="obj.npz"):
+        MLP.load(tmp_path / "obj.npz")  # object arrays need pickle: refused, never unpickled
+    np.savez(tmp_path / "short.npz", format=np.array("fastnn.MLP/1"), sizes=np.array([2, 2]),
+             activations=np.array(["softmax"]), loss=np.array("cross_entropy"), theta=np.zeros(5))
+    with pytest.raises(ValueError, match="5 parameters stored.*need 6"):
+        MLP.load(tmp_path / "short.npz")
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a fastnn model"):
+        MLP.load(tmp_path / "other.npz")
+
+
+def test_bad_input_is_named(rng):
+    model = MLP(*NETS["classifier"])
+    X, T = _data(rng, "classifier")
+    tr = Trainer(model, progress=False)
+    with pytest.raises(ValueError, match=r"X: expected shape \(n_samples, 12\)"):
+        tr.fit(X[:, :5], T, 1)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        tr.fit(bad, T, 1)
+    with pytest.raises(ValueError, match=r"T: expected targets of shape \(83, 5\)"):
+        tr.fit(X, T[:10], 1)
+    with pytest.raises(ValueError, match=r"\[0, 5\)"):
+        tr.fit(X, np.full(83, 7), 1)
+    with pytest.raises(ValueError, match="epochs"):
+        tr.fit(X, T, 0)
+    with pytest.raises(ValueError, match="batch_size"):
+        Trainer(model, batch_size=0)
+    with pytest.raises(ValueError, match="optimizer"):
+        Trainer(model, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="empty"):
+        tr.fit(X[:0], T[:0], 1)
+    with pytest.raises(ValueError, match="softmax only last"):
+        MLP([3, 3, 3], ["softmax", "softmax"])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        MLP([3, 3], ["softmax"], dtype="int32")
+
+
+def test_epoch_allocates_nothing_proportional_to_the_data(rng):
+    X = rng.random((10000, 512), dtype=np.float32)  # 20 MB; a per-epoch copy would show at once
+    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 10000)]
+    model = MLP([512, 32, 10], ["sigmoid", "softmax"], dtype="float32")
+    trainer = Trainer(model, lr=1e-3, batch_size=32, shuffle="epoch", progress=False)
+    trainer.fit(X[:100], T[:100], 1)  # compile outside the measurement
+    tracemalloc.start()
+    trainer.fit(X, T, 3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # Only the batch order (8 bytes a row) and one batch's workspace may be allocated.
+    assert peak < 0.05 * X.nbytes, f"peak {peak} bytes during training on {X.nbytes} bytes of data"
+
+
+def test_repr_and_parameters():
+    model = MLP([4, 3, 2], ["relu", "softmax"], seed=0)
+    assert "4-3-2" in repr(model) and "relu/softmax" in repr(model)
+    params = model.parameters()
+    assert [p.shape for p in params] == [(4, 3), (3,), (3, 2), (2,)]
+    params[0][0, 0] = 123.0
+    assert model.theta[0] == 123.0  # views of the flat vector
+    assert "Trainer(" in repr(Trainer(model))
