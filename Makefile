@@ -16,7 +16,7 @@ $(BIN)/fastnn: pyproject.toml setup.py $(wildcard fastnn/*.py fastnn/_kernels/*.
 	touch $@
 
 demo: $(BIN)/fastnn
-	$(BIN)/fastnn toy
+	$(BIN)/fastnn demo $(if $(DATA),--data $(DATA)) --out $(OUT)
 
 test: $(BIN)/fastnn
 	$(BIN)/pytest -q

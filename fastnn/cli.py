@@ -1,9 +1,22 @@
-"""The ``fastnn`` command line: ``fastnn <task> [options]``; ``fastnn <task> --help`` for each task."""
+"""The ``fastnn`` command line: ``fastnn TASK [options]``; ``fastnn TASK --help`` describes each task.
+
+Every task ends by printing its headline figures as ``name: value`` lines, so scripts can read them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+
+def _print_headline(headline: dict) -> None:
+    for key, value in headline.items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def _progress(args):
+    return True if args.progress else (False if args.no_progress else None)
 
 
 def _cmd_toy(args) -> int:
@@ -11,13 +24,75 @@ def _cmd_toy(args) -> int:
 
     result = train_toy(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        hidden=args.hidden)
-    print(f"loss: {result['loss']:.4f}")
-    print(f"accuracy: {result['accuracy']:.4f}")
+    _print_headline({"loss": float(result["loss"]), "accuracy": float(result["accuracy"])})
     return 0
 
 
+def _cmd_task(args) -> int:
+    from . import tasks
+
+    common = dict(out=args.out, progress=_progress(args))
+    if args.task == "classify":
+        res = tasks.classify(args.data, recipe=args.recipe, seed=args.seed, epochs=args.epochs, lr=args.lr, **common)
+    elif args.task == "weights":
+        res = tasks.first_layer_weights(args.data, seed=args.seed, **common)
+    elif args.task == "lr-study":
+        res = tasks.lr_study(args.data, seed=args.seed, lr=args.lr, epochs=args.epochs, **common)
+    elif args.task == "confusion":
+        model = None
+        if args.model:
+            from .models import MLP
+
+            model = MLP.load(args.model)
+        res = tasks.confusion(args.data, seed=args.seed, model=model, **common)
+        for a, b, n in res["pairs"]:
+            print(f"confused {a} <-> {b}: {n}")
+    elif args.task == "autoencoder":
+        res = tasks.autoencoder(args.data, seed=args.seed, epochs=args.epochs, lr=args.lr, **common)
+    elif args.task == "mnist-binary":
+        res = tasks.mnist_binary(args.data, seed=args.seed, epochs=args.epochs, lr=args.lr, **common)
+    elif args.task == "mnist-multiclass":
+        res = tasks.mnist_multiclass(args.data, seed=args.seed, epochs=args.epochs, lr=args.lr, **common)
+    else:  # demo
+        res = tasks.demo(args.data, seed=args.seed, **common)
+    print(f"output: {os.path.abspath(args.out)}", file=sys.stderr)
+    _print_headline(res["headline"])
+    return 0
+
+
+def _cmd_bench_epoch(args) -> int:
+    from .benchmark import bench_epoch
+
+    res = bench_epoch(batch_size=args.batch_size, dtype=args.dtype, hidden=args.hidden, epochs=args.epochs,
+                      torch=not args.no_torch)
+    _print_headline({k: float(v) for k, v in res.items() if isinstance(v, (int, float))})
+    return 0
+
+
+_TASKS = {
+    # name: (help, defaults: {epochs, lr, seed})
+    "classify": ("train and evaluate the 36-class classifier (1024-64-36 by default); curves and report",
+                 dict(epochs=None, lr=None, seed=42)),
+    "weights": ("the first-layer weights as an 8x8 grid of images, at initialisation and after training",
+                dict(epochs=None, lr=None, seed=42)),
+    "lr-study": ("the classifier at the tuned learning rate, 10x and 0.1x: six curves and the best's test accuracy",
+                 dict(epochs=None, lr=0.002, seed=42)),
+    "confusion": ("the 36x36 test confusion matrix as an image, and the most confused pairs",
+                  dict(epochs=None, lr=None, seed=42)),
+    "autoencoder": ("the 1024-32-32-32-1024 autoencoder with momentum: loss curve, reconstructions, PSNR",
+                    dict(epochs=100, lr=3e-5, seed=42)),
+    "mnist-binary": ("MNIST 5 vs 8 with a 784-256-1 sigmoid network, full-batch gradient descent",
+                     dict(epochs=300, lr=0.5, seed=0)),
+    "mnist-multiclass": ("MNIST digits with 784-256-10, full-batch gradient descent, plus a stronger setting",
+                         dict(epochs=100, lr=0.5, seed=0)),
+    "demo": ("the main job: classify + weights + confusion + autoencoder into one output folder",
+             dict(epochs=None, lr=None, seed=42)),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
 
     p = sub.add_parser("toy", help="train the coursework's 2-25-4 network on the 4-class Gaussian toy problem",
@@ -29,6 +104,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--hidden", type=int, default=25, help="hidden units (default 25)")
     p.set_defaults(func=_cmd_toy)
+
+    for name, (text, d) in _TASKS.items():
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("--data", default=None,
+                       help="folder with the real data (hw36/, mnist/); default: $FASTNN_DATA, else the generated set "
+                            "(the MNIST tasks need real data)")
+        p.add_argument("--out", default="fastnn-output", help="output folder for plots and reports "
+                                                              "(default fastnn-output)")
+        p.add_argument("--seed", type=int, default=d["seed"], help=f"random seed (default {d['seed']})")
+        if name in ("classify", "lr-study", "autoencoder", "mnist-binary", "mnist-multiclass"):
+            p.add_argument("--epochs", type=int, default=d["epochs"],
+                           help="training epochs (default: the recipe's)" if d["epochs"] is None
+                           else f"training epochs (default {d['epochs']})")
+            p.add_argument("--lr", type=float, default=d["lr"],
+                           help="learning rate (default: the recipe's)" if d["lr"] is None
+                           else f"learning rate (default {d['lr']:g})")
+        if name == "classify":
+            p.add_argument("--recipe", choices=("coursework", "strong"), default="coursework",
+                           help="coursework: 1024-64-36 sigmoid, SGD lr 0.002, batch 64, 50 epochs; strong: "
+                                "1024-256-36 ReLU, Adam, reshuffled, hw36 extra letters added (default coursework)")
+        if name == "confusion":
+            p.add_argument("--model", default=None, help="a trained classifier .npz (default: train one)")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
+        g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+        p.set_defaults(func=_cmd_task)
+
+    p = sub.add_parser("bench-epoch", help="time the fused epoch against the plain NumPy loop (and PyTorch)",
+                       description="Time one training epoch of the 1024-HIDDEN-36 classifier (10800 generated "
+                                   "samples of the hw36 shape) with the fused kernel, the plain NumPy loop and, "
+                                   "when installed, PyTorch eager, in one run.")
+    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="fused dtype (default float32)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
+    p.add_argument("--epochs", type=int, default=3, help="timed epochs, best is reported (default 3)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    p.set_defaults(func=_cmd_bench_epoch)
     return parser
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from . import functional as F
@@ -84,6 +85,41 @@ class ProgressBar:
         self.stream.flush()
 
 
+class _ThreadChooser:
+    """Pick Numba's thread count per epoch: the faster of 'all' and 1, re-trying the other now and then."""
+
+    RETRY_EVERY = 6
+
+    def __init__(self, threads):
+        self.saved = numba.get_num_threads()
+        self.fixed = None if threads == "auto" else min(int(threads), numba.config.NUMBA_NUM_THREADS)
+        self.options = [numba.config.NUMBA_NUM_THREADS, 1]
+        self.seconds = {}
+
+    def pick(self, ep: int) -> int:
+        if self.fixed is not None:
+            choice = self.fixed
+        elif ep == 0 or self.options[0] == 1:
+            choice = self.options[0]  # the first epoch also compiles: not a fair measurement
+        elif ep == 1:
+            choice = 1
+        else:
+            best = min(self.seconds, key=self.seconds.get)
+            other = [o for o in self.options if o != best][0]
+            choice = other if ep % self.RETRY_EVERY == 0 else best
+        numba.set_num_threads(choice)
+        return choice
+
+    def record(self, threads: int, seconds: float, ep: int) -> None:
+        if ep == 0 and self.fixed is None and self.options[0] != 1:
+            return
+        old = self.seconds.get(threads)
+        self.seconds[threads] = seconds if old is None else 0.5 * old + 0.5 * seconds
+
+    def restore(self) -> None:
+        numba.set_num_threads(self.saved)
+
+
 class Trainer:
     """Mini-batch training of an :class:`~fastnn.models.MLP`.
 
@@ -113,6 +149,10 @@ class Trainer:
         Draw a progress bar on stderr; None draws it only on a terminal.
     checkpoint : path, optional
         Save the model with the best validation accuracy there (``.npz``, atomic).
+    threads : 'auto' or int
+        Threads for the matrix products. 'auto' times epochs with all of Numba's threads and with one,
+        keeps the faster and re-tries the other every few epochs: on a busy machine a thread that waits
+        for a descheduled partner costs far more than it saves.
 
     Examples
     --------
@@ -125,7 +165,7 @@ class Trainer:
 
     def __init__(self, model: MLP, *, optimizer="sgd", lr=1e-3, momentum=0.9, betas=(0.9, 0.999), eps=ADAM_EPS,
                  weight_decay=0.0, batch_size=32, shuffle="once", lr_decay=1.0, lr_step=0, seed=0, fused=True,
-                 progress=None, checkpoint=None):
+                 progress=None, checkpoint=None, threads="auto"):
         if not isinstance(model, MLP):
             raise TypeError(f"model: expected a fastnn.models.MLP, got {type(model).__name__}")
         if optimizer not in _optim.CODES:
@@ -157,6 +197,9 @@ class Trainer:
         self.state2 = np.zeros_like(model.theta) if optimizer == "adam" else np.zeros(0, model.dtype)
         self.step = 0
         self.best_theta = None
+        if threads != "auto" and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+            raise ValueError(f"threads: expected 'auto' or a positive integer, got {threads!r}")
+        self.threads = threads
 
     def __repr__(self):
         return (f"Trainer({self.model!r}, optimizer={self.optimizer!r}, lr={self.lr:g}, "
@@ -275,7 +318,7 @@ class Trainer:
                                   nesterov=self.optimizer == "nesterov", weight_decay=self.weight_decay)
         return total, correct
 
-    def fit(self, X, T, epochs: int, *, valid=None, callback=None) -> History:
+    def fit(self, X, T, epochs: int, *, valid=None, callback=None, order=None) -> History:
         """Train for ``epochs`` epochs.
 
         Parameters
@@ -287,6 +330,9 @@ class Trainer:
             Evaluated after every epoch; the best epoch by validation accuracy (by validation loss for
             the squared error) is kept in ``best_theta`` and written to ``checkpoint``.
         callback : callable(epoch, history), optional
+        order : (n,) ndarray of int, optional
+            The first epoch's sample order (a permutation of the rows), e.g. the coursework's
+            ``np.random.permutation``; with ``shuffle='once'`` it is kept for every epoch.
 
         Returns
         -------
@@ -310,12 +356,31 @@ class Trainer:
             Tv = Xv if (valid[1] is None and model.loss == "squared_error") else self.targets(
                 valid[1], Xv.shape[0], "valid T")
         rng = np.random.default_rng(self.seed)
-        order = np.asarray(rng.permutation(n), dtype=np.int64) if self.shuffle != "none" else np.arange(n, dtype=np.int64)
+        if order is not None:
+            order = np.asarray(order)
+            if order.shape != (n,) or order.dtype.kind not in "iu" or not np.array_equal(np.sort(order), np.arange(n)):
+                raise ValueError(f"order: expected a permutation of range({n}), got shape {order.shape}")
+            order = np.ascontiguousarray(order, dtype=np.int64)
+        elif self.shuffle == "none":
+            order = np.arange(n, dtype=np.int64)
+        else:
+            order = np.asarray(rng.permutation(n), dtype=np.int64)
         self._grad = np.zeros_like(model.theta)
         ws = self._workspace(X.shape[1], T.shape[1]) if self.fused else None
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         bar = ProgressBar(epochs, "epoch") if show else None
         hist = History()
+        chooser = _ThreadChooser(self.threads)
+        try:
+            self._fit_epochs(X, T, n, rng, order, ws, bar, hist, (Xv, Tv) if valid is not None else None, epochs,
+                             callback, chooser)
+        finally:
+            chooser.restore()
+        return hist
+
+    def _fit_epochs(self, X, T, n, rng, order, ws, bar, hist, valid, epochs, callback, chooser):
+        """The epoch loop of :meth:`fit` (``valid`` is None or the checked (X, T) pair)."""
+        model = self.model
         best = -np.inf
         lr = self.lr
         for ep in range(epochs):
@@ -324,9 +389,11 @@ class Trainer:
             if self.shuffle == "epoch" and ep:
                 order = np.asarray(rng.permutation(n), dtype=np.int64)
             last_finite = model.theta.copy()
+            threads = chooser.pick(ep)
             t0 = time.perf_counter()
             loss, correct = (self._epoch_fused(X, T, order, lr, ws) if self.fused
                              else self._epoch_steps(X, T, order, lr))
+            chooser.record(threads, time.perf_counter() - t0, ep)
             if not np.isfinite(loss):
                 model.theta[...] = last_finite
                 kept = f"the end of epoch {ep}" if ep else "before training (its initial values)"
@@ -341,7 +408,7 @@ class Trainer:
             if model.loss != "squared_error":
                 info += f" acc {hist.train_acc[-1]:.3f}"
             if valid is not None:
-                vl, va = model.evaluate(Xv, Tv)
+                vl, va = model.evaluate(*valid)
                 hist.valid_loss.append(vl)
                 hist.valid_acc.append(va)
                 score = -vl if model.loss == "squared_error" else va
@@ -356,7 +423,6 @@ class Trainer:
                 bar.update(ep + 1, info)
             if callback is not None:
                 callback(ep, hist)
-        return hist
 
     def restore_best(self) -> None:
         """Load the parameters of the best validation epoch into the model."""

@@ -184,3 +184,38 @@ def test_repr_and_parameters():
     params[0][0, 0] = 123.0
     assert model.theta[0] == 123.0  # views of the flat vector
     assert "Trainer(" in repr(Trainer(model))
+
+
+def test_coursework_protocol_reproduces_the_drop_in_loop(rng):
+    """RandomState(seed) init plus its permutation as the batch order gives the coursework loop's numbers."""
+    import fastnn.nn as nn
+    import _reference as R
+
+    X = rng.random((50, 12))
+    Y = np.eye(5)[rng.integers(0, 5, 50)]
+    hist_ref, params = R.train_two_layer(nn, X, Y, 10, 8, 0.01, 5, seed=42)
+    rs = np.random.RandomState(42)
+    model = MLP([12, 10, 5], ["sigmoid", "softmax"]).init("xavier", rng=rs)
+    hist = Trainer(model, lr=0.01, batch_size=8, progress=False).fit(X, Y, 5, order=rs.permutation(50))
+    np.testing.assert_allclose(model.weights[0], params["Wlayer1"], atol=1e-12)
+    np.testing.assert_allclose(model.biases[1], params["boutput"], atol=1e-12)
+    np.testing.assert_allclose(np.array(hist.train_loss) * 50, [h[0] for h in hist_ref], rtol=1e-12)
+    with pytest.raises(ValueError, match="permutation"):
+        Trainer(model, progress=False).fit(X, Y, 1, order=np.zeros(50, int))
+
+
+def test_thread_choice_does_not_change_the_numbers(rng):
+    import numba
+
+    X, T = _data(rng, "classifier", n=300)
+    X = np.hstack([X] * 40)  # wide enough for the products to be split over threads
+    thetas = []
+    before = numba.get_num_threads()
+    for threads in ("auto", 1):
+        model = MLP([X.shape[1], 64, 5], ["sigmoid", "softmax"], seed=0)
+        Trainer(model, lr=1e-3, batch_size=32, progress=False, threads=threads).fit(X, T, 8)
+        thetas.append(model.theta)
+    assert numba.get_num_threads() == before
+    np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="threads"):
+        Trainer(model, threads=0)
