@@ -126,13 +126,26 @@ class MLP:
         """Weights and biases, layer by layer: [W0, b0, W1, b1, ...] (views of ``theta``)."""
         return [p for l in range(self.n_layers) for p in (self._weight(self.theta, l), self._bias(self.theta, l))]
 
-    def init(self, init="xavier", *, sigma=0.01, seed=0):
-        """(Re)initialise the weights (Xavier uniform or N(0, sigma)) and zero the biases, from ``seed``."""
-        rng = np.random.default_rng(seed)
+    def init(self, init="xavier", *, sigma=0.01, seed=0, rng=None):
+        """(Re)initialise the weights (Xavier uniform or N(0, sigma)) and zero the biases.
+
+        Parameters
+        ----------
+        init : {'xavier', 'normal'}
+        sigma : float
+            Standard deviation of 'normal'.
+        seed : int
+            Seeds ``np.random.default_rng`` when ``rng`` is not given.
+        rng : numpy.random.Generator or numpy.random.RandomState, optional
+            Draw from this generator instead. A ``RandomState(seed)`` reproduces the coursework's
+            ``np.random.seed(seed)`` followed by ``initialize_weights`` layer by layer exactly.
+        """
+        if rng is None:
+            rng = np.random.default_rng(seed)
         for l in range(self.n_layers):
             k, m = self.sizes[l], self.sizes[l + 1]
             if init == "xavier":
-                limit = np.sqrt(6.0 / (k + m))
+                limit = np.sqrt(3.0 * (2.0 / (k + m)))  # Var(U(-a, a)) = a^2 / 3 = 2 / (k + m)
                 W = rng.uniform(-limit, limit, (k, m))
             elif init == "normal":
                 if not sigma > 0:
