@@ -1,0 +1,141 @@
+"""fastnn.benchmark: it runs at tiny sizes, returns its keys, and its baselines compute what fastnn computes.
+
+Correctness only: no timing is asserted here.
+"""
+
+import numpy as np
+import pytest
+
+from fastnn import benchmark as B
+from fastnn.models import MLP
+
+N, HIDDEN, BATCH, LR = 150, 8, 32, 2e-3  # 150 rows: the last batch is short
+
+
+@pytest.fixture
+def data():
+    return B.make_data(N, seed=3)
+
+
+def _model_like(params, sizes, activations, dtype="float64"):
+    model = MLP(sizes, activations, dtype=dtype, seed=0)
+    for l, (W, b) in enumerate(zip(model.weights, model.biases), start=1):
+        W[...] = params[f"W{l}"]
+        b[...] = params[f"b{l}"]
+    return model
+
+
+def test_make_data_shapes_and_one_hot(data):
+    X, Y = data
+    assert X.shape == (N, 1024) and Y.shape == (N, 36) and X.dtype == np.float64
+    assert X.min() >= 0 and X.max() < 1
+    np.testing.assert_array_equal(Y.sum(axis=1), 1)
+    X32, _ = B.make_data(5, seed=3, dtype="float32")
+    assert X32.dtype == np.float32
+
+
+def test_init_params_matches_mlp_init():
+    params = B.init_params((1024, HIDDEN, 36), seed=4)
+    model = MLP((1024, HIDDEN, 36), ["sigmoid", "softmax"], seed=4)
+    np.testing.assert_allclose(params["W1"], model.weights[0], rtol=1e-12)
+    np.testing.assert_allclose(params["W2"], model.weights[1], rtol=1e-12)
+
+
+def test_numpy_epoch_equals_fused_epoch_first_epoch(data):
+    X, Y = data
+    sizes = (1024, HIDDEN, 36)
+    params = B.init_params(sizes, seed=1)
+    order = np.random.default_rng(2).permutation(N)
+    model = _model_like(params, sizes, ["sigmoid", "softmax"])
+    fused_loss, fused_correct = B.FusedEpoch(model, X, Y, order, optimizer="sgd", lr=LR, batch_size=BATCH)()
+    np_params = {k: v.copy() for k, v in params.items()}
+    np_loss, np_acc = B.numpy_epoch(X, Y, np_params, BATCH, LR, order=order)
+    assert np_loss == pytest.approx(fused_loss, rel=1e-9)
+    np.testing.assert_allclose(model.weights[0], np_params["W1"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.biases[1], np_params["b2"], rtol=1e-9, atol=1e-12)
+    assert 0 <= np_acc <= 1 and 0 <= fused_correct <= N
+
+
+def test_fused_epoch_equals_trainer_fit(data):
+    """FusedEpoch times exactly what Trainer.fit runs: the same first-epoch loss from the same order."""
+    from fastnn.train import Trainer
+
+    X, Y = data
+    sizes = (1024, HIDDEN, 36)
+    params = B.init_params(sizes, seed=1)
+    order = np.random.default_rng(7).permutation(N)  # Trainer(seed=7, shuffle='once') draws this order
+    a = _model_like(params, sizes, ["sigmoid", "softmax"])
+    b = _model_like(params, sizes, ["sigmoid", "softmax"])
+    loss, _ = B.FusedEpoch(a, X, Y, order, lr=LR, batch_size=BATCH)()
+    hist = Trainer(b, lr=LR, batch_size=BATCH, seed=7, progress=False).fit(X, Y, epochs=1)
+    assert hist.train_loss[0] == pytest.approx(loss / N, rel=1e-12)
+    np.testing.assert_array_equal(a.theta, b.theta)
+
+
+def test_numpy_autoencoder_epoch_equals_fused(data):
+    X, _ = data
+    params = B.init_params(B.AUTOENCODER_SIZES, seed=5)
+    order = np.random.default_rng(6).permutation(N)
+    model = _model_like(params, B.AUTOENCODER_SIZES, B.AUTOENCODER_ACTIVATIONS)
+    fused = B.FusedEpoch(model, X, None, order, optimizer="momentum", lr=3e-5, momentum=0.9, batch_size=36)
+    np_params = {k: v.copy() for k, v in params.items()}
+    for _ in range(2):  # the second epoch also checks the carried momentum buffers
+        fused_loss, _ = fused()
+        np_loss = B.numpy_autoencoder_epoch(X, np_params, 36, 3e-5, momentum=0.9, order=order)
+        assert np_loss == pytest.approx(fused_loss, rel=1e-9)
+    np.testing.assert_allclose(model.weights[3], np_params["W4"], rtol=1e-9, atol=1e-12)
+
+
+def test_torch_epoch_equals_numpy_epoch(data):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional baseline)")
+    X, Y = data
+    params = B.init_params((1024, HIDDEN, 36), seed=1)
+    order = np.random.default_rng(2).permutation(N)
+    net = B.torch_mlp(params, "float64")
+    t_loss, t_acc = B.torch_epoch(X, Y.argmax(axis=1), net, BATCH, LR, order=order)
+    np_loss, _ = B.numpy_epoch(X, Y, {k: v.copy() for k, v in params.items()}, BATCH, LR, order=order)
+    assert t_loss == pytest.approx(np_loss, rel=1e-9)
+    assert 0 <= t_acc <= 1
+    assert net[0].weight.dtype == torch.float64
+
+
+@pytest.mark.parametrize("torch_flag", [False, True])
+def test_bench_epoch_returns_its_keys(torch_flag):
+    r = B.bench_epoch(batch_size=16, dtype="float32", hidden=HIDDEN, n_samples=64, epochs=1, torch=torch_flag)
+    for key in ("fused_s_per_epoch", "numpy_s_per_epoch", "speedup_vs_numpy"):
+        assert r[key] > 0
+    if not torch_flag:
+        assert "torch_s_per_epoch" not in r
+    else:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            assert "torch_skipped" in r
+        else:
+            assert r["torch_s_per_epoch"] > 0 and r["speedup_vs_torch"] > 0
+
+
+def test_bench_autoencoder_epoch_returns_its_keys():
+    r = B.bench_autoencoder_epoch(batch_size=36, dtype="float64", n_samples=80, epochs=1)
+    for key in ("fused_s_per_epoch", "numpy_s_per_epoch", "speedup_vs_numpy"):
+        assert r[key] > 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=0), dict(batch_size=-3), dict(batch_size=2.5),
+                                    dict(dtype="float16"), dict(dtype="int64"), dict(dtype="nonsense"),
+                                    dict(epochs=0), dict(n_samples=0), dict(lr=0.0), dict(lr=float("nan"))])
+def test_bench_epoch_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        B.bench_epoch(**{"n_samples": 32, "epochs": 1, "torch": False, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=0), dict(dtype="complex128"), dict(momentum=1.5)])
+def test_bench_autoencoder_epoch_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        B.bench_autoencoder_epoch(**{"n_samples": 36, "epochs": 1, **kwargs})
+
+
+def test_numpy_epoch_rejects_bad_batch_size(data):
+    X, Y = data
+    with pytest.raises(ValueError, match="batch_size"):
+        B.numpy_epoch(X, Y, B.init_params((1024, 4, 36)), 0, LR)
