@@ -53,12 +53,17 @@ def adam_update(params, grads, m1, m2, lr, beta1, beta2, eps, step, weight_decay
         g = grads[k]
         a = m1[k]
         v = m2[k]
+        # Scalars in the parameters' dtype, so float32 updates stay float32 (and vectorise).
+        t = p.dtype.type
+        b1, b2, wd, e = t(beta1), t(beta2), t(weight_decay), t(eps)
+        step_size = t(lr / c1)
+        inv_c2 = t(1.0 / c2)
+        one = t(1.0)
         for i in range(p.shape[0]):
-            gi = g[i] + weight_decay * p[i]
-            a[i] = beta1 * a[i] + (1 - beta1) * gi
-            v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
-            p[i] -= lr * (a[i] / c1) / (math.sqrt(v[i] / c2) + eps)
-
+            gi = g[i] + wd * p[i]
+            a[i] = b1 * a[i] + (one - b1) * gi
+            v[i] = b2 * v[i] + (one - b2) * gi * gi
+            p[i] -= step_size * a[i] / (math.sqrt(v[i] * inv_c2) + e)
 
 SGD = 0
 MOMENTUM = 1
