@@ -1,0 +1,188 @@
+"""fastnn.ocr: segmentation and grouping on generated pages, bad input, CER, and the two real pages."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastnn import ocr
+from fastnn.data import generate_nist36
+
+SHARED = Path(os.environ.get("FASTNN_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+PAGES = SHARED / "ocr"
+needs_pages = pytest.mark.skipif(not PAGES.is_dir(), reason=f"photographed pages not found at {PAGES}")
+needs_hw36 = pytest.mark.skipif(not (SHARED / "hw36").is_dir(), reason=f"hw36 data not found at {SHARED}")
+
+LAYOUT = ["HELLO WORLD 42", "FAST NN", "A B C 7"]
+
+
+def _page(rng, glyphs, layout=LAYOUT, slant=0.02, size=64, shade=True):
+    """Paste 32x32 glyph images (dark on white) onto a page with known lines and words.
+
+    Returns the RGB uint8 page and the true boxes per line, per word.
+    """
+    H, W = 120 + 2 * size * len(layout), 160 + max(len(t) for t in layout) * int(size * 1.1)
+    page = np.ones((H, W))
+    truth = []
+    y = 60
+    for text in layout:
+        x = 60
+        words = []
+        for word in text.split(" "):
+            boxes = []
+            for ch in word:
+                g = glyphs[ch][rng.integers(len(glyphs[ch]))]
+                big = np.kron(g, np.ones((size // 32, size // 32)))
+                yy = int(y + slant * x)
+                page[yy:yy + size, x:x + size] = np.minimum(page[yy:yy + size, x:x + size], big)
+                ink = np.argwhere(big < 0.5)
+                boxes.append([yy + ink[:, 0].min(), x + ink[:, 1].min(), yy + ink[:, 0].max() + 1,
+                              x + ink[:, 1].max() + 1])
+                x += int(size * 0.95)
+            words.append(boxes)
+            x += int(size * 1.2)
+        truth.append(words)
+        y += 2 * size
+    if shade:  # uneven lighting and sensor noise
+        yy, xx = np.mgrid[0:H, 0:W]
+        page = page * (0.65 + 0.35 * xx / W) * (0.9 + 0.1 * yy / H)
+        page = np.clip(page + rng.normal(0, 0.03, page.shape), 0, 1)
+    return (np.stack([page] * 3, axis=-1) * 255).astype(np.uint8), truth
+
+
+@pytest.fixture(scope="module")
+def glyphs():
+    """Character images by class: the real hw36 test split's are used when present, else generated ones."""
+    X, Y = generate_nist36(4, seed=11, split="test")
+    if (SHARED / "hw36").is_dir():
+        from fastnn.data import load_hw36
+
+        X, Y = load_hw36(SHARED, "test")
+    up = X.reshape(-1, 32, 32).transpose(0, 2, 1)
+    labels = Y.argmax(axis=1)
+    return {ch: up[labels == k][:20] for k, ch in enumerate(ocr.CLASSES)}
+
+
+def _iou(a, b):
+    y1, x1 = max(a[0], b[0]), max(a[1], b[1])
+    y2, x2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, y2 - y1) * max(0, x2 - x1)
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return inter / (area(a) + area(b) - inter)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_generated_page_segmentation_and_grouping(glyphs, seed):
+    rng = np.random.default_rng(seed)
+    page, truth = _page(rng, glyphs)
+    boxes, binary = ocr.find_letters(page)
+    assert binary.shape == page.shape[:2] and set(np.unique(binary)) <= {0.0, 1.0}
+    flat_truth = [b for line in truth for word in line for b in word]
+    assert len(boxes) == len(flat_truth)
+    lines = ocr.group_lines(boxes)
+    assert [len(line) for line in lines] == [len(t.split()) for t in LAYOUT]
+    assert [[len(w) for w in line] for line in lines] == [[len(w) for w in t.split()] for t in LAYOUT]
+    for line, tline in zip(lines, truth):
+        for word, tword in zip(line, tline):
+            for i, tb in zip(word, tword):
+                assert _iou(boxes[i], tb) > 0.6
+
+
+def test_different_letter_sizes_and_blue_ink(glyphs):
+    rng = np.random.default_rng(5)
+    page, truth = _page(rng, glyphs, layout=["BIG 12", "SMALL"], size=96, slant=-0.03)
+    blue = page.copy()
+    blue[..., 2] = np.maximum(blue[..., 2], 200)  # ink keeps its blue channel: blue ink
+    boxes, _ = ocr.find_letters(blue)
+    lines = ocr.group_lines(boxes)
+    assert [[len(w) for w in line] for line in lines] == [[3, 2], [5]]
+
+
+def test_blank_page_gives_empty_text():
+    page = np.full((600, 800, 3), 230, np.uint8)
+    page = (page * np.linspace(0.7, 1.0, 800)[None, :, None]).astype(np.uint8)
+
+    class Never:
+        def predict_proba(self, X):
+            raise AssertionError("no character should reach the classifier")
+
+    res = ocr.read_text(page, Never())
+    assert res.text == "" and len(res.boxes) == 0
+
+
+def test_image_formats(glyphs):
+    rng = np.random.default_rng(3)
+    page, _ = _page(rng, glyphs, layout=["AB"], shade=False)
+    expected = len(ocr.find_letters(page)[0])
+    gray16 = (page[..., 0].astype(np.uint16) * 257)
+    rgba = np.dstack([page, np.full(page.shape[:2], 255, np.uint8)])
+    for img in (page[..., 0], gray16, rgba, page.astype(np.float64) / 255):
+        assert len(ocr.find_letters(img)[0]) == expected == 2
+
+
+def test_bad_files_are_named(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(ValueError, match="notes.txt"):
+        ocr.load_image(text)
+    from skimage import io
+
+    good = tmp_path / "page.png"
+    io.imsave(good, np.full((64, 64), 200, np.uint8), check_contrast=False)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:40])
+    with pytest.raises(ValueError, match="truncated.png"):
+        ocr.load_image(truncated)
+    with pytest.raises(ValueError, match="missing.jpg.*no such file"):
+        ocr.load_image(tmp_path / "missing.jpg")
+
+
+def test_huge_image_is_downscaled(tmp_path):
+    from skimage import io
+
+    path = tmp_path / "huge.png"
+    io.imsave(path, np.full((7100, 7500), 255, np.uint8), check_contrast=False)  # 53 megapixels
+    img = ocr.load_image(path)
+    assert img.shape[0] * img.shape[1] <= 50_000_000
+
+
+def test_cer():
+    assert ocr.levenshtein("KITTEN", "SITTING") == 3
+    assert ocr.cer("HELLO WORLD", "HELLO WORLD") == 0
+    assert ocr.cer("HELL0 WORLD", "hello world") == pytest.approx(1 / 11)
+    assert ocr.cer("HELLOWORLD", "HELLO WORLD") == pytest.approx(1 / 11)
+    assert ocr.cer("HELLOWORLD", "HELLO WORLD", ignore_spaces=True) == 0
+    assert ocr.cer("1. TO DO", "1 TO DO") == 0  # punctuation is dropped
+
+
+@needs_pages
+@pytest.mark.parametrize("name, lines", [("01_list", [3, 6, 5, 5, 5, 3, 4, 2]), ("02_letters", [7, 7, 7, 5, 10])])
+def test_real_pages_segment_into_the_expected_lines_and_words(name, lines):
+    expected = (PAGES / f"{name}.txt").read_text().split("\n")
+    boxes, _ = ocr.find_letters(ocr.load_image(PAGES / f"{name}.jpg"))
+    grouped = ocr.group_lines(boxes)
+    assert [len(line) for line in grouped] == lines
+    assert [[len(w) for w in line] for line in grouped] == [[len(w) for w in t.split()] for t in expected if t]
+
+
+@pytest.fixture(scope="module")
+def ocr_model(tmp_path_factory):
+    """The recipe's classifier (a cached one via FASTNN_OCR_MODEL, else trained here on the real data)."""
+    from fastnn.models import MLP
+    from fastnn.ocr_model import train_ocr_model
+
+    if os.environ.get("FASTNN_OCR_MODEL"):
+        return MLP.load(os.environ["FASTNN_OCR_MODEL"])
+    model, _ = train_ocr_model(SHARED, progress=False)
+    return model
+
+
+@needs_pages
+@needs_hw36
+@pytest.mark.parametrize("name", ["01_list", "02_letters"])
+def test_real_pages_character_error_rate(ocr_model, name):
+    expected = (PAGES / f"{name}.txt").read_text()
+    text = ocr.read_text(ocr.load_image(PAGES / f"{name}.jpg"), ocr_model).text
+    assert ocr.cer(text, expected) <= 0.08, text
+    assert ocr.cer(text, expected, ignore_spaces=True) <= 0.06, text
