@@ -69,6 +69,57 @@ def _cmd_bench_epoch(args) -> int:
     return 0
 
 
+def _cmd_ocr(args) -> int:
+    import json
+
+    from . import ocr
+    from .ocr_model import load_ocr_model
+
+    model = load_ocr_model(args.model, data=args.data, progress=_progress(args))
+    results = []
+    for path in args.images:
+        image = ocr.load_image(path)
+        res = ocr.read_text(image, model)
+        if args.boxes:
+            boxes, binary = ocr.find_letters(image)
+            out = args.boxes if len(args.images) == 1 else _numbered(args.boxes, path)
+            ocr.draw_boxes(binary, res.boxes, res.lines, out)
+        results.append((path, res))
+    if args.json:
+        print(json.dumps([{"image": str(p), "text": r.text, "lines": r.lines,
+                           "characters": [{"char": c, "box": [int(v) for v in b], "confidence": round(float(q), 4)}
+                                          for c, b, q in zip(r.chars, r.boxes, r.confidences)]}
+                          for p, r in results], indent=2))
+    else:
+        for i, (path, res) in enumerate(results):
+            if len(results) > 1:
+                print(f"{'' if i == 0 else chr(10)}== {path}")
+            print(res.text)
+    return 0
+
+
+def _numbered(template, image_path):
+    from pathlib import Path
+
+    t = Path(template)
+    return str(t.with_name(f"{t.stem}-{Path(image_path).stem}{t.suffix or '.png'}"))
+
+
+def _cmd_ocr_eval(args) -> int:
+    from . import ocr
+    from .ocr_model import load_ocr_model
+
+    model = load_ocr_model(args.model, data=args.data, progress=_progress(args))
+    try:
+        expected = open(args.expected, encoding="utf-8").read()
+    except UnicodeDecodeError:
+        raise ValueError(f"{args.expected}: not a UTF-8 text file") from None
+    res = ocr.read_text(ocr.load_image(args.image), model)
+    print(res.text)
+    _print_headline({"cer": ocr.cer(res.text, expected), "cer_nospace": ocr.cer(res.text, expected, True)})
+    return 0
+
+
 _TASKS = {
     # name: (help, defaults: {epochs, lr, seed})
     "classify": ("train and evaluate the 36-class classifier (1024-64-36 by default); curves and report",
@@ -130,6 +181,34 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
         g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
         p.set_defaults(func=_cmd_task)
+
+    model_help = ("a trained OCR classifier .npz (default: the cached model, trained on first use from --data / "
+                  "$FASTNN_DATA and cached in $FASTNN_CACHE or ~/.cache/fastnn)")
+    p = sub.add_parser("ocr", help="read photographed pages of handwritten capitals and digits; print the text",
+                       description="Find the characters, group them into lines and words, classify them and "
+                                   "print the text of each IMAGE.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--data", default=None, help="real data folder to train the model from if none is cached")
+    p.add_argument("--boxes", default=None, metavar="OUT.png",
+                   help="draw the boxes over the binary image, coloured by line (several images: OUT-<image>.png)")
+    p.add_argument("--json", action="store_true", help="print boxes, characters and confidences as JSON")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
+    g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+    p.set_defaults(func=_cmd_ocr, task="ocr")
+
+    p = sub.add_parser("ocr-eval", help="read one page and print its character error rate against the expected text",
+                       description="Print the recognised text, then `cer: ...` (Levenshtein distance / length of the "
+                                   "expected text, case folded, only A-Z, 0-9 and spaces kept) and `cer_nospace: ...`.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("expected", metavar="EXPECTED.txt")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--data", default=None, help="real data folder to train the model from if none is cached")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
+    g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+    p.set_defaults(func=_cmd_ocr_eval, task="ocr-eval")
 
     p = sub.add_parser("bench-epoch", help="time the fused epoch against the plain NumPy loop (and PyTorch)",
                        description="Time one training epoch of the 1024-HIDDEN-36 classifier (10800 generated "
