@@ -22,7 +22,7 @@ test: $(BIN)/fastnn
 	$(BIN)/pytest -q
 
 bench: $(BIN)/fastnn
-	$(BIN)/python -m pytest bench --benchmark-only --benchmark-group-by=group -q
+	cd bench && ../$(BIN)/python -m pytest --benchmark-only -o pythonpath= -q  # the installed fastnn, not the source tree
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(OUT)
