@@ -817,8 +817,8 @@ def _default_model():
     return MLP.load(path)
 
 
-#: Bounds of the line prior: a single character is never forced against strong evidence.
-_LINE_PRIOR_CLIP = (0.15, 0.85)
+#: Passes of the single-character decision (each pass sees its neighbours' latest readings).
+_LINE_PRIOR_PASSES = 3
 
 
 def _decode(P, lines):
@@ -826,30 +826,29 @@ def _decode(P, lines):
 
     A word of two or more characters is read as all letters or all digits, whichever the
     probabilities favour as a whole. A single-character word weighs its own evidence against the
-    rest of its line: the fraction of letters among the line's other characters, clipped to
-    ``_LINE_PRIOR_CLIP``, is a prior on letter versus digit, so an ambiguous O/0, S/5, G/6 or I/1
-    follows its neighbours, while a clear digit in a line of words stays a digit.
+    other single-character words of its line (a row of spaced-out characters such as "1 2 3 4 5"):
+    with k letters among their n readings, (k + 1) / (n + 2) is its prior on being a letter, so an
+    ambiguous O/0, S/5, G/6 or I/1 follows a row of its own kind, while a lone number before a line
+    of words ("4 REWARD YOURSELF") keeps its own reading.
     """
     logp = np.log(np.clip(P, 1e-12, None))
     labels = P.argmax(axis=1)
+    singles = []
     for line in lines:
         for word in line:
             if len(word) >= 2:
                 letters = logp[word, :26].max(axis=1).sum()
                 digits = logp[word, 26:].max(axis=1).sum()
                 labels[word] = P[word, :26].argmax(axis=1) if letters >= digits else 26 + P[word, 26:].argmax(axis=1)
-    for line in lines:
-        members = [i for word in line for i in word]
-        is_letter = labels[members] < 26
-        for word in line:
-            if len(word) != 1 or len(members) < 2:
-                continue
-            i = word[0]
-            others = is_letter[[k for k, m in enumerate(members) if m != i]]
-            prior = np.clip(others.mean(), *_LINE_PRIOR_CLIP)
-            letter_score = logp[i, :26].max() + np.log(prior)
-            digit_score = logp[i, 26:].max() + np.log(1 - prior)
-            labels[i] = P[i, :26].argmax() if letter_score >= digit_score else 26 + P[i, 26:].argmax()
+        singles.append([word[0] for word in line if len(word) == 1])
+    for _ in range(_LINE_PRIOR_PASSES):
+        for members in singles:
+            for i in members:
+                others = [m for m in members if m != i]
+                prior = (np.sum(labels[others] < 26) + 1.0) / (len(others) + 2.0)
+                letter_score = logp[i, :26].max() + np.log(prior)
+                digit_score = logp[i, 26:].max() + np.log(1 - prior)
+                labels[i] = P[i, :26].argmax() if letter_score >= digit_score else 26 + P[i, 26:].argmax()
     return labels
 
 
@@ -874,7 +873,8 @@ def read_text(image, model=None, *, word_context=True):
         letters or all digits, whichever the probabilities favour as a
         whole (so "TO" is not read "T0", nor "20" as "2O"), and a
         single-character word leans towards the kind (letter or digit) of
-        the rest of its line when its own evidence is ambiguous.
+        the other single characters of its line when its own evidence is
+        ambiguous (see ``_decode``).
 
     Returns
     -------
