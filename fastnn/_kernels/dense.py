@@ -38,15 +38,22 @@ def delta_pre_activation(delta, A, act, dpre_out):
             dpre_out[i, j] = delta[i, j] * deriv_scalar(A[i, j], act)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
-def column_sums(D, out):  # IN D (n, m); OUT out (m,)
-    """out[j] = sum_i D[i, j], accumulated in float64 whatever D's dtype."""
+@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+def _column_sums64(D):  # IN D (n, m)
+    """The column sums of D as a float64 (m,) scratch array, whatever D's dtype."""
     n, m = D.shape
     acc = np.zeros(m, dtype=np.float64)
     for i in range(n):
         for j in range(m):
             acc[j] += D[i, j]
-    for j in range(m):
+    return acc
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def column_sums(D, out):  # IN D (n, m); OUT out (m,)
+    """out[j] = sum_i D[i, j], accumulated in float64 whatever D's dtype."""
+    acc = _column_sums64(D)
+    for j in range(acc.shape[0]):
         out[j] = acc[j]
 
 
@@ -80,10 +87,6 @@ def dense_backward_sgd(dpre, X, W, b, lr, weight_decay, gX_out, need_gx):
     if need_gx:
         gemm(dpre, W.T, gX_out, 1.0, 0.0)
     gemm(X.T, dpre, W, -lr, 1.0 - lr * weight_decay)
-    n, m = dpre.shape
-    acc = np.zeros(m, dtype=np.float64)
-    for i in range(n):
-        for j in range(m):
-            acc[j] += dpre[i, j]
-    for j in range(m):
+    acc = _column_sums64(dpre)
+    for j in range(acc.shape[0]):
         b[j] -= lr * (acc[j] + weight_decay * b[j])
