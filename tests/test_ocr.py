@@ -186,3 +186,25 @@ def test_real_pages_character_error_rate(ocr_model, name):
     text = ocr.read_text(ocr.load_image(PAGES / f"{name}.jpg"), ocr_model).text
     assert ocr.cer(text, expected) <= 0.08, text
     assert ocr.cer(text, expected, ignore_spaces=True) <= 0.05, text
+
+
+@needs_pages
+@needs_hw36
+def test_ocr_command_line(ocr_model, tmp_path, capsys):
+    import json
+
+    from fastnn import cli
+
+    model_path = str(ocr_model.save(tmp_path / "ocr.npz"))
+    page, expected = PAGES / "02_letters.jpg", PAGES / "02_letters.txt"
+    assert cli.main(["ocr-eval", str(page), str(expected), "--model", model_path]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("cer: ") and lines[-1].startswith("cer_nospace: ")
+    assert float(lines[-1].split(": ")[1]) <= 0.05
+    boxes_png = tmp_path / "boxes.png"
+    assert cli.main(["ocr", str(page), "--model", model_path, "--json", "--boxes", str(boxes_png)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result[0]["characters"]) == 36 and boxes_png.stat().st_size > 1000
+    assert all(0 <= c["confidence"] <= 1 and len(c["box"]) == 4 for c in result[0]["characters"])
+    assert cli.main(["ocr", str(tmp_path / "boxes.json"), "--model", model_path]) == 2
+    assert "boxes.json" in capsys.readouterr().err
