@@ -141,6 +141,12 @@ _TASKS = {
 }
 
 
+def _add_progress(parser) -> None:
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
+    g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,9 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "1024-256-36 ReLU, Adam, reshuffled, hw36 extra letters added (default coursework)")
         if name == "confusion":
             p.add_argument("--model", default=None, help="a trained classifier .npz (default: train one)")
-        g = p.add_mutually_exclusive_group()
-        g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
-        g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+        _add_progress(p)
         p.set_defaults(func=_cmd_task)
 
     model_help = ("a trained OCR classifier .npz (default: the cached model, trained on first use from --data / "
@@ -193,9 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--boxes", default=None, metavar="OUT.png",
                    help="draw the boxes over the binary image, coloured by line (several images: OUT-<image>.png)")
     p.add_argument("--json", action="store_true", help="print boxes, characters and confidences as JSON")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
-    g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+    _add_progress(p)
     p.set_defaults(func=_cmd_ocr, task="ocr")
 
     p = sub.add_parser("ocr-eval", help="read one page and print its character error rate against the expected text",
@@ -205,9 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("expected", metavar="EXPECTED.txt")
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--data", default=None, help="real data folder to train the model from if none is cached")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--progress", action="store_true", help="always draw progress bars on stderr")
-    g.add_argument("--no-progress", action="store_true", help="never draw progress bars")
+    _add_progress(p)
     p.set_defaults(func=_cmd_ocr_eval, task="ocr-eval")
 
     p = sub.add_parser("bench-epoch", help="time the fused epoch against the plain NumPy loop (and PyTorch)",
