@@ -1,6 +1,6 @@
-"""The ``fastnn`` command line: ``fastnn TASK [options]``; ``fastnn TASK --help`` describes each task.
+"""The fastnn command line: `fastnn TASK [options]`; `fastnn TASK --help` describes each task.
 
-Every task ends by printing its headline figures as ``name: value`` lines, so scripts can read them.
+Every task ends by printing its headline figures as `name: value` lines, so scripts can read them.
 """
 
 from __future__ import annotations
