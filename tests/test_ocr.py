@@ -167,15 +167,15 @@ def test_real_pages_segment_into_the_expected_lines_and_words(name, lines):
 
 
 @pytest.fixture(scope="module")
-def ocr_model(tmp_path_factory):
-    """The recipe's classifier (a cached one via FASTNN_OCR_MODEL, else trained here on the real data)."""
-    from fastnn.models import MLP
-    from fastnn.ocr_model import train_ocr_model
+def ocr_model():
+    """The recipe's classifier: FASTNN_OCR_MODEL if set, else the cached one, else trained here and cached.
 
-    if os.environ.get("FASTNN_OCR_MODEL"):
-        return MLP.load(os.environ["FASTNN_OCR_MODEL"])
-    model, _ = train_ocr_model(SHARED, progress=False)
-    return model
+    Training takes ~90 s on 2 cores the first time; the cache (``fastnn.ocr_model.default_model_path``,
+    movable with FASTNN_CACHE) keeps later runs of this file within seconds.
+    """
+    from fastnn.ocr_model import load_ocr_model
+
+    return load_ocr_model(os.environ.get("FASTNN_OCR_MODEL"), data=SHARED, progress=False)
 
 
 @needs_pages
