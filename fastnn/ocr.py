@@ -806,15 +806,11 @@ class OCRResult:
 
 
 def _default_model():
-    path = os.environ.get("FASTNN_OCR_MODEL")
-    if not path:
-        raise ValueError(
-            "read_text needs a classifier: pass model=<object with predict_proba(X) -> (n, 36)>, "
-            "or set FASTNN_OCR_MODEL to a saved fastnn.models.MLP"
-        )
-    from fastnn.models import MLP  # noqa: PLC0415 (optional, heavy)
+    """The same classifier the command line uses: $FASTNN_OCR_MODEL, else the cached recipe model, else
+    trained from $FASTNN_DATA and cached (see ``fastnn.ocr_model.load_ocr_model``)."""
+    from fastnn.ocr_model import load_ocr_model  # noqa: PLC0415 (heavy, only when no model is given)
 
-    return MLP.load(path)
+    return load_ocr_model()
 
 
 #: Passes of the single-character decision (each pass sees its neighbours' latest readings).
@@ -866,8 +862,9 @@ def read_text(image, model=None, *, word_context=True):
         Any classifier with ``predict_proba(X) -> P``, ``X`` a
         (n, 1024) float64 array in the hw36 layout and ``P`` (n, 36)
         probabilities in :data:`CLASSES` order (A-Z then 0-9), e.g. a
-        ``fastnn.models.MLP``. Default: ``fastnn.models.MLP.load`` of the
-        file named by the ``FASTNN_OCR_MODEL`` environment variable.
+        ``fastnn.models.MLP``. Default: ``fastnn.ocr_model.load_ocr_model()``,
+        the model the command line uses (``$FASTNN_OCR_MODEL``, else the
+        cached recipe model, else trained from ``$FASTNN_DATA`` and cached).
     word_context : bool, optional
         If True (default), a word of two or more characters is read as all
         letters or all digits, whichever the probabilities favour as a

@@ -31,9 +31,13 @@ COPIES = 2
 
 
 def default_model_path() -> Path:
-    """Where the trained OCR model is cached: ``$FASTNN_CACHE`` or ``~/.cache/fastnn``, per recipe version."""
+    """Where the trained OCR model is cached: ``$FASTNN_CACHE`` or ``~/.cache/fastnn``.
+
+    The file name carries the recipe's version and settings, so a changed recipe never loads a stale model.
+    """
     root = os.environ.get("FASTNN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastnn"
-    return Path(root) / f"ocr-mlp-v{RECIPE_VERSION}.npz"
+    hidden = "-".join(map(str, HIDDEN))
+    return Path(root) / f"ocr-mlp-v{RECIPE_VERSION}-h{hidden}-e{EPOCHS}-c{COPIES}.npz"
 
 
 def augment(X, rng, strength: float = 1.0) -> np.ndarray:
@@ -113,8 +117,10 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
 
 
 def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
-    """The OCR classifier: ``model`` (a path) if given, else the cached one, else train and cache it."""
-    if model is not None:
+    """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the cached one,
+    else train it from ``data`` (or ``$FASTNN_DATA``) and cache it."""
+    model = model or os.environ.get("FASTNN_OCR_MODEL")
+    if model:
         return MLP.load(model)
     path = default_model_path()
     if path.exists():
