@@ -186,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_progress(p)
         p.set_defaults(func=_cmd_task)
 
-    model_help = ("a trained OCR classifier .npz (default: $FASTNN_OCR_MODEL, else the cached model, trained on first use from --data / "
-                  "$FASTNN_DATA and cached in $FASTNN_CACHE or ~/.cache/fastnn)")
+    model_help = ("a trained OCR classifier .npz (default: $FASTNN_OCR_MODEL, else the cached model, trained on "
+                  "first use from --data / $FASTNN_DATA and cached in $FASTNN_CACHE or ~/.cache/fastnn)")
     p = sub.add_parser("ocr", help="read photographed pages of handwritten capitals and digits; print the text",
                        description="Find the characters, group them into lines and words, classify them and "
                                    "print the text of each IMAGE.")
