@@ -39,24 +39,24 @@ import numpy as np
 
 __all__ = [
     "CLASSES",
-    "N_CLASSES",
-    "IMAGE_SIDE",
-    "HW36_SPLITS",
     "GENERATED_SIZES",
-    "labels_to_chars",
-    "onehot",
-    "load_nist36",
-    "save_nist36",
+    "HW36_SPLITS",
+    "IMAGE_SIDE",
+    "N_CLASSES",
     "find_data_dir",
+    "generate_nist36",
+    "generated_splits",
+    "labels_to_chars",
+    "load_dataset",
     "load_hw36",
-    "read_idx",
     "load_mnist",
+    "load_nist36",
     "mnist_binary",
     "mnist_multiclass",
     "mnist_to_nist36",
-    "generate_nist36",
-    "generated_splits",
-    "load_dataset",
+    "onehot",
+    "read_idx",
+    "save_nist36",
 ]
 
 CLASSES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -842,7 +842,9 @@ def _glyph_bank():
             outside = ndimage.distance_transform_edt(~ink) - 0.5
             inside = ndimage.distance_transform_edt(ink) - 0.5
             sdf[k, f] = np.where(ink, -inside, outside)
-    return sdf.reshape(N_CLASSES * len(paths), _CANVAS, _CANVAS), len(paths)
+    sdf = sdf.reshape(N_CLASSES * len(paths), _CANVAS, _CANVAS)
+    sdf.flags.writeable = False  # shared by every call through the cache
+    return sdf, len(paths)
 
 
 def _split_seed(seed, split):
@@ -918,7 +920,8 @@ def generate_nist36(n_per_class, seed=0, split="train"):
         Samples per class; the result has ``36 * n_per_class`` rows.
     seed : int
         Non-negative seed. Together with ``split`` it seeds
-        ``np.random.default_rng``; equal arguments give identical bytes.
+        ``np.random.default_rng``; equal arguments give identical bytes (with
+        the same matplotlib/FreeType, which render the cached glyphs).
     split : str
         Name mixed into the seed, so ``"train"``, ``"valid"`` and ``"test"``
         drawn with one seed are different samples.
