@@ -11,6 +11,10 @@ same values as NumPy and the drop-in API reproduces NumPy's numbers in float64.
 #: LLVM fast-math flags for every ``@njit`` kernel.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 
+#: Fast-math flags for the float32 ``exp`` polynomial: like FASTMATH but without ``reassoc``, which would
+#: fold its two-part ln 2 (Cody-Waite) reduction back into one constant and lose accuracy.
+FASTMATH_EXACT_ORDER = {"nsz", "arcp", "contract"}
+
 #: Numba caches compiled kernels on disk next to the source files.
 CACHE = True
 

@@ -86,7 +86,73 @@ def test_unknown_activation_named():
         F.activation(np.ones((2, 2)), "swish")
 
 
+@pytest.mark.parametrize("scale", [1.0, 30.0, 100.0])
+def test_float32_exp_is_accurate_and_handles_the_edges(scale):
+    """exp32 (the vectorised float32 exp behind float32 sigmoid and softmax) against float64 exp."""
+    from numba import njit
+
+    from fastnn._kernels.activations import exp32
+
+    @njit
+    def exps(x, out):
+        for i in range(x.shape[0]):
+            out[i] = exp32(x[i])
+
+    x = (np.random.default_rng(int(scale)).standard_normal(200_000) * scale).astype(np.float32)
+    edges = [0.0, -0.0, 88.72, 88.7228, 88.73, 1000.0, -87.33, -87.34, -1000.0, np.inf, -np.inf, np.nan]
+    x = np.concatenate([x, np.float32(edges)])
+    got = np.empty_like(x)
+    exps(x, got)
+    with np.errstate(over="ignore", under="ignore"):
+        ref = np.exp(x.astype(np.float64))
+    normal = (ref >= np.finfo(np.float32).tiny) & (ref <= np.finfo(np.float32).max)
+    assert np.max(np.abs(got[normal] / ref[normal] - 1)) < 3e-7  # about 2 float32 ulp
+    assert np.all(got[x > 88.7229] == np.inf)
+    assert np.all(got[x < -87.3366] == 0)
+    tail = got[-len(edges):]
+    assert np.isnan(tail[-1]) and tail[0] == 1.0 and tail[1] == 1.0
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softmax"])
+def test_float32_activations_use_float32_precision_closely(act, rng):
+    Z = (rng.standard_normal((64, 300)) * 8).astype(np.float32)
+    out = F.activation(Z, act)
+    np.testing.assert_allclose(out, R.activation(Z.astype(np.float64), act), rtol=1e-6, atol=1e-7)
+
+
 # ------------------------------------------------------------------------------ dense
+
+def _as_layout(a, layout):
+    if layout == "block":
+        big = np.zeros((a.shape[0] + 3, a.shape[1] + 5), a.dtype)
+        big[2:-1, 1:-4] = a
+        return big[2:-1, 1:-4]
+    return np.asfortranarray(a) if layout == "F" else a
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(32, 1024, 64), (1024, 32, 64), (32, 64, 1024), (300, 300, 300), (6, 20000, 3)],
+                         ids=["k-split", "row-split", "col-split", "square", "k-split-odd"])
+@pytest.mark.parametrize("layout", ["C", "F", "block"])
+def test_large_products_split_over_threads_match_numpy(dtype, shape, layout, rng):
+    """Products above PARALLEL_GEMM_MIN_FLOPS are split in two (rows, columns or the inner dimension).
+
+    The kernel takes operands with one unit stride: C- or F-ordered, or a block of a larger array
+    (the public layer copies anything else)."""
+    from fastnn._config import PARALLEL_GEMM_MIN_FLOPS
+    from fastnn._kernels.blas import gemm
+
+    m, k, n = shape
+    assert 2 * m * n * k >= PARALLEL_GEMM_MIN_FLOPS
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    C0 = rng.standard_normal((m, n)).astype(dtype)
+    for alpha, beta in ((1.0, 0.0), (-0.5, 1.0), (2.0, 0.25)):
+        C = C0.copy()
+        gemm(_as_layout(A, layout), _as_layout(B, layout), C, alpha, beta)
+        ref = alpha * (A.astype(np.float64) @ B) + beta * C0
+        close(C, ref, dtype, scale=np.sqrt(k))
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTS)

@@ -8,9 +8,11 @@ plain arguments.  The derivative of each activation is written in terms of the
 import math
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
 
-from .._config import CACHE, FASTMATH
+from .._config import CACHE, FASTMATH, FASTMATH_EXACT_ORDER
 
 LINEAR = 0
 SIGMOID = 1
@@ -23,11 +25,82 @@ CODES = {"linear": LINEAR, "sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "soft
 NAMES = {v: k for k, v in CODES.items()}
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+# ------------------------------------------------------------------ exp
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE bit pattern is the integer ``bits`` (truncated to 32 bits)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        word = context.cast(builder, args[0], signature.args[0], types.int32)
+        return builder.bitcast(word, ir.FloatType())
+    return types.float32(bits), codegen
+
+
+_LOG2E = np.float32(1.44269504)
+_LN2_HI = np.float32(0.693359375)     # ln 2 = _LN2_HI - _LN2_LO, the first part exact in few bits
+_LN2_LO = np.float32(2.12194440e-4)
+_EXP_HI = np.float32(88.72283)        # exp(x) overflows float32 above this
+_EXP_LO = np.float32(-87.33654)       # exp(x) is below the smallest normal float32 under this: flushed to 0
+_EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                           4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+
+
+@njit(cache=CACHE, fastmath=FASTMATH_EXACT_ORDER)
+def exp32(x):
+    """exp of a float32, branch-free so that loops over it vectorise (libm's ``expf`` does not).
+
+    Range reduction x = n ln2 + r with |r| <= ln2 / 2 (ln 2 in two parts), a degree-7 polynomial
+    for exp(r), and 2^n built from its bits.  Relative error below 2e-7 (about 2 ulp); inf above
+    88.72, 0 below -87.34 (where the true value is under the smallest normal float32), NaN stays NaN.
+    """
+    xc = min(max(x, _EXP_LO), _EXP_HI)
+    n = np.floor(xc * _LOG2E + np.float32(0.5))
+    r = (xc - n * _LN2_HI) + n * _LN2_LO
+    c0, c1, c2, c3, c4, c5 = _EXP_POLY
+    p = (((((c0 * r + c1) * r + c2) * r + c3) * r + c4) * r + c5) * (r * r) + r + np.float32(1)
+    # 2^n as 2^h 2^(n-h): n runs from -126 to 128, and 2^128 alone would already be inf.
+    k = np.int32(n)
+    h = k >> 1
+    y = p * _float32_from_bits((h + 127) << 23) * _float32_from_bits((k - h + 127) << 23)
+    if x > _EXP_HI:
+        y = np.float32(np.inf)
+    if x < _EXP_LO:
+        y = np.float32(0)
+    if x != x:
+        y = x
+    return y
+
+
 def sigmoid_scalar(v):
-    """1 / (1 + exp(-v)), the coursework's formula: exp overflows to inf for v < -709 and 1 / inf is
-    exactly 0.0, so -1000 gives 0.0 and 1000 gives 1.0, with no branch and no warning."""
+    """1 / (1 + exp(-v)), the coursework's formula: exp overflows to inf for v < -709 (float32: -88.7)
+    and 1 / inf is exactly 0.0, so -1000 gives 0.0 and 1000 gives 1.0, with no branch and no warning.
+    The result has v's precision: float32 stays float32 and uses ``exp32``, float64 uses libm's ``exp``
+    (NumPy's values)."""
     return 1.0 / (1.0 + math.exp(-v))
+
+
+@overload(sigmoid_scalar, inline="always", jit_options={"fastmath": FASTMATH})
+def _sigmoid_scalar(v):
+    if v == types.float32:
+        one = np.float32(1)
+        return lambda v: one / (one + exp32(-v))
+    return lambda v: 1.0 / (1.0 + math.exp(-v))
+
+
+def exp_minus(z, m):
+    """exp(z - m) for softmax rows (m: the row maximum, float64): a float32 z is computed in float32 with
+    ``exp32`` (vectorised), anything else in float64 with libm's ``exp`` (NumPy's values)."""
+    return math.exp(z - m)
+
+
+@overload(exp_minus, inline="always", jit_options={"fastmath": FASTMATH})
+def _exp_minus(z, m):
+    if z == types.float32:
+        return lambda z, m: exp32(z - np.float32(m))
+    return lambda z, m: math.exp(np.float64(z) - m)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, inline="always")
@@ -62,15 +135,42 @@ def softmax_rows(Z, P_out):  # IN Z (n, c); OUT P_out (n, c), may alias Z
         m = -np.inf
         for j in range(c):
             if Z[i, j] > m:
-                m = Z[i, j]
+                m = np.float64(Z[i, j])
         s = 0.0
         for j in range(c):
-            e = math.exp(np.float64(Z[i, j]) - m)
+            e = exp_minus(Z[i, j], m)
             P_out[i, j] = e
             s += e
         inv = 1.0 / s
         for j in range(c):
             P_out[i, j] = P_out[i, j] * inv
+
+
+@njit(cache=CACHE, fastmath=FASTMATH)
+def bias_activate(Z, b, act, A_out):
+    # IN/OUT Z (n, m); IN b (m,), act code (not softmax); OUT A_out (n, m), may alias Z
+    """Z += b (row-wise), then A_out = act(Z).
+
+    One loop per activation, so that the compiler vectorises each (a loop that tests ``act`` per element
+    would not be), with float32 sigmoids through ``exp32``.
+    """
+    n, m = Z.shape
+    for i in range(n):
+        for j in range(m):
+            Z[i, j] = Z[i, j] + b[j]
+        if act == SIGMOID:
+            for j in range(m):
+                A_out[i, j] = sigmoid_scalar(Z[i, j])
+        elif act == RELU:
+            for j in range(m):
+                v = Z[i, j]
+                A_out[i, j] = v if v > 0 else v * 0
+        elif act == TANH:
+            for j in range(m):
+                A_out[i, j] = math.tanh(Z[i, j])
+        else:
+            for j in range(m):
+                A_out[i, j] = Z[i, j]
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)

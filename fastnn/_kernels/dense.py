@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from .._config import CACHE, FASTMATH
-from .activations import SOFTMAX, act_scalar, deriv_scalar, softmax_rows
+from .activations import LINEAR, SOFTMAX, bias_activate, deriv_scalar, softmax_rows
 from .blas import gemm
 
 
@@ -18,14 +18,11 @@ def dense_forward(X, W, b, act, pre_out, post_out):
     # IN X (n, k), W (k, m), b (m,), act code; OUT pre_out (n, m), post_out (n, m)
     """pre_out = X @ W + b and post_out = act(pre_out); X and W each C- or F-contiguous."""
     gemm(X, W, pre_out, 1.0, 0.0)
-    n, m = pre_out.shape
-    for i in range(n):
-        for j in range(m):
-            v = pre_out[i, j] + b[j]
-            pre_out[i, j] = v
-            post_out[i, j] = act_scalar(v, act)
     if act == SOFTMAX:
+        bias_activate(pre_out, b, LINEAR, post_out)
         softmax_rows(pre_out, post_out)
+    else:
+        bias_activate(pre_out, b, act, post_out)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH)

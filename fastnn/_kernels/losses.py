@@ -10,6 +10,7 @@ import numpy as np
 from numba import njit
 
 from .._config import CACHE, FASTMATH
+from .activations import exp_minus
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, inline="always")
@@ -24,7 +25,7 @@ def _softmax_row(Z, i, P_out):
             best = j
     s = 0.0
     for j in range(c):
-        e = math.exp(np.float64(Z[i, j]) - m)
+        e = exp_minus(Z[i, j], m)
         P_out[i, j] = e
         s += e
     inv = 1.0 / s
