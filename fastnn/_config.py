@@ -17,6 +17,13 @@ FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
 #: fold its two-part ln 2 (Cody-Waite) reduction back into one constant and lose accuracy.
 FASTMATH_EXACT_ORDER = {"nsz", "arcp", "contract"}
 
+#: Numba's error model for every kernel: "numpy" lets a float division by zero give inf or nan as IEEE
+#: says, where the default "python" model tests every division and raises ZeroDivisionError, a branch
+#: that stops loops such as the sigmoid's 1 / (1 + exp(-x)) from being vectorised (7.8 -> 0.4 ns per
+#: float32 element). Inputs that could divide by zero (Adam's betas of 1, say) are refused before any
+#: kernel runs.
+ERROR_MODEL = "numpy"
+
 #: Numba caches compiled kernels on disk next to the source files.
 CACHE = True
 

@@ -183,6 +183,8 @@ class Trainer:
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.betas = tuple(float(b) for b in betas)
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
         self.eps = float(eps)
         self.weight_decay = float(weight_decay)
         self.batch_size = int(batch_size)

@@ -436,6 +436,10 @@ def test_optimizer_bad_input_changes_nothing(rng):
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         F.sgd_update([frozen], [np.ones_like(frozen)], 0.1)
+    with pytest.raises(ValueError, match="beta1"):
+        q = params[0]
+        F.adam_update([q], [np.ones_like(q)], [np.zeros_like(q)], [np.zeros_like(q)], 1, beta1=1.0)
+    np.testing.assert_array_equal(params[0], before[0])
 
 
 # ------------------------------------------------------------------------------- gather

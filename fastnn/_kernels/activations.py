@@ -12,7 +12,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from .._config import CACHE, FASTMATH, FASTMATH_EXACT_ORDER
+from .._config import CACHE, ERROR_MODEL, FASTMATH, FASTMATH_EXACT_ORDER
 
 LINEAR = 0
 SIGMOID = 1
@@ -48,7 +48,7 @@ _EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.33
                                            4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
 
 
-@njit(cache=CACHE, fastmath=FASTMATH_EXACT_ORDER)
+@njit(cache=CACHE, fastmath=FASTMATH_EXACT_ORDER, error_model=ERROR_MODEL)
 def exp32(x):
     """exp of a float32, branch-free so that loops over it vectorise (libm's ``expf`` does not).
 
@@ -82,7 +82,7 @@ def sigmoid_scalar(v):
     return 1.0 / (1.0 + math.exp(-v))
 
 
-@overload(sigmoid_scalar, inline="always", jit_options={"fastmath": FASTMATH})
+@overload(sigmoid_scalar, inline="always", jit_options={"fastmath": FASTMATH, "error_model": ERROR_MODEL})
 def _sigmoid_scalar(v):
     if v == types.float32:
         one = np.float32(1)
@@ -96,14 +96,14 @@ def exp_minus(z, m):
     return math.exp(z - m)
 
 
-@overload(exp_minus, inline="always", jit_options={"fastmath": FASTMATH})
+@overload(exp_minus, inline="always", jit_options={"fastmath": FASTMATH, "error_model": ERROR_MODEL})
 def _exp_minus(z, m):
     if z == types.float32:
         return lambda z, m: exp32(z - np.float32(m))
     return lambda z, m: math.exp(np.float64(z) - m)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def act_scalar(v, act):
     """act(v) for an element-wise activation code (softmax is handled row-wise)."""
     if act == SIGMOID:
@@ -115,7 +115,7 @@ def act_scalar(v, act):
     return v
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def deriv_scalar(a, act):
     """act'(pre) from the post-activation value a."""
     if act == SIGMOID:
@@ -127,7 +127,7 @@ def deriv_scalar(a, act):
     return a * 0 + 1
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def softmax_rows(Z, P_out):  # IN Z (n, c); OUT P_out (n, c), may alias Z
     """Row-wise softmax with max subtraction; the row sum accumulates in float64."""
     n, c = Z.shape
@@ -146,7 +146,7 @@ def softmax_rows(Z, P_out):  # IN Z (n, c); OUT P_out (n, c), may alias Z
             P_out[i, j] = P_out[i, j] * inv
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def bias_activate(Z, b, act, A_out):
     # IN/OUT Z (n, m); IN b (m,), act code (not softmax); OUT A_out (n, m), may alias Z
     """Z += b (row-wise), then A_out = act(Z).
@@ -173,7 +173,7 @@ def bias_activate(Z, b, act, A_out):
                 A_out[i, j] = Z[i, j]
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def activate(Z, act, A_out):  # IN Z (n, m), act code; OUT A_out (n, m), may alias Z
     """A_out = act(Z) for any activation code, softmax row-wise."""
     if act == SOFTMAX:
@@ -185,7 +185,7 @@ def activate(Z, act, A_out):  # IN Z (n, m), act code; OUT A_out (n, m), may ali
             A_out[i, j] = act_scalar(Z[i, j], act)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def activation_deriv(A, act, D_out):  # IN A (n, m) post-activation, act code; OUT D_out (n, m)
     """D_out = act'(pre) written from the post-activation A (sigmoid: A(1-A), tanh: 1-A^2, relu: A>0)."""
     n, m = A.shape

@@ -24,7 +24,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._config import CACHE, FASTMATH, PARALLEL_GEMM_MIN_FLOPS
+from .._config import CACHE, ERROR_MODEL, FASTMATH, PARALLEL_GEMM_MIN_FLOPS
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -76,7 +76,7 @@ def _data_ptr(typingctx, arr):
     return types.voidptr(arr), codegen
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def _operand(A):
     """(transpose flag, leading dimension) describing a 2-D array with one unit stride to row-major BLAS."""
     item = A.itemsize
@@ -85,7 +85,7 @@ def _operand(A):
     return _TRANS, max(A.strides[1] // item, A.shape[0], 1)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def gemm_serial(A, B, C, alpha, beta):
     # IN A (m, k), B (k, n), alpha, beta; IN/OUT C (m, n) row-major
     """C = alpha * A @ B + beta * C on the calling thread; A and B may be C- or F-ordered views."""
@@ -109,7 +109,7 @@ def gemm_serial(A, B, C, alpha, beta):
                np.float64(beta), _data_ptr(C), ldc)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, parallel=True)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, parallel=True)
 def _gemm_split_cols(A, B, C, alpha, beta, parts):
     n = B.shape[1]
     for t in prange(parts):
@@ -118,7 +118,7 @@ def _gemm_split_cols(A, B, C, alpha, beta, parts):
         gemm_serial(A, B[:, lo:hi], C[:, lo:hi], alpha, beta)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, parallel=True)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, parallel=True)
 def _gemm_split_rows(A, B, C, alpha, beta, parts):
     m = A.shape[0]
     for t in prange(parts):
@@ -127,7 +127,7 @@ def _gemm_split_rows(A, B, C, alpha, beta, parts):
         gemm_serial(A[lo:hi], B, C[lo:hi], alpha, beta)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, parallel=True)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, parallel=True)
 def _gemm_split_k(A, B, C, alpha, beta, scratch):
     """Split along the inner dimension: thread 0 writes A[:, :k/2] @ B[:k/2] into C, thread 1 the other
     half into ``scratch``, then the halves are added.
@@ -150,7 +150,7 @@ def _gemm_split_k(A, B, C, alpha, beta, scratch):
             C[i, j] += scratch[i, j]
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def gemm(A, B, C, alpha=1.0, beta=0.0):
     # IN A (m, k), B (k, n), alpha, beta; IN/OUT C (m, n) row-major
     """C = alpha * A @ B + beta * C; a large product is split in two over Numba's threads: along the inner

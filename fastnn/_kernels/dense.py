@@ -8,12 +8,12 @@ the bias-gradient reduction) is done in one pass over the small output.
 import numpy as np
 from numba import njit
 
-from .._config import CACHE, FASTMATH
+from .._config import CACHE, ERROR_MODEL, FASTMATH
 from .activations import LINEAR, SOFTMAX, bias_activate, deriv_scalar, softmax_rows
 from .blas import gemm
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def dense_forward(X, W, b, act, pre_out, post_out):
     # IN X (n, k), W (k, m), b (m,), act code; OUT pre_out (n, m), post_out (n, m)
     """pre_out = X @ W + b and post_out = act(pre_out); X and W each C- or F-contiguous."""
@@ -25,7 +25,7 @@ def dense_forward(X, W, b, act, pre_out, post_out):
         bias_activate(pre_out, b, act, post_out)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def delta_pre_activation(delta, A, act, dpre_out):
     # IN delta (n, m) = dJ/d(post), A (n, m) post-activation, act code; OUT dpre_out (n, m)
     """dpre_out = delta * act'(A): the gradient with respect to the pre-activation."""
@@ -35,7 +35,7 @@ def delta_pre_activation(delta, A, act, dpre_out):
             dpre_out[i, j] = delta[i, j] * deriv_scalar(A[i, j], act)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def _column_sums64(D):  # IN D (n, m)
     """The column sums of D as a float64 (m,) scratch array, whatever D's dtype."""
     n, m = D.shape
@@ -46,7 +46,7 @@ def _column_sums64(D):  # IN D (n, m)
     return acc
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def column_sums(D, out):  # IN D (n, m); OUT out (m,)
     """out[j] = sum_i D[i, j], accumulated in float64 whatever D's dtype."""
     acc = _column_sums64(D)
@@ -54,7 +54,7 @@ def column_sums(D, out):  # IN D (n, m); OUT out (m,)
         out[j] = acc[j]
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def dense_backward_from_pre(dpre, X, W, gW_out, gb_out, gX_out, need_gx):
     # IN dpre (n, m), X (n, k), W (k, m), need_gx bool; OUT gW_out (k, m), gb_out (m,), gX_out (n, k)
     """Weight, bias and (if need_gx) input gradients from the pre-activation gradient."""
@@ -64,7 +64,7 @@ def dense_backward_from_pre(dpre, X, W, gW_out, gb_out, gX_out, need_gx):
         gemm(dpre, W.T, gX_out, 1.0, 0.0)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def dense_backward(delta, A, X, W, act, dpre_out, gW_out, gb_out, gX_out, need_gx):
     # IN delta (n, m), A (n, m) post-activation, X (n, k), W (k, m), act, need_gx;
     # OUT dpre_out (n, m), gW_out (k, m), gb_out (m,), gX_out (n, k)
@@ -73,7 +73,7 @@ def dense_backward(delta, A, X, W, act, dpre_out, gW_out, gb_out, gX_out, need_g
     dense_backward_from_pre(dpre_out, X, W, gW_out, gb_out, gX_out, need_gx)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def dense_backward_sgd(dpre, X, W, b, lr, weight_decay, gX_out, need_gx):
     # IN dpre (n, m), X (n, k), lr, weight_decay, need_gx; IN/OUT W (k, m), b (m,); OUT gX_out (n, k)
     """Backward and plain SGD step fused: gX = dpre @ W.T (old W), then W -= lr (X.T @ dpre + wd W) in one gemm.

@@ -12,7 +12,7 @@ data set is allocated.
 import numpy as np
 from numba import njit
 
-from .._config import CACHE, FASTMATH
+from .._config import CACHE, ERROR_MODEL, FASTMATH
 from .activations import LINEAR
 from .dense import delta_pre_activation, dense_backward_from_pre, dense_backward_sgd, dense_forward
 from .losses import softmax_cross_entropy_onehot, sigmoid_binary_cross_entropy, squared_error
@@ -28,7 +28,7 @@ N_IN, N_OUT, W_OFF, B_OFF, PRE_OFF, POST_OFF, ACT = range(7)
 CFG_BATCH, CFG_LOSS, CFG_OPT, CFG_XB, CFG_TB, CFG_DA, CFG_DB = range(7)
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _gather_rows(src, order, start, stop, out):  # IN src (N, d), order (N,); OUT out (stop-start, d)
     for r in range(stop - start):
         i = order[start + r]
@@ -36,12 +36,12 @@ def _gather_rows(src, order, start, stop, out):  # IN src (N, d), order (N,); OU
             out[r, j] = src[i, j]
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def _view(buf, off, rows, cols):
     return buf[off:off + rows * cols].reshape((rows, cols))
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def mlp_forward_backward(xb, tb, theta, grad, work, layout, cfg, sgd_lr, sgd_wd):
     # IN xb (n, d) inputs, tb (n, c) targets, layout (L, 7), cfg, sgd_lr, sgd_wd;
     # IN/OUT theta (P,) (updated here only when sgd_lr > 0); OUT grad (P,), work
@@ -101,7 +101,7 @@ def mlp_forward_backward(xb, tb, theta, grad, work, layout, cfg, sgd_lr, sgd_wd)
     return loss, correct
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def mlp_epoch(X, T, order, theta, grad, state1, state2, work, layout, cfg, hyper, step):
     # IN X (N, d), T (N, c), order (N,) sample order, layout, cfg, hyper, step (updates done so far);
     # IN/OUT theta (P,), state1 (P,), state2 (P,); OUT grad (P,), work

@@ -9,11 +9,11 @@ import math
 import numpy as np
 from numba import njit
 
-from .._config import CACHE, FASTMATH
+from .._config import CACHE, ERROR_MODEL, FASTMATH
 from .activations import exp_minus
 
 
-@njit(cache=CACHE, fastmath=FASTMATH, inline="always")
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def _softmax_row(Z, i, P_out):
     """Fill P_out[i] = softmax(Z[i]); return (log of the normaliser, argmax) in float64."""
     c = Z.shape[1]
@@ -34,7 +34,7 @@ def _softmax_row(Z, i, P_out):
     return m + math.log(s), best
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def softmax_cross_entropy_onehot(Z, Y, P_out, D_out):
     # IN Z (n, c) logits, Y (n, c) one-hot (or soft) targets; OUT P_out (n, c) probs, D_out (n, c) = P - Y
     """Return (summed cross-entropy, number of rows whose argmax matches Y's argmax)."""
@@ -58,7 +58,7 @@ def softmax_cross_entropy_onehot(Z, Y, P_out, D_out):
     return loss, correct
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def softmax_cross_entropy_index(Z, labels, P_out, D_out):
     # IN Z (n, c) logits, labels (n,) int class indices; OUT P_out (n, c), D_out (n, c) = P - onehot
     """Return (summed cross-entropy, number of rows whose argmax equals the label)."""
@@ -77,7 +77,7 @@ def softmax_cross_entropy_index(Z, labels, P_out, D_out):
     return loss, correct
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def cross_entropy_from_probs(Y, P):  # IN Y (n, c) one-hot, P (n, c) probabilities
     """Return (-sum(Y * log P), matches of argmax(Y) and argmax(P)); zero targets add nothing."""
     n, c = P.shape
@@ -99,7 +99,7 @@ def cross_entropy_from_probs(Y, P):  # IN Y (n, c) one-hot, P (n, c) probabiliti
     return loss, correct
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def sigmoid_binary_cross_entropy(Z, Y, P_out, D_out):
     # IN Z (n, 1) logits, Y (n, 1) targets in {0, 1}; OUT P_out (n, 1) = sigmoid(Z), D_out (n, 1) = P - Y
     """Return (summed binary cross-entropy, rows with (P >= 0.5) == (Y >= 0.5)), stable for any |Z|."""
@@ -124,7 +124,7 @@ def sigmoid_binary_cross_entropy(Z, Y, P_out, D_out):
     return loss, correct
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def squared_error(P, Y, D_out):  # IN P (n, m) predictions, Y (n, m) targets; OUT D_out (n, m) = 2 (P - Y)
     """Return the total squared error sum((P - Y)**2)."""
     n, m = P.shape

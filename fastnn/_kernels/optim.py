@@ -10,10 +10,10 @@ import math
 
 from numba import njit
 
-from .._config import CACHE, FASTMATH
+from .._config import CACHE, ERROR_MODEL, FASTMATH
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def sgd_update(params, grads, lr, weight_decay):
     # IN grads tuple of (p,), lr, weight_decay; IN/OUT params tuple of (p,)
     """param -= lr * (grad + weight_decay * param)."""
@@ -24,7 +24,7 @@ def sgd_update(params, grads, lr, weight_decay):
             p[i] -= lr * (g[i] + weight_decay * p[i])
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def momentum_update(params, grads, bufs, lr, mu, weight_decay, nesterov):
     # IN grads, lr, mu, weight_decay, nesterov; IN/OUT params, bufs (the coursework's M_ buffers)
     """Coursework momentum: M = mu M - lr g; param += M.  Nesterov: param += mu M_new - lr g."""
@@ -42,7 +42,7 @@ def momentum_update(params, grads, bufs, lr, mu, weight_decay, nesterov):
                 p[i] += mi
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def adam_update(params, grads, m1, m2, lr, beta1, beta2, eps, step, weight_decay):
     # IN grads, lr, beta1, beta2, eps, step (1-based), weight_decay; IN/OUT params, m1, m2
     """Adam (Kingma & Ba) with bias correction for update number ``step``."""
@@ -74,7 +74,7 @@ ADAM = 3
 CODES = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM}
 
 
-@njit(cache=CACHE, fastmath=FASTMATH)
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def optimizer_step(kind, params, grads, state1, state2, hyper, step):
     # IN kind code, grads, hyper float64 [lr, mu or beta1, beta2, eps, weight_decay], step (1-based);
     # IN/OUT params, state1 (momentum buffers or Adam m), state2 (Adam v)
