@@ -104,18 +104,6 @@ def _exp_minus(z, m):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
-def act_scalar(v, act):
-    """act(v) for an element-wise activation code (softmax is handled row-wise)."""
-    if act == SIGMOID:
-        return sigmoid_scalar(v)
-    if act == TANH:
-        return math.tanh(v)
-    if act == RELU:
-        return v if v > 0 else v * 0
-    return v
-
-
-@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
 def deriv_scalar(a, act):
     """act'(pre) from the post-activation value a."""
     if act == SIGMOID:
@@ -146,31 +134,35 @@ def softmax_rows(Z, P_out):  # IN Z (n, c); OUT P_out (n, c), may alias Z
             P_out[i, j] = P_out[i, j] * inv
 
 
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL, inline="always")
+def _activate_row(Z, i, act, A_out):
+    """A_out[i] = act(Z[i]) for an element-wise code: one loop per activation, so that the compiler
+    vectorises each (a loop that tests ``act`` per element would not be)."""
+    m = Z.shape[1]
+    if act == SIGMOID:
+        for j in range(m):
+            A_out[i, j] = sigmoid_scalar(Z[i, j])
+    elif act == RELU:
+        for j in range(m):
+            v = Z[i, j]
+            A_out[i, j] = v if v > 0 else v * 0
+    elif act == TANH:
+        for j in range(m):
+            A_out[i, j] = math.tanh(Z[i, j])
+    else:
+        for j in range(m):
+            A_out[i, j] = Z[i, j]
+
+
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def bias_activate(Z, b, act, A_out):
     # IN/OUT Z (n, m); IN b (m,), act code (not softmax); OUT A_out (n, m), may alias Z
-    """Z += b (row-wise), then A_out = act(Z).
-
-    One loop per activation, so that the compiler vectorises each (a loop that tests ``act`` per element
-    would not be), with float32 sigmoids through ``exp32``.
-    """
+    """Z += b (row-wise), then A_out = act(Z)."""
     n, m = Z.shape
     for i in range(n):
         for j in range(m):
             Z[i, j] = Z[i, j] + b[j]
-        if act == SIGMOID:
-            for j in range(m):
-                A_out[i, j] = sigmoid_scalar(Z[i, j])
-        elif act == RELU:
-            for j in range(m):
-                v = Z[i, j]
-                A_out[i, j] = v if v > 0 else v * 0
-        elif act == TANH:
-            for j in range(m):
-                A_out[i, j] = math.tanh(Z[i, j])
-        else:
-            for j in range(m):
-                A_out[i, j] = Z[i, j]
+        _activate_row(Z, i, act, A_out)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
@@ -179,10 +171,8 @@ def activate(Z, act, A_out):  # IN Z (n, m), act code; OUT A_out (n, m), may ali
     if act == SOFTMAX:
         softmax_rows(Z, A_out)
         return
-    n, m = Z.shape
-    for i in range(n):
-        for j in range(m):
-            A_out[i, j] = act_scalar(Z[i, j], act)
+    for i in range(Z.shape[0]):
+        _activate_row(Z, i, act, A_out)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
