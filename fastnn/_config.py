@@ -6,8 +6,8 @@ sigmoid kernels rely on IEEE behaviour of ``inf`` (``exp(-1000) == 0``,
 ``1 / inf == 0``) and a non-finite loss is how a diverging run is detected.
 ``afn`` (approximate functions) is absent too, so float64 ``exp``/``log`` give
 the same values as NumPy and the drop-in API reproduces NumPy's numbers in
-float64.  Float32 sigmoid and softmax use fastnn's own vectorisable ``exp32``
-(``_kernels/activations.py``, within 2 ulp of the exact value).
+float64.  Float32 sigmoid, softmax and tanh use fastnn's own vectorisable
+``exp32`` and ``tanh32`` (``_kernels/activations.py``, within 2-3 ulp).
 """
 
 #: LLVM fast-math flags for every ``@njit`` kernel.

@@ -113,7 +113,32 @@ def test_float32_exp_is_accurate_and_handles_the_edges(scale):
     assert np.isnan(tail[-1]) and tail[0] == 1.0 and tail[1] == 1.0
 
 
-@pytest.mark.parametrize("act", ["sigmoid", "softmax"])
+def test_float32_tanh_is_accurate_and_handles_the_edges():
+    """tanh32 (the vectorised float32 tanh) against float64 tanh, across the polynomial/exp switch."""
+    from numba import njit
+
+    from fastnn._kernels.activations import tanh32
+
+    @njit
+    def tanhs(x, out):
+        for i in range(x.shape[0]):
+            out[i] = tanh32(x[i])
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal(50_000) * s for s in (1e-6, 1e-2, 0.3, 1.0, 3.0, 30.0)])
+    edges = [0.625, -0.625, 0.6249999, 9.1, -9.1, 1000.0, -1000.0, np.inf, -np.inf, np.nan]
+    x = np.concatenate([x, edges]).astype(np.float32)
+    got = np.empty_like(x)
+    tanhs(x, got)
+    ref = np.tanh(x.astype(np.float64))
+    nonzero = np.isfinite(ref) & (ref != 0)
+    assert np.max(np.abs(got[nonzero] / ref[nonzero] - 1)) < 3e-7
+    tail = got[-len(edges):]
+    assert list(tail[3:7]) == [1.0, -1.0, 1.0, -1.0] and tail[7] == 1.0 and tail[8] == -1.0
+    assert np.isnan(tail[-1])
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "softmax", "tanh"])
 def test_float32_activations_use_float32_precision_closely(act, rng):
     Z = (rng.standard_normal((64, 300)) * 8).astype(np.float32)
     out = F.activation(Z, act)
