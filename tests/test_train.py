@@ -204,6 +204,27 @@ def test_coursework_protocol_reproduces_the_drop_in_loop(rng):
         Trainer(model, progress=False).fit(X, Y, 1, order=np.zeros(50, int))
 
 
+def test_thread_chooser_times_both_settings_before_choosing(monkeypatch):
+    """'auto' runs epoch 0 (which compiles) with all threads, epoch 1 with one, epoch 2 with all again,
+    then the faster, retrying the other every RETRY_EVERY epochs."""
+    import numba
+
+    from fastnn.train import _ThreadChooser
+
+    monkeypatch.setattr(numba, "set_num_threads", lambda n: None)
+    chooser = _ThreadChooser("auto")
+    chooser.options = [4, 1]
+    seconds = {4: 1.0, 1: 3.0}
+    picked = []
+    for ep in range(13):
+        threads = chooser.pick(ep)
+        picked.append(threads)
+        chooser.record(threads, seconds[threads], ep)
+    assert picked[:3] == [4, 1, 4]
+    assert picked[3:] == [4, 4, 4, 1, 4, 4, 4, 4, 4, 1]
+    assert chooser.RETRY_EVERY == 6
+
+
 def test_thread_choice_does_not_change_the_numbers(rng):
     import numba
 
