@@ -520,10 +520,13 @@ def _check_lr(lr):
         raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
 
-def _check_betas(beta1, beta2):
+def _check_adam(beta1, beta2, eps):
+    """Adam's constants; a beta of 1 or an eps of 0 would divide by zero inside the kernel."""
     for name, beta in (("beta1", beta1), ("beta2", beta2)):
         if not (0.0 <= beta < 1.0):
             raise ValueError(f"{name}: Adam's decay rates must be in [0, 1), got {beta!r}")
+    if not (eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
 
 
 def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:
@@ -575,7 +578,7 @@ def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: floa
     lr, beta1, beta2, eps, weight_decay : float
     """
     _check_lr(lr)
-    _check_betas(beta1, beta2)
+    _check_adam(beta1, beta2, eps)
     if int(step) < 1:
         raise ValueError(f"step: Adam counts updates from 1, got {step!r}")
     P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))

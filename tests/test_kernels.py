@@ -464,6 +464,8 @@ def test_optimizer_bad_input_changes_nothing(rng):
     with pytest.raises(ValueError, match="beta1"):
         q = params[0]
         F.adam_update([q], [np.ones_like(q)], [np.zeros_like(q)], [np.zeros_like(q)], 1, beta1=1.0)
+    with pytest.raises(ValueError, match="eps"):
+        F.adam_update([q], [np.ones_like(q)], [np.zeros_like(q)], [np.zeros_like(q)], 1, eps=0.0)
     np.testing.assert_array_equal(params[0], before[0])
 
 

@@ -240,3 +240,13 @@ def test_thread_choice_does_not_change_the_numbers(rng):
     np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="threads"):
         Trainer(model, threads=0)
+
+
+def test_adam_constants_that_would_divide_by_zero_are_refused():
+    model = MLP([4, 3, 2], ["sigmoid", "softmax"], seed=0)
+    with pytest.raises(ValueError, match="betas"):
+        Trainer(model, optimizer="adam", betas=(1.0, 0.999))
+    with pytest.raises(ValueError, match="betas"):
+        Trainer(model, optimizer="adam", betas=(0.9,))
+    with pytest.raises(ValueError, match="eps"):
+        Trainer(model, optimizer="adam", eps=0.0)
