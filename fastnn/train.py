@@ -134,7 +134,9 @@ class Trainer:
     momentum : float
         ``mu`` of momentum and Nesterov (``M = mu M - lr g; W += M``).
     betas : (float, float)
-        Adam's beta1, beta2.
+        Adam's beta1, beta2, each in [0, 1).
+    eps : float
+        Adam's epsilon, > 0.
     weight_decay : float
         L2 penalty added to every gradient.
     batch_size : int
