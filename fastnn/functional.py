@@ -520,13 +520,18 @@ def _check_lr(lr):
         raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
 
+def _check_adam_eps(eps):
+    """Adam's epsilon: 0 would divide 0 by 0 inside the kernel where a gradient is 0."""
+    if not (eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
+
+
 def _check_adam(beta1, beta2, eps):
     """Adam's constants; a beta of 1 or an eps of 0 would divide by zero inside the kernel."""
     for name, beta in (("beta1", beta1), ("beta2", beta2)):
         if not (0.0 <= beta < 1.0):
             raise ValueError(f"{name}: Adam's decay rates must be in [0, 1), got {beta!r}")
-    if not (eps > 0 and np.isfinite(eps)):
-        raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
+    _check_adam_eps(eps)
 
 
 def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:

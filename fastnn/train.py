@@ -190,8 +190,7 @@ class Trainer:
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
         self.eps = float(eps)
-        if not (self.eps > 0 and np.isfinite(self.eps)):
-            raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
+        F._check_adam_eps(self.eps)
         self.weight_decay = float(weight_decay)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

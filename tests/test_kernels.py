@@ -86,23 +86,29 @@ def test_unknown_activation_named():
         F.activation(np.ones((2, 2)), "swish")
 
 
+def _scalar_kernel_over(kernel, x):
+    """A compiled scalar kernel (e.g. exp32) applied to each element of the 1-D array x, in a compiled loop."""
+    from numba import njit
+
+    @njit
+    def apply(x, out):
+        for i in range(x.shape[0]):
+            out[i] = kernel(x[i])
+
+    out = np.empty_like(x)
+    apply(x, out)
+    return out
+
+
 @pytest.mark.parametrize("scale", [1.0, 30.0, 100.0])
 def test_float32_exp_is_accurate_and_handles_the_edges(scale):
     """exp32 (the vectorised float32 exp behind float32 sigmoid and softmax) against float64 exp."""
-    from numba import njit
-
     from fastnn._kernels.activations import exp32
-
-    @njit
-    def exps(x, out):
-        for i in range(x.shape[0]):
-            out[i] = exp32(x[i])
 
     x = (np.random.default_rng(int(scale)).standard_normal(200_000) * scale).astype(np.float32)
     edges = [0.0, -0.0, 88.72, 88.7228, 88.73, 1000.0, -87.33, -87.34, -1000.0, np.inf, -np.inf, np.nan]
     x = np.concatenate([x, np.float32(edges)])
-    got = np.empty_like(x)
-    exps(x, got)
+    got = _scalar_kernel_over(exp32, x)
     with np.errstate(over="ignore", under="ignore"):
         ref = np.exp(x.astype(np.float64))
     normal = (ref >= np.finfo(np.float32).tiny) & (ref <= np.finfo(np.float32).max)
@@ -115,21 +121,13 @@ def test_float32_exp_is_accurate_and_handles_the_edges(scale):
 
 def test_float32_tanh_is_accurate_and_handles_the_edges():
     """tanh32 (the vectorised float32 tanh) against float64 tanh, across the polynomial/exp switch."""
-    from numba import njit
-
     from fastnn._kernels.activations import tanh32
-
-    @njit
-    def tanhs(x, out):
-        for i in range(x.shape[0]):
-            out[i] = tanh32(x[i])
 
     rng = np.random.default_rng(5)
     x = np.concatenate([rng.standard_normal(50_000) * s for s in (1e-6, 1e-2, 0.3, 1.0, 3.0, 30.0)])
     edges = [0.625, -0.625, 0.6249999, 9.1, -9.1, 1000.0, -1000.0, np.inf, -np.inf, np.nan]
     x = np.concatenate([x, edges]).astype(np.float32)
-    got = np.empty_like(x)
-    tanhs(x, got)
+    got = _scalar_kernel_over(tanh32, x)
     ref = np.tanh(x.astype(np.float64))
     nonzero = np.isfinite(ref) & (ref != 0)
     assert np.max(np.abs(got[nonzero] / ref[nonzero] - 1)) < 3e-7
