@@ -252,12 +252,12 @@ class Trainer:
         model, bs = self.model, self.batch_size
         layout = model.layout.copy()
         off = 0
-        cfg = np.zeros(7, dtype=np.int64)
+        cfg = np.zeros(9, dtype=np.int64)
         cfg[_epoch.CFG_BATCH] = bs
         cfg[_epoch.CFG_LOSS] = _LOSS_CODES[model.loss]
         cfg[_epoch.CFG_OPT] = _optim.CODES[self.optimizer]
-        for key, width in ((_epoch.CFG_XB, d), (_epoch.CFG_TB, c), (_epoch.CFG_DA, max(model.sizes[1:])),
-                           (_epoch.CFG_DB, max(model.sizes[1:]))):
+        for key, width in ((_epoch.CFG_XB, d), (_epoch.CFG_TB, c), (_epoch.CFG_XB2, d), (_epoch.CFG_TB2, c),
+                           (_epoch.CFG_DA, max(model.sizes[1:])), (_epoch.CFG_DB, max(model.sizes[1:]))):
             cfg[key] = off
             off += bs * width
         for l in range(model.n_layers):
@@ -271,7 +271,8 @@ class Trainer:
         work, layout, cfg = ws
         grad = self._grad
         loss, correct, self.step = _epoch.mlp_epoch(X, T, order, self.model.theta, grad, self.state1, self.state2,
-                                                    work, layout, cfg, self._hyper(lr), self.step)
+                                                    work, layout, cfg, self._hyper(lr), self.step,
+                                                    numba.get_num_threads())
         return loss, correct
 
     def _epoch_steps(self, X, T, order, lr):

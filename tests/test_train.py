@@ -2,9 +2,11 @@
 
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 
+from fastnn._kernels import epoch as _epoch
 from fastnn.models import MLP
 from fastnn.train import History, Trainer, TrainingDiverged
 
@@ -48,6 +50,34 @@ def test_fused_epoch_matches_step_path(dtype, optimizer, net, rng):
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, **tol)
     assert not np.array_equal(results[0][0], MLP(*NETS[net], dtype=dtype, seed=5).theta)  # it trained
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_fused_epoch_that_gathers_on_the_second_thread(dtype, optimizer, rng):
+    """A first layer whose products are split over the threads and a small rest: with two threads the epoch
+    gathers each next batch while the first thread runs the small layers and the loss. It must give one
+    thread's numbers exactly, and the step-by-step path's within dtype tolerance."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs at least 2 Numba threads (NUMBA_NUM_THREADS)")
+    sizes, acts = [256, 64, 10], ["sigmoid", "softmax"]
+    X = rng.random((150, 256))  # 4 full batches of 32 and one of 22
+    T = np.eye(10)[rng.integers(0, 10, 150)]
+    assert _epoch.gathers_during_middle(MLP(sizes, acts).layout, 32)
+    assert not _epoch.gathers_during_middle(MLP(*NETS["classifier"]).layout, 32)
+    results = []
+    for fused, threads in ((True, 2), (True, 1), (False, 1)):
+        model = MLP(sizes, acts, dtype=dtype, seed=5)
+        trainer = Trainer(model, optimizer=optimizer, lr=1e-2, batch_size=32, shuffle="epoch", seed=9,
+                          fused=fused, threads=threads, progress=False)
+        hist = trainer.fit(X, T, epochs=3)
+        results.append((model.theta.copy(), np.array(hist.train_loss), np.array(hist.train_acc)))
+    for a, b in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b)
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for a, b in zip(results[0], results[2]):
+        np.testing.assert_allclose(a, b, **tol)
+    assert not np.array_equal(results[0][0], MLP(sizes, acts, dtype=dtype, seed=5).theta)  # it trained
 
 
 def test_training_learns_xor():

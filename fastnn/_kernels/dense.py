@@ -18,11 +18,18 @@ def dense_forward(X, W, b, act, pre_out, post_out):
     # IN X (n, k), W (k, m), b (m,), act code; OUT pre_out (n, m), post_out (n, m)
     """pre_out = X @ W + b and post_out = act(pre_out); X and W each C- or F-contiguous."""
     gemm(X, W, pre_out, 1.0, 0.0)
+    add_bias_activate(pre_out, b, act, post_out)
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def add_bias_activate(pre, b, act, post_out):
+    # IN/OUT pre (n, m) the product X @ W, b added in place; IN b (m,), act code; OUT post_out (n, m)
+    """The part of ``dense_forward`` after its product: pre += b, post_out = act(pre)."""
     if act == SOFTMAX:
-        bias_activate(pre_out, b, LINEAR, post_out)
-        softmax_rows(pre_out, post_out)
+        bias_activate(pre, b, LINEAR, post_out)
+        softmax_rows(pre, post_out)
     else:
-        bias_activate(pre_out, b, act, post_out)
+        bias_activate(pre, b, act, post_out)
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
