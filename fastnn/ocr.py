@@ -32,6 +32,7 @@ __all__ = [
     "find_letters",
     "group_lines",
     "crop_characters",
+    "recrop_rows",
     "read_text",
     "cer",
     "levenshtein",
@@ -716,6 +717,44 @@ def crop_characters(binary, boxes):
         crop = _render_glyph(glyph)
         X[i] = (1.0 - crop).T.reshape(-1)
     return X
+
+
+def recrop_rows(X):
+    """Lay hw36-layout rows out exactly as :func:`crop_characters` lays out a page's characters.
+
+    The hw36 letters and digits come from different sources and are framed differently (the digits,
+    cut from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass;
+    the letters are 21 +- 1.8 pixels and centred by their box, with fainter strokes). A page's crops
+    are all framed one way, so a classifier trained on the rows as they are can tell letters from
+    digits partly by framing, which a page does not have. Training on re-cropped rows removes that
+    cue: each row's ink (pixel < 0.5) is cropped, scaled, centred and re-stroked by the same code as a
+    page crop.
+
+    Parameters
+    ----------
+    X : (n, 1024) array_like
+        Rows in the hw36 layout (dark ink on white, values in [0, 1], stored transposed).
+
+    Returns
+    -------
+    (n, 1024) ndarray of float64 in the same layout. A row without ink comes back blank (all 1.0).
+
+    Examples
+    --------
+    >>> row = np.ones((32, 32)); row[6:26, 14:17] = 0.0  # a bar, upright
+    >>> out = recrop_rows(row.T.reshape(1, -1))
+    >>> out.shape, bool(out.min() < 0.1)
+    ((1, 1024), True)
+    """
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != _CROP * _CROP:
+        raise ValueError(f"recrop_rows: expected rows of {_CROP * _CROP} pixels, got shape {X.shape}")
+    ink = X.reshape(-1, _CROP, _CROP).transpose(0, 2, 1) < 0.5
+    out = np.ones((len(X), _CROP * _CROP), np.float64)
+    for i, glyph in enumerate(ink):
+        if glyph.any():
+            out[i] = (1.0 - _render_glyph(glyph)).T.reshape(-1)
+    return out
 
 
 def _own_ink(binary, y1, x1, y2, x2):

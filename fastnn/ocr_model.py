@@ -1,15 +1,29 @@
 """The character classifier behind ``fastnn.ocr``: a training recipe, its augmentation, and a cache.
 
-Recipe (version 1): hw36 train + valid + extra letters and 1000 MNIST digits per class (converted to the
-hw36 layout), each image used as is plus ``copies`` (2) randomly distorted copies (rotation, shear, scale,
-aspect, shift, stroke thickness), 90k rows; a 1024-1024-256-36 ReLU/softmax MLP trained for 12 epochs with
-Adam in float32 by the fused epoch kernel, the learning rate halved every 4 epochs: 70-80 s on 2 cores,
-90.2% on the hw36 test split (an overestimate: 74 of that split's digits are also among the MNIST digits
-trained on; trained without them the recipe scores 89.7-91.2% over seeds 0-2). The network trains on ink = 1 - pixel (a blank
-background is then zero input, which ReLU layers learn much better from: 88% instead of 83% hw36 test
-accuracy with one 512-unit layer), and the inversion is folded into the first layer afterwards (W -> -W, b -> b + sum(W)), so the
-saved model takes hw36-layout rows like any other. The hw36 test split itself is not trained on (but see
-the overlap above).
+Recipe (version 3): hw36 train + valid + extra letters and 1000 MNIST digits per class (converted to the
+hw36 layout), minus every MNIST digit whose quantised image equals a hw36 row (the hw36 digits were cut from
+MNIST: 74 of them are hw36 test rows, which version 1 trained on), about 29.5k rows, each re-cropped by
+:func:`fastnn.ocr.recrop_rows` so that it is framed exactly like a character cropped from a page. Every epoch
+trains on those rows plus ``copies`` (1) copy distorted afresh that epoch (rotation, shear, scale, aspect,
+shift, stroke thickness); a 1024-1024-256-36 ReLU/softmax MLP, 16 epochs of Adam in float32 by the fused epoch
+kernel, the learning rate falling from 1e-3 along a cosine. About 130 s on 2 cores, 22 s of it re-cropping.
+
+Why re-crop: hw36's letters and digits come from different sources and are framed differently (the digits,
+from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass; the letters are
+21 +- 1.8 pixels, centred by their box, with fainter strokes). A page's crops are all framed one way, and a
+model trained on the rows as they are reads page digits as letters (6 as G, 0 as O). Version 2 (the same
+recipe without re-cropping) scores 91.9% on hw36 valid as stored but 83.0% on the same rows re-cropped, the
+form a page's characters take; version 3 scores 86.3% and 85.5% (seed 0, valid held out of training). On
+the hw36 test split (valid trained on): version 3 87.2% as stored and 87.3% re-cropped, version 2 92.0% and
+84.0%. Version 2's errors on a photographed page (6 read as G, 0 as O) prompted the search for a cause;
+the fix came from the framing statistics above and was confirmed on the held-out valid rows before it was
+run on the pages, and it has no constant tuned to them (it reuses ``crop_characters``' own code). Version
+2's settings were selected only by accuracy on the held-out hw36 valid split.
+
+The network trains on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn much
+better from: 88% instead of 83% hw36 test accuracy with one 512-unit layer), and the inversion is folded into
+the first layer afterwards (W -> -W, b -> b + sum(W)), so the saved model takes hw36-layout rows like any
+other. The hw36 test split stays out for evaluation.
 
 The trained model is cached as ``.npz`` (see :func:`default_model_path`) and reused.
 """
@@ -17,19 +31,24 @@ The trained model is cached as ``.npz`` (see :func:`default_model_path`) and reu
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from . import data as _data
+from .ocr import recrop_rows
 from .models import MLP
-from .train import Trainer
+from .train import History, ProgressBar, Trainer
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 3
 HIDDEN = (1024, 256)
-EPOCHS = 12
-COPIES = 2
+EPOCHS = 16
+COPIES = 1  # freshly distorted copies of the training rows per epoch
+LR = 1e-3  # Adam's initial learning rate; cosine decay over the epochs
+HELD_OUT = ("test",)  # hw36 splits kept out of training (and out of the MNIST digits, see training_set)
+_HW36_SPLITS = ("train", "valid", "extra", "test")
 
 
 def default_model_path() -> Path:
@@ -82,13 +101,40 @@ def augment(X, rng, strength: float = 1.0) -> np.ndarray:
     return (1.0 - out).transpose(0, 2, 1).reshape(n, -1)
 
 
-def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, copies: int = COPIES):
-    """The recipe's training rows (hw36 layout) and one-hot labels, float32, from the real data folder ``data``."""
+def _quantised(X) -> list:
+    """Each row as bytes after rounding to 8 bits: equal keys mean the same image."""
+    return [row.tobytes() for row in np.round(np.asarray(X) * 255).astype(np.uint8)]
+
+
+def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=HELD_OUT):
+    """The recipe's undistorted training rows (hw36 layout) and one-hot labels, float32, from ``data``.
+
+    Every row comes back re-cropped by :func:`fastnn.ocr.recrop_rows`, framed exactly like a page's crops.
+
+    hw36 train, valid and extra, minus the splits named in ``held_out``, and ``mnist_per_digit`` MNIST-train
+    digits per class. The hw36 digits were cut from both MNIST files, so an MNIST row whose quantised image
+    equals any hw36 row is dropped: for a held-out split it would leak evaluation data into training (74 hw36
+    test rows among the 10000 digits of seed 0), for the others it is a duplicate. A training row equal to a
+    held-out hw36 row is dropped too (the shared hw36 splits have none in common, but the check is cheap).
+    The recipe holds out ``test``; the selection study held out ``("valid", "test")``.
+    """
     data_dir = _data.find_data_dir(data)
     if data_dir is None:
         raise FileNotFoundError("training the OCR model needs the real hw36 (and MNIST) data: pass --data DIR "
                                 "or set FASTNN_DATA, or give a trained model with --model PATH")
-    parts = [_data.load_hw36(data_dir, split) for split in ("train", "valid", "extra")]
+    unknown = set(held_out) - set(_HW36_SPLITS)
+    if unknown:
+        raise ValueError(f"held_out: expected names from {_HW36_SPLITS}, got {sorted(unknown)}")
+    splits = {name: _data.load_hw36(data_dir, name) for name in _HW36_SPLITS}
+    evaluation = {key for name in held_out for key in _quantised(splits[name][0])}
+    hw36_rows = {key for X, _ in splits.values() for key in _quantised(X)}
+    parts = []
+    for name in ("train", "valid", "extra"):
+        if name in held_out:
+            continue
+        X, Y = splits[name]
+        keep = np.array([key not in evaluation for key in _quantised(X)], dtype=bool)
+        parts.append((X[keep], Y[keep]))
     try:
         images, labels = _data.load_mnist(data_dir, "train")
     except FileNotFoundError:
@@ -96,22 +142,43 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, copies: in
     else:
         X, y = _data.mnist_multiclass(images, labels, mnist_per_digit, seed=seed)
         digits = _data.mnist_to_nist36((X.reshape(-1, 28, 28) * 255).round().astype(np.uint8))
-        parts.append((digits, np.hstack([np.zeros((len(y), 26)), y])))
-    X = np.vstack([p[0] for p in parts]).astype(np.float32)
+        keep = np.array([key not in hw36_rows for key in _quantised(digits)], dtype=bool)
+        parts.append((digits[keep], np.hstack([np.zeros((int(keep.sum()), 26)), y[keep]])))
+    X = recrop_rows(np.vstack([p[0] for p in parts]).astype(np.float32)).astype(np.float32)
     Y = np.vstack([p[1] for p in parts]).astype(np.float32)
+    return X, Y
+
+
+def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=None, copies: int = COPIES,
+                    held_out=HELD_OUT):
+    """Train the recipe's classifier; returns (model, history). The model takes hw36-layout rows.
+
+    Every epoch trains on the undistorted rows plus ``copies`` freshly distorted copies of them (new
+    distortions each epoch), with Adam and a cosine learning rate from ``LR`` down towards zero. The epochs
+    are separate ``Trainer.fit(..., 1)`` calls on one Trainer, which keeps Adam's moments and step count
+    between calls; the learning rate and the shuffling seed are set before each call.
+    """
+    X, Y = training_set(data, seed=seed, held_out=held_out)
+    n = X.shape[0]
+    rows = np.empty(((copies + 1) * n, X.shape[1]), np.float32)
+    np.subtract(1.0, X, out=rows[:n])  # ink = 1 on a zero background
+    T = np.vstack([Y] * (copies + 1))
     rng = np.random.default_rng(seed)
-    Xs = [X] + [augment(X, rng) for _ in range(copies)]
-    return np.vstack(Xs), np.vstack([Y] * (copies + 1))
-
-
-def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=None, copies: int = COPIES):
-    """Train the recipe's classifier; returns (model, history). The model takes hw36-layout rows."""
-    X, Y = training_set(data, seed=seed, copies=copies)
-    np.subtract(1.0, X, out=X)  # ink = 1 on a zero background, in place (the set is large)
     model = MLP([1024, *HIDDEN, 36], ["relu"] * len(HIDDEN) + ["softmax"], dtype="float32", seed=seed)
-    trainer = Trainer(model, optimizer="adam", lr=1e-3, batch_size=128, shuffle="epoch", lr_decay=0.5,
-                      lr_step=max(1, epochs // 3), seed=seed, progress=progress)
-    hist = trainer.fit(X, Y, epochs)
+    trainer = Trainer(model, optimizer="adam", lr=LR, batch_size=128, shuffle="epoch", seed=seed, progress=False)
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = ProgressBar(epochs, "epoch") if show else None
+    hist = History()
+    for ep in range(epochs):
+        for j in range(1, copies + 1):
+            np.subtract(1.0, augment(X, rng), out=rows[j * n:(j + 1) * n])
+        trainer.lr = float(LR * 0.5 * (1 + np.cos(np.pi * ep / epochs)))
+        trainer.seed = seed * 100_003 + ep  # fit draws its batch order from the trainer's seed: a new one each epoch
+        h = trainer.fit(rows, T, 1)
+        for key in ("train_loss", "train_acc", "lr", "seconds"):
+            getattr(hist, key).extend(getattr(h, key))
+        if bar is not None:
+            bar.update(ep + 1, f"loss {hist.train_loss[-1]:.4g} acc {hist.train_acc[-1]:.3f}")
     W, b = model.weights[0], model.biases[0]  # fold the inversion: (1 - x) W + b = x (-W) + (b + sum W)
     b += W.sum(axis=0)
     W *= -1

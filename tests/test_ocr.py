@@ -99,6 +99,28 @@ def test_different_letter_sizes_and_blue_ink(glyphs):
     assert [[len(w) for w in line] for line in lines] == [[3, 2], [5]]
 
 
+def test_recrop_rows_frames_rows_like_page_crops(glyphs):
+    """recrop_rows lays a row out exactly as crop_characters lays out the same ink on a page, whatever the
+    row's own framing (position, size); a row without ink stays blank; a wrong width is refused."""
+    up = glyphs["G"][0]  # upright, dark ink on white
+    row = up.T.reshape(1, -1)
+    binary = np.zeros((100, 120))
+    binary[30:62, 40:72] = up < 0.5  # the same ink pasted onto a page
+    ink = np.argwhere(binary)
+    box = [ink[:, 0].min(), ink[:, 1].min(), ink[:, 0].max() + 1, ink[:, 1].max() + 1]
+    np.testing.assert_array_equal(ocr.recrop_rows(row), ocr.crop_characters(binary, [box]))
+    rows, cols = np.nonzero(up < 0.5)
+    dy, dx = 31 - rows.max(), -cols.min()  # as far down and left as the ink goes without leaving the square
+    assert (dy, dx) != (0, 0)
+    shifted = np.roll(up, (dy, dx), axis=(0, 1))
+    np.testing.assert_array_equal(ocr.recrop_rows(shifted.T.reshape(1, -1)), ocr.recrop_rows(row))
+    assert not np.array_equal(shifted, up)
+    both = ocr.recrop_rows(np.vstack([np.ones(1024), row[0]]))
+    assert (both[0] == 1.0).all() and both[1].min() < 0.1
+    with pytest.raises(ValueError, match="1024 pixels"):
+        ocr.recrop_rows(np.ones((2, 784)))
+
+
 def test_blank_page_gives_empty_text():
     page = np.full((600, 800, 3), 230, np.uint8)
     page = (page * np.linspace(0.7, 1.0, 800)[None, :, None]).astype(np.uint8)
@@ -168,7 +190,7 @@ def test_real_pages_segment_into_the_expected_lines_and_words(name, lines):
 
 @pytest.fixture(scope="module")
 def ocr_model():
-    """The recipe's classifier, trained here from the committed recipe (70-80 s on 2 cores).
+    """The recipe's classifier, trained here from the committed recipe (about 130 s on 2 cores).
 
     Never the user's cache: the test must judge the recipe as it is, and must not write to the home folder.
     Set FASTNN_OCR_MODEL to a model file to skip the training while iterating on the pipeline.
