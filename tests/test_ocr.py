@@ -190,7 +190,7 @@ def test_real_pages_segment_into_the_expected_lines_and_words(name, lines):
 
 @pytest.fixture(scope="module")
 def ocr_model():
-    """The recipe's classifier, trained here from the committed recipe (about 130 s on 2 cores).
+    """The recipe's classifier, trained here from the committed recipe (about 140 s on 2 cores).
 
     Never the user's cache: the test must judge the recipe as it is, and must not write to the home folder.
     Set FASTNN_OCR_MODEL to a model file to skip the training while iterating on the pipeline.
