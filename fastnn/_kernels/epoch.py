@@ -8,9 +8,10 @@ it), so one optimizer call updates the whole model.  Batches are gathered
 from ``X`` by ``order`` into a reused workspace: nothing proportional to the
 data set is allocated.
 
-When every layer but the first is small (its products below the size that is
-split over the threads) the next batch is gathered on a second thread while the
-first thread runs that small middle part of the batch (see ``mlp_epoch``).
+When the first layer's products are split over the threads and no other
+layer's are (``gathers_during_middle``), the next batch is gathered on a second
+thread while the first thread runs the small layers and the loss (see
+``mlp_epoch``).
 """
 
 import numpy as np
