@@ -121,6 +121,14 @@ def test_recrop_rows_frames_rows_like_page_crops(glyphs):
         ocr.recrop_rows(np.ones((2, 784)))
 
 
+@needs_hw36
+def test_ocr_training_set_refuses_unknown_held_out_splits():
+    from fastnn.ocr_model import training_set
+
+    with pytest.raises(ValueError, match="held_out.*'tset'"):
+        training_set(SHARED, held_out=("tset",))
+
+
 def test_blank_page_gives_empty_text():
     page = np.full((600, 800, 3), 230, np.uint8)
     page = (page * np.linspace(0.7, 1.0, 800)[None, :, None]).astype(np.uint8)
