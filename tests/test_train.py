@@ -237,8 +237,6 @@ def test_coursework_protocol_reproduces_the_drop_in_loop(rng):
 def test_thread_chooser_times_both_settings_before_choosing(monkeypatch):
     """'auto' runs epoch 0 (which compiles) with all threads, epoch 1 with one, epoch 2 with all again,
     then the faster, retrying the other every RETRY_EVERY epochs."""
-    import numba
-
     from fastnn.train import _ThreadChooser
 
     monkeypatch.setattr(numba, "set_num_threads", lambda n: None)

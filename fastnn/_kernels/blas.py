@@ -151,13 +151,19 @@ def _gemm_split_k(A, B, C, alpha, beta, scratch):
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
+def splits_over_threads(m, k, n):
+    """True when ``gemm`` splits an (m, k) @ (k, n) product over the threads (it is large enough)."""
+    return 2.0 * m * n * k >= PARALLEL_GEMM_MIN_FLOPS
+
+
+@njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def gemm(A, B, C, alpha=1.0, beta=0.0):
     # IN A (m, k), B (k, n), alpha, beta; IN/OUT C (m, n) row-major
     """C = alpha * A @ B + beta * C; a large product is split in two over Numba's threads: along the inner
     dimension when it dominates (k >= 4 max(m, n)), else along C's longer side."""
     m, k = A.shape
     n = B.shape[1]
-    if 2.0 * m * n * k < PARALLEL_GEMM_MIN_FLOPS:
+    if not splits_over_threads(m, k, n):
         gemm_serial(A, B, C, alpha, beta)
     elif k >= 4 * max(m, n):
         _gemm_split_k(A, B, C, alpha, beta, np.empty_like(C))

@@ -17,9 +17,9 @@ thread while the first thread runs the small layers and the loss (see
 import numpy as np
 from numba import njit, prange
 
-from .._config import CACHE, ERROR_MODEL, FASTMATH, PARALLEL_GEMM_MIN_FLOPS
+from .._config import CACHE, ERROR_MODEL, FASTMATH
 from .activations import LINEAR
-from .blas import gemm
+from .blas import gemm, splits_over_threads
 from .dense import add_bias_activate, delta_pre_activation, dense_backward_from_pre, dense_backward_sgd
 from .losses import softmax_cross_entropy_onehot, sigmoid_binary_cross_entropy, squared_error
 from .optim import SGD, optimizer_step
@@ -101,11 +101,10 @@ def _middle(xb, tb, theta, grad, work, layout, cfg, sgd_lr, sgd_wd, result):
         return  # leave the parameters as they are
     for l in range(n_layers - 1, 0, -1):
         k = layout[l, N_IN]
+        X_l = _view(work, layout[l - 1, POST_OFF], n, k)
         gX = _view(work, cfg[CFG_DB], n, k)
-        _layer_backward(l, _view(work, layout[l - 1, POST_OFF], n, k), theta, grad, work, layout, cfg, sgd_lr,
-                        sgd_wd, gX)
-        delta_pre_activation(gX, _view(work, layout[l - 1, POST_OFF], n, k), layout[l - 1, ACT],
-                             _view(work, cfg[CFG_DA], n, k))
+        _layer_backward(l, X_l, theta, grad, work, layout, cfg, sgd_lr, sgd_wd, gX)
+        delta_pre_activation(gX, X_l, layout[l - 1, ACT], _view(work, cfg[CFG_DA], n, k))
 
 
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
@@ -129,11 +128,12 @@ def _layer_backward(l, X_l, theta, grad, work, layout, cfg, sgd_lr, sgd_wd, gX):
 @njit(cache=CACHE, fastmath=FASTMATH, error_model=ERROR_MODEL)
 def gathers_during_middle(layout, bs):  # IN layout, bs batch size
     """True when layer 0's products are split over the threads and no other layer's are, so that with two
-    or more threads ``mlp_epoch`` gathers the next batch while the first thread runs the small layers."""
-    if layout.shape[0] < 2 or 2.0 * bs * layout[0, N_IN] * layout[0, N_OUT] < PARALLEL_GEMM_MIN_FLOPS:
+    or more threads ``mlp_epoch`` gathers the next batch while the first thread runs the small layers.
+    (A layer's three products, forward, weight and input gradient, all have bs * n_in * n_out terms.)"""
+    if layout.shape[0] < 2 or not splits_over_threads(bs, layout[0, N_IN], layout[0, N_OUT]):
         return False
     for l in range(1, layout.shape[0]):
-        if 2.0 * bs * layout[l, N_IN] * layout[l, N_OUT] >= PARALLEL_GEMM_MIN_FLOPS:
+        if splits_over_threads(bs, layout[l, N_IN], layout[l, N_OUT]):
             return False
     return True
 
