@@ -714,8 +714,7 @@ def crop_characters(binary, boxes):
         glyph = _own_ink(binary, y1, x1, y2, x2)
         if not glyph.any():
             continue
-        crop = _render_glyph(glyph)
-        X[i] = (1.0 - crop).T.reshape(-1)
+        X[i] = _glyph_row(glyph)
     return X
 
 
@@ -753,7 +752,7 @@ def recrop_rows(X):
     out = np.ones((len(X), _CROP * _CROP), np.float64)
     for i, glyph in enumerate(ink):
         if glyph.any():
-            out[i] = (1.0 - _render_glyph(glyph)).T.reshape(-1)
+            out[i] = _glyph_row(glyph)
     return out
 
 
@@ -773,6 +772,11 @@ def _own_ink(binary, y1, x1, y2, x2):
         keep[0] = False
         big = keep[lab]
     return big & inner
+
+
+def _glyph_row(glyph):
+    """Binary glyph (any size, with ink) -> one (1024,) row in the hw36 layout: dark ink on white, transposed."""
+    return (1.0 - _render_glyph(glyph)).T.reshape(-1)
 
 
 def _render_glyph(glyph):
