@@ -9,7 +9,7 @@ OUT    ?= fastnn-output
 
 .PHONY: demo test bench clean
 
-$(BIN)/fastnn: pyproject.toml setup.py $(wildcard fastnn/*.py fastnn/_kernels/*.py fastnn/_kernels/*.pyx)
+$(BIN)/fastnn: pyproject.toml setup.py $(wildcard fastnn/*.py fastnn/_kernels/*.py fastnn/_kernels/*.pyx fastnn/_kernels/*.pxi)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet ".[test]"

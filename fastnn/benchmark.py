@@ -401,7 +401,8 @@ class FusedEpoch:
     """One fused epoch of an :class:`~fastnn.models.MLP` per call, timed like ``Trainer.fit`` times it.
 
     The inputs are validated and converted once, here; each call is then one call of the
-    compiled epoch kernel (``Trainer._epoch_fused``) over the fixed sample ``order``.
+    compiled epoch (``Trainer.run_epoch``, i.e. ``fastnn.functional.train_epoch``) over the fixed
+    sample ``order``.
 
     Parameters
     ----------
@@ -427,16 +428,13 @@ class FusedEpoch:
         n = self.X.shape[0]
         self.T = self.X if (T is None and model.loss == "squared_error") else self.trainer.targets(T, n)
         self.order = _order(order, n)
-        self.trainer._grad = np.zeros_like(model.theta)
-        self.workspace = self.trainer._workspace(self.X.shape[1], self.T.shape[1])
 
     def __repr__(self):
         return f"FusedEpoch({self.trainer!r}, n_samples={self.X.shape[0]})"
 
     def __call__(self):
         """Run one epoch; return (summed loss, number of correct predictions)."""
-        t = self.trainer
-        return t._epoch_fused(self.X, self.T, self.order, t.lr, self.workspace)
+        return self.trainer.run_epoch(self.X, self.T, self.order)
 
 
 # ---------------------------------------------------------------------------- benches

@@ -12,16 +12,13 @@ Mixed float32/float64 arguments are computed in float64.
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple
 
 import numpy as np
 
 from ._config import ADAM_EPS, ONEHOT_ATOL
-from ._kernels import activations as _act
-from ._kernels import dense as _dense
-from ._kernels import losses as _losses
-from ._kernels import optim as _optim
-from ._kernels._gather import gather_rows as _gather_rows
+from ._kernels import _core
 
 __all__ = [
     "ACTIVATIONS",
@@ -41,10 +38,24 @@ __all__ = [
     "momentum_update",
     "adam_update",
     "gather_rows",
+    "get_num_threads",
+    "set_num_threads",
+    "parameter_offsets",
+    "EpochPlan",
+    "epoch_plan",
+    "EpochResult",
+    "train_epoch",
+    "LOSSES",
+    "OPTIMIZERS",
 ]
 
 #: Names of the activations the kernels implement.
-ACTIVATIONS = tuple(_act.CODES)
+ACTIVATIONS = tuple(_core.ACTIVATIONS)
+#: Losses of :func:`epoch_plan` (and of ``fastnn.models.MLP``).
+LOSSES = tuple(_core.LOSSES)
+#: Optimizers of :func:`epoch_plan` (and of ``fastnn.train.Trainer``).
+OPTIMIZERS = tuple(_core.OPTIMIZERS)
+_SOFTMAX = _core.ACTIVATIONS["softmax"]
 
 
 # --------------------------------------------------------------------------- checks
@@ -79,8 +90,9 @@ def float_dtype(*arrays) -> np.dtype:
     return result
 
 
-def _as_float(x, name: str, dtype: np.dtype, ndim: int) -> np.ndarray:
-    """x as a C- or F-contiguous array of ``dtype`` with ``ndim`` dimensions (no copy if already so)."""
+def _as_float(x, name: str, dtype: np.dtype, ndim: int, *, any_order: bool = False) -> np.ndarray:
+    """x as a C-contiguous array of ``dtype`` with ``ndim`` dimensions (no copy if already so); with
+    ``any_order`` an F-contiguous array passes too (the matrix products take either)."""
     if not isinstance(x, np.ndarray):
         try:
             x = np.asarray(x)
@@ -91,7 +103,7 @@ def _as_float(x, name: str, dtype: np.dtype, ndim: int) -> np.ndarray:
     float_dtype(x)  # rejects non-real dtypes with a TypeError that says how to fix it
     if x.dtype != dtype:
         x = x.astype(dtype)
-    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+    if not (x.flags.c_contiguous or (any_order and x.flags.f_contiguous)):
         x = np.ascontiguousarray(x)
     return x
 
@@ -110,9 +122,9 @@ def _check_out(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
 
 
 def _activation_code(name, *, allow_softmax=True) -> int:
-    if isinstance(name, str) and name in _act.CODES:
-        code = _act.CODES[name]
-        if code == _act.SOFTMAX and not allow_softmax:
+    if isinstance(name, str) and name in _core.ACTIVATIONS:
+        code = _core.ACTIVATIONS[name]
+        if code == _SOFTMAX and not allow_softmax:
             raise ValueError(
                 "activation 'softmax' has no element-wise derivative; backpropagate the softmax-cross-entropy "
                 "gradient (probs - y) through a 'linear' layer, or use softmax_cross_entropy"
@@ -165,7 +177,7 @@ def activation(Z, name: str = "sigmoid", *, out=None) -> np.ndarray:
     if squeeze and out is not None:
         out = out.reshape(1, -1)
     out = _check_out(out, "out", Z2.shape, Z2.dtype)
-    _act.activate(Z2, code, out)
+    _core.activate(Z2, code, out)
     return out[0] if squeeze else out
 
 
@@ -187,7 +199,7 @@ def activation_deriv(A, name: str = "sigmoid", *, out=None) -> np.ndarray:
     code = _activation_code(name, allow_softmax=False)
     A2 = _as_float(A, "A", float_dtype(A), 2)
     out = _check_out(out, "out", A2.shape, A2.dtype)
-    _act.activation_deriv(A2, code, out)
+    _core.activation_deriv(A2, code, out)
     return out
 
 
@@ -232,8 +244,8 @@ def dense_forward(X, W, b, activation: str = "sigmoid", *, out=None):
     """
     code = _activation_code(activation)
     dtype = float_dtype(X, W, b)
-    X = _as_float(X, "X", dtype, 2)
-    W = _as_float(W, "W", dtype, 2)
+    X = _as_float(X, "X", dtype, 2, any_order=True)
+    W = _as_float(W, "W", dtype, 2, any_order=True)
     b = _as_float(b, "b", dtype, 1)
     n, k = X.shape
     if W.shape[0] != k:
@@ -245,7 +257,7 @@ def dense_forward(X, W, b, activation: str = "sigmoid", *, out=None):
     pre = _check_out(pre_out, "out[0] (pre)", (n, m), dtype)
     post = _check_out(post_out, "out[1] (post)", (n, m), dtype)
     if n and m:
-        _dense.dense_forward(X, W, b, code, pre, post)
+        _core.dense_forward(X, W, b, code, pre, post)
     elif n and m == 0:
         pass
     else:
@@ -284,8 +296,8 @@ def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_
     dtype = float_dtype(delta, post, X, W)
     delta = _as_float(delta, "delta", dtype, 2)
     post = _as_float(post, "post", dtype, 2)
-    X = _as_float(X, "X", dtype, 2)
-    W = _as_float(W, "W", dtype, 2)
+    X = _as_float(X, "X", dtype, 2, any_order=True)
+    W = _as_float(W, "W", dtype, 2, any_order=True)
     n, k = X.shape
     if W.shape[0] != k:
         raise ValueError(f"W: expected shape ({k}, m) to match X of shape {X.shape}, got shape {W.shape}")
@@ -299,7 +311,7 @@ def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_
     gX = _check_out(gX_out, "out[2] (grad_X)", (n, k), dtype) if need_grad_X else np.empty((0, 0), dtype)
     if n and m and k:
         dpre = np.empty((n, m), dtype)
-        _dense.dense_backward(delta, post, X, W, code, dpre, gW, gb, gX, need_grad_X)
+        _core.dense_backward(delta, post, X, W, code, dpre, gW, gb, gX, need_grad_X)
     else:  # a zero-size edge: the sums are empty
         gW[...] = 0
         gb[...] = 0
@@ -381,9 +393,9 @@ def softmax_cross_entropy(logits, labels, *, out=None) -> LossResult:
     delta = _check_out(d_out, "out[0] (delta)", (n, c), Z.dtype)
     probs = _check_out(p_out, "out[1] (probs)", (n, c), Z.dtype)
     if kind == "index":
-        loss, correct = _losses.softmax_cross_entropy_index(Z, y, probs, delta)
+        loss, correct = _core.softmax_cross_entropy_index(Z, y, probs, delta)
     else:
-        loss, correct = _losses.softmax_cross_entropy_onehot(Z, y, probs, delta)
+        loss, correct = _core.softmax_cross_entropy_onehot(Z, y, probs, delta)
     return LossResult(float(loss), correct / n, delta, probs)
 
 
@@ -416,7 +428,7 @@ def sigmoid_binary_cross_entropy(logits, y, *, out=None) -> LossResult:
     d_out, p_out = (None, None) if out is None else out
     delta = _check_out(d_out, "out[0] (delta)", (n, 1), Z.dtype)
     probs = _check_out(p_out, "out[1] (probs)", (n, 1), Z.dtype)
-    loss, correct = _losses.sigmoid_binary_cross_entropy(Z, Y, probs, delta)
+    loss, correct = _core.sigmoid_binary_cross_entropy(Z, Y, probs, delta)
     return LossResult(float(loss), correct / n, delta, probs)
 
 
@@ -440,7 +452,7 @@ def squared_error(pred, target, *, out=None):
         raise ValueError(f"target: expected shape {P.shape} like pred, got shape {T.shape}")
     _check_batch(P.shape[0], "pred")
     delta = _check_out(out, "out", P.shape, dtype)
-    return float(_losses.squared_error(P, T, delta)), delta
+    return float(_core.squared_error(P, T, delta)), delta
 
 
 def cross_entropy(y, probs):
@@ -462,7 +474,7 @@ def cross_entropy(y, probs):
     kind, Y = _labels(y, n, c, P.dtype)
     if kind == "index":
         Y = np.eye(c, dtype=P.dtype)[Y]
-    loss, correct = _losses.cross_entropy_from_probs(Y, P)
+    loss, correct = _core.cross_entropy_from_probs(Y, P)
     return float(loss), correct / n
 
 
@@ -520,18 +532,14 @@ def _check_lr(lr):
         raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
 
-def _check_adam_eps(eps):
-    """Adam's epsilon: 0 would divide 0 by 0 inside the kernel where a gradient is 0."""
-    if not (eps > 0 and np.isfinite(eps)):
-        raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
-
-
-def _check_adam(beta1, beta2, eps):
-    """Adam's constants; a beta of 1 or an eps of 0 would divide by zero inside the kernel."""
-    for name, beta in (("beta1", beta1), ("beta2", beta2)):
+def _check_adam(beta1, beta2, eps, names=("beta1", "beta2")):
+    """Adam's constants; a beta of 1 or an eps of 0 would divide by zero inside the kernel (0/0 where a
+    gradient is 0)."""
+    for name, beta in zip(names, (beta1, beta2)):
         if not (0.0 <= beta < 1.0):
             raise ValueError(f"{name}: Adam's decay rates must be in [0, 1), got {beta!r}")
-    _check_adam_eps(eps)
+    if not (eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
 
 
 def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:
@@ -546,7 +554,9 @@ def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:
     """
     _check_lr(lr)
     P, G, _ = _check_update(params, grads)
-    _optim.sgd_update(P, G, float(lr), float(weight_decay))
+    none = np.empty(0, P[0].dtype)
+    for p, g in zip(P, G):
+        _core.update(_core.OPTIMIZERS["sgd"], p, g, none, none, float(lr), 0.0, 0.0, 0.0, float(weight_decay), 0)
 
 
 def momentum_update(params, grads, buffers, lr: float, *, mu: float = 0.9, nesterov: bool = False,
@@ -566,7 +576,10 @@ def momentum_update(params, grads, buffers, lr: float, *, mu: float = 0.9, neste
     """
     _check_lr(lr)
     P, G, (M,) = _check_update(params, grads, ("buffers", buffers))
-    _optim.momentum_update(P, G, M, float(lr), float(mu), float(weight_decay), bool(nesterov))
+    kind = _core.OPTIMIZERS["nesterov" if nesterov else "momentum"]
+    none = np.empty(0, P[0].dtype)
+    for p, g, buf in zip(P, G, M):
+        _core.update(kind, p, g, buf, none, float(lr), float(mu), 0.0, 0.0, float(weight_decay), 0)
 
 
 def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: float = 0.9, beta2: float = 0.999,
@@ -587,8 +600,9 @@ def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: floa
     if int(step) < 1:
         raise ValueError(f"step: Adam counts updates from 1, got {step!r}")
     P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))
-    _optim.adam_update(P, G, M1, M2, float(lr), float(beta1), float(beta2), float(eps), int(step),
-                       float(weight_decay))
+    for p, g, a, b in zip(P, G, M1, M2):
+        _core.update(_core.OPTIMIZERS["adam"], p, g, a, b, float(lr), float(beta1), float(beta2), float(eps),
+                     float(weight_decay), int(step))
 
 
 # ---------------------------------------------------------------------------- gather
@@ -596,7 +610,7 @@ def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: floa
 def gather_rows(src, index, *, out=None) -> np.ndarray:
     """``src[index]`` along the first axis into a new (or the given) C-contiguous buffer.
 
-    A Cython kernel copies whole rows with the GIL released; any dtype works.
+    A compiled kernel copies whole rows with the GIL released; any dtype works.
 
     Parameters
     ----------
@@ -620,5 +634,244 @@ def gather_rows(src, index, *, out=None) -> np.ndarray:
         raise ValueError(f"index: row numbers must lie in [0, {N}), got values from {idx.min()} to {idx.max()}")
     out = _check_out(out, "out", (idx.shape[0],) + src.shape[1:], src.dtype)
     if src.size and idx.size:
-        _gather_rows(src.reshape(N, -1).view(np.uint8), idx, out.reshape(idx.shape[0], -1).view(np.uint8))
+        _core.gather_rows(src.reshape(N, -1).view(np.uint8), idx, out.reshape(idx.shape[0], -1).view(np.uint8))
     return out
+
+
+# --------------------------------------------------------------------------- threads
+
+def get_num_threads() -> int:
+    """The number of threads fastnn's kernels use (OpenMP's; at most two share one product)."""
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> int:
+    """Set the threads fastnn's kernels use, for this process; return the previous setting.
+
+    The default is OpenMP's: ``OMP_NUM_THREADS`` when set, else the number of cores.  A large product
+    is always cut in the same two parts, so the numbers do not depend on this setting: one thread runs
+    both parts, two threads one each.  On a machine busy with other work, 1 can be faster.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"threads: expected a positive integer, got {n!r}")
+    return _core.set_num_threads(int(n))
+
+
+# ------------------------------------------------------------------------------ epoch
+
+def parameter_offsets(sizes) -> tuple[list[tuple[int, int]], int]:
+    """Where each dense layer's weights and bias live in one flat parameter vector.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from input to output.
+
+    Returns
+    -------
+    offsets : list of (w_off, b_off)
+        Layer l's (sizes[l], sizes[l+1]) weight matrix starts at ``w_off`` (row-major), its bias at ``b_off``.
+    total : int
+        The number of parameters.
+
+    Examples
+    --------
+    >>> parameter_offsets([3, 2, 1])
+    ([(0, 6), (8, 10)], 11)
+    """
+    offsets, off = [], 0
+    for k, m in zip(sizes[:-1], sizes[1:]):
+        offsets.append((off, off + k * m))
+        off += k * m + m
+    return offsets, off
+
+
+class EpochPlan:
+    """Everything the compiled epoch needs besides the data, the parameters and the learning rate.
+
+    Built by :func:`epoch_plan`; holds the layer table (widths, parameter and workspace offsets,
+    activation codes), one batch's workspace and the gradient buffer.  Its arrays are the kernel's
+    scratch: reuse one plan for many epochs, and one plan per training run at a time.
+    """
+
+    def __init__(self, sizes, activations, loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
+        self.sizes = tuple(sizes)
+        self.activations = tuple(activations)
+        self.loss = loss
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.mu = betas[0] if optimizer == "adam" else momentum
+        self.beta2 = betas[1] if optimizer == "adam" else 0.0
+        self.eps = eps if optimizer == "adam" else 0.0
+        self.weight_decay = weight_decay
+        self.loss_code = _core.LOSSES[loss]
+        self.optimizer_code = _core.OPTIMIZERS[optimizer]
+        params, self.n_params = parameter_offsets(self.sizes)
+        widths = self.sizes[1:]
+        bs, d, c = batch_size, self.sizes[0], self.sizes[-1]
+        # Workspace blocks, each rounded up to 16 values (64 bytes) so that every block starts aligned.
+        blocks = {"xb0": bs * d, "xb1": bs * d, "tb0": bs * c, "tb1": bs * c, "da": bs * max(widths),
+                  "db": bs * max(widths),
+                  "scratch": max(bs * max(widths), max(k * m for k, m in zip(self.sizes[:-1], widths)))}
+        off, offsets = 0, {}
+        for name in _core.WORK_OFFSETS:
+            offsets[name] = off
+            off += -(-blocks[name] // 16) * 16
+        self.layers = np.zeros((len(widths), len(_core.LAYER_COLUMNS)), dtype=np.int64)
+        for l, ((w_off, b_off), m) in enumerate(zip(params, widths)):
+            self.layers[l] = (self.sizes[l], m, w_off, b_off, off, off + -(-bs * m // 16) * 16,
+                              _core.ACTIVATIONS[self.activations[l]])
+            off += 2 * (-(-bs * m // 16) * 16)
+        self.offsets = np.array([offsets[name] for name in _core.WORK_OFFSETS], dtype=np.int64)
+        self.work = np.zeros(off, dtype=dtype)
+        self.grad = np.zeros(0 if optimizer == "sgd" else self.n_params, dtype=dtype)
+
+    def new_state(self):
+        """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
+        s1 = np.zeros(0 if self.optimizer == "sgd" else self.n_params, self.dtype)
+        s2 = np.zeros(self.n_params if self.optimizer == "adam" else 0, self.dtype)
+        return s1, s2
+
+    def __repr__(self):
+        return (f"EpochPlan({'-'.join(map(str, self.sizes))}, {'/'.join(self.activations)}, loss={self.loss!r}, "
+                f"optimizer={self.optimizer!r}, batch_size={self.batch_size}, {self.dtype}, "
+                f"workspace {self.work.nbytes + self.grad.nbytes:,} bytes)")
+
+
+def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtype="float64", momentum=0.9,
+               betas=(0.9, 0.999), eps=ADAM_EPS, weight_decay=0.0) -> EpochPlan:
+    """Plan the compiled training epoch of a dense network: check the description, lay out the workspace.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from input to output (the parameters are laid out by :func:`parameter_offsets`).
+    activations : sequence of str
+        One per layer (softmax only last).
+    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}
+    optimizer : {'sgd', 'momentum', 'nesterov', 'adam'}
+    batch_size : int
+    dtype : {'float32', 'float64'}
+    momentum : float
+        ``mu`` of momentum and Nesterov.
+    betas : (float, float)
+        Adam's decay rates, each in [0, 1).
+    eps : float
+        Adam's epsilon, > 0.
+    weight_decay : float
+
+    Returns
+    -------
+    EpochPlan
+
+    Examples
+    --------
+    >>> epoch_plan([1024, 64, 36], ["sigmoid", "softmax"], "cross_entropy", batch_size=32, dtype="float32")
+    EpochPlan(1024-64-36, sigmoid/softmax, loss='cross_entropy', optimizer='sgd', batch_size=32, float32, workspace 425,216 bytes)
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
+        raise ValueError(f"sizes: expected at least two positive integer layer widths, got {sizes}")
+    activations = list(activations)
+    if len(activations) != len(sizes) - 1:
+        raise ValueError(f"activations: expected {len(sizes) - 1} (one per layer), got {len(activations)}")
+    for i, a in enumerate(activations):
+        if a not in _core.ACTIVATIONS or (a == "softmax" and i != len(activations) - 1):
+            raise ValueError(f"activations[{i}]: expected one of {ACTIVATIONS} (softmax only last), got {a!r}")
+    if loss not in _core.LOSSES:
+        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
+    if optimizer not in _core.OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    betas = tuple(float(b) for b in betas)
+    if len(betas) != 2:
+        raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
+    _check_adam(*betas, float(eps), names=("betas", "betas"))
+    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not np.isfinite(value):
+            raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return EpochPlan([int(s) for s in sizes], activations, loss, optimizer, int(batch_size), dtype, float(momentum),
+                     betas, float(eps), float(weight_decay))
+
+
+class EpochResult(NamedTuple):
+    """What :func:`train_epoch` returns: the summed loss, the correct predictions and the update count."""
+
+    loss: float
+    correct: int
+    step: int
+
+
+def _check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
+    if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype)} array of shape {shape}, got "
+                         f"{_describe(a) if isinstance(a, np.ndarray) else type(a).__name__} "
+                         f"(convert it once, before training, with np.ascontiguousarray(..., dtype=...))")
+    if writeable and not a.flags.writeable:
+        raise ValueError(f"{name}: is read-only and cannot be updated in place")
+
+
+def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
+                threads: int | None = None) -> EpochResult:
+    """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
+
+    Parameters
+    ----------
+    plan : EpochPlan
+        From :func:`epoch_plan`.
+    X : (N, sizes[0]) C-contiguous ndarray of the plan's dtype
+        Finite inputs (not checked here, for speed: ``Trainer.fit`` checks them once).
+    T : (N, sizes[-1]) C-contiguous ndarray of the plan's dtype
+        Targets: one-hot rows (cross-entropy), 0/1 (binary cross-entropy) or values (squared error).
+    order : (N,) ndarray of int64
+        The sample order; batches are ``order[0:bs]``, ``order[bs:2bs]``, ... (the last may be short).
+    theta : (n_params,) ndarray of the plan's dtype
+        The flat parameters (see :func:`parameter_offsets`), updated in place.
+    state : pair of ndarrays
+        The optimizer buffers from ``plan.new_state()``, updated in place.
+    lr : float
+        Learning rate (> 0) for the gradient of the loss summed over a batch.
+    step : int
+        Updates done before this epoch (Adam's bias correction counts from it).
+    threads : int, optional
+        Threads for this epoch (default :func:`get_num_threads`).
+
+    Returns
+    -------
+    EpochResult
+        ``loss`` summed over the epoch, ``correct`` predictions, ``step`` after the epoch.  When a batch's
+        loss is not finite the epoch stops before that batch's update and ``loss`` is that value.
+    """
+    if not isinstance(plan, EpochPlan):
+        raise TypeError(f"plan: expected an EpochPlan from fastnn.functional.epoch_plan, got {type(plan).__name__}")
+    if not isinstance(X, np.ndarray) or X.ndim != 2:
+        raise ValueError(f"X: expected a 2-D array of shape (N, {plan.sizes[0]}), got "
+                         f"{_describe(X) if isinstance(X, np.ndarray) else type(X).__name__}")
+    N = X.shape[0]
+    _check_array(X, "X", (N, plan.sizes[0]), plan.dtype)
+    _check_array(T, "T", (N, plan.sizes[-1]), plan.dtype)
+    _check_array(order, "order", (N,), np.int64)
+    if N and (order.min() < 0 or order.max() >= N):
+        raise ValueError(f"order: row numbers must lie in [0, {N}), got values from {order.min()} to {order.max()}")
+    _check_array(theta, "theta", (plan.n_params,), plan.dtype, writeable=True)
+    s1_ref, s2_ref = plan.new_state()
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise ValueError("state: expected the pair of optimizer buffers from plan.new_state()")
+    _check_array(state[0], "state[0]", s1_ref.shape, plan.dtype, writeable=True)
+    _check_array(state[1], "state[1]", s2_ref.shape, plan.dtype, writeable=True)
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+        raise ValueError(f"step: expected the number of updates done so far (>= 0), got {step!r}")
+    if threads is None:
+        threads = _core.get_num_threads()
+    elif isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads: expected a positive integer, got {threads!r}")
+    loss, correct, step = _core.mlp_epoch(plan, X, T, order, theta, state[0], state[1], float(lr), int(step),
+                                          int(threads))
+    return EpochResult(float(loss), int(correct), int(step))

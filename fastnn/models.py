@@ -16,12 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import functional as F
-from ._kernels import activations as _act
-from ._kernels import epoch as _epoch
 
-LOSSES = ("cross_entropy", "binary_cross_entropy", "squared_error")
-_LOSS_CODES = {"cross_entropy": _epoch.SOFTMAX_CE, "binary_cross_entropy": _epoch.SIGMOID_BCE,
-               "squared_error": _epoch.SQUARED_ERROR}
+LOSSES = F.LOSSES
 #: Rows per chunk when a model runs over a whole data set (bounds the memory of ``forward``).
 EVAL_CHUNK = 4096
 
@@ -63,7 +59,7 @@ class MLP:
         if len(activations) != len(sizes) - 1:
             raise ValueError(f"activations: expected {len(sizes) - 1} (one per layer), got {len(activations)}")
         for i, a in enumerate(activations):
-            if a not in _act.CODES or (a == "softmax" and i != len(activations) - 1):
+            if a not in F.ACTIVATIONS or (a == "softmax" and i != len(activations) - 1):
                 raise ValueError(f"activations[{i}]: expected one of {F.ACTIVATIONS} (softmax only last), got {a!r}")
         if loss is None:
             if activations[-1] == "softmax":
@@ -87,15 +83,8 @@ class MLP:
         self.activations = activations
         self.loss = loss
         self.dtype = dtype
-        n_layers = len(sizes) - 1
-        self.layout = np.zeros((n_layers, 7), dtype=np.int64)
-        off = 0
-        for l in range(n_layers):
-            k, m = sizes[l], sizes[l + 1]
-            self.layout[l, [_epoch.N_IN, _epoch.N_OUT, _epoch.W_OFF, _epoch.B_OFF, _epoch.ACT]] = (
-                k, m, off, off + k * m, _act.CODES[activations[l]])
-            off += k * m + m
-        self.theta = np.zeros(off, dtype=dtype)
+        self._offsets, n_params = F.parameter_offsets(sizes)
+        self.theta = np.zeros(n_params, dtype=dtype)
         self.init(init, sigma=sigma, seed=seed)
 
     # ----------------------------------------------------------------- parameters
@@ -105,11 +94,11 @@ class MLP:
         return len(self.sizes) - 1
 
     def _weight(self, vec, l):
-        k, m, w = self.layout[l, [_epoch.N_IN, _epoch.N_OUT, _epoch.W_OFF]]
+        k, m, w = self.sizes[l], self.sizes[l + 1], self._offsets[l][0]
         return vec[w:w + k * m].reshape(k, m)
 
     def _bias(self, vec, l):
-        m, b = self.layout[l, [_epoch.N_OUT, _epoch.B_OFF]]
+        m, b = self.sizes[l + 1], self._offsets[l][1]
         return vec[b:b + m]
 
     @property

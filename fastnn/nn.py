@@ -32,7 +32,7 @@ import numbers
 import numpy as np
 
 from . import functional as F
-from ._kernels import activations as _act
+from ._kernels import _core
 
 __all__ = [
     "initialize_weights",
@@ -82,7 +82,7 @@ def _elementwise(x, code: int):
     dtype = F.float_dtype(a)
     flat = np.ascontiguousarray(a, dtype=dtype).reshape(1, -1)
     out = np.empty_like(flat)
-    _act.activate(flat, code, out)
+    _core.activate(flat, code, out)
     return out.reshape(a.shape) if a.ndim else out[0, 0]
 
 
@@ -91,48 +91,48 @@ def _elementwise_deriv(x, code: int):
     dtype = F.float_dtype(a)
     flat = np.ascontiguousarray(a, dtype=dtype).reshape(1, -1)
     out = np.empty_like(flat)
-    _act.activation_deriv(flat, code, out)
+    _core.activation_deriv(flat, code, out)
     return out.reshape(a.shape) if a.ndim else out[0, 0]
 
 
 def sigmoid(x):
     """Logistic sigmoid ``1 / (1 + exp(-x))``, element-wise; no overflow warning, exact 0.0/1.0 at -/+1000."""
-    return _elementwise(x, _act.SIGMOID)
+    return _elementwise(x, _core.ACTIVATIONS["sigmoid"])
 
 
 def sigmoid_deriv(post_act):
     """Sigmoid derivative from the post-activation: ``post_act * (1 - post_act)``."""
-    return _elementwise_deriv(post_act, _act.SIGMOID)
+    return _elementwise_deriv(post_act, _core.ACTIVATIONS["sigmoid"])
 
 
 def tanh(x):
     """Hyperbolic tangent, element-wise."""
-    return _elementwise(x, _act.TANH)
+    return _elementwise(x, _core.ACTIVATIONS["tanh"])
 
 
 def tanh_deriv(post_act):
     """Tanh derivative from the post-activation: ``1 - post_act**2``."""
-    return _elementwise_deriv(post_act, _act.TANH)
+    return _elementwise_deriv(post_act, _core.ACTIVATIONS["tanh"])
 
 
 def relu(x):
     """Rectified linear unit ``max(x, 0)``, element-wise."""
-    return _elementwise(x, _act.RELU)
+    return _elementwise(x, _core.ACTIVATIONS["relu"])
 
 
 def relu_deriv(post_act):
     """ReLU derivative from the post-activation: 1.0 where ``post_act > 0``, else 0.0."""
-    return _elementwise_deriv(post_act, _act.RELU)
+    return _elementwise_deriv(post_act, _core.ACTIVATIONS["relu"])
 
 
 def linear(x):
     """Identity activation (returns a float copy)."""
-    return _elementwise(x, _act.LINEAR)
+    return _elementwise(x, _core.ACTIVATIONS["linear"])
 
 
 def linear_deriv(post_act):
     """Derivative of the identity: ones shaped like ``post_act``."""
-    return _elementwise_deriv(post_act, _act.LINEAR)
+    return _elementwise_deriv(post_act, _core.ACTIVATIONS["linear"])
 
 
 def softmax(x):

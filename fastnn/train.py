@@ -3,8 +3,8 @@
 The trainer has two paths that compute the same thing:
 
 * the **fast path** (default for every ``MLP``): one compiled call
-  (``fastnn._kernels.epoch.mlp_epoch``) runs a whole epoch, every batch's
-  forward, fused loss, backward and update;
+  (``fastnn.functional.train_epoch``, planned once by ``epoch_plan``) runs a
+  whole epoch, every batch's forward, fused loss, backward and update;
 * the **step path** (``fused=False``): the same kernels called batch by batch
   from Python through ``fastnn.functional``.
 
@@ -20,14 +20,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from . import functional as F
 from ._config import ADAM_EPS, ONEHOT_ATOL
-from ._kernels import epoch as _epoch
-from ._kernels import optim as _optim
-from .models import _LOSS_CODES, MLP
+from .models import MLP
 
 SHUFFLES = ("once", "epoch", "none")
 
@@ -86,21 +83,22 @@ class ProgressBar:
 
 
 class _ThreadChooser:
-    """Pick Numba's thread count per epoch: the faster of 'all' and 1, re-trying the other now and then."""
+    """Pick the thread count per epoch: the faster of 'all' (fastnn's setting) and 1, re-trying the other
+    now and then."""
 
     RETRY_EVERY = 6
 
     def __init__(self, threads):
-        self.saved = numba.get_num_threads()
-        self.fixed = None if threads == "auto" else min(int(threads), numba.config.NUMBA_NUM_THREADS)
-        self.options = [numba.config.NUMBA_NUM_THREADS, 1]
+        default = F.get_num_threads()
+        self.fixed = None if threads == "auto" else int(threads)
+        self.options = [default, 1]
         self.seconds = {}
 
     def pick(self, ep: int) -> int:
         if self.fixed is not None:
             choice = self.fixed
         elif ep == 0 or self.options[0] == 1:
-            choice = self.options[0]  # the first epoch also compiles: not a fair measurement
+            choice = self.options[0]  # the first epoch warms the caches: not a fair measurement
         elif ep == 1:
             choice = 1
         elif len(self.seconds) < len(self.options):  # epoch 0 compiled: time 'all' again before choosing
@@ -109,7 +107,6 @@ class _ThreadChooser:
             best = min(self.seconds, key=self.seconds.get)
             other = [o for o in self.options if o != best][0]
             choice = other if ep % self.RETRY_EVERY == 0 else best
-        numba.set_num_threads(choice)
         return choice
 
     def record(self, threads: int, seconds: float, ep: int) -> None:
@@ -117,9 +114,6 @@ class _ThreadChooser:
             return
         old = self.seconds.get(threads)
         self.seconds[threads] = seconds if old is None else 0.5 * old + 0.5 * seconds
-
-    def restore(self) -> None:
-        numba.set_num_threads(self.saved)
 
 
 class Trainer:
@@ -154,7 +148,8 @@ class Trainer:
     checkpoint : path, optional
         Save the model with the best validation accuracy there (``.npz``, atomic).
     threads : 'auto' or int
-        Threads for the matrix products. 'auto' times epochs with all of Numba's threads and with one,
+        Threads for the fused epoch. 'auto' times epochs with fastnn's thread setting
+        (``fastnn.functional.set_num_threads``, default ``OMP_NUM_THREADS`` or the cores) and with one,
         keeps the faster and re-tries the other every few epochs: on a busy machine a thread that waits
         for a descheduled partner costs far more than it saves.
 
@@ -172,25 +167,24 @@ class Trainer:
                  progress=None, checkpoint=None, threads="auto"):
         if not isinstance(model, MLP):
             raise TypeError(f"model: expected a fastnn.models.MLP, got {type(model).__name__}")
-        if optimizer not in _optim.CODES:
-            raise ValueError(f"optimizer: expected one of {tuple(_optim.CODES)}, got {optimizer!r}")
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size <= 0:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
         if shuffle not in SHUFFLES:
             raise ValueError(f"shuffle: expected one of {SHUFFLES}, got {shuffle!r}")
         if not lr_decay > 0 or int(lr_step) < 0:
             raise ValueError(f"lr_decay/lr_step: expected lr_decay > 0 and lr_step >= 0, got {lr_decay!r}, {lr_step!r}")
+        if threads != "auto" and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+            raise ValueError(f"threads: expected 'auto' or a positive integer, got {threads!r}")
+        # The plan checks the optimizer, batch size, betas and eps, and holds the fused epoch's workspace.
+        self.plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer,
+                                 batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas, eps=eps,
+                                 weight_decay=weight_decay)
         self.model = model
         self.optimizer = optimizer
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.betas = tuple(float(b) for b in betas)
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
         self.eps = float(eps)
-        F._check_adam_eps(self.eps)
         self.weight_decay = float(weight_decay)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -200,12 +194,9 @@ class Trainer:
         self.fused = bool(fused)
         self.progress = progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.state1 = np.zeros_like(model.theta)
-        self.state2 = np.zeros_like(model.theta) if optimizer == "adam" else np.zeros(0, model.dtype)
+        self.state1, self.state2 = self.plan.new_state()
         self.step = 0
         self.best_theta = None
-        if threads != "auto" and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
-            raise ValueError(f"threads: expected 'auto' or a positive integer, got {threads!r}")
         self.threads = threads
 
     def __repr__(self):
@@ -242,43 +233,20 @@ class Trainer:
 
     # ------------------------------------------------------------------- epochs
 
-    def _hyper(self, lr) -> np.ndarray:
-        if self.optimizer == "adam":
-            return np.array([lr, self.betas[0], self.betas[1], self.eps, self.weight_decay])
-        return np.array([lr, self.momentum, 0.0, 0.0, self.weight_decay])
+    def run_epoch(self, X, T, order, lr=None, threads=None):
+        """One fused epoch over ``order`` (X and T as :meth:`fit` prepares them); return (loss sum, correct).
 
-    def _workspace(self, d: int, c: int):
-        """The epoch kernel's scratch memory (one batch's activations and deltas) and its offsets."""
-        model, bs = self.model, self.batch_size
-        layout = model.layout.copy()
-        off = 0
-        cfg = np.zeros(9, dtype=np.int64)
-        cfg[_epoch.CFG_BATCH] = bs
-        cfg[_epoch.CFG_LOSS] = _LOSS_CODES[model.loss]
-        cfg[_epoch.CFG_OPT] = _optim.CODES[self.optimizer]
-        for key, width in ((_epoch.CFG_XB, d), (_epoch.CFG_TB, c), (_epoch.CFG_XB2, d), (_epoch.CFG_TB2, c),
-                           (_epoch.CFG_DA, max(model.sizes[1:])), (_epoch.CFG_DB, max(model.sizes[1:]))):
-            cfg[key] = off
-            off += bs * width
-        for l in range(model.n_layers):
-            m = model.sizes[l + 1]
-            layout[l, _epoch.PRE_OFF] = off
-            layout[l, _epoch.POST_OFF] = off + bs * m
-            off += 2 * bs * m
-        return np.zeros(off, dtype=model.dtype), layout, cfg
-
-    def _epoch_fused(self, X, T, order, lr, ws):
-        work, layout, cfg = ws
-        grad = self._grad
-        loss, correct, self.step = _epoch.mlp_epoch(X, T, order, self.model.theta, grad, self.state1, self.state2,
-                                                    work, layout, cfg, self._hyper(lr), self.step,
-                                                    numba.get_num_threads())
-        return loss, correct
+        Advances ``step``; ``lr`` defaults to the trainer's, ``threads`` to fastnn's setting.
+        """
+        r = F.train_epoch(self.plan, X, T, order, self.model.theta, (self.state1, self.state2),
+                          lr=self.lr if lr is None else lr, step=self.step, threads=threads)
+        self.step = r.step
+        return r.loss, r.correct
 
     def _epoch_steps(self, X, T, order, lr):
         """The same epoch, batch by batch through fastnn.functional (the reference for the fused path)."""
         model = self.model
-        theta, grad = model.theta, self._grad
+        theta, grad = model.theta, np.zeros_like(model.theta)
         total, correct = 0.0, 0
         L = model.n_layers
         for s in range(0, order.shape[0], self.batch_size):
@@ -372,20 +340,15 @@ class Trainer:
             order = np.arange(n, dtype=np.int64)
         else:
             order = np.asarray(rng.permutation(n), dtype=np.int64)
-        self._grad = np.zeros_like(model.theta)
-        ws = self._workspace(X.shape[1], T.shape[1]) if self.fused else None
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         bar = ProgressBar(epochs, "epoch") if show else None
         hist = History()
         chooser = _ThreadChooser(self.threads)
-        try:
-            self._fit_epochs(X, T, n, rng, order, ws, bar, hist, (Xv, Tv) if valid is not None else None, epochs,
-                             callback, chooser)
-        finally:
-            chooser.restore()
+        self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs, callback,
+                         chooser)
         return hist
 
-    def _fit_epochs(self, X, T, n, rng, order, ws, bar, hist, valid, epochs, callback, chooser):
+    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, chooser):
         """The epoch loop of :meth:`fit` (``valid`` is None or the checked (X, T) pair)."""
         model = self.model
         best = -np.inf
@@ -398,7 +361,7 @@ class Trainer:
             last_finite = model.theta.copy()
             threads = chooser.pick(ep)
             t0 = time.perf_counter()
-            loss, correct = (self._epoch_fused(X, T, order, lr, ws) if self.fused
+            loss, correct = (self.run_epoch(X, T, order, lr, threads) if self.fused
                              else self._epoch_steps(X, T, order, lr))
             chooser.record(threads, time.perf_counter() - t0, ep)
             if not np.isfinite(loss):

@@ -87,23 +87,16 @@ def test_unknown_activation_named():
 
 
 def _scalar_kernel_over(kernel, x):
-    """A compiled scalar kernel (e.g. exp32) applied to each element of the 1-D array x, in a compiled loop."""
-    from numba import njit
-
-    @njit
-    def apply(x, out):
-        for i in range(x.shape[0]):
-            out[i] = kernel(x[i])
-
+    """A compiled float32 scalar kernel (``_core.exp32`` or ``tanh32``) over the 1-D array x."""
     out = np.empty_like(x)
-    apply(x, out)
+    kernel(x, out)
     return out
 
 
 @pytest.mark.parametrize("scale", [1.0, 30.0, 100.0])
 def test_float32_exp_is_accurate_and_handles_the_edges(scale):
     """exp32 (the vectorised float32 exp behind float32 sigmoid and softmax) against float64 exp."""
-    from fastnn._kernels.activations import exp32
+    from fastnn._kernels._core import exp32
 
     x = (np.random.default_rng(int(scale)).standard_normal(200_000) * scale).astype(np.float32)
     edges = [0.0, -0.0, 88.72, 88.7228, 88.73, 1000.0, -87.33, -87.34, -1000.0, np.inf, -np.inf, np.nan]
@@ -121,7 +114,7 @@ def test_float32_exp_is_accurate_and_handles_the_edges(scale):
 
 def test_float32_tanh_is_accurate_and_handles_the_edges():
     """tanh32 (the vectorised float32 tanh) against float64 tanh, across the polynomial/exp switch."""
-    from fastnn._kernels.activations import tanh32
+    from fastnn._kernels._core import tanh32
 
     rng = np.random.default_rng(5)
     x = np.concatenate([rng.standard_normal(50_000) * s for s in (1e-6, 1e-2, 0.3, 1.0, 3.0, 30.0)])
@@ -163,7 +156,7 @@ def test_large_products_split_over_threads_match_numpy(dtype, shape, layout, rng
     The kernel takes operands with one unit stride: C- or F-ordered, or a block of a larger array
     (the public layer copies anything else)."""
     from fastnn._config import PARALLEL_GEMM_MIN_FLOPS
-    from fastnn._kernels.blas import gemm
+    from fastnn._kernels._core import gemm
 
     m, k, n = shape
     assert 2 * m * n * k >= PARALLEL_GEMM_MIN_FLOPS

@@ -2,11 +2,11 @@
 
 import tracemalloc
 
-import numba
 import numpy as np
 import pytest
 
-from fastnn._kernels import epoch as _epoch
+import fastnn.functional as F
+from fastnn._kernels import _core
 from fastnn.models import MLP
 from fastnn.train import History, Trainer, TrainingDiverged
 
@@ -58,13 +58,12 @@ def test_fused_epoch_that_gathers_on_the_second_thread(dtype, optimizer, rng):
     """A first layer whose products are split over the threads and a small rest: with two threads the epoch
     gathers each next batch while the first thread runs the small layers and the loss. It must give one
     thread's numbers exactly, and the step-by-step path's within dtype tolerance."""
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs at least 2 Numba threads (NUMBA_NUM_THREADS)")
     sizes, acts = [256, 64, 10], ["sigmoid", "softmax"]
     X = rng.random((150, 256))  # 4 full batches of 32 and one of 22
     T = np.eye(10)[rng.integers(0, 10, 150)]
-    assert _epoch.gathers_during_middle(MLP(sizes, acts).layout, 32)
-    assert not _epoch.gathers_during_middle(MLP(*NETS["classifier"]).layout, 32)
+    assert _core.split_kind_of(32, 256, 64) != "none"  # layer 0's products are shared by the threads
+    assert _core.split_kind_of(256, 32, 64) != "none"
+    assert _core.split_kind_of(32, 64, 10) == "none"   # the rest is serial work
     results = []
     for fused, threads in ((True, 2), (True, 1), (False, 1)):
         model = MLP(sizes, acts, dtype=dtype, seed=5)
@@ -235,11 +234,10 @@ def test_coursework_protocol_reproduces_the_drop_in_loop(rng):
 
 
 def test_thread_chooser_times_both_settings_before_choosing(monkeypatch):
-    """'auto' runs epoch 0 (which compiles) with all threads, epoch 1 with one, epoch 2 with all again,
+    """'auto' runs epoch 0 (which warms the caches) with all threads, epoch 1 with one, epoch 2 with all again,
     then the faster, retrying the other every RETRY_EVERY epochs."""
     from fastnn.train import _ThreadChooser
 
-    monkeypatch.setattr(numba, "set_num_threads", lambda n: None)
     chooser = _ThreadChooser("auto")
     chooser.options = [4, 1]
     seconds = {4: 1.0, 1: 3.0}
@@ -254,17 +252,16 @@ def test_thread_chooser_times_both_settings_before_choosing(monkeypatch):
 
 
 def test_thread_choice_does_not_change_the_numbers(rng):
-    import numba
-
+    
     X, T = _data(rng, "classifier", n=300)
     X = np.hstack([X] * 40)  # wide enough for the products to be split over threads
     thetas = []
-    before = numba.get_num_threads()
+    before = F.get_num_threads()
     for threads in ("auto", 1):
         model = MLP([X.shape[1], 64, 5], ["sigmoid", "softmax"], seed=0)
         Trainer(model, lr=1e-3, batch_size=32, progress=False, threads=threads).fit(X, T, 8)
         thetas.append(model.theta)
-    assert numba.get_num_threads() == before
+    assert F.get_num_threads() == before
     np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="threads"):
         Trainer(model, threads=0)

@@ -1,0 +1,213 @@
+# Scalar math shared by every kernel: float32 exp/tanh polynomials, activations and their derivatives.
+#
+# float64 uses libm's exp/tanh (NumPy's values, so the drop-in API matches NumPy in float64); float32 uses
+# branch-free polynomials that GCC vectorises (libm's expf/tanhf do not vectorise).
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+
+    static inline float fnn_from_bits(int32_t b) { float f; memcpy(&f, &b, sizeof f); return f; }
+
+    /* exp of a float32, branch-free: x = n ln2 + r with |r| <= ln2/2 (ln 2 in two parts, Cody-Waite),
+       a degree-7 polynomial for exp(r), 2^n built from its bits in two factors (2^128 alone is inf).
+       Within 2e-7 relative; inf above 88.72283, 0 below -87.33654, NaN stays NaN. */
+    static inline float fnn_exp32(float x) {
+        const float lo = -87.33654f, hi = 88.72283f;
+        const float shifter = 12582912.0f;   /* 1.5 * 2^23: adding it rounds to the nearest integer */
+        float xc = x < lo ? lo : x;
+        xc = xc > hi ? hi : xc;
+        xc = xc == xc ? xc : 0.0f;            /* NaN: any finite value, the result is replaced below */
+        float n = (xc * 1.44269504f + shifter) - shifter;
+        float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+        float p = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r
+                     + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f) * (r * r) + r + 1.0f;
+        int32_t k = (int32_t)n;
+        int32_t h = k >> 1;
+        float y = p * fnn_from_bits((h + 127) << 23) * fnn_from_bits((k - h + 127) << 23);
+        y = x > hi ? INFINITY : y;
+        y = x < lo ? 0.0f : y;
+        return x == x ? y : x;
+    }
+
+    /* tanh of a float32, branch-free: an odd polynomial for |x| < 0.625 (where the exp formula would
+       cancel), else 1 - 2 / (exp(2|x|) + 1). Within 3e-7 relative, exactly +-1 beyond |x| = 9.1. */
+    static inline float fnn_tanh32(float x) {
+        float a = fabsf(x);
+        float z = x * x;
+        float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z
+                        + 1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
+        float big = 1.0f - 2.0f / (fnn_exp32(a + a) + 1.0f);
+        big = x < 0.0f ? -big : big;
+        return a < 0.625f ? small : big;
+    }
+
+    /* A barrier of the enclosing OpenMP parallel region (a no-op outside one). */
+    static inline void fnn_barrier(void) {
+    #ifdef _OPENMP
+        #pragma omp barrier
+    #endif
+    }
+    """
+    float fnn_exp32(float x) noexcept nogil
+    float fnn_tanh32(float x) noexcept nogil
+    void fnn_barrier() noexcept nogil
+
+
+cdef enum:
+    ACT_LINEAR = 0
+    ACT_SIGMOID = 1
+    ACT_TANH = 2
+    ACT_RELU = 3
+    ACT_SOFTMAX = 4
+
+
+cdef inline floating sigmoid_s(floating v) noexcept nogil:
+    """1 / (1 + exp(-v)): exp overflows to inf far below 0 and 1 / inf is 0, so no branch, no warning."""
+    if floating is float:
+        return (<float>1) / ((<float>1) + fnn_exp32(-v))
+    else:
+        return 1.0 / (1.0 + exp(-v))
+
+
+cdef inline floating tanh_s(floating v) noexcept nogil:
+    if floating is float:
+        return fnn_tanh32(v)
+    else:
+        return tanh(v)
+
+
+cdef inline floating relu_s(floating v) noexcept nogil:
+    return v if v > 0 else v * 0
+
+
+cdef inline floating deriv_s(floating a, int act) noexcept nogil:
+    """act'(pre) written from the post-activation a (the coursework's *_deriv(post_act))."""
+    if act == ACT_SIGMOID:
+        return a * (1 - a)
+    if act == ACT_TANH:
+        return 1 - a * a
+    if act == ACT_RELU:
+        return a * 0 + 1 if a > 0 else a * 0
+    return a * 0 + 1
+
+
+cdef inline floating exp_minus(floating z, double m) noexcept nogil:
+    """exp(z - m) for softmax rows (m: the row maximum): float32 with exp32, float64 with libm."""
+    if floating is float:
+        return fnn_exp32(z - <float>m)
+    else:
+        return exp(z - m)
+
+
+cdef void activate_flat(const floating* Z, Py_ssize_t size, int act, floating* A) noexcept nogil:
+    """A = act(Z) element-wise over ``size`` contiguous values (not softmax); A may alias Z.
+    One loop per activation, so that each vectorises."""
+    cdef Py_ssize_t i
+    if act == ACT_SIGMOID:
+        for i in range(size):
+            A[i] = sigmoid_s(Z[i])
+    elif act == ACT_RELU:
+        for i in range(size):
+            A[i] = relu_s(Z[i])
+    elif act == ACT_TANH:
+        for i in range(size):
+            A[i] = tanh_s(Z[i])
+    elif A != Z:
+        for i in range(size):
+            A[i] = Z[i]
+
+
+cdef void deriv_flat(const floating* A, Py_ssize_t size, int act, floating* D) noexcept nogil:
+    """D = act'(pre) from the post-activation A, element-wise."""
+    cdef Py_ssize_t i
+    if act == ACT_SIGMOID:
+        for i in range(size):
+            D[i] = A[i] * (1 - A[i])
+    elif act == ACT_TANH:
+        for i in range(size):
+            D[i] = 1 - A[i] * A[i]
+    else:
+        for i in range(size):
+            D[i] = deriv_s(A[i], act)
+
+
+cdef void delta_pre_flat(const floating* delta, const floating* A, Py_ssize_t size, int act,
+                         floating* dpre) noexcept nogil:
+    """dpre = delta * act'(A): the gradient with respect to the pre-activation; dpre may alias delta."""
+    cdef Py_ssize_t i
+    if act == ACT_SIGMOID:
+        for i in range(size):
+            dpre[i] = delta[i] * (A[i] * (1 - A[i]))
+    elif act == ACT_TANH:
+        for i in range(size):
+            dpre[i] = delta[i] * (1 - A[i] * A[i])
+    else:
+        for i in range(size):
+            dpre[i] = delta[i] * deriv_s(A[i], act)
+
+
+cdef double softmax_row(const floating* z, Py_ssize_t c, floating* p, Py_ssize_t* best) noexcept nogil:
+    """p = softmax(z) with max subtraction; return log of the normaliser (float64), argmax in best."""
+    cdef Py_ssize_t j, arg = 0
+    cdef double m = z[0], s = 0.0, inv
+    cdef floating e
+    for j in range(1, c):
+        if z[j] > m:
+            m = z[j]
+            arg = j
+    for j in range(c):
+        e = exp_minus(z[j], m)
+        p[j] = e
+        s += e
+    inv = 1.0 / s
+    for j in range(c):
+        p[j] = <floating>(p[j] * inv)
+    best[0] = arg
+    return m + log(s)
+
+
+cdef void softmax_rows(const floating* Z, Py_ssize_t n, Py_ssize_t c, floating* P) noexcept nogil:
+    """Row-wise softmax of a C-contiguous (n, c) block; P may alias Z."""
+    cdef Py_ssize_t i, best
+    for i in range(n):
+        softmax_row(Z + i * c, c, P + i * c, &best)
+
+
+cdef void bias_activate(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m, int act,
+                        floating* A) noexcept nogil:
+    """Z += b row-wise, then A = act(Z) (softmax row-wise); A may alias Z."""
+    cdef Py_ssize_t i, j
+    cdef floating* row
+    for i in range(n):
+        row = Z + i * m
+        for j in range(m):
+            row[j] = row[j] + b[j]
+        if act != ACT_SOFTMAX:
+            activate_flat(row, m, act, A + i * m)
+    if act == ACT_SOFTMAX:
+        softmax_rows(Z, n, m, A)
+
+
+cdef void column_sums_update(const floating* D, Py_ssize_t n, Py_ssize_t m, floating* out, double lr,
+                             double wd, bint sgd) noexcept nogil:
+    """out[j] = sum_i D[i, j] (a bias gradient), or with ``sgd`` the bias step
+    out[j] -= lr (sum_i D[i, j] + wd out[j]).  The sums accumulate in float64 whatever D's dtype, in
+    column chunks held on the stack."""
+    cdef double acc[256]
+    cdef Py_ssize_t i, j, j0, w
+    for j0 in range(0, m, 256):
+        w = min(256, m - j0)
+        for j in range(w):
+            acc[j] = 0.0
+        for i in range(n):
+            for j in range(w):
+                acc[j] += D[i * m + j0 + j]
+        if sgd:
+            for j in range(w):
+                out[j0 + j] = <floating>(out[j0 + j] - lr * (acc[j] + wd * out[j0 + j]))
+        else:
+            for j in range(w):
+                out[j0 + j] = <floating>acc[j]
