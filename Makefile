@@ -7,7 +7,17 @@ BIN    := $(VENV)/bin
 DATA   ?= $(firstword $(FASTNN_DATA) $(wildcard ../shared/data))
 OUT    ?= fastnn-output
 
-.PHONY: demo test bench clean
+# make bench: SAVE=NAME saves the run as NNNN_NAME (default: pytest-benchmark's autosave name), BENCH_ARGS="-k dropin"
+# selects; make bench-compare [BASE=0001] [NEW=0003] [COMPARE_ARGS="--stat min"] compares two saved runs' speedups.
+SAVE         ?=
+BENCH_ARGS   ?=
+BASE         ?=
+NEW          ?=
+COMPARE_ARGS ?=
+PROCESSES_ARGS ?=
+STARTUP_ARGS ?=
+
+.PHONY: demo test bench bench-compare bench-processes bench-startup clean
 
 $(BIN)/fastnn: pyproject.toml setup.py $(wildcard fastnn/*.py fastnn/_kernels/*.py fastnn/_kernels/*.pyx fastnn/_kernels/*.pxi)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +31,23 @@ demo: $(BIN)/fastnn
 test: $(BIN)/fastnn
 	$(BIN)/pytest -q
 
+# The pytest-benchmark suite; every run is saved under bench/.benchmarks (git-ignored) for bench-compare.
 bench: $(BIN)/fastnn
-	cd bench && ../$(BIN)/python -m pytest --benchmark-only -o pythonpath= -q  # the installed fastnn, not the source tree
+	cd bench && $(abspath $(BIN))/python -m pytest --benchmark-only -o pythonpath= -q \
+		$(if $(SAVE),--benchmark-save=$(SAVE),--benchmark-autosave) $(BENCH_ARGS)  # the installed fastnn, not the source tree
+
+# Speedup ratios (baseline / fastnn) of the two latest saved runs, or of BASE against the latest (or NEW);
+# exits 1 when a ratio dropped by more than 15%.  Standard library only, so no venv needed.
+bench-compare:
+	$(PYTHON) bench/compare.py $(if $(BASE),--base $(BASE)) $(if $(NEW),--new $(NEW)) $(COMPARE_ARGS)
+
+# One epoch per contender, each in its own process, interleaved (PROCESSES_ARGS="--processes 4 --json out.json").
+bench-processes: $(BIN)/fastnn
+	$(abspath $(BIN))/python bench/epoch_processes.py $(PROCESSES_ARGS)
+
+# Start-up times in fresh processes: fastnn toy, import fastnn.functional, a first ocr.read_text (STARTUP_ARGS="--repeat 9").
+bench-startup: $(BIN)/fastnn
+	$(abspath $(BIN))/python bench/startup.py $(STARTUP_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info $(OUT)

@@ -7,9 +7,14 @@ at the end of the session the table below divides each baseline's time by fastnn
 """
 
 import os
+import sys
 
 import numpy as np
 import pytest
+
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # _ratios beside this file, whatever the pythonpath
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _ratios import pairs as _pairs, result_row, speedup  # noqa: E402  (shared with compare.py)
 
 #: The numbers the team reports: (label, group, fastnn label, baseline label, target speedup).
 HEADLINES = [
@@ -56,21 +61,8 @@ def _results(config):
         info = b.extra_info or {}
         if "impl" not in info or not b.stats:
             continue
-        out.append(dict(group=b.group, label=info["label"], role=info["role"], dtype=info["dtype"],
-                        any_dtype=info.get("any_dtype", False), mean=b.stats.mean, min=b.stats.min,
-                        median=b.stats.median))
+        out.append(result_row(b.group, info, b.stats))
     return out
-
-
-def _pairs(results):
-    groups = {}
-    for r in results:
-        groups.setdefault(r["group"], []).append(r)
-    for group, rows in groups.items():
-        for f in (r for r in rows if r["role"] == "fastnn"):
-            for b in (r for r in rows if r["role"] == "baseline"):
-                if b["any_dtype"] or b["dtype"] == f["dtype"]:
-                    yield group, f, b
 
 
 @pytest.hookimpl(trylast=True)
@@ -88,7 +80,7 @@ def pytest_terminal_summary(terminalreporter, config):
                   f"  {'fastnn mean':>12}")
     table = {}
     for group, f, b in _pairs(results):
-        ratios = tuple(b[k] / f[k] for k in ("mean", "median", "min"))
+        ratios = speedup(f, b)
         table[(group, f["label"], b["label"])] = ratios
         tr.write_line(f"{group:<{width}}  {f['label']:<18} {b['label']:<18} "
                       + " ".join(f"{r:>6.2f}x" for r in ratios) + f"  {f['mean'] * 1e3:>10.3f}ms")

@@ -10,16 +10,17 @@ cdef double softmax_ce_onehot(const floating* Z, const floating* Y, Py_ssize_t n
     cdef floating y, ymax
     for i in range(n):
         lse = softmax_row(Z + i * c, c, P + i * c, &best)
+        for j in range(c):
+            D[i * c + j] = P[i * c + j] - Y[i * c + j]
         ybest = 0
         ymax = Y[i * c]
         for j in range(c):
             y = Y[i * c + j]
-            if y != 0:
+            if y != 0:  # zero targets add nothing (even where the logit is -inf)
                 loss -= (<double>y) * ((<double>Z[i * c + j]) - lse)
             if y > ymax:
                 ymax = y
                 ybest = j
-            D[i * c + j] = P[i * c + j] - y
         if ybest == best:
             ok += 1
     correct[0] = ok

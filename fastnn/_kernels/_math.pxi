@@ -94,10 +94,10 @@ cdef inline floating deriv_s(floating a, int act) noexcept nogil:
     return a * 0 + 1
 
 
-cdef inline floating exp_minus(floating z, double m) noexcept nogil:
+cdef inline floating exp_minus(floating z, floating m) noexcept nogil:
     """exp(z - m) for softmax rows (m: the row maximum): float32 with exp32, float64 with libm."""
     if floating is float:
-        return fnn_exp32(z - <float>m)
+        return fnn_exp32(z - m)
     else:
         return exp(z - m)
 
@@ -150,30 +150,52 @@ cdef void delta_pre_flat(const floating* delta, const floating* A, Py_ssize_t si
 
 
 cdef double softmax_row(const floating* z, Py_ssize_t c, floating* p, Py_ssize_t* best) noexcept nogil:
-    """p = softmax(z) with max subtraction; return log of the normaliser (float64), argmax in best."""
-    cdef Py_ssize_t j, arg = 0
-    cdef double m = z[0], s = 0.0, inv
-    cdef floating e
-    for j in range(1, c):
-        if z[j] > m:
-            m = z[j]
-            arg = j
+    """p = softmax(z) with max subtraction; return log of the normaliser (float64) and, when ``best`` is
+    not NULL, the first argmax in it.
+
+    Each pass is a loop of its own so that the exps and the scaling vectorise, and the max and the
+    float64 sum run on four accumulators instead of one dependency chain.  The max is exact in any order;
+    a NaN anywhere in z makes its exp, the sum and so the loss NaN."""
+    cdef Py_ssize_t j, c4 = c - c % 4
+    cdef floating m0 = z[0], m1 = z[0], m2 = z[0], m3 = z[0], mx
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s, inv
+    for j in range(0, c4, 4):
+        m0 = z[j] if z[j] > m0 else m0
+        m1 = z[j + 1] if z[j + 1] > m1 else m1
+        m2 = z[j + 2] if z[j + 2] > m2 else m2
+        m3 = z[j + 3] if z[j + 3] > m3 else m3
+    for j in range(c4, c):
+        m0 = z[j] if z[j] > m0 else m0
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    mx = m2 if m2 > m0 else m0
+    if best != NULL:
+        best[0] = 0
+        for j in range(c):
+            if z[j] == mx:
+                best[0] = j
+                break
     for j in range(c):
-        e = exp_minus(z[j], m)
-        p[j] = e
-        s += e
+        p[j] = exp_minus(z[j], mx)
+    for j in range(0, c4, 4):
+        s0 += p[j]
+        s1 += p[j + 1]
+        s2 += p[j + 2]
+        s3 += p[j + 3]
+    for j in range(c4, c):
+        s0 += p[j]
+    s = (s0 + s1) + (s2 + s3)
     inv = 1.0 / s
     for j in range(c):
         p[j] = <floating>(p[j] * inv)
-    best[0] = arg
-    return m + log(s)
+    return mx + log(s)
 
 
 cdef void softmax_rows(const floating* Z, Py_ssize_t n, Py_ssize_t c, floating* P) noexcept nogil:
     """Row-wise softmax of a C-contiguous (n, c) block; P may alias Z."""
-    cdef Py_ssize_t i, best
+    cdef Py_ssize_t i
     for i in range(n):
-        softmax_row(Z + i * c, c, P + i * c, &best)
+        softmax_row(Z + i * c, c, P + i * c, NULL)
 
 
 cdef void bias_activate(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t m, int act,

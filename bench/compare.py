@@ -1,0 +1,179 @@
+"""Compare the speedup ratios of two saved benchmark runs; exit 1 when one dropped by more than 15%.
+
+    python bench/compare.py [--base RUN] [--new RUN] [--stat median] [--threshold 0.15] [--dir DIR] [--list]
+
+``make bench`` saves every run of the pytest-benchmark suite under ``bench/.benchmarks``
+(``<machine>/<NNNN>_<name>.json``).  By default this compares the two most recent saved runs;
+``--base`` names the older one (its number ``0001``, a part of its file name, or a path) and
+``--new`` the newer one (default: the most recent run).
+
+The ratios are formed as at the end of a run (``_ratios.py``, shared with ``conftest.py``): in
+each group, baseline time / fastnn time for every fastnn row and every baseline of the same
+dtype (or of any dtype, for the NumPy float64 loop).  Ratios, not absolute times, are compared,
+because on a shared machine both sides of a ratio slow down together.  A ratio has *dropped*
+when new < (1 - threshold) * old; any drop makes the exit status 1.  Pairs present in only one
+of the runs (a partial run, ``-k``) are listed but not judged; no pair in common exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _ratios import STATS, rows_from_saved, speedups  # noqa: E402
+
+DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".benchmarks")
+
+
+class Run:
+    """One saved pytest-benchmark run."""
+
+    def __init__(self, path: str, root: str):
+        self.path = path
+        self.name = os.path.relpath(path, root)
+        self.base = os.path.basename(path)
+        with open(path) as fh:
+            self.data = json.load(fh)
+        self.datetime = str(self.data.get("datetime", ""))
+
+    def describe(self) -> str:
+        commit = self.data.get("commit_info") or {}
+        cid = (commit.get("id") or "")[:10]
+        dirty = " + uncommitted changes" if commit.get("dirty") else ""
+        n = len(self.data.get("benchmarks", []))
+        return f"{self.name}  ({self.datetime[:19]}, {n} benchmarks{', commit ' + cid + dirty if cid else ''})"
+
+
+def saved_runs(root: str) -> list:
+    """Every saved run under ``root``, oldest first (by the time pytest-benchmark recorded, then name)."""
+    runs = []
+    for path in glob.glob(os.path.join(root, "**", "*.json"), recursive=True):
+        try:
+            run = Run(path, root)
+        except (OSError, ValueError) as exc:
+            print(f"note: skipping {path}: {exc}", file=sys.stderr)
+            continue
+        if isinstance(run.data, dict) and "benchmarks" in run.data:
+            runs.append(run)
+    runs.sort(key=lambda r: (r.datetime, r.base, r.name))
+    return runs
+
+
+def find_run(runs: list, spec: str, root: str, prefer_dir: str | None = None) -> Run:
+    """The run named by ``spec``: a path, a file-name prefix such as ``0001``, or a part of a file name."""
+    if os.path.isfile(spec):
+        return Run(spec, root)
+    for test in (lambda r: r.base.startswith(spec), lambda r: spec in r.name):
+        hits = [r for r in runs if test(r)]
+        if len(hits) > 1 and prefer_dir is not None:
+            same = [r for r in hits if os.path.dirname(r.path) == prefer_dir]
+            hits = same or hits
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise SystemExit(f"compare.py: {spec!r} names several saved runs; be more specific:\n  "
+                             + "\n  ".join(r.name for r in hits))
+    raise SystemExit(f"compare.py: no saved run matches {spec!r} under {root}"
+                     + ("; saved runs:\n  " + "\n  ".join(r.name for r in runs) if runs else ""))
+
+
+def compare(old: dict, new: dict, stat: str, threshold: float):
+    """Rows (key, old ratio, new ratio, verdict) over the union of pairs; verdict is 'DROP', 'ok' or 'only ...'."""
+    k = STATS.index(stat)
+    rows = []
+    for key in list(old) + [key for key in new if key not in old]:
+        o = old[key][k] if key in old else None
+        n = new[key][k] if key in new else None
+        if o is None or n is None:
+            verdict = "only in base" if n is None else "only in new"
+        else:
+            verdict = "DROP" if n < (1.0 - threshold) * o else "ok"
+        rows.append((key, o, n, verdict))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--base", help="the older run: its number (0001), part of its file name, or a path "
+                                   "(default: the run before --new)")
+    ap.add_argument("--new", help="the newer run (default: the most recent one)")
+    ap.add_argument("--stat", choices=STATS + ("all",), default="median",
+                    help="which time the ratios divide (default median; 'all' judges mean, median and min)")
+    ap.add_argument("--threshold", type=float, default=0.15,
+                    help="largest tolerated relative drop of a ratio (default 0.15: fail when new < 0.85 old)")
+    ap.add_argument("--dir", default=DEFAULT_DIR, help=f"pytest-benchmark storage (default {DEFAULT_DIR})")
+    ap.add_argument("--list", action="store_true", help="list the saved runs and exit")
+    args = ap.parse_args(argv)
+    if not 0 <= args.threshold < 1:
+        ap.error("--threshold must lie in [0, 1)")
+    root = os.path.abspath(args.dir)
+    runs = saved_runs(root)
+    if args.list:
+        for r in runs:
+            print(r.describe())
+        return 0
+
+    if args.new:
+        new = find_run(runs, args.new, root)
+    elif runs:
+        new = runs[-1]
+    else:
+        print(f"compare.py: no saved runs under {root}; run `make bench` (it saves each run) twice first")
+        return 2
+    if args.base:
+        base = find_run(runs, args.base, root, prefer_dir=os.path.dirname(new.path))
+    else:
+        older = [r for r in runs if r.path != new.path and (r.datetime, r.base) <= (new.datetime, new.base)]
+        if not older:
+            print(f"compare.py: only one saved run under {root} ({new.name}); nothing to compare it with")
+            return 2
+        base = older[-1]
+    if os.path.abspath(base.path) == os.path.abspath(new.path):
+        print(f"compare.py: base and new are the same run ({new.name})")
+        return 2
+
+    old_ratios, new_ratios = speedups(rows_from_saved(base.data)), speedups(rows_from_saved(new.data))
+    print(f"base: {base.describe()}")
+    print(f"new:  {new.describe()}")
+    stats = STATS if args.stat == "all" else (args.stat,)
+    print(f"speedup = baseline time / fastnn time (>1: fastnn faster); DROP when new < {1 - args.threshold:.2f} x base")
+
+    drops, common = [], 0
+    for stat in stats:
+        rows = compare(old_ratios, new_ratios, stat, args.threshold)
+        if not rows:
+            continue
+        wg = max(len(key[0]) for key, *_ in rows)
+        wf = max(len(key[1]) for key, *_ in rows)
+        wb = max(len(key[2]) for key, *_ in rows)
+        print()
+        print(f"by {stat}:")
+        print(f"{'group':<{wg}}  {'fastnn':<{wf}}  {'baseline':<{wb}}  {'base':>8} {'new':>8} {'change':>8}")
+        for (group, fl, bl), o, n, verdict in rows:
+            fo = f"{o:7.2f}x" if o is not None else f"{'-':>8}"
+            fn = f"{n:7.2f}x" if n is not None else f"{'-':>8}"
+            ch = f"{n / o - 1:+7.1%}" if o is not None and n is not None else f"{'':>8}"
+            print(f"{group:<{wg}}  {fl:<{wf}}  {bl:<{wb}}  {fo} {fn} {ch}  {verdict if verdict != 'ok' else ''}")
+            if verdict == "DROP":
+                drops.append((stat, group, fl, bl, o, n))
+            common += verdict in ("ok", "DROP")
+    print()
+    if not common:
+        print("no speedup ratio is in both runs: nothing compared")
+        return 2
+    if drops:
+        print(f"{len(drops)} ratio(s) dropped by more than {args.threshold:.0%}:")
+        for stat, group, fl, bl, o, n in drops:
+            print(f"  {group}: {fl} vs {bl} by {stat}: {o:.2f}x -> {n:.2f}x ({n / o - 1:+.1%})")
+        print("(the machine is noisy: re-run `make bench` and compare again before believing a single drop)")
+        return 1
+    print(f"no ratio dropped by more than {args.threshold:.0%} ({common} compared)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
