@@ -21,6 +21,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,8 @@ class Run:
 
     def describe(self) -> str:
         commit = self.data.get("commit_info") or {}
-        cid = (commit.get("id") or "")[:10]
+        cid = str(commit.get("id") or "")
+        cid = cid[:12] if re.fullmatch(r"[0-9a-f]{40}", cid) else cid
         dirty = " + uncommitted changes" if commit.get("dirty") else ""
         n = len(self.data.get("benchmarks", []))
         return f"{self.name}  ({self.datetime[:19]}, {n} benchmarks{', commit ' + cid + dirty if cid else ''})"

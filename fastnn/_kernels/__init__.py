@@ -25,8 +25,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
         raise ImportError(
             f"fastnn's compiled core is missing: this is fastnn's source tree ({_root}), which shadows "
             "an installed fastnn when Python runs from it, and its extension has not been built here. "
-            "Run fastnn from another directory, or build the extension in place with "
-            "`pip install --no-build-isolation -e .` (or `make inplace`)."
+            "Run fastnn from another directory, or install it in editable mode, which builds the extension "
+            "in place: `pip install -e .`"
         ) from exc
     raise ImportError(f"fastnn's compiled core could not be loaded ({exc}); reinstall with `pip install .`") from exc
 
