@@ -29,7 +29,7 @@ impls = pytest.mark.parametrize("impl", IMPLS)
 
 
 def _run(benchmark, fn):
-    fn()  # warm-up: compile or load the kernel before timing
+    fn()  # warm-up: first-touch page faults and the thread pool start stay out of the timing
     return benchmark(fn)
 
 

@@ -77,9 +77,9 @@ def find_run(runs: list, spec: str, root: str, prefer_dir: str | None = None) ->
         if len(hits) == 1:
             return hits[0]
         if hits:
-            raise SystemExit(f"compare.py: {spec!r} names several saved runs; be more specific:\n  "
+            raise LookupError(f"compare.py: {spec!r} names several saved runs; be more specific:\n  "
                              + "\n  ".join(r.name for r in hits))
-    raise SystemExit(f"compare.py: no saved run matches {spec!r} under {root}"
+    raise LookupError(f"compare.py: no saved run matches {spec!r} under {root}"
                      + ("; saved runs:\n  " + "\n  ".join(r.name for r in runs) if runs else ""))
 
 
@@ -119,6 +119,14 @@ def main(argv=None) -> int:
             print(r.describe())
         return 0
 
+    try:
+        return _compare_runs(args, runs, root)
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _compare_runs(args, runs, root) -> int:
     if args.new:
         new = find_run(runs, args.new, root)
     elif runs:

@@ -12,13 +12,14 @@ baselines are written out in full, so that the numbers compare like with like:
 * :func:`numpy_autoencoder_epoch` is the coursework's 1024-32-32-32-1024
   autoencoder loop (squared error, momentum 0.9).
 
-The fused side is one call of the compiled epoch kernel through
-:class:`~fastnn.train.Trainer`, exactly what ``Trainer.fit`` times in
-``History.seconds`` (no input validation inside the timing).
+The fused side is one call of the compiled epoch (``Trainer.run_epoch``), exactly
+what ``Trainer.fit`` times in ``History.seconds``: the data are converted and checked
+once, outside the timing; ``train_epoch``'s own checks (shapes, the order's range)
+take microseconds.
 
-Times are the best of the measured epochs, after one warm-up epoch that keeps JIT
-compilation, cache loading and first-touch page faults (and the previous
-implementation's still-spinning worker threads) out of the numbers.
+Times are the best of the measured epochs, after one warm-up epoch that keeps
+first-touch page faults and thread-pool start-up (and the previous implementation's
+still-spinning worker threads) out of the numbers.
 """
 
 from __future__ import annotations

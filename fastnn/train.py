@@ -101,7 +101,7 @@ class _ThreadChooser:
             choice = self.options[0]  # the first epoch warms the caches: not a fair measurement
         elif ep == 1:
             choice = 1
-        elif len(self.seconds) < len(self.options):  # epoch 0 compiled: time 'all' again before choosing
+        elif len(self.seconds) < len(self.options):  # epoch 0 warmed the caches: time "all" again first
             choice = [o for o in self.options if o not in self.seconds][0]
         else:
             best = min(self.seconds, key=self.seconds.get)

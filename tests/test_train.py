@@ -196,7 +196,7 @@ def test_epoch_allocates_nothing_proportional_to_the_data(rng):
     T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 10000)]
     model = MLP([512, 32, 10], ["sigmoid", "softmax"], dtype="float32")
     trainer = Trainer(model, lr=1e-3, batch_size=32, shuffle="epoch", progress=False)
-    trainer.fit(X[:100], T[:100], 1)  # compile outside the measurement
+    trainer.fit(X[:100], T[:100], 1)  # first-use allocations outside the measurement
     tracemalloc.start()
     trainer.fit(X, T, 3)
     _, peak = tracemalloc.get_traced_memory()
