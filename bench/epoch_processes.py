@@ -136,7 +136,8 @@ def _child_epoch(contender: str, batch_size: int, rounds: int) -> dict:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"contender": contender, "batch_size": batch_size, "times": times, **info}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"contender": contender, "batch_size": batch_size, "times": times, "load1": load, **info}
 
 
 def _child_main(args) -> int:

@@ -726,6 +726,11 @@ class EpochPlan:
         self.offsets = np.array([offsets[name] for name in _core.WORK_OFFSETS], dtype=np.int64)
         self.work = np.zeros(off, dtype=dtype)
         self.grad = np.zeros(0 if optimizer == "sgd" else self.n_params, dtype=dtype)
+        #: Seconds, written by the kernel: [0] the best period per full batch seen with two threads (0: none
+        #: yet), the yardstick by which the epoch notices that other work slows its two threads down (see
+        #: ``train_epoch``); [1] how long thread 0 waited at barriers in the last two-thread epoch, [2]
+        #: that epoch's length.
+        self.timing = np.zeros(3)
 
     def new_state(self):
         """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
@@ -800,11 +805,13 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
 
 
 class EpochResult(NamedTuple):
-    """What :func:`train_epoch` returns: the summed loss, the correct predictions and the update count."""
+    """What :func:`train_epoch` returns: the summed loss, the correct predictions, the update count, and
+    the first batch that ran on one thread because other work slowed the two down (-1: none)."""
 
     loss: float
     correct: int
     step: int
+    solo_from: int = -1
 
 
 def _check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
@@ -839,13 +846,16 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
     step : int
         Updates done before this epoch (Adam's bias correction counts from it).
     threads : int, optional
-        Threads for this epoch (default :func:`get_num_threads`).
+        Threads for this epoch (default :func:`get_num_threads`; at most two share the work).  When
+        other work on the machine keeps slowing the two down (3 of 4 batches over twice the plan's best
+        period), the rest of the epoch runs on one: the numbers are the same either way.
 
     Returns
     -------
     EpochResult
-        ``loss`` summed over the epoch, ``correct`` predictions, ``step`` after the epoch.  When a batch's
-        loss is not finite the epoch stops before that batch's update and ``loss`` is that value.
+        ``loss`` summed over the epoch, ``correct`` predictions, ``step`` after the epoch, ``solo_from``.
+        When a batch's loss is not finite the epoch stops before that batch's update and ``loss`` is that
+        value.
     """
     if not isinstance(plan, EpochPlan):
         raise TypeError(f"plan: expected an EpochPlan from fastnn.functional.epoch_plan, got {type(plan).__name__}")
@@ -872,6 +882,6 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         threads = _core.get_num_threads()
     elif isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"threads: expected a positive integer, got {threads!r}")
-    loss, correct, step = _core.mlp_epoch(plan, X, T, order, theta, state[0], state[1], float(lr), int(step),
-                                          int(threads))
-    return EpochResult(float(loss), int(correct), int(step))
+    loss, correct, step, solo = _core.mlp_epoch(plan, X, T, order, theta, state[0], state[1], float(lr),
+                                                int(step), int(threads))
+    return EpochResult(float(loss), int(correct), int(step), int(solo))

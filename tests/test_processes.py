@@ -68,7 +68,8 @@ def _python(script, *args):
     return [sys.executable, "-c", script, *map(str, args)]
 
 
-def _describe(proc, label):
+def _describe(proc, label, problem=""):
+    """A failure message: how the process ended (a signal by name), ``problem``, its command, stdout and stderr."""
     rc = proc.returncode
     how = f"exited with {rc}"
     if rc is not None and rc < 0:
@@ -76,8 +77,16 @@ def _describe(proc, label):
             how = f"was killed by {signal.Signals(-rc).name} (returncode {rc})"
         except ValueError:
             how = f"was killed by signal {-rc} (returncode {rc})"
-    return (f"process '{label}' {how}\n$ {shlex.join(map(str, proc.args))}\n"
+    return (f"process '{label}' {how}{problem}\n$ {shlex.join(map(str, proc.args))}\n"
             f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}")
+
+
+def _differs(expected):
+    """The ``problem`` of _describe for a process whose output is not ``expected`` (computed in this process)."""
+    import fastnn
+
+    return (f", but printed other output than the same code run in the test process (fastnn from "
+            f"{Path(fastnn.__file__).parent}), which printed:\n{expected}")
 
 
 def _together(cmds, tmp_path):
@@ -90,19 +99,22 @@ def _together(cmds, tmp_path):
     procs = [subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for cmd in cmds]
     deadline = time.monotonic() + TIMEOUT
-    done = []
+    done, hung = [], None
     try:
         for p in procs:
             try:
                 out, err = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pytest.fail(f"hang: {shlex.join(map(str, p.args))[:300]} still ran after {TIMEOUT} s")
+                hung = p
+                break
             done.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+    if hung is not None:
+        pytest.fail(f"hang: {shlex.join(map(str, hung.args))[:300]} still ran after {TIMEOUT} s (killed)")
     return done
 
 
@@ -206,7 +218,8 @@ def test_bug_report_commands_in_sequence(tmp_path):
     for i, (cmd, want) in enumerate(zip(commands, expected)):
         proc = _run(_python(cmd), tmp_path)
         _assert_ok(proc, f"bug-report command {i + 1}")
-        assert proc.stdout.strip() == want, _describe(proc, f"bug-report command {i + 1} printed wrong numbers")
+        assert proc.stdout.strip() == want, _describe(proc, f"bug-report command {i + 1}",
+                                                      f", but printed other numbers than NumPy's {want}")
 
 
 # --------------------------------------------------------------------------- the functional API
@@ -503,7 +516,7 @@ def test_fused_epoch_in_process_orders(order, tmp_path):
             np.testing.assert_allclose(step_loss, loss, rtol=2e-4, err_msg=_describe(proc, label))
             np.testing.assert_allclose(step_total, total, rtol=2e-4, err_msg=_describe(proc, label))
         else:
-            assert proc.stdout == expected, _describe(proc, f"{label} printed other numbers than\n{expected}")
+            assert proc.stdout == expected, _describe(proc, label, _differs(expected))
 
 
 # --------------------------------------------------------------------------- the command line
@@ -537,7 +550,7 @@ def test_cli_toy_in_process_orders(order, tmp_path):
         if label == "callee":
             _check_nn(_npz(tmp_path / "callee-nn.npz"), "process 'callee'")
         else:
-            assert proc.stdout == expected, _describe(proc, f"{label} printed other lines than\n{expected}")
+            assert proc.stdout == expected, _describe(proc, label, _differs(expected))
 
 
 def _write_page(path):
@@ -581,7 +594,7 @@ def test_cli_ocr_in_process_orders(order, tmp_path):
     results = _in_order(order, tmp_path, lambda label: _python(read_text, page, model_path),
                         lambda label: [fastnn, "ocr", str(page), "--model", str(model_path)])
     for label, proc in results.items():
-        assert proc.stdout == text + "\n", _describe(proc, f"{label} read other text than {text!r}")
+        assert proc.stdout == text + "\n", _describe(proc, label, _differs(text + "\n"))
 
 
 # --------------------------------------------------------------------------- what a fresh process imports

@@ -275,3 +275,27 @@ def test_adam_constants_that_would_divide_by_zero_are_refused():
         Trainer(model, optimizer="adam", betas=(0.9,))
     with pytest.raises(ValueError, match="eps"):
         Trainer(model, optimizer="adam", eps=0.0)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_epoch_that_drops_to_one_thread_midway_gives_the_same_numbers(optimizer, rng):
+    """When other work slows the team of two down, the epoch goes on with one thread from the next batch
+    (``solo_from``). Planting a best batch period of 1 ns makes every batch look slow, so the switch comes
+    after the third batch; the parameters and the loss must equal a one-thread epoch's bitwise."""
+    X = rng.random((640, 1024)).astype(np.float32)  # 10 batches of 64, each well over 50 us of products
+    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 640)]
+    order = rng.permutation(640).astype(np.int64)
+    results = []
+    for threads in (2, 1):
+        model = MLP([1024, 64, 10], ["sigmoid", "softmax"], dtype="float32", seed=3)
+        plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer, batch_size=64,
+                            dtype="float32")
+        plan.timing[0] = 1e-9
+        state = plan.new_state()
+        r = F.train_epoch(plan, X, T, order, model.theta, state, lr=1e-3, threads=threads)
+        results.append((r, model.theta.copy(), state[0].copy()))
+    (r2, theta2, s2), (r1, theta1, s1) = results
+    assert r2.solo_from == 4 and r1.solo_from == -1
+    assert (r2.loss, r2.correct, r2.step) == (r1.loss, r1.correct, r1.step) and r1.step == 10
+    np.testing.assert_array_equal(theta2, theta1)
+    np.testing.assert_array_equal(s2, s1)

@@ -15,7 +15,12 @@ import os
 import warnings
 from pathlib import Path
 
-from .._config import PARALLEL_GEMM_MIN_FLOPS
+from .._config import BARRIER_SPIN_PAUSES, GOMP_SPINCOUNT, PARALLEL_GEMM_MIN_FLOPS
+
+# libgomp reads this once, when it is loaded with the core below: how long an idle OpenMP thread spins
+# before it sleeps.  Its default (300,000 pauses, about 10 ms) lets a waiting thread burn the time slice
+# that its partner or another process needs; a user's own setting is kept.
+os.environ.setdefault("GOMP_SPINCOUNT", str(GOMP_SPINCOUNT))
 
 try:
     from . import _core
@@ -58,5 +63,6 @@ def _load_openblas():
 
 
 _openblas = _load_openblas()
-_core._set_blas(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
-                ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, float(PARALLEL_GEMM_MIN_FLOPS))
+_core._configure(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
+                 ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, float(PARALLEL_GEMM_MIN_FLOPS),
+                 BARRIER_SPIN_PAUSES)

@@ -48,16 +48,19 @@ WORK_OFFSETS = ("xb0", "xb1", "tb0", "tb1", "da", "db", "scratch")
 SPLITS = {SPLIT_NONE: "none", SPLIT_ROWS: "rows", SPLIT_COLS: "cols", SPLIT_K: "k"}
 
 cdef int _threads = max(1, openmp.omp_get_max_threads())
+cdef long _barrier_spin = 2000
 
 
 # ------------------------------------------------------------------------ configuration
 
-def _set_blas(size_t sgemm, size_t dgemm, double split_min_flops):
-    """Point the products at cblas_sgemm / cblas_dgemm (addresses) and set the split threshold."""
-    global _sgemm, _dgemm, _split_min_flops
+def _configure(size_t sgemm, size_t dgemm, double split_min_flops, long barrier_spin):
+    """Point the products at cblas_sgemm / cblas_dgemm (addresses); set the split threshold and how many
+    pauses a barrier spins before it yields the core."""
+    global _sgemm, _dgemm, _split_min_flops, _barrier_spin
     _sgemm = <sgemm_t>sgemm
     _dgemm = <dgemm_t>dgemm
     _split_min_flops = split_min_flops
+    _barrier_spin = barrier_spin
 
 
 def get_num_threads():
@@ -289,8 +292,9 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] index, unsig
 def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
               floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step, int threads):
     # IN plan (fastnn.functional.EpochPlan), X (N, d), T (N, c), order (N,), lr, step (updates so far),
-    # threads; IN/OUT theta (P,), state1, state2 (optimizer buffers), the plan's work and grad
-    """Train one epoch over ``order`` in batches of plan.batch_size; return (loss sum, correct, step).
+    # threads; IN/OUT theta (P,), state1, state2 (optimizer buffers), the plan's work, grad and timing
+    """Train one epoch over ``order`` in batches of plan.batch_size; return (loss sum, correct, step,
+    solo_from): solo_from is the first batch run on one thread because the team was slowed, or -1.
 
     Stops at the first batch whose loss is not finite (before its update) and returns that loss.
     """
@@ -298,6 +302,7 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     cdef const int64_t[::1] offsets = plan.offsets
     cdef floating[::1] work = plan.work
     cdef floating[::1] grad = plan.grad
+    cdef double[::1] timing = plan.timing
     cdef Epoch e
     cdef Team t
     e.layers = &layers[0, 0]
@@ -324,6 +329,11 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     e.d = X.shape[1]
     e.c = T.shape[1]
     e.step = step
+    e.bar.count = 0
+    e.bar.gen = 0
+    e.spin = _barrier_spin
+    e.best_period = &timing[0]
+    e.solo_from = order.shape[0] + 1
     e.total = 0.0
     e.correct = 0
     e.bad_loss = 0.0
@@ -338,4 +348,5 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
             t.nth = 1
             t.pending = 0
             team_epoch(&t, &e, &theta[0])
-    return (e.bad_loss if e.stop else e.total), e.correct, e.step
+    solo = e.solo_from if e.solo_from <= order.shape[0] else -1
+    return (e.bad_loss if e.stop else e.total), e.correct, e.step, solo

@@ -10,6 +10,13 @@
 #     second input buffer, while thread 0 runs the middle of the batch;
 #   * the optimizer step (other than SGD, which is fused into the weight products) is cut in two halves.
 # The parts and their order are the same for one thread and for two, so both give the same numbers.
+#
+# On a machine busy with other work a barrier can wait a whole time slice for a descheduled partner, and a
+# team of two then runs many times slower than one thread.  Thread 0 times every batch: a batch is slow
+# when its period is more than twice the best this plan has seen (plus 50 us), or when thread 0 spent more
+# than half of it waiting for its partner at barriers (quiet, it waits 5-25%).  When 3 of the last 4
+# batches were slow, the epoch goes on with thread 0 alone from the next batch (``solo_from``).  The
+# numbers stay the same.
 
 cdef enum:
     LOSS_SOFTMAX_CE = 0
@@ -59,6 +66,10 @@ ctypedef struct Epoch:
     Py_ssize_t N
     Py_ssize_t d
     Py_ssize_t c
+    fnn_barrier_t bar        # the team's barrier
+    long spin                # pauses a barrier spins before it yields the core
+    double* best_period      # IN/OUT the plan's best seconds per full batch with two threads (0: none yet)
+    Py_ssize_t solo_from     # the first batch that thread 0 runs alone (set by thread 0, read at batch starts)
     long step                # IN updates done so far; OUT after the epoch
     double total             # OUT written by thread 0
     Py_ssize_t correct
@@ -70,6 +81,11 @@ ctypedef struct Team:
     int tid
     int nth
     int pending              # serial work since the last barrier (the same on every thread)
+    double last              # thread 0: time of the previous batch's loss step (0: none)
+    unsigned int slow        # thread 0: which of the last 4 batch periods were slow (one bit each)
+    int periods              # thread 0: batch periods timed in this epoch
+    double waited            # thread 0: seconds spent waiting at barriers in this epoch
+    double waited_mark       # thread 0: ``waited`` at the previous batch's loss step
 
 
 cdef inline bint serial(Team* t, Epoch* e) noexcept nogil:
@@ -78,10 +94,43 @@ cdef inline bint serial(Team* t, Epoch* e) noexcept nogil:
     return t.tid == 0 and not e.stop
 
 
-cdef inline void sync(Team* t) noexcept nogil:
+cdef inline void sync(Team* t, Epoch* e) noexcept nogil:
+    cdef double t0
     if t.nth > 1 and t.pending:
-        fnn_barrier()
+        if t.tid == 0:
+            t0 = openmp.omp_get_wtime()
+            fnn_barrier_wait(&e.bar, t.nth, e.spin)
+            t.waited += openmp.omp_get_wtime() - t0
+        else:
+            fnn_barrier_wait(&e.bar, t.nth, e.spin)
     t.pending = 0
+
+
+cdef void watch_team(Team* t, Epoch* e, Py_ssize_t b, bint full) noexcept nogil:
+    """Thread 0, once per batch while the team is two: time the batch period and decide whether the rest
+    of the epoch runs on thread 0 alone (from batch b + 1; thread 1 reads ``solo_from`` only after the
+    barrier that follows this serial step)."""
+    cdef double now = openmp.omp_get_wtime(), period, best
+    cdef unsigned int v
+    cdef int slow_count = 0
+    cdef bint slow
+    if t.last > 0:
+        period = now - t.last
+        best = e.best_period[0]
+        if full and (best <= 0 or period < best):
+            e.best_period[0] = period
+            best = period
+        slow = period > 2 * best + 50e-6 or t.waited - t.waited_mark > 0.5 * period
+        t.slow = ((t.slow << 1) | slow) & 0xF
+        t.periods += 1
+        v = t.slow
+        while v:
+            slow_count += v & 1
+            v >>= 1
+        if slow_count >= 3:
+            e.solo_from = b + 1
+    t.last = now
+    t.waited_mark = t.waited
 
 
 cdef void team_product(Team* t, Epoch* e, Mat A, Mat B, Mat C, double alpha, double beta) noexcept nogil:
@@ -92,14 +141,14 @@ cdef void team_product(Team* t, Epoch* e, Mat A, Mat B, Mat C, double alpha, dou
         if serial(t, e):
             gemm_serial(A, B, C, alpha, beta)
         return
-    sync(t)
+    sync(t, e)
     if not e.stop:
         p = t.tid
         while p < 2:
             gemm_part(A, B, C, alpha, beta, kind, p, scratch)
             p += t.nth
     t.pending = 1
-    sync(t)
+    sync(t, e)
     if kind == SPLIT_K and serial(t, e):
         gemm_combine(C, scratch)
 
@@ -108,7 +157,7 @@ cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step) noexcept
     """The optimizer step of every parameter from ``grad``, its two halves shared by the team."""
     cdef int p
     cdef Py_ssize_t P = e.n_params
-    sync(t)
+    sync(t, e)
     if not e.stop:
         p = t.tid
         while p < 2:
@@ -116,7 +165,7 @@ cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step) noexcept
                             P * (p + 1) // 2, e.hyper, step)
             p += t.nth
     t.pending = 1
-    sync(t)
+    sync(t, e)
 
 
 cdef void team_layer_update(Team* t, Epoch* e, int l, Mat X, Mat dpre, floating* theta) noexcept nogil:
@@ -147,7 +196,8 @@ cdef void gather_batch(Epoch* e, Py_ssize_t lo, Py_ssize_t hi, floating* xout, f
         memcpy(tout + r * e.c, T + i * e.c, e.c * sizeof(floating))
 
 
-cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t start, int buf, long step) noexcept nogil:
+cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_t start, int buf,
+                     long step) noexcept nogil:
     """One batch: forward, fused loss, backward and update (see the top of this file)."""
     cdef Py_ssize_t stop = min(start + e.batch, e.N), nstop = min(stop + e.batch, e.N)
     cdef int n = <int>(stop - start), L = e.n_layers, l, k, m, act
@@ -196,6 +246,8 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t start, int b
         else:
             e.bad_loss = loss
             e.stop = 1  # nothing is updated from here on; every thread sees it at the next barrier
+        if t.nth > 1:
+            watch_team(t, e, b, n == e.batch)
 
     for l in range(L - 1, 0, -1):
         r = e.layers + N_COLS * l
@@ -211,12 +263,12 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t start, int b
     team_layer_update(t, e, 0, mat(xb, n, <int>e.d, isz), mat(dA, n, <int>e.layers[COL_OUT], isz), theta)
     if e.opt != OPT_SGD:
         team_optimizer(t, e, theta, step)
-    sync(t)  # the batch buffers are reused from here on
+    sync(t, e)  # the batch buffers are reused from here on
 
 
 cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
     """Every batch of the epoch, on one thread of the team."""
-    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t start = 0, b = 0
     cdef int buf = 0
     cdef long step = e.step
     cdef floating* work = <floating*>e.work
@@ -224,13 +276,18 @@ cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
         gather_batch(e, 0, min(<Py_ssize_t>e.batch, e.N), work + e.offsets[OFF_XB0], work + e.offsets[OFF_TB0])
     t.pending = 1
     while start < e.N:
+        if t.nth > 1 and b >= e.solo_from:  # the team was slowed by other work: thread 0 goes on alone
+            if t.tid != 0:
+                return
+            t.nth = 1
         step += 1
-        team_batch(t, e, theta, start, buf, step)
+        team_batch(t, e, theta, b, start, buf, step)
         if e.stop:  # read after the batch's last barrier: every thread leaves together
             step -= 1
             break
         buf = 1 - buf
         start += e.batch
+        b += 1
     if t.tid == 0:
         e.step = step
 
@@ -241,4 +298,13 @@ cdef void team_start(Epoch* e, floating* theta) noexcept nogil:
     t.tid = openmp.omp_get_thread_num()
     t.nth = openmp.omp_get_num_threads()
     t.pending = 0
+    t.last = 0
+    t.slow = 0
+    t.periods = 0
+    t.waited = 0
+    t.waited_mark = 0
+    cdef double t0 = openmp.omp_get_wtime()
     team_epoch(&t, e, theta)
+    if t.tid == 0:
+        e.best_period[1] = t.waited
+        e.best_period[2] = openmp.omp_get_wtime() - t0

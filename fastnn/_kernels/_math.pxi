@@ -44,16 +44,38 @@ cdef extern from *:
         return a < 0.625f ? small : big;
     }
 
-    /* A barrier of the enclosing OpenMP parallel region (a no-op outside one). */
-    static inline void fnn_barrier(void) {
-    #ifdef _OPENMP
-        #pragma omp barrier
+    /* A barrier for the epoch's team of threads: the last to arrive bumps the generation (release), the
+       others wait for it (acquire), so every write before the barrier is seen after it by every thread.
+       Waiting spins for ``spin`` pauses (tens of microseconds: a batch's serial middle), then yields the
+       core, so that a thread whose partner was descheduled by another process does not burn the time
+       slice the partner needs. */
+    #include <sched.h>
+    typedef struct { int count; int gen; } fnn_barrier_t;
+
+    static inline void fnn_barrier_wait(fnn_barrier_t* b, int nth, long spin) {
+        int gen = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+        if (__atomic_add_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == nth) {
+            __atomic_store_n(&b->count, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&b->gen, gen + 1, __ATOMIC_RELEASE);
+            return;
+        }
+        for (long i = 0; __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == gen; i++) {
+            if (i < spin) {
+    #if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
     #endif
+            } else {
+                sched_yield();
+            }
+        }
     }
     """
     float fnn_exp32(float x) noexcept nogil
     float fnn_tanh32(float x) noexcept nogil
-    void fnn_barrier() noexcept nogil
+    ctypedef struct fnn_barrier_t:
+        int count
+        int gen
+    void fnn_barrier_wait(fnn_barrier_t* b, int nth, long spin) noexcept nogil
 
 
 cdef enum:
