@@ -34,7 +34,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
@@ -55,11 +54,13 @@ TOL = {"float32": dict(rtol=2e-4, atol=2e-4), "float64": dict(rtol=1e-9, atol=1e
 
 def _fresh_env(tmp_path):
     """The parent's environment with HOME and every cache inside tmp_path, no PYTHONPATH (which could put the
-    source tree before the installed package) and no inherited FASTNN_* setting."""
+    source tree before the installed package) and no inherited FASTNN_* setting; PYTHONFAULTHANDLER makes a
+    crashing process print its Python traceback on stderr (it still ends by the signal)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("FASTNN_")}
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), FASTNN_CACHE=str(tmp_path / "fastnn-cache"))
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), FASTNN_CACHE=str(tmp_path / "fastnn-cache"),
+               PYTHONFAULTHANDLER="1")
     return env
 
 
@@ -194,14 +195,14 @@ def _f64(a):
 # --------------------------------------------------------------------------- the bug report
 
 BUG_REPORT = [
-    "import numpy as np; from fastnn._kernels import _core; A=np.ones((2,3),np.float32); "
-    "_core.gemm(A, np.ones((3,3),np.float32), np.zeros((2,3),np.float32), 1.0, 0.0)",
+    "import numpy as np; from fastnn._kernels import blas; A=np.ones((2,3),np.float32); "
+    "blas.gemm(A, np.ones((3,3),np.float32), np.zeros((2,3),np.float32), 1.0, 0.0)",
     "import numpy as np; from fastnn import functional as F; "
     "F.dense_forward(np.ones((2,3),np.float32), np.ones((3,3),np.float32), np.zeros(3,np.float32), 'relu')",
 ]
 #: Appended to each command above, which otherwise prints nothing: the same call again, its result printed.
 BUG_REPORT_PRINT = [
-    "; C=np.zeros((2,3),np.float32); _core.gemm(A, np.ones((3,3),np.float32), C, 1.0, 0.0); print(C.tolist())",
+    "; C=np.zeros((2,3),np.float32); blas.gemm(A, np.ones((3,3),np.float32), C, 1.0, 0.0); print(C.tolist())",
     "; pre, post = F.dense_forward(np.ones((2,3),np.float32), np.ones((3,3),np.float32), np.zeros(3,np.float32), "
     "'relu'); print(pre.tolist(), post.tolist())",
 ]
@@ -616,3 +617,32 @@ def test_common_imports_load_no_jit_and_the_installed_fastnn(tmp_path):
     assert any(where.is_relative_to(Path(p).resolve()) for p in info["installed"]), (
         f"the processes import fastnn from {where}, not from the installed packages {info['installed']}: "
         "install it with `pip install .`")
+
+
+def test_thread_setting_follows_omp_num_threads(tmp_path):
+    """The kernels' thread count is OpenMP's: OMP_NUM_THREADS when set (1 and 2 here), else the cores;
+    set_num_threads changes it for the process."""
+    script = ("import fastnn.functional as F; a = F.get_num_threads(); F.set_num_threads(3); "
+              "print(a, F.get_num_threads())")
+    for value in ("1", "2"):
+        env = _fresh_env(tmp_path)
+        env["OMP_NUM_THREADS"] = value
+        proc = subprocess.run(_python(script), cwd=tmp_path / "home", env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        _assert_ok(proc, f"OMP_NUM_THREADS={value}")
+        assert proc.stdout.split() == [value, "3"], _describe(proc, f"OMP_NUM_THREADS={value}", ", wrong count")
+
+
+def test_source_tree_without_its_core_fails_at_import_saying_what_to_do(tmp_path):
+    """Python run from a checkout imports the checkout's fastnn/, which has no compiled core: the import
+    must stop with a message that names the source tree and the fix, not with a bare ModuleNotFoundError."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(SOURCE_PACKAGE, checkout / "fastnn", ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
+    for name in ("setup.py", "pyproject.toml"):
+        shutil.copy(SOURCE_PACKAGE.parent / name, checkout / name)
+    proc = subprocess.run([sys.executable, "-m", "fastnn", "toy"], cwd=checkout, env=_fresh_env(tmp_path),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 1, _describe(proc, "python -m fastnn toy in a checkout", ", expected an ImportError")
+    assert "source tree" in proc.stderr and "pip install -e ." in proc.stderr, proc.stderr[-2000:]
