@@ -1,5 +1,5 @@
 # Thin wrapper: every target builds .venv from nothing on first use (pip install of the project with its
-# test extras, which compiles the Cython extensions), then runs inside it.
+# test extras, which compiles the core), then runs inside it.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -33,8 +33,8 @@ test: $(BIN)/fastnn
 
 # The pytest-benchmark suite; every run is saved under bench/.benchmarks (git-ignored) for bench-compare.
 bench: $(BIN)/fastnn
-	cd bench && $(abspath $(BIN))/python -m pytest --benchmark-only -o pythonpath= -q \
-		$(if $(SAVE),--benchmark-save=$(SAVE),--benchmark-autosave) $(BENCH_ARGS)  # the installed fastnn, not the source tree
+	cd bench && $(abspath $(BIN))/python -m pytest --benchmark-only -q \
+		$(if $(SAVE),--benchmark-save=$(SAVE),--benchmark-autosave) $(BENCH_ARGS)
 
 # Speedup ratios (baseline / fastnn) of the two latest saved runs, or of BASE against the latest (or NEW);
 # exits 1 when a ratio dropped by more than 15%.  Standard library only, so no venv needed.
