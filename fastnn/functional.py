@@ -47,6 +47,7 @@ __all__ = [
     "train_epoch",
     "LOSSES",
     "OPTIMIZERS",
+    "check_hyperparameter",
 ]
 
 #: Names of the activations the kernels implement.
@@ -108,8 +109,11 @@ def _as_float(x, name: str, dtype: np.dtype, ndim: int, *, any_order: bool = Fal
     return x
 
 
-def _check_out(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
-    """Allocate an output, or check a caller's buffer: exact shape, dtype, C-contiguous, writeable."""
+def _check_out(out, name: str, shape: tuple, dtype: np.dtype, inputs=(), may_be=None) -> np.ndarray:
+    """Allocate an output, or check a caller's buffer: exact shape, dtype, C-contiguous, writeable, and
+    sharing no memory with any of ``inputs`` (name, array) pairs, except that it may *be* ``may_be`` itself
+    (an element-wise kernel can write over its input; a partial overlap would read values already
+    overwritten)."""
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
@@ -118,7 +122,17 @@ def _check_out(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name}: expected a buffer of shape {tuple(shape)} and dtype {dtype}, got {_describe(out)}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError(f"{name}: the buffer must be C-contiguous and writeable")
+    for other, arr in inputs:
+        if arr.size and np.shares_memory(out, arr, max_work=1 << 16) and not (arr is may_be and _same_memory(out, arr)):
+            raise ValueError(f"{name}: the buffer shares memory with {other}; the kernel would read values it has "
+                             "already overwritten. Pass a separate buffer (or none)")
     return out
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when a and b are views of exactly the same elements (same address, shape and strides)."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.shape == b.shape
+            and a.strides == b.strides)
 
 
 def _activation_code(name, *, allow_softmax=True) -> int:
@@ -176,7 +190,7 @@ def activation(Z, name: str = "sigmoid", *, out=None) -> np.ndarray:
     Z2 = _as_float(Z.reshape(1, -1) if squeeze else Z, "Z", float_dtype(Z), 2)
     if squeeze and out is not None:
         out = out.reshape(1, -1)
-    out = _check_out(out, "out", Z2.shape, Z2.dtype)
+    out = _check_out(out, "out", Z2.shape, Z2.dtype, [("Z", Z2)], may_be=Z2)
     _core.activate(Z2, code, out)
     return out[0] if squeeze else out
 
@@ -198,7 +212,7 @@ def activation_deriv(A, name: str = "sigmoid", *, out=None) -> np.ndarray:
     """
     code = _activation_code(name, allow_softmax=False)
     A2 = _as_float(A, "A", float_dtype(A), 2)
-    out = _check_out(out, "out", A2.shape, A2.dtype)
+    out = _check_out(out, "out", A2.shape, A2.dtype, [("A", A2)], may_be=A2)
     _core.activation_deriv(A2, code, out)
     return out
 
@@ -254,8 +268,9 @@ def dense_forward(X, W, b, activation: str = "sigmoid", *, out=None):
     if b.shape != (m,):
         raise ValueError(f"b: expected shape ({m},) to match W of shape {W.shape}, got shape {b.shape}")
     pre_out, post_out = (None, None) if out is None else out
-    pre = _check_out(pre_out, "out[0] (pre)", (n, m), dtype)
-    post = _check_out(post_out, "out[1] (post)", (n, m), dtype)
+    inputs = [("X", X), ("W", W), ("b", b)]
+    pre = _check_out(pre_out, "out[0] (pre)", (n, m), dtype, inputs)
+    post = _check_out(post_out, "out[1] (post)", (n, m), dtype, inputs + [("out[0] (pre)", pre)])
     if n and m:
         _core.dense_forward(X, W, b, code, pre, post)
     elif n and m == 0:
@@ -306,9 +321,12 @@ def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_
         if arr.shape != (n, m):
             raise ValueError(f"{name}: expected shape ({n}, {m}) from X {X.shape} and W {W.shape}, got shape {arr.shape}")
     gW_out, gb_out, gX_out = (None, None, None) if out is None else out
-    gW = _check_out(gW_out, "out[0] (grad_W)", (k, m), dtype)
-    gb = _check_out(gb_out, "out[1] (grad_b)", (m,), dtype)
-    gX = _check_out(gX_out, "out[2] (grad_X)", (n, k), dtype) if need_grad_X else np.empty((0, 0), dtype)
+    inputs = [("delta", delta), ("post", post), ("X", X), ("W", W)]
+    gW = _check_out(gW_out, "out[0] (grad_W)", (k, m), dtype, inputs)
+    inputs.append(("out[0] (grad_W)", gW))
+    gb = _check_out(gb_out, "out[1] (grad_b)", (m,), dtype, inputs)
+    inputs.append(("out[1] (grad_b)", gb))
+    gX = _check_out(gX_out, "out[2] (grad_X)", (n, k), dtype, inputs) if need_grad_X else np.empty((0, 0), dtype)
     if n and m and k:
         dpre = np.empty((n, m), dtype)
         _core.dense_backward(delta, post, X, W, code, dpre, gW, gb, gX, need_grad_X)
@@ -390,8 +408,9 @@ def softmax_cross_entropy(logits, labels, *, out=None) -> LossResult:
     _check_batch(n, "logits")
     kind, y = _labels(labels, n, c, Z.dtype)
     d_out, p_out = (None, None) if out is None else out
-    delta = _check_out(d_out, "out[0] (delta)", (n, c), Z.dtype)
-    probs = _check_out(p_out, "out[1] (probs)", (n, c), Z.dtype)
+    inputs = [("logits", Z), ("labels", y)]
+    delta = _check_out(d_out, "out[0] (delta)", (n, c), Z.dtype, inputs)
+    probs = _check_out(p_out, "out[1] (probs)", (n, c), Z.dtype, inputs + [("out[0] (delta)", delta)])
     if kind == "index":
         loss, correct = _core.softmax_cross_entropy_index(Z, y, probs, delta)
     else:
@@ -426,8 +445,9 @@ def sigmoid_binary_cross_entropy(logits, y, *, out=None) -> LossResult:
     if not np.all((Y == 0) | (Y == 1)):
         raise ValueError("y: binary targets must be 0 or 1")
     d_out, p_out = (None, None) if out is None else out
-    delta = _check_out(d_out, "out[0] (delta)", (n, 1), Z.dtype)
-    probs = _check_out(p_out, "out[1] (probs)", (n, 1), Z.dtype)
+    inputs = [("logits", Z), ("y", Y)]
+    delta = _check_out(d_out, "out[0] (delta)", (n, 1), Z.dtype, inputs)
+    probs = _check_out(p_out, "out[1] (probs)", (n, 1), Z.dtype, inputs + [("out[0] (delta)", delta)])
     loss, correct = _core.sigmoid_binary_cross_entropy(Z, Y, probs, delta)
     return LossResult(float(loss), correct / n, delta, probs)
 
@@ -451,7 +471,7 @@ def squared_error(pred, target, *, out=None):
     if P.shape != T.shape:
         raise ValueError(f"target: expected shape {P.shape} like pred, got shape {T.shape}")
     _check_batch(P.shape[0], "pred")
-    delta = _check_out(out, "out", P.shape, dtype)
+    delta = _check_out(out, "out", P.shape, dtype, [("pred", P), ("target", T)])
     return float(_core.squared_error(P, T, delta)), delta
 
 
@@ -532,6 +552,22 @@ def _check_lr(lr):
         raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
 
+def check_hyperparameter(value, name: str, low: float, high: float = np.inf, *, high_open: bool = False) -> float:
+    """``value`` as a float, refused unless it is finite and in [low, high] (``high_open``: [low, high)).
+
+    NaN or inf in a momentum or a weight decay would silently turn every parameter into NaN, and the
+    divergence would then be blamed on the learning rate; this names the argument instead.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    upper = ")" if high_open else "]"
+    if not (np.isfinite(v) and low <= v and (v < high if high_open else v <= high)):
+        raise ValueError(f"{name}: expected a finite number in [{low:g}, {high:g}{upper}, got {value!r}")
+    return v
+
+
 def _check_adam(beta1, beta2, eps, names=("beta1", "beta2")):
     """Adam's constants; a beta of 1 or an eps of 0 would divide by zero inside the kernel (0/0 where a
     gradient is 0)."""
@@ -553,6 +589,7 @@ def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:
     weight_decay : float
     """
     _check_lr(lr)
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
     P, G, _ = _check_update(params, grads)
     none = np.empty(0, P[0].dtype)
     for p, g in zip(P, G):
@@ -575,6 +612,8 @@ def momentum_update(params, grads, buffers, lr: float, *, mu: float = 0.9, neste
     weight_decay : float
     """
     _check_lr(lr)
+    mu = check_hyperparameter(mu, "mu", 0.0, 1.0, high_open=True)
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
     P, G, (M,) = _check_update(params, grads, ("buffers", buffers))
     kind = _core.OPTIMIZERS["nesterov" if nesterov else "momentum"]
     none = np.empty(0, P[0].dtype)
@@ -599,6 +638,7 @@ def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: floa
     _check_adam(beta1, beta2, eps)
     if int(step) < 1:
         raise ValueError(f"step: Adam counts updates from 1, got {step!r}")
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
     P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))
     for p, g, a, b in zip(P, G, M1, M2):
         _core.update(_core.OPTIMIZERS["adam"], p, g, a, b, float(lr), float(beta1), float(beta2), float(eps),
@@ -632,7 +672,7 @@ def gather_rows(src, index, *, out=None) -> np.ndarray:
     N = src.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= N):
         raise ValueError(f"index: row numbers must lie in [0, {N}), got values from {idx.min()} to {idx.max()}")
-    out = _check_out(out, "out", (idx.shape[0],) + src.shape[1:], src.dtype)
+    out = _check_out(out, "out", (idx.shape[0],) + src.shape[1:], src.dtype, [("src", src)])
     if src.size and idx.size:
         _core.gather_rows(src.reshape(N, -1).view(np.uint8), idx, out.reshape(idx.shape[0], -1).view(np.uint8))
     return out
@@ -759,12 +799,13 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     batch_size : int
     dtype : {'float32', 'float64'}
     momentum : float
-        ``mu`` of momentum and Nesterov.
+        ``mu`` of momentum and Nesterov, in [0, 1).
     betas : (float, float)
         Adam's decay rates, each in [0, 1).
     eps : float
         Adam's epsilon, > 0.
     weight_decay : float
+        >= 0.
 
     Returns
     -------
@@ -797,11 +838,10 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     if len(betas) != 2:
         raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
     _check_adam(*betas, float(eps), names=("betas", "betas"))
-    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
-        if not np.isfinite(value):
-            raise ValueError(f"{name}: expected a finite number, got {value!r}")
-    return EpochPlan([int(s) for s in sizes], activations, loss, optimizer, int(batch_size), dtype, float(momentum),
-                     betas, float(eps), float(weight_decay))
+    momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
+    return EpochPlan([int(s) for s in sizes], activations, loss, optimizer, int(batch_size), dtype, momentum,
+                     betas, float(eps), weight_decay)
 
 
 class EpochResult(NamedTuple):

@@ -30,7 +30,9 @@ SHUFFLES = ("once", "epoch", "none")
 
 
 class TrainingDiverged(ValueError):
-    """The loss became NaN or inf; the model keeps the parameters of the last finite epoch."""
+    """The loss or the parameters became NaN or inf.  The model and the trainer's optimizer state (momentum
+    or Adam's moments and step count) are rolled back to the end of the last finite epoch, so the same
+    trainer can be fitted again, e.g. after lowering its ``lr``."""
 
 
 @dataclass
@@ -171,7 +173,7 @@ class Trainer:
             raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
         if shuffle not in SHUFFLES:
             raise ValueError(f"shuffle: expected one of {SHUFFLES}, got {shuffle!r}")
-        if not lr_decay > 0 or int(lr_step) < 0:
+        if not (np.isfinite(lr_decay) and lr_decay > 0) or int(lr_step) < 0:
             raise ValueError(f"lr_decay/lr_step: expected lr_decay > 0 and lr_step >= 0, got {lr_decay!r}, {lr_step!r}")
         if threads != "auto" and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
             raise ValueError(f"threads: expected 'auto' or a positive integer, got {threads!r}")
@@ -282,6 +284,8 @@ class Trainer:
                 model._weight(grad, l)[...] = gW
                 model._bias(grad, l)[...] = gb
                 delta = gX
+            if not F.all_finite(grad):  # the update would poison the parameters: stop like a non-finite loss
+                return float("nan"), correct
             self.step += 1
             if self.optimizer == "sgd":
                 F.sgd_update([theta], [grad], lr, weight_decay=self.weight_decay)
@@ -358,18 +362,19 @@ class Trainer:
                 lr *= self.lr_decay
             if self.shuffle == "epoch" and ep:
                 order = np.asarray(rng.permutation(n), dtype=np.int64)
-            last_finite = model.theta.copy()
+            finite = (model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step)
             threads = chooser.pick(ep)
             t0 = time.perf_counter()
             loss, correct = (self.run_epoch(X, T, order, lr, threads) if self.fused
                              else self._epoch_steps(X, T, order, lr))
             chooser.record(threads, time.perf_counter() - t0, ep)
-            if not np.isfinite(loss):
-                model.theta[...] = last_finite
+            if not (np.isfinite(loss) and F.all_finite(model.theta)):  # the last update is checked too
+                model.theta[...], self.state1[...], self.state2[...], self.step = finite
+                what = f"training loss became {loss}" if not np.isfinite(loss) else "parameters became NaN or inf"
                 kept = f"the end of epoch {ep}" if ep else "before training (its initial values)"
                 raise TrainingDiverged(
-                    f"the training loss became {loss} in epoch {ep + 1} (lr={lr:g}); the model keeps the "
-                    f"parameters from {kept}. Lower the learning rate.")
+                    f"the {what} in epoch {ep + 1} (lr={lr:g}); the model and the optimizer state were rolled back "
+                    f"to {kept}. Lower the learning rate (trainer.lr) and fit again.")
             hist.seconds.append(time.perf_counter() - t0)
             hist.train_loss.append(loss / n)
             hist.train_acc.append(correct / n if model.loss != "squared_error" else float("nan"))
