@@ -6,8 +6,47 @@ Every task ends by printing its headline figures as `name: value` lines, so scri
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+
+
+#: The largest expected-text file `ocr-eval` reads (a page's text is a few kilobytes).
+MAX_EXPECTED_BYTES = 1 << 20
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a learning rate: nan, inf and 0 are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _read_expected(path: str) -> str:
+    """The expected text of `ocr-eval`: UTF-8, at most MAX_EXPECTED_BYTES (so /dev/zero is refused)."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_EXPECTED_BYTES + 1)
+    if len(data) > MAX_EXPECTED_BYTES:
+        raise ValueError(f"{path}: over {MAX_EXPECTED_BYTES // 1024} KB: not the expected text of a page")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file") from None
 
 
 def _print_headline(headline: dict) -> None:
@@ -109,11 +148,8 @@ def _cmd_ocr_eval(args) -> int:
     from . import ocr
     from .ocr_model import load_ocr_model
 
+    expected = _read_expected(args.expected)  # before the model: a wrong file fails at once
     model = load_ocr_model(args.model, data=args.data, progress=_progress(args))
-    try:
-        expected = open(args.expected, encoding="utf-8").read()
-    except UnicodeDecodeError:
-        raise ValueError(f"{args.expected}: not a UTF-8 text file") from None
     res = ocr.read_text(ocr.load_image(args.image), model)
     print(res.text)
     _print_headline({"cer": ocr.cer(res.text, expected), "cer_nospace": ocr.cer(res.text, expected, True)})
@@ -156,10 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the coursework's toy network with the drop-in fastnn.nn API and print "
                                    "loss and accuracy every 100 epochs.")
     p.add_argument("--seed", type=int, default=42, help="seed of NumPy's global generator (default 42)")
-    p.add_argument("--epochs", type=int, default=500, help="training epochs (default 500)")
-    p.add_argument("--batch-size", type=int, default=5, help="mini-batch size (default 5)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    p.add_argument("--hidden", type=int, default=25, help="hidden units (default 25)")
+    p.add_argument("--epochs", type=_positive_int, default=500, help="training epochs (default 500)")
+    p.add_argument("--batch-size", type=_positive_int, default=5, help="mini-batch size (default 5)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--hidden", type=_positive_int, default=25, help="hidden units (default 25)")
     p.set_defaults(func=_cmd_toy)
 
     for name, (text, d) in _TASKS.items():
@@ -171,10 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "(default fastnn-output)")
         p.add_argument("--seed", type=int, default=d["seed"], help=f"random seed (default {d['seed']})")
         if name in ("classify", "lr-study", "autoencoder", "mnist-binary", "mnist-multiclass"):
-            p.add_argument("--epochs", type=int, default=d["epochs"],
+            p.add_argument("--epochs", type=_positive_int, default=d["epochs"],
                            help="training epochs (default: the recipe's)" if d["epochs"] is None
                            else f"training epochs (default {d['epochs']})")
-            p.add_argument("--lr", type=float, default=d["lr"],
+            p.add_argument("--lr", type=_positive_float, default=d["lr"],
                            help="learning rate (default: the recipe's)" if d["lr"] is None
                            else f"learning rate (default {d['lr']:g})")
         if name == "classify":
@@ -214,23 +250,46 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Time one training epoch of the 1024-HIDDEN-36 classifier (10800 generated "
                                    "samples of the hw36 shape) with the fused kernel, the plain NumPy loop and, "
                                    "when installed, PyTorch eager, in one run.")
-    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (default 32)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="mini-batch size (default 32)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="fused dtype (default float32)")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (default 64)")
-    p.add_argument("--epochs", type=int, default=3, help="timed epochs, best is reported (default 3)")
+    p.add_argument("--hidden", type=_positive_int, default=64, help="hidden units (default 64)")
+    p.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs, best is reported (default 3)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     p.set_defaults(func=_cmd_bench_epoch)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def main(argv=None) -> int:
+    """Run one task; every failure is one line on stderr and a non-zero exit, never a traceback.
+
+    Exit codes: 2 for input the task refuses (a file, an argument, a model that does not fit), 3 for an
+    internal error (set FASTNN_DEBUG=1 to see its traceback), 130 when interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, KeyError) as exc:
-        print(f"fastnn {args.task}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"fastnn {args.task}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"fastnn {args.task}: error: out of memory (is an input file far larger than it should be?)",
+              file=sys.stderr)
         return 2
+    except (ValueError, TypeError, OSError, KeyError, OverflowError) as exc:
+        print(f"fastnn {args.task}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, with the way to the traceback
+        if os.environ.get("FASTNN_DEBUG"):
+            raise
+        print(f"fastnn {args.task}: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(set FASTNN_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -323,9 +323,12 @@ def confusion(data=None, out="fastnn-output", *, seed=42, model=None, progress=N
     """The 36x36 test confusion matrix as an image (A-Z/0-9 ticks) and the most confused pairs."""
     out = _out(out)
     dataset = dataset or _data.load_dataset(data, seed=seed)
+    X, Y = dataset["test"]
     if model is None:
         model = classify(data, out, seed=seed, progress=progress, dataset=dataset)["model"]
-    X, Y = dataset["test"]
+    elif model.loss != "cross_entropy" or model.sizes[0] != X.shape[1] or model.sizes[-1] != Y.shape[1]:
+        raise ValueError(f"model: the confusion matrix needs a softmax classifier of {X.shape[1]} inputs and "
+                         f"{Y.shape[1]} classes like the data, got {model!r}")
     cm = confusion_matrix(Y.argmax(axis=1), model.predict(X), Y.shape[1])
     names = _data.CLASSES[:Y.shape[1]]
     plt = _plt()

@@ -54,8 +54,11 @@ def train_toy(seed: int = 42, epochs: int = 500, batch_size: int = 5, lr: float 
     dict
         ``history`` (list of (loss, accuracy) per epoch), ``loss`` and ``accuracy`` of the last epoch, ``params``.
     """
-    if epochs <= 0:
-        raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("hidden", hidden)):
+        if isinstance(value, bool) or int(value) != value or value <= 0:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr: expected a finite learning rate > 0, got {lr!r}")
     np.random.seed(seed)
     x, y = make_toy_data()
     params = {}
