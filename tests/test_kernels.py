@@ -479,3 +479,38 @@ def test_gather_rows_checks_indices():
         F.gather_rows(np.ones((3, 2)), [0, 3])
     with pytest.raises(ValueError, match="integer"):
         F.gather_rows(np.ones((3, 2)), [0.5])
+
+
+# ----------------------------------------------------------------- overlapping out= buffers
+
+def test_out_buffers_that_overlap_an_input_are_refused(rng):
+    """A kernel that writes into memory it still reads gives silently wrong results (gather_rows over its own
+    source; dense_forward writing pre over X was off by up to 2.8): refused, naming both."""
+    s = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(ValueError, match="out.*shares memory with src"):
+        F.gather_rows(s, [3, 2, 1, 0], out=s)
+    X = rng.standard_normal((5, 4))
+    W, b = rng.standard_normal((4, 4)), np.zeros(4)
+    with pytest.raises(ValueError, match=r"out\[0\] \(pre\).*shares memory with X"):
+        F.dense_forward(X, W, b, "relu", out=(X, np.empty((5, 4))))
+    pre = np.empty((5, 4))
+    with pytest.raises(ValueError, match=r"out\[1\] \(post\).*shares memory with out\[0\]"):
+        F.dense_forward(X, W, b, "relu", out=(pre, pre))
+    Z = rng.standard_normal((6, 3))
+    with pytest.raises(ValueError, match="shares memory with logits"):
+        F.softmax_cross_entropy(Z, np.zeros(6, int), out=(Z, np.empty((6, 3))))
+    big = rng.standard_normal((5, 3))
+    with pytest.raises(ValueError, match="shares memory with Z"):
+        F.activation(big[:4], "sigmoid", out=big[1:])  # shifted by a row: reads what it already wrote
+    delta, post = rng.standard_normal((5, 4)), rng.random((5, 4))
+    with pytest.raises(ValueError, match="shares memory with delta"):
+        F.dense_backward(delta, post, X, W, "sigmoid", out=(np.empty((4, 4)), np.empty(4), delta[:, :4]))
+    np.testing.assert_array_equal(s, np.arange(12.0).reshape(4, 3))  # nothing was modified
+
+
+def test_an_elementwise_activation_may_write_over_its_input(rng):
+    Z = rng.standard_normal((5, 3))
+    ref = R.activation(Z, "tanh")
+    out = F.activation(Z, "tanh", out=Z)
+    assert out is Z
+    close(Z, ref, np.float64)
