@@ -514,3 +514,25 @@ def test_an_elementwise_activation_may_write_over_its_input(rng):
     out = F.activation(Z, "tanh", out=Z)
     assert out is Z
     close(Z, ref, np.float64)
+
+
+def test_split_products_fall_back_to_one_thread_when_slowed_and_keep_their_numbers(rng):
+    """Outside the epoch a split product forks and joins OpenMP's team per call; when 3 of 4 calls take over
+    twice the best time seen, the next 256 split calls run on one thread. A planted best of 1e-30 s per flop
+    makes every call slow: after the third, calls run on one thread, with the same numbers bitwise."""
+    from fastnn._kernels import _core
+
+    X = rng.standard_normal((64, 1024)).astype(np.float32)
+    W = rng.standard_normal((1024, 256)).astype(np.float32)
+    b = np.zeros(256, np.float32)
+    saved, _ = _core._call_timing()
+    try:
+        _core._call_timing(1e-30)
+        results = [F.dense_forward(X, W, b, "relu")[1] for _ in range(4)]
+        _, left = _core._call_timing()
+        assert left == 255  # the third call switched, the fourth ran on one thread
+    finally:
+        _core._call_timing(saved)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    close(results[0], np.maximum(X.astype(np.float64) @ W, 0), np.float32, scale=32)

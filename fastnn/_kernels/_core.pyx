@@ -83,6 +83,15 @@ def max_threads():
     return openmp.omp_get_max_threads()
 
 
+def _call_timing(best_seconds_per_flop=None):
+    """(best seconds per flop, split calls left on one thread) of the per-call fallback; set the first (tests)."""
+    global _best_seconds_per_flop, _slow_calls
+    if best_seconds_per_flop is not None:
+        _best_seconds_per_flop = best_seconds_per_flop
+        _slow_calls = 0
+    return _best_seconds_per_flop, _solo_calls_left
+
+
 def split_kind_of(int m, int k, int n):
     """How an (m, k) @ (k, n) product is cut for the threads: 'none', 'rows', 'cols' or 'k'."""
     return SPLITS[split_kind(m, k, n)]
@@ -107,16 +116,50 @@ cdef Mat mat_of(const floating[:, :] A):
     return M
 
 
+# A product split over two threads outside the epoch is one fork and join of OpenMP's team per call; on a
+# machine busy with other work the join can wait a whole time slice for a descheduled thread.  Each split
+# call is timed: slow when it took over twice the best time per flop seen (plus 50 us); after 3 slow calls
+# of the last 4, the next SOLO_CALLS split products run on one thread, then two are tried again.  The parts
+# are the same either way, so are the numbers.  (Races between Python threads on these counters only
+# change which thread count a call uses.)
+cdef double _best_seconds_per_flop = 0.0
+cdef unsigned int _slow_calls = 0
+cdef long _solo_calls_left = 0
+cdef long SOLO_CALLS = 256
+
+
 cdef int gemm_threads(Mat A, Mat B, Mat C, double alpha, double beta, int threads) noexcept nogil:
     """``gemm_split`` with its scratch allocated here when needed; -1 when out of memory."""
+    global _best_seconds_per_flop, _slow_calls, _solo_calls_left
     cdef void* buf = NULL
     cdef Mat scratch = C
-    if split_kind(A.rows, A.cols, B.cols) == SPLIT_K:
+    cdef int kind = split_kind(A.rows, A.cols, B.cols), n_slow = 0
+    cdef double flops = 2.0 * A.rows * A.cols * B.cols, t0 = 0.0, per_flop
+    cdef unsigned int v
+    if kind == SPLIT_K:
         buf = malloc(<size_t>C.rows * C.cols * C.itemsize)
         if buf == NULL:
             return -1
         scratch = mat(buf, C.rows, C.cols, C.itemsize)
+    if kind != SPLIT_NONE and threads > 1:
+        if _solo_calls_left > 0:
+            _solo_calls_left -= 1
+            threads = 1
+        else:
+            t0 = openmp.omp_get_wtime()
     gemm_split(A, B, C, alpha, beta, scratch, threads)
+    if t0 > 0:
+        per_flop = (openmp.omp_get_wtime() - t0) / flops
+        if _best_seconds_per_flop <= 0 or per_flop < _best_seconds_per_flop:
+            _best_seconds_per_flop = per_flop
+        _slow_calls = ((_slow_calls << 1) | (per_flop * flops > 2 * _best_seconds_per_flop * flops + 50e-6)) & 0xF
+        v = _slow_calls
+        while v:
+            n_slow += v & 1
+            v >>= 1
+        if n_slow >= 3:
+            _solo_calls_left = SOLO_CALLS
+            _slow_calls = 0
     free(buf)
     return 0
 
