@@ -84,11 +84,13 @@ def max_threads():
 
 
 def _call_timing(best_seconds_per_flop=None):
-    """(best seconds per flop, split calls left on one thread) of the per-call fallback; set the first (tests)."""
-    global _best_seconds_per_flop, _slow_calls
+    """(best seconds per flop, split calls left on one thread) of the per-call fallback; given a best, start
+    the fallback afresh from it (tests)."""
+    global _best_seconds_per_flop, _slow_calls, _solo_calls_left
     if best_seconds_per_flop is not None:
         _best_seconds_per_flop = best_seconds_per_flop
         _slow_calls = 0
+        _solo_calls_left = 0
     return _best_seconds_per_flop, _solo_calls_left
 
 
