@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from fastnn._kernels import _core
+from fastnn.benchmark import numpy_sigmoid as _np_sigmoid  # the coursework's NumPy formulas
+from fastnn.benchmark import numpy_softmax as _np_softmax
 
 _SGD, _MOMENTUM, _ADAM = (_core.OPTIMIZERS[k] for k in ("sgd", "momentum", "adam"))
-from fastnn.benchmark import _sigmoid as _np_sigmoid  # the coursework's NumPy formulas
-from fastnn.benchmark import _softmax as _np_softmax
 
 N_IN = 1024
 N_CLASSES = 36

@@ -50,6 +50,7 @@ def _read_expected(path: str) -> str:
 
 
 def _print_headline(headline: dict) -> None:
+    """The task's headline figures as `name: value` lines (floats to 4 decimals, integers as integers)."""
     for key, value in headline.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
@@ -84,8 +85,8 @@ def _cmd_task(args) -> int:
 
             model = MLP.load(args.model)
         res = tasks.confusion(args.data, seed=args.seed, model=model, **common)
-        for a, b, n in res["pairs"]:
-            print(f"confused {a} <-> {b}: {n}")
+        if res["pairs"]:  # one line, unlike the headline's `name: value` lines
+            print("most confused pairs (test rows): " + ", ".join(f"{a}<->{b} {n}" for a, b, n in res["pairs"]))
     elif args.task == "autoencoder":
         res = tasks.autoencoder(args.data, seed=args.seed, epochs=args.epochs, lr=args.lr, **common)
     elif args.task == "mnist-binary":
@@ -104,7 +105,9 @@ def _cmd_bench_epoch(args) -> int:
 
     res = bench_epoch(batch_size=args.batch_size, dtype=args.dtype, hidden=args.hidden, epochs=args.epochs,
                       torch=not args.no_torch)
-    _print_headline({k: float(v) for k, v in res.items() if isinstance(v, (int, float))})
+    if "torch_skipped" in res:
+        print(f"torch: skipped: {res['torch_skipped']}", file=sys.stderr)
+    _print_headline({k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return 0
 
 
@@ -184,8 +187,11 @@ def _add_progress(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
 
     p = sub.add_parser("toy", help="train the coursework's 2-25-4 network on the 4-class Gaussian toy problem",
