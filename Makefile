@@ -29,6 +29,7 @@ demo: $(BIN)/fastnn
 	$(BIN)/fastnn demo $(if $(DATA),--data $(DATA)) --out $(OUT)
 
 test: $(BIN)/fastnn
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 # The pytest-benchmark suite; every run is saved under bench/.benchmarks (git-ignored) for bench-compare.

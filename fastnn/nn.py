@@ -151,7 +151,8 @@ _FUSED_DERIV = {sigmoid_deriv: "sigmoid", tanh_deriv: "tanh", relu_deriv: "relu"
 def _layer(params, name: str):
     for key in ("W" + name, "b" + name):
         if key not in params or isinstance(params[key], numbers.Number):
-            raise KeyError(f"params has no array {key!r}; call initialize_weights(in_size, out_size, params, {name!r}) first")
+            raise KeyError(f"params has no array {key!r}; "
+                           f"call initialize_weights(in_size, out_size, params, {name!r}) first")
     return params["W" + name], params["b" + name]
 
 

@@ -309,7 +309,7 @@ def _cases():
 
 
 def _check_kernels(r, what):
-    for dtype, size, key in _cases():
+    for dtype, _size, key in _cases():
         A, B, Z = _f64(r[key + "A"]), _f64(r[key + "B"]), _f64(r[key + "Z"])
         _close(r[key + "C"], A @ B, dtype, f"{what}: {key}gemm")
         _close(r[key + "sigmoid"], _sigmoid(Z), dtype, f"{what}: {key}sigmoid")
@@ -317,7 +317,7 @@ def _check_kernels(r, what):
 
 
 def _check_dense_forward(r, what):
-    for dtype, size, key in _cases():
+    for dtype, _size, key in _cases():
         pre = _f64(r[key + "X"]) @ _f64(r[key + "W"]) + _f64(r[key + "b"])
         for act in ("linear", "sigmoid", "tanh", "relu", "softmax"):
             _close(r[key + "pre_" + act], pre, dtype, f"{what}: {key}pre_{act}")
@@ -325,7 +325,7 @@ def _check_dense_forward(r, what):
 
 
 def _check_dense_backward(r, what):
-    for dtype, size, key in _cases():
+    for dtype, _size, key in _cases():
         X, W, delta = _f64(r[key + "X"]), _f64(r[key + "W"]), _f64(r[key + "delta"])
         for act in ("linear", "sigmoid", "tanh", "relu"):
             dpre = delta * _deriv(act, _f64(r[key + "post_" + act]))
@@ -335,7 +335,7 @@ def _check_dense_backward(r, what):
 
 
 def _check_softmax_cross_entropy(r, what):
-    for dtype, size, key in _cases():
+    for dtype, _size, key in _cases():
         Z, labels = _f64(r[key + "logits"]), r[key + "labels"]
         n, m = Z.shape
         P = _softmax(Z)
