@@ -319,7 +319,8 @@ def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_
     m = W.shape[1]
     for name, arr in (("delta", delta), ("post", post)):
         if arr.shape != (n, m):
-            raise ValueError(f"{name}: expected shape ({n}, {m}) from X {X.shape} and W {W.shape}, got shape {arr.shape}")
+            raise ValueError(f"{name}: expected shape ({n}, {m}) from X {X.shape} and W {W.shape}, "
+                             f"got shape {arr.shape}")
     gW_out, gb_out, gX_out = (None, None, None) if out is None else out
     inputs = [("delta", delta), ("post", post), ("X", X), ("W", W)]
     gW = _check_out(gW_out, "out[0] (grad_W)", (k, m), dtype, inputs)
@@ -813,8 +814,9 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
 
     Examples
     --------
-    >>> epoch_plan([1024, 64, 36], ["sigmoid", "softmax"], "cross_entropy", batch_size=32, dtype="float32")
-    EpochPlan(1024-64-36, sigmoid/softmax, loss='cross_entropy', optimizer='sgd', batch_size=32, float32, workspace 425,216 bytes)
+    >>> plan = epoch_plan([1024, 64, 36], ["sigmoid", "softmax"], "cross_entropy", batch_size=32, dtype="float32")
+    >>> plan.n_params, plan.work.dtype
+    (67940, dtype('float32'))
     """
     sizes = list(sizes)
     if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
@@ -864,7 +866,7 @@ def _check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
 
 
 def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
-                threads: int | None = None) -> EpochResult:
+                threads: int | None = None, start_loss: float = 0.0) -> EpochResult:
     """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
 
     Parameters
@@ -875,8 +877,10 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         Finite inputs (not checked here, for speed: ``Trainer.fit`` checks them once).
     T : (N, sizes[-1]) C-contiguous ndarray of the plan's dtype
         Targets: one-hot rows (cross-entropy), 0/1 (binary cross-entropy) or values (squared error).
-    order : (N,) ndarray of int64
-        The sample order; batches are ``order[0:bs]``, ``order[bs:2bs]``, ... (the last may be short).
+    order : (n,) C-contiguous ndarray of int64
+        The rows of X to train on, in order; batches are ``order[0:bs]``, ``order[bs:2bs]``, ... (the last
+        may be short).  An epoch can be trained in several calls over consecutive slices of its order
+        that start at multiples of the batch size (for progress reports): see ``start_loss``.
     theta : (n_params,) ndarray of the plan's dtype
         The flat parameters (see :func:`parameter_offsets`), updated in place.
     state : pair of ndarrays
@@ -885,6 +889,9 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         Learning rate (> 0) for the gradient of the loss summed over a batch.
     step : int
         Updates done before this epoch (Adam's bias correction counts from it).
+    start_loss : float
+        Added to the loss sum before the first batch: the previous calls' ``loss`` when an epoch is trained
+        in several calls, so that its loss sums in the same order, to the same bits, as in one call.
     threads : int, optional
         Threads for this epoch (default :func:`get_num_threads`; at most two share the work).  When
         other work on the machine keeps slowing the two down (3 of 4 batches over twice the plan's best
@@ -905,8 +912,11 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
     N = X.shape[0]
     _check_array(X, "X", (N, plan.sizes[0]), plan.dtype)
     _check_array(T, "T", (N, plan.sizes[-1]), plan.dtype)
-    _check_array(order, "order", (N,), np.int64)
-    if N and (order.min() < 0 or order.max() >= N):
+    if not isinstance(order, np.ndarray) or order.ndim != 1:
+        raise ValueError(f"order: expected a 1-D array of row numbers, got "
+                         f"{_describe(order) if isinstance(order, np.ndarray) else type(order).__name__}")
+    _check_array(order, "order", order.shape, np.int64)
+    if order.size and (order.min() < 0 or order.max() >= N):
         raise ValueError(f"order: row numbers must lie in [0, {N}), got values from {order.min()} to {order.max()}")
     _check_array(theta, "theta", (plan.n_params,), plan.dtype, writeable=True)
     s1_ref, s2_ref = plan.new_state()
@@ -922,6 +932,8 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         threads = _core.get_num_threads()
     elif isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"threads: expected a positive integer, got {threads!r}")
+    if not np.isfinite(start_loss):
+        raise ValueError(f"start_loss: expected the finite loss sum of the epoch's earlier calls, got {start_loss!r}")
     loss, correct, step, solo = _core.mlp_epoch(plan, X, T, order, theta, state[0], state[1], float(lr),
-                                                int(step), int(threads))
+                                                int(step), int(threads), float(start_loss))
     return EpochResult(float(loss), int(correct), int(step), int(solo))

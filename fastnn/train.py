@@ -15,6 +15,7 @@ learning rates carry over from coursework scripts unchanged.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -58,29 +59,47 @@ class History:
 
 
 class ProgressBar:
-    """A one-line text progress bar on stderr (no dependency), redrawn in place on a terminal."""
+    """A one-line text progress bar on stderr (no dependency), with a live time estimate.
 
-    def __init__(self, total: int, label: str = "", stream=None, width: int = 24):
+    On a terminal the line is redrawn in place at every update (within an epoch too).  Elsewhere (a log
+    file, a pipe, CI) plain lines are written at a modest rate: the first update, then at most one line per
+    ``every`` seconds and per tenth of the work, and the last.
+    """
+
+    def __init__(self, total: int, label: str = "", stream=None, width: int = 24, every: float = 5.0):
         self.total = max(int(total), 1)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
+        self.every = every
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
+        self.last_line = None  # (time, fraction) of the last plain line
+        self.finished = False
 
-    def update(self, done: int, info: str = "") -> None:
+    def update(self, done: float, info: str = "") -> None:
+        """Show ``done`` units of ``total`` (a float: 2.5 is half-way through the third epoch)."""
+        if self.finished:
+            return
         frac = min(done / self.total, 1.0)
+        self.finished = frac >= 1
         filled = int(round(frac * self.width))
-        elapsed = time.perf_counter() - self.start
+        now = time.perf_counter()
+        elapsed = now - self.start
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        line = (f"{self.label} {done}/{self.total} [{'#' * filled}{'.' * (self.width - filled)}] "
+        current = min(max(math.ceil(done), 1), self.total)  # the epoch under way, or just finished
+        line = (f"{self.label} {current}/{self.total} [{'#' * filled}{'.' * (self.width - filled)}] "
                 f"{elapsed:.1f}s<{eta:.1f}s {info}")
         if self.tty:
             self.stream.write("\r" + line + "\033[K")
-            if done >= self.total:
+            if frac >= 1:
                 self.stream.write("\n")
-        elif done >= self.total or done == 1 or done % max(self.total // 10, 1) == 0:
+        elif (self.last_line is None or frac >= 1
+              or (now - self.last_line[0] >= self.every and frac - self.last_line[1] >= 0.1)):
             self.stream.write(line + "\n")
+            self.last_line = (now, frac)
+        else:
+            return
         self.stream.flush()
 
 
@@ -146,7 +165,8 @@ class Trainer:
     fused : bool
         Run each epoch as one compiled call (default) or batch by batch.
     progress : bool or None
-        Draw a progress bar on stderr; None draws it only on a terminal.
+        Show progress on stderr: on a terminal a bar redrawn within each epoch, elsewhere plain lines at
+        a modest rate (None and True); False shows nothing.
     checkpoint : path, optional
         Save the model with the best validation accuracy there (``.npz``, atomic).
     threads : 'auto' or int
@@ -235,15 +255,35 @@ class Trainer:
 
     # ------------------------------------------------------------------- epochs
 
-    def run_epoch(self, X, T, order, lr=None, threads=None):
+    def run_epoch(self, X, T, order, lr=None, threads=None, on_progress=None):
         """One fused epoch over ``order`` (X and T as :meth:`fit` prepares them); return (loss sum, correct).
 
-        Advances ``step``; ``lr`` defaults to the trainer's, ``threads`` to fastnn's setting.
+        Advances ``step``; ``lr`` defaults to the trainer's, ``threads`` to fastnn's setting.  With
+        ``on_progress(fraction, loss_so_far, correct_so_far)`` the epoch runs in slices of whole batches of
+        about a quarter of a second each and reports after each; the numbers are the same to the bit.
         """
-        r = F.train_epoch(self.plan, X, T, order, self.model.theta, (self.state1, self.state2),
-                          lr=self.lr if lr is None else lr, step=self.step, threads=threads)
-        self.step = r.step
-        return r.loss, r.correct
+        lr = self.lr if lr is None else lr
+        state = (self.state1, self.state2)
+        if on_progress is None:
+            r = F.train_epoch(self.plan, X, T, order, self.model.theta, state, lr=lr, step=self.step,
+                              threads=threads)
+            self.step = r.step
+            return r.loss, r.correct
+        bs, n = self.batch_size, order.shape[0]
+        loss, correct, start, chunk = 0.0, 0, 0, 8  # batches in the next slice: 8, then ~0.25 s worth
+        while start < n:
+            t0 = time.perf_counter()
+            stop = min(start + chunk * bs, n)
+            r = F.train_epoch(self.plan, X, T, order[start:stop], self.model.theta, state, lr=lr, step=self.step,
+                              threads=threads, start_loss=loss)
+            self.step, loss, correct = r.step, r.loss, correct + r.correct
+            if not np.isfinite(loss):
+                return loss, correct
+            per_batch = (time.perf_counter() - t0) / -(-(stop - start) // bs)
+            chunk = int(min(max(0.25 / max(per_batch, 1e-9), 1), 1 << 20))
+            start = stop
+            on_progress(start / n, loss, correct)
+        return loss, correct
 
     def _epoch_steps(self, X, T, order, lr):
         """The same epoch, batch by batch through fastnn.functional (the reference for the fused path)."""
@@ -344,8 +384,7 @@ class Trainer:
             order = np.arange(n, dtype=np.int64)
         else:
             order = np.asarray(rng.permutation(n), dtype=np.int64)
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
-        bar = ProgressBar(epochs, "epoch") if show else None
+        bar = ProgressBar(epochs, "epoch") if self.progress is not False else None
         hist = History()
         chooser = _ThreadChooser(self.threads)
         self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs, callback,
@@ -365,7 +404,15 @@ class Trainer:
             finite = (model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step)
             threads = chooser.pick(ep)
             t0 = time.perf_counter()
-            loss, correct = (self.run_epoch(X, T, order, lr, threads) if self.fused
+            within = None
+            if bar is not None:
+                def within(frac, loss_so_far, correct_so_far, ep=ep):  # a live bar within the epoch
+                    if frac >= 1:
+                        return  # the epoch's own update below follows, with the validation figures
+                    rows = max(frac * n, 1)
+                    acc = "" if model.loss == "squared_error" else f" acc {correct_so_far / rows:.3f}"
+                    bar.update(ep + frac, f"loss {loss_so_far / rows:.4g}{acc}")
+            loss, correct = (self.run_epoch(X, T, order, lr, threads, within) if self.fused
                              else self._epoch_steps(X, T, order, lr))
             chooser.record(threads, time.perf_counter() - t0, ep)
             if not (np.isfinite(loss) and F.all_finite(model.theta)):  # the last update is checked too

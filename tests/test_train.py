@@ -299,3 +299,21 @@ def test_epoch_that_drops_to_one_thread_midway_gives_the_same_numbers(optimizer,
     assert (r2.loss, r2.correct, r2.step) == (r1.loss, r1.correct, r1.step) and r1.step == 10
     np.testing.assert_array_equal(theta2, theta1)
     np.testing.assert_array_equal(s2, s1)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_progress_within_an_epoch_keeps_every_number(optimizer, rng, capsys):
+    """With a progress bar the fused epoch runs in slices of whole batches and reports after each; the
+    parameters, optimizer state and the epochs' loss sums must equal those of one call per epoch bitwise."""
+    X = rng.random((400, 64))
+    T = np.eye(5)[rng.integers(0, 5, 400)]  # 25 batches of 16: a first slice of 8, then the rest
+    runs = []
+    for progress in (True, False):
+        model = MLP([64, 32, 5], ["tanh", "softmax"], seed=1)
+        trainer = Trainer(model, optimizer=optimizer, lr=1e-2, batch_size=16, shuffle="epoch", progress=progress)
+        hist = trainer.fit(X, T, 3)
+        runs.append((model.theta.copy(), trainer.state1.copy(), hist.train_loss, hist.train_acc, trainer.step))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    err = capsys.readouterr().err
+    assert "epoch 1/3" in err and "epoch 3/3" in err and "loss" in err  # plain lines: stderr is not a terminal

@@ -335,9 +335,11 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] index, unsig
 
 
 def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
-              floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step, int threads):
-    # IN plan (fastnn.functional.EpochPlan), X (N, d), T (N, c), order (N,), lr, step (updates so far),
-    # threads; IN/OUT theta (P,), state1, state2 (optimizer buffers), the plan's work, grad and timing
+              floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step, int threads,
+              double start_loss=0.0):
+    # IN plan (fastnn.functional.EpochPlan), X (N, d), T (N, c), order (n,) rows of X, lr, step (updates so
+    # far), threads, start_loss (the loss sum so far); IN/OUT theta (P,), state1, state2 (optimizer buffers),
+    # the plan's work, grad and timing
     """Train one epoch over ``order`` in batches of plan.batch_size; return (loss sum, correct, step,
     solo_from): solo_from is the first batch run on one thread because the team was slowed, or -1.
 
@@ -379,7 +381,7 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     e.spin = _barrier_spin
     e.best_period = &timing[0]
     e.solo_from = order.shape[0] + 1
-    e.total = 0.0
+    e.total = start_loss
     e.correct = 0
     e.bad_loss = 0.0
     e.stop = 0
