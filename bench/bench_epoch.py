@@ -10,13 +10,12 @@ Every round starts from the same initial parameters (reset in ``setup``, outside
 after one warm-up round.  The data are random hw36-shaped images from ``fastnn.benchmark.make_data``.
 """
 
-import types
-
 import numpy as np
 import pytest
 
 import fastnn.nn as fnn
 from fastnn import benchmark as B
+from fastnn import coursework, numpy_nn
 from fastnn.models import MLP
 
 N_SAMPLES = 10800
@@ -34,77 +33,18 @@ def hw36():
 
 # ------------------------------------------------------- (a) the coursework loop, drop-in
 
-def _np_initialize_weights(in_size, out_size, params, name=""):
-    limit = np.sqrt(3.0 * 2.0 / (in_size + out_size))
-    params["W" + name] = np.random.uniform(-limit, limit, (in_size, out_size))
-    params["b" + name] = np.zeros(out_size)
-
-
-def _np_forward(X, params, name="", activation=None):
-    pre_act = X @ params["W" + name] + params["b" + name]
-    post_act = activation(pre_act)
-    params["cache_" + name] = (X, pre_act, post_act)
-    return post_act
-
-
-def _np_backwards(delta, params, name="", activation_deriv=None):
-    X, pre_act, post_act = params["cache_" + name]
-    delta_pre = activation_deriv(post_act) * delta
-    params["grad_W" + name] = X.T @ delta_pre
-    params["grad_b" + name] = np.sum(delta_pre, axis=0)
-    return delta_pre @ params["W" + name].T
-
-
-def _np_get_random_batches(x, y, batch_size):
-    idx = np.random.permutation(x.shape[0])
-    return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, x.shape[0], batch_size)]
-
-
-def _np_loss_and_acc(y, probs):
-    return -np.sum(y * np.log(probs)), np.mean(np.argmax(y, axis=1) == np.argmax(probs, axis=1))
-
-
-#: The coursework's plain NumPy nn.py (the baseline the drop-in replaces).
-numpy_nn = types.SimpleNamespace(
-    initialize_weights=_np_initialize_weights,
-    sigmoid=lambda x: 1.0 / (1.0 + np.exp(-x)),
-    sigmoid_deriv=lambda a: a * (1.0 - a),
-    linear_deriv=lambda a: np.ones_like(a),
-    softmax=lambda x: (lambda s: s / np.sum(s, axis=1, keepdims=True))(np.exp(x - np.max(x, axis=1, keepdims=True))),
-    forward=_np_forward,
-    backwards=_np_backwards,
-    get_random_batches=_np_get_random_batches,
-    compute_loss_and_acc=_np_loss_and_acc,
-)
+#: The coursework's plain NumPy nn.py (the baseline the drop-in replaces) and the drop-in itself.
 MODULES = {"numpy": numpy_nn, "fastnn.nn": fnn}
 
 
 def coursework_setup(nn, x, y, hidden=HIDDEN, batch_size=32, seed=SEED):
-    """The coursework's set-up: seed the global RNG, initialise two layers, draw the batches once."""
-    np.random.seed(seed)
-    params = {}
-    nn.initialize_weights(x.shape[1], hidden, params, "layer1")
-    nn.initialize_weights(hidden, y.shape[1], params, "output")
-    return params, nn.get_random_batches(x, y, batch_size)
+    """The coursework's set-up (fastnn.coursework.setup): seeded global RNG, two layers, batches drawn once."""
+    return coursework.setup(nn, x, y, hidden, batch_size, seed)
 
 
 def coursework_epoch(nn, params, batches, lr=LR):
-    """One epoch of the coursework's training loop, written against the module ``nn``."""
-    total_loss = 0.0
-    total_acc = 0.0
-    for xb, yb in batches:
-        h1 = nn.forward(xb, params, "layer1", nn.sigmoid)
-        probs = nn.forward(h1, params, "output", nn.softmax)
-        loss, acc = nn.compute_loss_and_acc(yb, probs)
-        total_loss += loss
-        total_acc += acc
-        delta1 = probs - yb
-        delta2 = nn.backwards(delta1, params, "output", nn.linear_deriv)
-        nn.backwards(delta2, params, "layer1", nn.sigmoid_deriv)
-        for k in ("layer1", "output"):
-            params["W" + k] -= lr * params["grad_W" + k]
-            params["b" + k] -= lr * params["grad_b" + k]
-    return total_loss, total_acc / len(batches)
+    """One epoch of the coursework's training loop (fastnn.coursework.epoch) on the module ``nn``."""
+    return coursework.epoch(nn, params, batches, lr)
 
 
 @pytest.fixture(scope="module")

@@ -28,14 +28,13 @@ import time
 
 import numpy as np
 
+from . import coursework, numpy_nn
 from .models import MLP
 from .train import Trainer
 
 __all__ = [
     "make_data",
     "init_params",
-    "numpy_sigmoid",
-    "numpy_softmax",
     "numpy_epoch",
     "numpy_autoencoder_epoch",
     "torch_mlp",
@@ -171,25 +170,14 @@ def init_params(sizes, *, seed: int = 0) -> dict:
 
 # -------------------------------------------------------------------- NumPy baselines
 
-def numpy_sigmoid(x):
-    """The coursework's NumPy sigmoid, 1 / (1 + exp(-x))."""
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def numpy_softmax(x):
-    """The coursework's NumPy softmax, with the row maximum subtracted."""
-    c = -np.max(x, axis=1, keepdims=True)
-    s = np.exp(x + c)
-    return s / np.sum(s, axis=1, keepdims=True)
-
-
 def numpy_epoch(X, Y, params, batch_size: int, lr: float, *, order=None):
     """One epoch of the coursework's plain NumPy training loop (float64) for a 1024-H-36 classifier.
 
-    Mini-batches are rows ``order[i:i + batch_size]`` (``get_random_batches``), then per batch:
-    sigmoid hidden layer, softmax output, summed cross-entropy and accuracy, backward through
-    both layers (including the first layer's input gradient, which the coursework computes and
-    discards) and a plain SGD step.
+    Mini-batches are rows ``order[i:i + batch_size]`` (as ``get_random_batches`` draws them), then
+    :func:`fastnn.coursework.epoch` on :mod:`fastnn.numpy_nn`, the coursework's plain NumPy module:
+    sigmoid hidden layer, softmax output, summed cross-entropy and accuracy, backward through both
+    layers (including the first layer's input gradient, which the coursework computes and discards)
+    and a plain SGD step.
 
     Parameters
     ----------
@@ -224,34 +212,11 @@ def numpy_epoch(X, Y, params, batch_size: int, lr: float, *, order=None):
     Y = np.asarray(Y, dtype=np.float64)
     N = X.shape[0]
     idx = _order(order, N)
-    W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
-    total_loss = 0.0
-    total_acc = 0.0
-    n_batches = 0
-    for s in range(0, N, batch_size):
-        sel = idx[s:s + batch_size]
-        xb = X[sel]
-        yb = Y[sel]
-        # forward
-        h1 = numpy_sigmoid(xb @ W1 + b1)
-        probs = numpy_softmax(h1 @ W2 + b2)
-        total_loss += -np.sum(yb * np.log(probs))
-        total_acc += np.mean(np.argmax(yb, axis=1) == np.argmax(probs, axis=1))
-        n_batches += 1
-        # backward: output layer (linear derivative), then the sigmoid layer
-        delta2 = (probs - yb) * np.ones_like(probs)
-        gW2 = h1.T @ delta2
-        gb2 = np.sum(delta2, axis=0)
-        delta1 = (delta2 @ W2.T) * (h1 * (1.0 - h1))
-        gW1 = xb.T @ delta1
-        gb1 = np.sum(delta1, axis=0)
-        _ = delta1 @ W1.T  # the coursework's backwards() returns grad_X of the first layer too
-        # SGD
-        W1 -= lr * gW1
-        b1 -= lr * gb1
-        W2 -= lr * gW2
-        b2 -= lr * gb2
-    return float(total_loss), float(total_acc / max(n_batches, 1))
+    batches = [(X[idx[s:s + batch_size]], Y[idx[s:s + batch_size]]) for s in range(0, N, batch_size)]
+    # The coursework's keys, as views of the caller's arrays (updated in place).
+    nn_params = {"Wlayer1": params["W1"], "blayer1": params["b1"], "Woutput": params["W2"], "boutput": params["b2"]}
+    loss, acc = coursework.epoch(numpy_nn, nn_params, batches, lr)
+    return float(loss), float(acc)
 
 
 def numpy_autoencoder_epoch(X, params, batch_size: int, lr: float, *, momentum: float = 0.9, order=None) -> float:
@@ -290,7 +255,7 @@ def numpy_autoencoder_epoch(X, params, batch_size: int, lr: float, *, momentum: 
         h1 = np.maximum(xb @ params["W1"] + params["b1"], 0)
         h2 = np.maximum(h1 @ params["W2"] + params["b2"], 0)
         h3 = np.maximum(h2 @ params["W3"] + params["b3"], 0)
-        out = numpy_sigmoid(h3 @ params["W4"] + params["b4"])
+        out = numpy_nn.sigmoid(h3 @ params["W4"] + params["b4"])
         total += np.sum((out - xb) ** 2)
         grads = {}
         d = 2 * (out - xb) * (out * (1.0 - out))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import nn
+from . import coursework, nn
 
 #: (mean, diagonal covariance) of the four classes.
 TOY_CLASSES = (
@@ -61,27 +61,5 @@ def train_toy(seed: int = 42, epochs: int = 500, batch_size: int = 5, lr: float 
         raise ValueError(f"lr: expected a finite learning rate > 0, got {lr!r}")
     np.random.seed(seed)
     x, y = make_toy_data()
-    params = {}
-    nn.initialize_weights(2, hidden, params, "layer1")
-    nn.initialize_weights(hidden, 4, params, "output")
-    batches = nn.get_random_batches(x, y, batch_size)
-    history = []
-    for itr in range(epochs):
-        total_loss = 0.0
-        avg_acc = 0.0
-        for xb, yb in batches:
-            h1 = nn.forward(xb, params, "layer1")
-            probs = nn.forward(h1, params, "output", nn.softmax)
-            loss, acc = nn.compute_loss_and_acc(yb, probs)
-            total_loss += loss
-            avg_acc += acc
-            delta2 = nn.backwards(probs - yb, params, "output", nn.linear_deriv)
-            nn.backwards(delta2, params, "layer1", nn.sigmoid_deriv)
-            for k in ("layer1", "output"):
-                params["W" + k] -= lr * params["grad_W" + k]
-                params["b" + k] -= lr * params["grad_b" + k]
-        avg_acc /= len(batches)
-        history.append((total_loss, avg_acc))
-        if log_every and (itr % log_every == 0 or itr == epochs - 1):
-            log(f"itr: {itr:03d} \t loss: {total_loss:.2f} \t acc : {avg_acc:.2f}")
+    history, params = coursework.train(nn, x, y, hidden, batch_size, lr, epochs, log_every=log_every, log=log)
     return {"history": history, "loss": history[-1][0], "accuracy": history[-1][1], "params": params}

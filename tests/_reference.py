@@ -1,4 +1,4 @@
-"""Plain NumPy references for every kernel, and the coursework's NumPy ``nn.py`` itself.
+"""Plain NumPy references for every kernel, and the coursework's NumPy ``nn.py`` (from fastnn.numpy_nn).
 
 The tests compare each compiled kernel with the function of the same role here.
 Nothing in this module is fast or clever on purpose.
@@ -6,83 +6,11 @@ Nothing in this module is fast or clever on purpose.
 
 import numpy as np
 
-# ------------------------------------------------------------------ the coursework's nn.py
-
-
-def initialize_weights(in_size, out_size, params, name=""):
-    var = 2.0 / (in_size + out_size)
-    limit = np.sqrt(3.0 * var)
-    params["W" + name] = np.random.uniform(-limit, limit, (in_size, out_size))
-    params["b" + name] = np.zeros(out_size)
-
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def sigmoid_deriv(post_act):
-    return post_act * (1.0 - post_act)
-
-
-def tanh(x):
-    return np.tanh(x)
-
-
-def tanh_deriv(post_act):
-    return 1.0 - post_act**2
-
-
-def relu(x):
-    return np.maximum(x, 0)
-
-
-def relu_deriv(post_act):
-    return (post_act > 0).astype(post_act.dtype)
-
-
-def linear(x):
-    return x
-
-
-def linear_deriv(post_act):
-    return np.ones_like(post_act)
-
-
-def softmax(x):
-    c = -np.max(x, axis=1, keepdims=True)
-    s = np.exp(x + c)
-    return s / np.sum(s, axis=1, keepdims=True)
-
-
-def forward(X, params, name="", activation=sigmoid):
-    W = params["W" + name]
-    b = params["b" + name]
-    pre_act = X @ W + b
-    post_act = activation(pre_act)
-    params["cache_" + name] = (X, pre_act, post_act)
-    return post_act
-
-
-def compute_loss_and_acc(y, probs):
-    loss = -np.sum(y * np.log(probs))
-    acc = np.mean(np.argmax(y, axis=1) == np.argmax(probs, axis=1))
-    return loss, acc
-
-
-def backwards(delta, params, name="", activation_deriv=sigmoid_deriv):
-    W = params["W" + name]
-    X, pre_act, post_act = params["cache_" + name]
-    delta_pre = activation_deriv(post_act) * delta
-    params["grad_W" + name] = X.T @ delta_pre
-    params["grad_b" + name] = np.sum(delta_pre, axis=0)
-    return delta_pre @ W.T
-
-
-def get_random_batches(x, y, batch_size):
-    N = x.shape[0]
-    idx = np.random.permutation(N)
-    return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]]) for i in range(0, N, batch_size)]
-
+# The coursework's nn.py, one copy in the package: the plain NumPy module that fastnn.nn replaces (also the
+# benchmarks' baseline). The tests use it as this module's R.forward, R.backwards, ...
+from fastnn.numpy_nn import *  # noqa: F403
+from fastnn.numpy_nn import (linear, linear_deriv, relu, relu_deriv, sigmoid, sigmoid_deriv, softmax, tanh,
+                             tanh_deriv)
 
 ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_deriv), "tanh": (tanh, tanh_deriv), "relu": (relu, relu_deriv),
                "linear": (linear, linear_deriv)}
@@ -182,27 +110,7 @@ def toy_data(rng_seed=None):
 
 
 def train_two_layer(nn, x, y, hidden, batch_size, lr, epochs, seed):
-    """The coursework's training loop written against module ``nn``; returns per-epoch (loss, acc) and params."""
-    np.random.seed(seed)
-    params = {}
-    nn.initialize_weights(x.shape[1], hidden, params, "layer1")
-    nn.initialize_weights(hidden, y.shape[1], params, "output")
-    batches = nn.get_random_batches(x, y, batch_size)
-    history = []
-    for _ in range(epochs):
-        total_loss = 0.0
-        total_acc = 0.0
-        for xb, yb in batches:
-            h1 = nn.forward(xb, params, "layer1", nn.sigmoid)
-            probs = nn.forward(h1, params, "output", nn.softmax)
-            loss, acc = nn.compute_loss_and_acc(yb, probs)
-            total_loss += loss
-            total_acc += acc
-            delta1 = probs - yb
-            delta2 = nn.backwards(delta1, params, "output", nn.linear_deriv)
-            nn.backwards(delta2, params, "layer1", nn.sigmoid_deriv)
-            for k in ("layer1", "output"):
-                params["W" + k] -= lr * params["grad_W" + k]
-                params["b" + k] -= lr * params["grad_b" + k]
-        history.append((total_loss, total_acc / len(batches)))
-    return history, params
+    """The coursework's training loop (fastnn.coursework.train) on module ``nn``: per-epoch (loss, acc), params."""
+    from fastnn import coursework
+
+    return coursework.train(nn, x, y, hidden, batch_size, lr, epochs, seed)
