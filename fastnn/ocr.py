@@ -14,6 +14,29 @@ and :func:`draw_boxes` saves a picture of the segmentation.
 
 Boxes are ``[y1, x1, y2, x2]`` with the end coordinates exclusive, the same
 convention as ``skimage.measure.regionprops(...).bbox``.
+
+Limits
+------
+:func:`load_image` keeps its memory bounded whatever a file declares. Each
+limit is a module constant, overridable by an environment variable holding a
+whole number of pixels (read on every call):
+
+* :data:`MAX_IMAGE_PIXELS` (``FASTNN_MAX_IMAGE_PIXELS``, default 500,000,000):
+  the largest width x height a file may declare; a larger one is refused
+  from its header, before anything is decoded.
+* :data:`MAX_DECODED_PIXELS` (``FASTNN_MAX_DECODED_PIXELS``, default
+  100,000,000): the most pixels decoded at once, about 4 bytes each; a larger
+  baseline JPEG is decoded at 1/2, 1/4 or 1/8 of its size, any other larger
+  image (PNG, TIFF, progressive JPEG...) is refused.
+* :data:`MAX_LOADED_PIXELS` (``FASTNN_MAX_LOADED_PIXELS``, default
+  50,000,000): the largest image returned; a larger one is downscaled by an
+  integer factor.
+
+Pillow's own guard, ``PIL.Image.MAX_IMAGE_PIXELS``, is never changed (it is
+process-wide). :func:`find_letters` works on a copy whose longer side is
+``work_size`` (1600) pixels; an image too thin for that copy to be at least 8
+pixels on its shorter side holds no readable characters and gives none, with
+a warning, instead of being processed at full size.
 """
 
 from __future__ import annotations
@@ -27,6 +50,9 @@ from scipy import ndimage as ndi
 
 __all__ = [
     "CLASSES",
+    "MAX_IMAGE_PIXELS",
+    "MAX_DECODED_PIXELS",
+    "MAX_LOADED_PIXELS",
     "OCRResult",
     "load_image",
     "find_letters",
@@ -42,8 +68,19 @@ __all__ = [
 #: Label order of the 36 classes (hw36 / NIST36 one-hot columns).
 CLASSES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-_MAX_PIXELS = 50_000_000  # load_image downscales anything larger
+#: Largest image :func:`load_image` accepts, in pixels: the width times the height a file declares in
+#: its header. A larger one is refused before a single pixel is decoded (a 1 KB PNG can declare
+#: 100000x100000 pixels). Override with the environment variable ``FASTNN_MAX_IMAGE_PIXELS``.
+MAX_IMAGE_PIXELS = 500_000_000
+#: Most pixels :func:`load_image` decodes into memory at once (about 4 bytes each). A larger image is
+#: decoded at reduced size where the format allows it (a baseline JPEG at 1/2, 1/4 or 1/8 of each
+#: side) and refused otherwise. Override with ``FASTNN_MAX_DECODED_PIXELS``.
+MAX_DECODED_PIXELS = 100_000_000
+#: Largest image :func:`load_image` returns, in pixels: a larger one is downscaled by an integer
+#: factor until it fits. Override with ``FASTNN_MAX_LOADED_PIXELS``.
+MAX_LOADED_PIXELS = 50_000_000
 _WORK_SIZE = 1600  # longer side of find_letters' working copy, in pixels
+_MIN_WORK_SIDE = 8  # a working copy with a shorter side holds no characters
 _CROP = 32  # classifier input side
 _GLYPH = 20  # longer side of the glyph inside the crop (hw36: ~20 of 32)
 _STROKE = 2.6  # target minimum stroke width inside the 32x32 crop, pixels
@@ -56,10 +93,22 @@ _SUPER = 4  # crops are drawn at this supersampling factor, then averaged
 def load_image(path):
     """Read an image file into an array, refusing anything that is not one.
 
-    EXIF orientation is applied (phone photos are often stored sideways).
-    An image larger than 50 megapixels is downscaled by an integer factor
-    until it is at most 50 megapixels; JPEGs are then decoded directly at
-    the reduced size, so the full-size picture never sits in memory.
+    The size the file declares in its header is checked before anything is
+    decoded, against limits that keep the memory bounded (see the module
+    docstring for their environment variables):
+
+    * a file declaring more than :data:`MAX_IMAGE_PIXELS` pixels is refused;
+    * at most :data:`MAX_DECODED_PIXELS` pixels are decoded: a larger baseline
+      JPEG is decoded directly at 1/2, 1/4 or 1/8 of its size, any other
+      larger image (PNG, TIFF, progressive JPEG...) is refused;
+    * the result has at most :data:`MAX_LOADED_PIXELS` pixels: a larger image
+      is downscaled by an integer factor until it fits (block mean; every
+      factor-th pixel for the formats only imageio reads).
+
+    Pillow's own decompression-bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``) is
+    left as it is: the header is read without going through it, so other
+    threads keep their protection. EXIF orientation is applied (phone photos
+    are often stored sideways).
 
     Parameters
     ----------
@@ -74,8 +123,9 @@ def load_image(path):
     Raises
     ------
     ValueError
-        If the file is missing, not an image, or truncated. The message
-        names the file.
+        If the file is missing, a directory, not an image, truncated, or
+        larger than the limits allow. The message names the file and, for a
+        refused size, the declared size, the limit and how to change it.
 
     Examples
     --------
@@ -84,73 +134,340 @@ def load_image(path):
     ((3024, 4032, 3), dtype('uint8'))
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ValueError(f"cannot read image {path!r}: no such file")
+    limits = _Limits.from_environment()
+    problem = _not_a_file(path)
+    if problem:
+        raise ValueError(f"cannot read image {path!r}: {problem}")
     try:
-        return _load_with_pillow(path)
+        return _load_with_pillow(path, limits)
     except _NotPillow:
         pass
+    except _Refused as exc:
+        raise ValueError(f"cannot read image {path!r}: {exc}") from None
+    except MemoryError:
+        raise ValueError(
+            f"cannot read image {path!r}: out of memory while decoding it; set FASTNN_MAX_DECODED_PIXELS "
+            f"below {limits.decoded} to decode large images at reduced size or refuse them"
+        ) from None
     except Exception as exc:  # truncated, corrupt, decompression errors
-        raise ValueError(f"cannot read image {path!r}: {exc}") from exc
-    try:  # formats Pillow does not know, through imageio
-        import imageio.v3 as iio
+        from PIL import Image
 
-        image = np.asarray(iio.imread(path))
-    except Exception as exc:
-        raise ValueError(f"cannot read image {path!r}: not an image file ({exc})") from exc
-    if image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(f"cannot read image {path!r}: unsupported shape {image.shape}")
-    factor = _reduction_factor(image.shape[0] * image.shape[1])
-    return image[::factor, ::factor] if factor > 1 else image
+        if isinstance(exc, Image.DecompressionBombError):  # some plugins (GIF, TIFF) apply Pillow's guard
+            raise ValueError(
+                f"cannot read image {path!r}: Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS="
+                f"{Image.MAX_IMAGE_PIXELS}, refuses it ({_describe(exc)})"
+            ) from exc
+        raise ValueError(f"cannot read image {path!r}: {_describe(exc)}") from exc
+    try:
+        return _load_with_imageio(path, limits)
+    except _Refused as exc:
+        raise ValueError(f"cannot read image {path!r}: {exc}") from None
+    except MemoryError:
+        raise ValueError(f"cannot read image {path!r}: out of memory while decoding it") from None
 
 
 class _NotPillow(Exception):
     pass
 
 
-def _reduction_factor(n_pixels):
-    factor = 1
-    while n_pixels / factor**2 > _MAX_PIXELS:
+class _Refused(Exception):
+    """load_image refuses the file; the message says why (without the file name)."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The three pixel limits of :func:`load_image`, with their environment overrides applied."""
+
+    image: int = MAX_IMAGE_PIXELS
+    decoded: int = MAX_DECODED_PIXELS
+    loaded: int = MAX_LOADED_PIXELS
+
+    @classmethod
+    def from_environment(cls):
+        return cls(
+            _env_pixels("FASTNN_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS),
+            _env_pixels("FASTNN_MAX_DECODED_PIXELS", MAX_DECODED_PIXELS),
+            _env_pixels("FASTNN_MAX_LOADED_PIXELS", MAX_LOADED_PIXELS),
+        )
+
+
+def _env_pixels(name, default):
+    """A pixel count from the environment variable ``name``, else ``default``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 1 and value == int(value)):
+        raise ValueError(f"{name}={text!r}: expected a whole number of pixels, at least 1 (the default is {default})")
+    return int(value)
+
+
+def _megapixels(n):
+    mp = n / 1e6
+    return f"{mp:,.0f} megapixels" if mp >= 10 else f"{mp:.2g} megapixels"
+
+
+def _not_a_file(path):
+    """Why ``path`` cannot be an image file, or None."""
+    if os.path.isdir(path):
+        return "it is a directory, not an image file"
+    if not os.path.exists(path):
+        return "no such file (a broken symbolic link)" if os.path.islink(path) else "no such file"
+    if not os.path.isfile(path):
+        return "not a regular file (a device, pipe or socket), so not an image file"
+    if os.path.getsize(path) == 0:
+        return "not an image file: the file is empty"
+    return None
+
+
+def _describe(exc):
+    """An exception as a message that is never empty."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _not_an_image(path, readers, detail=""):
+    """The message for a file no reader recognises: what it holds instead, when that is easy to tell."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        return f"cannot open it ({_describe(exc)})"
+    ext = os.path.splitext(os.fsdecode(path))[1]
+    named = f" despite its {ext!r} name" if ext else ""
+    if not head:
+        what = "the file is empty"
+    elif b"\0" not in head and _is_text(head):
+        what = f"it holds text, not image data{named}"
+    else:
+        what = f"its contents are in no image format {readers} can read{named}"
+    return f"not an image file: {what}" + (f" ({detail})" if detail else "")
+
+
+def _is_text(head):
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut off at the end
+            return False
+    return True
+
+
+def _reduction_factor(n_pixels, limit):
+    """Smallest integer factor f with n_pixels / f**2 <= limit."""
+    factor = max(1, int(np.sqrt(n_pixels / limit)))
+    while n_pixels / factor**2 > limit:
         factor += 1
     return factor
 
 
-def _load_with_pillow(path):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _open_header(fp, path):
+    """Identify an image file and read its header, the way ``PIL.Image.open`` does, minus its bomb check.
 
-    with warnings.catch_warnings():
-        # The size is checked below ourselves; Pillow's bomb guard would
-        # otherwise refuse a large but honest photo.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        old_limit = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+    ``Image.open`` refuses (or warns about) large images by comparing the declared size with the
+    process-wide ``PIL.Image.MAX_IMAGE_PIXELS``; load_image checks the declared size itself, with its
+    own limits, so it must see the header of any image without switching that guard off (another
+    thread may be opening a file at the same time). A JPEG is opened as a plain JPEG (its first
+    picture) even when it carries further MPO pictures. Returns None when no plugin knows the file.
+    """
+    import struct
+
+    from PIL import Image, JpegImagePlugin
+
+    try:
+        registry_ok = isinstance(Image.ID, list) and isinstance(Image.OPEN, dict)
+    except AttributeError:
+        registry_ok = False
+    if not registry_ok:  # a Pillow without the plugin registry: go through the guard
         try:
+            return Image.open(fp)
+        except Image.UnidentifiedImageError:
+            return None
+    prefix = fp.read(16)
+    tried = set()
+    for loader in (Image.preinit, Image.init):
+        loader()
+        for fmt in list(Image.ID):
+            if fmt in tried:
+                continue
+            tried.add(fmt)
+            factory, accept = Image.OPEN[fmt]
+            if fmt == "JPEG":
+                factory = JpegImagePlugin.JpegImageFile
             try:
-                img = Image.open(path)
-            except UnidentifiedImageError as exc:
-                raise _NotPillow() from exc
-            with img:
-                w, h = img.size
-                factor = _reduction_factor(w * h)
-                if factor > 1 and img.format == "JPEG":
-                    img.draft(img.mode, (w // factor, h // factor))
-                img.load()
-                if factor > 1:
-                    w2, h2 = img.size
-                    f2 = _reduction_factor(w2 * h2)
-                    if f2 > 1:
-                        img = img.reduce(f2)
-                img = ImageOps.exif_transpose(img)
-                if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                    img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
-                elif img.mode == "1":
-                    img = img.convert("L")
-                image = np.asarray(img)
+                verdict = True if accept is None else accept(prefix)
+                if not verdict or isinstance(verdict, str):  # a str: the format, but unsupported
+                    continue
+                fp.seek(0)
+                return factory(fp, path)
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    return None
+
+
+def _jpeg_needs_whole_image(img, fp):
+    """True when libjpeg must hold the whole image's coefficients (2 bytes per sample) to decode it.
+
+    That is the case for a progressive JPEG and for a sequential one whose first scan does not hold
+    every component: decoding it at reduced size saves no memory.
+    """
+    if img.info.get("progressive") or img.info.get("progression"):
+        return True
+    layers = getattr(img, "layers", None)
+    if not layers:
+        return False
+    where = fp.tell()
+    try:
+        fp.seek(0)
+        data = fp.read(1 << 20)  # the headers before the first scan
+    finally:
+        fp.seek(where)
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if marker == 0xDA:  # start of scan: the number of components in it
+            return i + 4 < len(data) and data[i + 4] < layers
+        i += 2 + length
+    return False
+
+
+def _load_with_pillow(path, limits):
+    with open(path, "rb") as fp:
+        img = _open_header(fp, path)
+        if img is None:
+            raise _NotPillow()
+        try:
+            return _decode_with_pillow(img, fp, limits)
         finally:
-            Image.MAX_IMAGE_PIXELS = old_limit
+            img.close()
+
+
+def _decode_with_pillow(img, fp, limits):
+    """Check the declared size against the limits, then decode (at reduced size where possible)."""
+    from PIL import ImageOps
+
+    w, h = img.size
+    n = w * h
+    if w < 1 or h < 1:
+        raise _Refused(f"it declares an empty image of {w}x{h} pixels")
+    if n > limits.image:
+        raise _Refused(
+            f"it declares {w}x{h} pixels ({_megapixels(n)}), over the limit of {_megapixels(limits.image)} "
+            f"(FASTNN_MAX_IMAGE_PIXELS={limits.image}); nothing was decoded. If the picture really is that "
+            "large, save a smaller copy or raise FASTNN_MAX_IMAGE_PIXELS"
+        )
+    out_factor = _reduction_factor(n, limits.loaded)
+    decode_factor = _reduction_factor(n, limits.decoded)
+    if max(out_factor, decode_factor) > 1:
+        # decode at reduced size where the format can (JPEG: 1/2, 1/4 or 1/8 of each side); a scale
+        # that must get under the decoding limit is rounded up to one libjpeg offers
+        need = 1 << int(np.ceil(np.log2(decode_factor))) if decode_factor > 1 else 1
+        step = max(out_factor, need)
+        img.draft(img.mode, (max(w // step, 1), max(h // step, 1)))
+    dw, dh = img.size
+    whole = img.format in ("JPEG", "MPO") and _jpeg_needs_whole_image(img, fp)
+    cost = n if whole else dw * dh
+    if cost > limits.decoded:
+        if whole:
+            why = "as a progressive or multi-scan JPEG it needs its full size in memory to decode"
+        elif (dw, dh) != (w, h):
+            why = f"even at the smallest size its format allows, {dw}x{dh}, it is too large to decode"
+        else:
+            why = f"{img.format or 'its format'} cannot be decoded at reduced size"
+        raise _Refused(
+            f"it is {w}x{h} pixels ({_megapixels(n)}) and {why}: over the decoding limit of "
+            f"{_megapixels(limits.decoded)} (FASTNN_MAX_DECODED_PIXELS={limits.decoded}, about 4 bytes a pixel); "
+            "save a smaller copy (or a baseline JPEG), or raise FASTNN_MAX_DECODED_PIXELS"
+        )
+    img.load()
+    factor = _reduction_factor(dw * dh, limits.loaded)
+    sixteen = img.mode.startswith("I;16")
+    if factor > 1:
+        small = _reduced(img, factor)
+        img.close()  # frees the full-size pixels
+        img = small
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    image = np.asarray(img)
+    if sixteen and image.dtype != np.uint16:
+        image = image.astype(np.uint16)
     if image.ndim not in (2, 3) or image.size == 0:
-        raise ValueError(f"unsupported image shape {image.shape}")
+        raise _Refused(f"unsupported image shape {image.shape}")
     return image
+
+
+def _reduced(img, factor):
+    """``img.reduce(factor)`` (block mean) for every mode, colours averaged, never palette indices."""
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    return img.reduce(factor)
+
+
+def _load_with_imageio(path, limits):
+    """Formats Pillow does not know, through imageio: the size from the header first where the plugin can."""
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise _Refused(_not_an_image(path, "Pillow")) from None
+    try:
+        props = iio.improps(path, index=0)
+    except Exception as exc:
+        raise _Refused(_not_an_image(path, "Pillow or imageio", _imageio_detail(exc))) from None
+    shape = tuple(props.shape[1:] if props.is_batch else props.shape)
+    if len(shape) not in (2, 3) or 0 in shape:
+        raise _Refused(f"unsupported image shape {shape}")
+    h, w = shape[:2]
+    n = h * w
+    if n > limits.image:
+        raise _Refused(
+            f"it declares {w}x{h} pixels ({_megapixels(n)}), over the limit of {_megapixels(limits.image)} "
+            f"(FASTNN_MAX_IMAGE_PIXELS={limits.image}); nothing was decoded"
+        )
+    nbytes = int(np.prod(shape)) * np.dtype(props.dtype).itemsize
+    if n > limits.decoded or nbytes > 4 * limits.decoded:
+        raise _Refused(
+            f"it is {w}x{h} pixels of {np.dtype(props.dtype).name} ({nbytes / 1e6:,.0f} MB), which imageio can "
+            f"only decode at full size: over the decoding limit of {_megapixels(limits.decoded)} at 4 bytes a "
+            f"pixel (FASTNN_MAX_DECODED_PIXELS={limits.decoded}); save a smaller copy or raise the limit"
+        )
+    try:
+        image = np.asarray(iio.imread(path, index=0))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _Refused(f"imageio could not decode it ({_imageio_detail(exc)})") from None
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise _Refused(f"unsupported image shape {image.shape}")
+    factor = _reduction_factor(image.shape[0] * image.shape[1], limits.loaded)
+    return image[::factor, ::factor].copy() if factor > 1 else image
+
+
+def _imageio_detail(exc):
+    """imageio's message, without its advice to install plugins for other kinds of files (video...)."""
+    text = str(exc)
+    if "Could not find a backend" in text:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "pip install" not in line]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _as_image(image):
@@ -229,8 +546,9 @@ def _ink_darkness(gray):
     """
     h, w = gray.shape
     f = max(1, int(round(max(h, w) / 200)))
-    hh, ww = max(h // f, 1), max(w // f, 1)
-    coarse = gray[: hh * f, : ww * f].reshape(hh, f, ww, f).mean(axis=(1, 3)) if f > 1 else gray
+    fy, fx = min(f, h), min(f, w)  # a thin copy: blocks no taller (wider) than the image
+    hh, ww = h // fy, w // fx
+    coarse = gray[: hh * fy, : ww * fx].reshape(hh, fy, ww, fx).mean(axis=(1, 3)) if f > 1 else gray
     win = 7  # ~ 1/30 of the page: wider than any stroke, narrower than shadows
     bg = ndi.maximum_filter(coarse, size=win, mode="nearest")
     bg = ndi.uniform_filter(bg, size=win, mode="nearest")
@@ -384,7 +702,10 @@ def find_letters(image, *, work_size=_WORK_SIZE):
         black ink both work.
     work_size : int, optional
         Longer side of the working copy, in pixels. Characters should be at
-        least ~12 pixels tall in it.
+        least ~12 pixels tall in it. An image so thin that the working copy
+        would be under 8 pixels on its shorter side (a 20x40000 strip at the
+        default) gives no boxes and a ``RuntimeWarning``; a larger
+        ``work_size`` reads such a strip at a finer scale.
 
     Returns
     -------
@@ -404,9 +725,25 @@ def find_letters(image, *, work_size=_WORK_SIZE):
     >>> boxes.shape, binary.shape
     ((1, 4), (200, 300))
     """
+    if isinstance(work_size, bool) or not isinstance(work_size, (int, float, np.integer, np.floating)) or not (
+        np.isfinite(work_size) and work_size >= 1
+    ):
+        raise ValueError(f"work_size: expected a positive number of pixels, got {work_size!r}")
     image = _as_image(image)
     h, w = image.shape[:2]
     factor = max(1, int(np.ceil(max(h, w) / float(work_size))))
+    if min(h, w) // factor < _MIN_WORK_SIDE:
+        # The working copy would be under 8 pixels on its shorter side: no character fits. Say so
+        # instead of working at full size (a 100000x1 strip would need gigabytes for nothing).
+        warnings.warn(
+            f"find_letters: the {w}x{h} image is too thin to hold characters: its working copy "
+            f"(longer side work_size={work_size:g} pixels) would be under {_MIN_WORK_SIDE} pixels on "
+            "its shorter side, so no letters are looked for; crop the text region, or pass a larger "
+            "work_size",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return np.zeros((0, 4), np.int64), np.zeros((h, w), np.float32)
     gray = _downscaled_gray(image, factor)
     small = _find_letters_gray(gray)
     boxes_s, binary_s = small
@@ -922,6 +1259,13 @@ def read_text(image, model=None, *, word_context=True):
         ``.text``, ``.boxes``, ``.chars``, ``.confidences``, ``.lines`` and
         ``.probabilities``. A blank page gives empty text.
 
+    Raises
+    ------
+    ValueError
+        If the image is not one (see :func:`load_image`), or the model's
+        output has the wrong shape or holds NaN or infinite values (a broken
+        model is refused, never decoded into characters).
+
     Examples
     --------
     >>> class Dummy:
@@ -947,6 +1291,14 @@ def read_text(image, model=None, *, word_context=True):
     P = np.asarray(model.predict_proba(X), dtype=np.float64)
     if P.shape != (len(boxes), 36):
         raise ValueError(f"model.predict_proba returned shape {P.shape}, expected {(len(boxes), 36)}")
+    bad = np.flatnonzero(~np.isfinite(P).all(axis=1))
+    if bad.size:
+        # a NaN row would otherwise be decoded as a character ('0': every comparison with NaN fails)
+        raise ValueError(
+            f"model.predict_proba returned non-finite values (NaN or infinity) for {bad.size} of {len(P)} "
+            f"characters (the first in box {[int(v) for v in boxes[bad[0]]]}): the model is broken (its "
+            "training diverged or its weights are corrupt), so nothing was read; retrain it or use another model"
+        )
     labels = _decode(P, lines) if word_context else P.argmax(axis=1)
     chars = [CLASSES[k] for k in labels]
     conf = P[np.arange(len(labels)), labels]

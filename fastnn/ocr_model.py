@@ -18,23 +18,33 @@ form a page's characters take; version 3 scores 86.3% and 85.5% (seed 0, valid h
 the hw36 test split (valid trained on), seeds 0, 1 and 2: version 3 87.2, 86.1 and 86.4% as stored and 87.3,
 86.8 and 87.9% re-cropped; version 2 92.0, 91.8 and 91.6% as stored and 84.0, 83.8 and 84.1% re-cropped.
 The photographed pages, CER without spaces for seeds 0-2: 01_list 2.6, 1.7 and 2.6% (version 2: 3.5, 3.5
-and 2.6%), 02_letters 0, 0 and 0% (version 2: 5.6, 5.6 and 2.8%). Version 2's errors on a photographed page (6 read as G, 0 as O) prompted the search for a cause;
-the fix came from the framing statistics above and was confirmed on the held-out valid rows before it was
-run on the pages, and it has no constant tuned to them (it reuses ``crop_characters``' own code). Version
-2's settings were selected only by accuracy on the held-out hw36 valid split.
+and 2.6%), 02_letters 0, 0 and 0% (version 2: 5.6, 5.6 and 2.8%). Version 2's errors on a photographed page
+(6 read as G, 0 as O) prompted the search for a cause; the fix came from the framing statistics above and was
+confirmed on the held-out valid rows before it was run on the pages, and it has no constant tuned to them (it
+reuses ``crop_characters``' own code). Version 2's settings were selected only by accuracy on the held-out hw36
+valid split.
 
 The network trains on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn much
 better from: 88% instead of 83% hw36 test accuracy with one 512-unit layer), and the inversion is folded into
 the first layer afterwards (W -> -W, b -> b + sum(W)), so the saved model takes hw36-layout rows like any
 other. The hw36 test split stays out for evaluation.
 
-The trained model is cached as ``.npz`` (see :func:`default_model_path`) and reused.
+The trained model is cached as ``.npz`` (see :func:`default_model_path`) and reused. When that cache cannot be
+written (``$FASTNN_CACHE`` names a file, or a read-only directory), the minutes of training are not thrown away:
+the model is saved to the first writable fallback instead, ``~/.cache/fastnn`` (``$XDG_CACHE_HOME/fastnn``) when
+``$FASTNN_CACHE`` was the unwritable one, else a private ``fastnn-<uid>`` folder in the system's temporary
+directory, with a warning naming the place; later runs look there while the cache stays unwritable. When nothing
+is writable the model is kept in memory for the run, with a warning that the next run trains again. A cached
+file that cannot be loaded is reported with its path and the advice to delete it (fastnn then trains it anew).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -193,13 +203,125 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
 
 def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
     """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the cached one,
-    else train it from ``data`` (or ``$FASTNN_DATA``) and cache it."""
+    else train it from ``data`` (or ``$FASTNN_DATA``) and cache it.
+
+    A trained model is never lost to an unwritable cache: it goes to a fallback folder (see the module
+    docstring), or stays in memory for this run, with a ``RuntimeWarning`` saying which. A cached file that
+    cannot be loaded raises a ValueError naming it: delete it and the next call trains a new one.
+    """
+    source = "--model, the model argument" if model else "$FASTNN_OCR_MODEL"
     model = model or os.environ.get("FASTNN_OCR_MODEL")
     if model:
-        return MLP.load(model)
+        if not Path(model).is_file():
+            what = "is a directory" if Path(model).is_dir() else "does not exist"
+            raise FileNotFoundError(f"OCR model {model} (from {source}) {what}: expected a .npz model file")
+        return _checked(MLP.load(model), model, cached=False)
     path = default_model_path()
     if path.exists():
-        return MLP.load(path)
+        return _load_cached(path)
+    if not _writable_dir(path.parent):
+        for alt in _fallback_paths(path):
+            if alt.is_file():
+                return _load_cached(alt)
     trained, _ = train_ocr_model(data, progress=progress)
-    trained.save(path)
+    _save_somewhere(trained, path)
     return trained
+
+
+def _checked(model, path, *, cached):
+    """``model`` if it maps hw36 rows (1024 pixels) to the 36 classes, else a ValueError naming ``path``."""
+    if model.sizes[0] != 1024 or model.sizes[-1] != 36:
+        advice = "; delete it and fastnn will train a new one" if cached else ""
+        raise ValueError(f"{path}: not an OCR model: it maps {model.sizes[0]} inputs to {model.sizes[-1]} outputs, "
+                         f"the OCR pipeline needs 1024 (a 32x32 crop) to 36 (A-Z, 0-9){advice}")
+    return model
+
+
+def _load_cached(path):
+    try:
+        model = MLP.load(path)
+    except (ValueError, OSError) as exc:
+        detail = str(exc)
+        detail = detail[len(f"{path}: "):] if detail.startswith(f"{path}: ") else detail
+        raise ValueError(f"the cached OCR model {path} cannot be loaded ({detail}); delete that file and fastnn will "
+                         f"train a new one on the next run (a few minutes)") from exc
+    return _checked(model, path, cached=True)
+
+
+def _writable_dir(folder: Path) -> bool:
+    """Whether ``folder`` is, or can be made, a directory this process can write files into."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
+def _private_temp_dir(create: bool):
+    """``<tempdir>/fastnn-<uid>``, owned by this user and writable by nobody else; None if not so."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(tempfile.gettempdir()) / f"fastnn-{uid if uid is not None else os.environ.get('USERNAME', 'user')}"
+    try:
+        if create:
+            folder.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    shared = os.name == "posix" and (st.st_uid != uid or st.st_mode & 0o022)
+    if not stat.S_ISDIR(st.st_mode) or shared:
+        return None  # a symlink, or a folder someone else could have put a model into
+    return folder
+
+
+def _fallback_paths(path: Path, *, create: bool = False) -> list:
+    """Where the model goes, in order, when ``path``'s folder cannot be written."""
+    folders = []
+    if os.environ.get("FASTNN_CACHE"):
+        try:
+            folders.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastnn")
+        except RuntimeError:  # no home directory
+            pass
+    tmp = _private_temp_dir(create)
+    if tmp is not None:
+        folders.append(tmp)
+    out = []
+    for folder in folders:
+        alt = folder / path.name
+        if alt != path and alt not in out:
+            out.append(alt)
+    return out
+
+
+def _why_not(exc: OSError, folder: Path) -> str:
+    """Why ``folder`` could not be written to, in words (a file in the way, or the OS's reason)."""
+    probe = Path(folder)
+    while probe.parent != probe and not probe.exists():
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{probe} is a file, not a directory"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _save_somewhere(model, path: Path):
+    """Save ``model`` to the cache ``path``, else to a fallback, else warn that it stays in memory only."""
+    try:
+        return model.save(path)
+    except OSError as exc:
+        reason = _why_not(exc, path.parent)
+    problems = [f"{path.parent}: {reason}"]
+    for alt in _fallback_paths(path, create=True):
+        try:
+            saved = model.save(alt)
+        except OSError as exc:
+            problems.append(f"{alt.parent}: {_why_not(exc, alt.parent)}")
+            continue
+        warnings.warn(f"cannot write the OCR model cache {path} ({reason}); the trained model "
+                      f"was saved to {saved} instead, where later runs find it while {path.parent} stays unwritable. "
+                      "Set FASTNN_CACHE to a writable directory to choose the place.", RuntimeWarning, stacklevel=3)
+        return saved
+    warnings.warn(f"cannot save the trained OCR model anywhere ({'; '.join(problems)}): it is kept in memory for "
+                  "this run only, and the next run will train it again. Set FASTNN_CACHE to a writable directory.",
+                  RuntimeWarning, stacklevel=3)
+    return None
