@@ -120,12 +120,10 @@ def _cmd_ocr(args) -> int:
     model = load_ocr_model(args.model, data=args.data, progress=_progress(args))
     results = []
     for path in args.images:
-        image = ocr.load_image(path)
-        res = ocr.read_text(image, model)
+        res = ocr.read_text(ocr.load_image(path), model, keep_binary=bool(args.boxes))
         if args.boxes:
-            boxes, binary = ocr.find_letters(image)
             out = args.boxes if len(args.images) == 1 else _numbered(args.boxes, path)
-            ocr.draw_boxes(binary, res.boxes, res.lines, out)
+            ocr.draw_boxes(res.binary, res.boxes, res.lines, out)
         results.append((path, res))
     if args.json:
         print(json.dumps([{"image": str(p), "text": r.text, "lines": r.lines,

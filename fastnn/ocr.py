@@ -1167,6 +1167,9 @@ class OCRResult:
         ``j`` of line ``i``.
     probabilities : (n, 36) ndarray of float64
         The classifier's full output, columns in :data:`CLASSES` order.
+    binary : 2-D ndarray of bool or None
+        The ink mask :func:`find_letters` made (for :func:`draw_boxes`), kept only when
+        ``read_text(..., keep_binary=True)``.
     """
 
     text: str
@@ -1175,6 +1178,7 @@ class OCRResult:
     confidences: np.ndarray
     lines: list
     probabilities: np.ndarray = field(default=None)
+    binary: np.ndarray = field(default=None, repr=False)
 
     def __repr__(self):
         n_words = sum(len(line) for line in self.lines)
@@ -1228,7 +1232,7 @@ def _decode(P, lines):
     return labels
 
 
-def read_text(image, model=None, *, word_context=True):
+def read_text(image, model=None, *, word_context=True, keep_binary=False):
     """Read a photographed page of handwritten block capitals and digits.
 
     Runs :func:`find_letters`, :func:`group_lines`, :func:`crop_characters`
@@ -1252,6 +1256,9 @@ def read_text(image, model=None, *, word_context=True):
         single-character word leans towards the kind (letter or digit) of
         the other single characters of its line when its own evidence is
         ambiguous (see ``_decode``).
+    keep_binary : bool, optional
+        Keep :func:`find_letters`' ink mask in the result's ``.binary`` (for
+        :func:`draw_boxes`), so that it is not computed twice.
 
     Returns
     -------
@@ -1284,8 +1291,9 @@ def read_text(image, model=None, *, word_context=True):
     boxes = boxes[order]
     remap = {old: new for new, old in enumerate(order)}
     lines = [[[remap[i] for i in word] for word in line] for line in lines]
+    kept = binary if keep_binary else None
     if len(boxes) == 0:
-        return OCRResult("", boxes, [], np.zeros(0), [], np.zeros((0, 36)))
+        return OCRResult("", boxes, [], np.zeros(0), [], np.zeros((0, 36)), kept)
     X = crop_characters(binary, boxes)
     del binary
     P = np.asarray(model.predict_proba(X), dtype=np.float64)
@@ -1303,7 +1311,7 @@ def read_text(image, model=None, *, word_context=True):
     chars = [CLASSES[k] for k in labels]
     conf = P[np.arange(len(labels)), labels]
     text = "\n".join(" ".join("".join(chars[i] for i in word) for word in line) for line in lines)
-    return OCRResult(text, boxes, chars, conf, lines, P)
+    return OCRResult(text, boxes, chars, conf, lines, P, kept)
 
 
 # --------------------------------------------------------------------------
