@@ -29,13 +29,14 @@ import gzip
 import os
 import re
 import struct
-import tempfile
 import zlib
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+
+from ._io import atomic_write
 
 __all__ = [
     "CLASSES",
@@ -296,9 +297,11 @@ def save_nist36(path, split, X, Y):
 
     The file gets the keys ``<split>_data`` (float64) and ``<split>_labels``
     (one-hot uint8, as in the shared hw36 files). It is written to a temporary
-    file in the same folder and moved over ``path`` with ``os.replace``, so a
-    reader never sees a half-written file. A new file gets mode 0o644; an
-    existing file keeps its mode.
+    file in the same folder, flushed to disk and moved over ``path`` with
+    ``os.replace``, so a reader never sees a half-written file, and the
+    temporaries that killed saves of ``path`` left behind are removed (see
+    ``fastnn._io.atomic_write``). A new file gets the mode the umask gives a
+    new file (0o644 for the usual umask 0o022); an existing file keeps its mode.
 
     Parameters
     ----------
@@ -330,21 +333,8 @@ def save_nist36(path, split, X, Y):
             f"{path}: split must be a MATLAB variable name such as 'train', got {split!r}"
         )
     X, Yf = _check_nist36(X, Y, f"{path} (save_nist36 input)")
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            savemat(fh, {f"{split}_data": X, f"{split}_labels": Yf.astype(np.uint8)})
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_write(path, "wb") as fh:
+        savemat(fh, {f"{split}_data": X, f"{split}_labels": Yf.astype(np.uint8)})
 
 
 def find_data_dir(data=None):

@@ -3,23 +3,75 @@
 Weights and biases are views of ``MLP.theta``, so a whole model is updated by
 one optimizer call and trained by one compiled epoch kernel
 (see ``fastnn.train``).  Models save to and load from ``.npz`` files, written
-atomically and read with ``allow_pickle=False``.
+atomically (``fastnn._io.atomic_write``) and read without unpickling anything;
+``MLP.load`` checks a file against ``MAX_MODEL_PARAMS`` and the other limits
+below before it allocates or decompresses anything large.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-import tempfile
+import stat
+import struct
 import zipfile
+import zlib
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from . import functional as F
+from ._io import atomic_write
 
 LOSSES = F.LOSSES
 #: Rows per chunk when a model runs over a whole data set (bounds the memory of ``forward``).
 EVAL_CHUNK = 4096
+
+# Limits of MLP.load.  A model file is checked against them, and its parts against each other, before
+# anything large is allocated or decompressed: a crafted file of a few KB must not cost gigabytes.
+
+#: Most parameters a model file may hold (50 million: 400 MB as float64, 200 MB as float32; fastnn's own
+#: models have well under a million).  Raise it with ``MLP.load(path, max_params=N)`` or, for every load
+#: of a process (``fastnn ocr --model``, ``$FASTNN_OCR_MODEL``, ``fastnn confusion --model``), with the
+#: environment variable named by ``MAX_PARAMS_ENV``.
+MAX_MODEL_PARAMS = 50_000_000
+#: Environment variable that overrides ``MAX_MODEL_PARAMS`` (a positive whole number).
+MAX_PARAMS_ENV = "FASTNN_MAX_MODEL_PARAMS"
+#: Most layers a model file may declare (its ``sizes`` then holds one more width than this).
+MAX_MODEL_LAYERS = 1000
+#: Largest stored size (``.npy`` header and data) of each small member of a model file: ``format``,
+#: ``sizes``, ``activations`` and ``loss`` (a real one is a few hundred bytes).
+MAX_MODEL_META_BYTES = 64 * 1024
+#: Largest zip central directory a model file may have (a real one lists five members in under 1 KB).
+MAX_ZIP_DIRECTORY_BYTES = 64 * 1024
+
+_FORMAT = "fastnn.MLP/1"
+_MEMBERS = ("format", "sizes", "activations", "loss", "theta")
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty zip
+_NPY_HEADER_READ = 16 * 1024  # bytes read to parse a .npy header (NumPy refuses headers over 10,000)
+_READ_CHUNK = 1 << 20  # bytes decompressed per read of the parameters
+_SAVE_HINT = "pass a model file written by MLP.save (an .npz)"
+
+
+class ModelFileError(ValueError):
+    """A file given to :meth:`MLP.load` is not a model file fastnn can use; the message says why."""
+
+
+def _check_sigma(sigma, dtype) -> float:
+    """sigma as a float, refused unless it is a finite standard deviation > 0 that the dtype can hold."""
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        raise TypeError(f"sigma: expected a real number, got {type(sigma).__name__}")
+    value = float(sigma)
+    # draws of N(0, sigma) stay well within 64 sigma, so weights of such a sigma are finite in the dtype
+    most = float(np.finfo(dtype).max) / 64
+    if not (math.isfinite(value) and 0 < value <= most):
+        raise ValueError(f"sigma: expected a finite standard deviation in (0, {most:.3g}] for {np.dtype(dtype)} "
+                         f"weights, got {sigma!r}")
+    return value
 
 
 class MLP:
@@ -37,7 +89,8 @@ class MLP:
     init : {'xavier', 'normal'}
         Xavier uniform (Var = 2 / (n_in + n_out)) or N(0, sigma); biases start at zero.
     sigma : float
-        Standard deviation of the 'normal' init.
+        Standard deviation of the 'normal' init: finite and > 0 (and small enough for the dtype to hold the
+        weights), checked before anything is allocated.
     dtype : {'float32', 'float64'}
     seed : int
         Seeds ``np.random.default_rng`` for the weights.
@@ -52,6 +105,17 @@ class MLP:
     """
 
     def __init__(self, sizes, activations, *, loss=None, init="xavier", sigma=0.01, dtype="float64", seed=0):
+        sizes, activations, loss, dtype = self._check_architecture(sizes, activations, loss, dtype)
+        if init not in ("xavier", "normal"):
+            raise ValueError(f"init: expected 'xavier' or 'normal', got {init!r}")
+        if init == "normal":
+            sigma = _check_sigma(sigma, dtype)
+        self._setup(sizes, activations, loss, dtype, np.zeros)
+        self.init(init, sigma=sigma, seed=seed)
+
+    @staticmethod
+    def _check_architecture(sizes, activations, loss, dtype):
+        """The constructor's checks: (sizes, activations, loss, dtype) normalised, or a ValueError/TypeError."""
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"sizes: expected at least two positive layer widths, got {sizes}")
@@ -79,13 +143,15 @@ class MLP:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        return sizes, activations, loss, dtype
+
+    def _setup(self, sizes, activations, loss, dtype, alloc):
         self.sizes = sizes
         self.activations = activations
         self.loss = loss
         self.dtype = dtype
         self._offsets, n_params = F.parameter_offsets(sizes)
-        self.theta = np.zeros(n_params, dtype=dtype)
-        self.init(init, sigma=sigma, seed=seed)
+        self.theta = alloc(n_params, dtype=dtype)
 
     # ----------------------------------------------------------------- parameters
 
@@ -122,13 +188,17 @@ class MLP:
         ----------
         init : {'xavier', 'normal'}
         sigma : float
-            Standard deviation of 'normal'.
+            Standard deviation of 'normal' (finite, > 0).
         seed : int
             Seeds ``np.random.default_rng`` when ``rng`` is not given.
         rng : numpy.random.Generator or numpy.random.RandomState, optional
             Draw from this generator instead. A ``RandomState(seed)`` reproduces the coursework's
             ``np.random.seed(seed)`` followed by ``initialize_weights`` layer by layer exactly.
         """
+        if init not in ("xavier", "normal"):
+            raise ValueError(f"init: expected 'xavier' or 'normal', got {init!r}")
+        if init == "normal":
+            sigma = _check_sigma(sigma, self.dtype)
         if rng is None:
             rng = np.random.default_rng(seed)
         for l in range(self.n_layers):
@@ -136,12 +206,8 @@ class MLP:
             if init == "xavier":
                 limit = np.sqrt(3.0 * (2.0 / (k + m)))  # Var(U(-a, a)) = a^2 / 3 = 2 / (k + m)
                 W = rng.uniform(-limit, limit, (k, m))
-            elif init == "normal":
-                if not sigma > 0:
-                    raise ValueError(f"sigma: expected a positive standard deviation, got {sigma!r}")
-                W = rng.normal(0.0, sigma, (k, m))
             else:
-                raise ValueError(f"init: expected 'xavier' or 'normal', got {init!r}")
+                W = rng.normal(0.0, sigma, (k, m))
             self._weight(self.theta, l)[...] = W
             self._bias(self.theta, l)[...] = 0
         return self
@@ -227,49 +293,289 @@ class MLP:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path) -> Path:
-        """Write the model to an ``.npz`` file atomically (a temporary file, then a rename)."""
+        """Write the model to an ``.npz`` file atomically; return its path (``.npz`` is appended if missing).
+
+        The file is written to a temporary in the same folder, flushed to disk and renamed over ``path``
+        (``fastnn._io.atomic_write``): a reader, a crash or a power cut leaves the old file or the new one,
+        never a part of one, and temporaries left by earlier saves of ``path`` that were killed are
+        removed.  A new file gets the mode the umask gives a new file (0o644 for the usual 0o022); an
+        existing one keeps its mode.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, format=np.array("fastnn.MLP/1"), sizes=np.array(self.sizes, dtype=np.int64),
-                         activations=np.array(self.activations), loss=np.array(self.loss), theta=self.theta)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path, "wb") as fh:
+            np.savez(fh, format=np.array(_FORMAT), sizes=np.array(self.sizes, dtype=np.int64),
+                     activations=np.array(self.activations), loss=np.array(self.loss), theta=self.theta)
         return path
 
     @classmethod
-    def load(cls, path) -> "MLP":
-        """Read a model written by :meth:`save` (``allow_pickle=False``: nothing is unpickled)."""
+    def load(cls, path, *, max_params=None) -> "MLP":
+        """Read a model written by :meth:`save`.
+
+        Nothing is unpickled (as with ``allow_pickle=False``), and a file is checked before anything large
+        is allocated or decompressed: the zip directory's size, each member's ``.npy`` header (shape and
+        dtype) against the member's stored size, the declared ``sizes`` against ``MAX_MODEL_LAYERS`` and
+        the parameter limit, and the stored parameter vector against what ``sizes`` needs.  A file that
+        fails raises ``ValueError`` saying what is wrong.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        max_params : int, optional
+            Most parameters to accept.  Default: ``$FASTNN_MAX_MODEL_PARAMS`` if set, else
+            ``MAX_MODEL_PARAMS`` (50,000,000).
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ModelFileError
+            (a ``ValueError``) Not a fastnn model file, a damaged one, or one over a limit: ``max_params``,
+            ``MAX_MODEL_LAYERS``, ``MAX_MODEL_META_BYTES`` (each small member), ``MAX_ZIP_DIRECTORY_BYTES``.
+        ValueError
+            ``max_params`` or ``$FASTNN_MAX_MODEL_PARAMS`` is not a positive whole number.
+        """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except FileNotFoundError:
-            raise
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as exc:
-            # ValueError: pickled (object) content, which allow_pickle=False refuses to load.
-            raise ValueError(f"{path}: not a readable fastnn .npz model file ({exc})") from None
-        missing = {"format", "sizes", "activations", "loss", "theta"} - set(arrays)
+        limit = _max_params(max_params)
+        st = os.stat(path)  # FileNotFoundError as it is
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ModelFileError(f"{path}: {what}, not a model file; {_SAVE_HINT}")
+        with open(path, "rb") as fh:
+            try:
+                _check_container(path, fh, st.st_size)
+                with zipfile.ZipFile(fh) as zf:
+                    return cls._from_zip(path, zf, limit)
+            except ModelFileError:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, RuntimeError,
+                    zipfile.BadZipFile, zlib.error, struct.error) as exc:
+                raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__}: {exc}); "
+                                     "save or copy the model again") from None
+
+    @classmethod
+    def _from_zip(cls, path, zf, limit):
+        infos = {}
+        for name in _MEMBERS:  # as np.load: the exact name first, then the name with .npy
+            for candidate in (name, name + ".npy"):
+                try:
+                    infos[name] = zf.getinfo(candidate)
+                    break
+                except KeyError:
+                    pass
+        missing = [n for n in _MEMBERS if n not in infos]
         if missing:
-            raise ValueError(f"{path}: not a fastnn model file (missing {sorted(missing)})")
-        if str(arrays["format"]) != "fastnn.MLP/1":
-            raise ValueError(f"{path}: unknown model format {str(arrays['format'])!r}")
-        sizes, theta = arrays["sizes"], arrays["theta"]
-        acts, loss = [str(a) for a in arrays["activations"]], str(arrays["loss"])
-        if theta.dtype not in (np.float32, np.float64) or not np.all(np.isfinite(theta)):
-            raise ValueError(f"{path}: the parameters must be finite float32 or float64 values")
-        try:
-            model = cls(sizes, acts, loss=loss, dtype=theta.dtype)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: invalid model description ({exc})") from None
-        if theta.shape != model.theta.shape:
-            raise ValueError(f"{path}: {theta.size} parameters stored, but sizes {list(sizes)} need {model.theta.size}")
-        model.theta[...] = theta
+            raise ModelFileError(f"{path}: not a fastnn model file (missing {missing}); {_SAVE_HINT}")
+        fmt = _read_small(path, zf, infos["format"], "format")
+        if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != _FORMAT:
+            shown = str(fmt) if fmt.dtype.kind == "U" and fmt.ndim == 0 else f"{fmt.dtype} array of shape {fmt.shape}"
+            raise ModelFileError(f"{path}: unknown model format {shown!r} (this fastnn reads {_FORMAT!r})")
+        sizes = _read_small(path, zf, infos["sizes"], "sizes")
+        if sizes.dtype.kind not in "iu" or sizes.ndim != 1:
+            raise ModelFileError(f"{path}: 'sizes' must be a vector of layer widths (integers), got a {sizes.dtype} "
+                                 f"array of shape {sizes.shape}")
+        if sizes.size > MAX_MODEL_LAYERS + 1:
+            raise ModelFileError(f"{path}: declares {sizes.size - 1:,} layers, more than MAX_MODEL_LAYERS "
+                                 f"({MAX_MODEL_LAYERS:,})")
+        sizes = [int(s) for s in sizes]
+        acts = _read_small(path, zf, infos["activations"], "activations")
+        if acts.dtype.kind != "U" or acts.ndim != 1:
+            raise ModelFileError(f"{path}: 'activations' must be a vector of names, got a {acts.dtype} array of "
+                                 f"shape {acts.shape}")
+        loss = _read_small(path, zf, infos["loss"], "loss")
+        if loss.dtype.kind != "U" or loss.ndim != 0:
+            raise ModelFileError(f"{path}: 'loss' must be a name, got a {loss.dtype} array of shape {loss.shape}")
+        if min(sizes, default=0) >= 1:  # (bad widths are reported by the constructor's checks below)
+            n_params = sum(k * m + m for k, m in zip(sizes[:-1], sizes[1:]))
+            if n_params > limit:
+                raise ModelFileError(f"{path}: sizes {sizes} declare {n_params:,} parameters, more than the limit of "
+                                     f"{limit:,}; if you trust this file, raise the limit with MLP.load(..., "
+                                     f"max_params=N) or ${MAX_PARAMS_ENV}")
+        theta_info = infos["theta"]
+        shape, dtype, stream = _open_npy(path, zf, theta_info, "theta")
+        with stream:
+            if dtype.kind != "f" or dtype.itemsize not in (4, 8) or dtype.shape != ():
+                raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
+                                     f"holds {dtype}")
+            try:
+                sizes, acts, loss, native = cls._check_architecture(sizes, [str(a) for a in acts], str(loss),
+                                                                    dtype.newbyteorder("="))
+            except (ValueError, TypeError) as exc:
+                raise ModelFileError(f"{path}: invalid model description ({exc})") from None
+            _, n_params = F.parameter_offsets(sizes)
+            count = math.prod(shape)
+            if len(shape) != 1 and count == n_params:
+                raise ModelFileError(f"{path}: 'theta' has shape {shape}, but a model file stores its parameters as "
+                                     f"one flat vector: expected shape ({n_params},) for sizes {sizes}; {_SAVE_HINT}")
+            if len(shape) != 1 or count != n_params:
+                what = f"{count:,} parameters" if len(shape) == 1 else f"a {shape} array of parameters"
+                raise ModelFileError(f"{path}: {what} stored, but sizes {sizes} need {n_params:,}; the file is "
+                                     "damaged or was not written by MLP.save")
+            model = cls.__new__(cls)
+            model._setup(sizes, acts, loss, native, np.empty)
+            _read_exactly(path, stream, memoryview(model.theta).cast("B"), "theta")
+        if not dtype.isnative:
+            model.theta.byteswap(inplace=True)
+        if not F.all_finite(model.theta):
+            raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
+                                 "holds NaN or inf")
         return model
+
+
+def _max_params(max_params) -> int:
+    """The parameter limit of MLP.load: the argument, else $FASTNN_MAX_MODEL_PARAMS, else MAX_MODEL_PARAMS."""
+    if max_params is None:
+        value = os.environ.get(MAX_PARAMS_ENV, "").strip()
+        if not value:
+            return MAX_MODEL_PARAMS
+        try:
+            limit = int(value)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise ValueError(f"${MAX_PARAMS_ENV}: expected a positive whole number of parameters, got {value!r}")
+        return limit
+    if isinstance(max_params, bool) or not isinstance(max_params, numbers.Integral) or max_params < 1:
+        raise ValueError(f"max_params: expected a positive whole number of parameters, got {max_params!r}")
+    return int(max_params)
+
+
+def _check_container(path, fh, file_size) -> None:
+    """Refuse, with a message saying what the file is, anything but a zip whose directory is small."""
+    head = fh.read(len(_NPY_MAGIC))
+    if head.startswith(_NPY_MAGIC):
+        raise ModelFileError(f"{path}: this is a .npy file (a single NumPy array), not a model; {_SAVE_HINT}")
+    if not head.startswith(_ZIP_MAGIC):
+        sample = head + fh.read(506)
+        if not head:
+            what = "the file is empty"
+        elif head.startswith(b"\x80"):
+            what = "it looks like Python pickle data, which fastnn never loads"
+        elif _looks_like_text(sample):
+            what = "it is a text file, not a zip archive"
+        else:
+            what = "it is not a zip archive"
+        raise ModelFileError(f"{path}: not a fastnn model file ({what}); {_SAVE_HINT}")
+    # The zip directory is read into memory whole by zipfile: find its size where zipfile will, first.
+    tail_len = min(file_size, 22 + (1 << 16))  # as zipfile looks for it
+    fh.seek(file_size - tail_len)
+    tail = fh.read(tail_len)
+    end = len(tail) - 22 if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\0\0" else tail.rfind(b"PK\x05\x06")
+    if end < 0 or len(tail) - end < 22:
+        raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory at its end); save or copy "
+                             "the model again")
+    directory = struct.unpack("<L", tail[end + 12:end + 16])[0]
+    where = file_size - tail_len + end  # the zip64 records, if any, are just before the end record
+    if where >= 20:
+        fh.seek(where - 20)
+        locator = fh.read(20)
+        if locator[:4] == b"PK\x06\x07":
+            spots = [where - 20 - 56, struct.unpack("<Q", locator[8:16])[0]]
+            for spot in spots:
+                if 0 <= spot <= file_size - 56:
+                    fh.seek(spot)
+                    record = fh.read(56)
+                    if record[:4] == b"PK\x06\x06":
+                        directory = max(directory, struct.unpack("<Q", record[40:48])[0])
+    if directory > MAX_ZIP_DIRECTORY_BYTES:
+        raise ModelFileError(f"{path}: not a fastnn model file (its zip directory is {directory:,} bytes, more than "
+                             f"MAX_ZIP_DIRECTORY_BYTES = {MAX_ZIP_DIRECTORY_BYTES:,}); {_SAVE_HINT}")
+    fh.seek(0)
+
+
+def _looks_like_text(sample: bytes) -> bool:
+    if b"\0" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(sample) - 3  # a character cut at the end of the sample
+    return True
+
+
+def _open_npy(path, zf, info, name):
+    """Parse the .npy header of zip member ``info`` and check the member's stored size against it.
+
+    Returns (shape, dtype, stream): ``stream`` is positioned at the first data byte, and the member holds
+    exactly ``prod(shape) * dtype.itemsize`` data bytes (checked against ``ZipInfo.file_size`` before any
+    data is decompressed).  Object (pickled) arrays are refused here.
+    """
+    if info.flag_bits & 0x1:
+        raise ModelFileError(f"{path}: '{name}' is encrypted; {_SAVE_HINT}")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelFileError(f"{path}: '{name}' uses zip compression method {info.compress_type}; fastnn reads "
+                             "stored or deflated members only")
+    stream = zf.open(info)
+    try:
+        head = BytesIO(stream.read(min(info.file_size, _NPY_HEADER_READ)))
+        try:
+            version = npy_format.read_magic(head)
+            if version == (1, 0):
+                shape, _fortran, dtype = npy_format.read_array_header_1_0(head)
+            elif version == (2, 0):
+                shape, _fortran, dtype = npy_format.read_array_header_2_0(head)
+            else:
+                raise ValueError(f".npy format version {version} is not supported")
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: '{name}' is not a readable NumPy array ({exc}); {_SAVE_HINT}") from None
+        if dtype.hasobject:
+            raise ModelFileError(f"{path}: '{name}' holds Python objects (pickled data), which fastnn never loads; "
+                                 f"{_SAVE_HINT}")
+        data_bytes = math.prod(shape) * dtype.itemsize
+        offset = head.tell()
+        if info.file_size != offset + data_bytes:
+            raise ModelFileError(f"{path}: '{name}' declares a {dtype} array of shape {shape} ({data_bytes:,} "
+                                 f"bytes), but the member holds {max(info.file_size - offset, 0):,} bytes of data; "
+                                 "the file is damaged or was not written by MLP.save")
+        return shape, dtype, _Rest(head.read(), stream)
+    except BaseException:
+        stream.close()
+        raise
+
+
+class _Rest:
+    """The data of a .npy member: what was read with its header, then the rest of the zip stream."""
+
+    def __init__(self, first, stream):
+        self._first, self._stream = first, stream
+
+    def read(self, n):
+        if self._first:
+            out, self._first = self._first[:n], self._first[n:]
+            return out
+        return self._stream.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stream.close()
+
+
+def _read_exactly(path, stream, buf, name) -> None:
+    """Fill ``buf`` (a byte memoryview) from ``stream`` in bounded chunks; the zip checks its CRC at the end."""
+    pos = 0
+    while pos < len(buf):
+        chunk = stream.read(min(_READ_CHUNK, len(buf) - pos))
+        if not chunk:
+            raise ModelFileError(f"{path}: '{name}' ends after {pos:,} of {len(buf):,} bytes; the file is truncated")
+        buf[pos:pos + len(chunk)] = chunk
+        pos += len(chunk)
+    if stream.read(1):
+        raise ModelFileError(f"{path}: '{name}' holds more data than its header declares; the file is damaged")
+
+
+def _read_small(path, zf, info, name) -> np.ndarray:
+    """Read one of the small members (format, sizes, activations, loss), at most MAX_MODEL_META_BYTES."""
+    if info.file_size > MAX_MODEL_META_BYTES:
+        raise ModelFileError(f"{path}: '{name}' is {info.file_size:,} bytes, more than MAX_MODEL_META_BYTES = "
+                             f"{MAX_MODEL_META_BYTES:,} (a real one is a few hundred); {_SAVE_HINT}")
+    shape, dtype, stream = _open_npy(path, zf, info, name)
+    with stream:
+        if dtype.names is not None or dtype.subdtype is not None:
+            raise ModelFileError(f"{path}: '{name}' has the structured dtype {dtype}; {_SAVE_HINT}")
+        data = bytearray(math.prod(shape) * dtype.itemsize)
+        _read_exactly(path, stream, memoryview(data), name)
+    return np.frombuffer(bytes(data), dtype=dtype).reshape(shape)

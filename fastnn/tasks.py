@@ -11,13 +11,12 @@ configured.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import data as _data
+from ._io import atomic_write
 from .models import MLP
 from .train import Trainer
 
@@ -60,27 +59,17 @@ def _out(out) -> Path:
     return path
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _report(out: Path, task: str, title: str, headline: dict, details: dict, plots: list) -> dict:
     """Write <task>.json and <task>.md; return the JSON content."""
     content = {"task": task, "headline": headline, **details, "plots": [str(p) for p in plots]}
-    _atomic_write_text(out / f"{task}.json", json.dumps(content, indent=2, default=_jsonable) + "\n")
+    with atomic_write(out / f"{task}.json", "w") as fh:
+        fh.write(json.dumps(content, indent=2, default=_jsonable) + "\n")
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {_fmt(v)}" for k, v in headline.items()]
     lines += [""] + [f"- {k}: {_fmt(v)}" for k, v in details.items() if not isinstance(v, (list, dict))]
     lines += [""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
-    _atomic_write_text(out / f"{task}.md", "\n".join(lines) + "\n")
+    with atomic_write(out / f"{task}.md", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
     return content
 
 
@@ -437,8 +426,10 @@ def mnist_binary(data=None, out="fastnn-output", *, seed=0, epochs=300, lr=0.5, 
                        max(1, int(np.ceil(len(picks) / 6))), 6, titles)
     headline = {"test_accuracy": test_acc, "train_accuracy": hist.train_acc[-1]}
     details = {"test_loss": test_loss, "epochs": epochs, "lr": lr, "history": hist.as_dict(),
-               "confusion": {"tp": int(((pred == 1) & (truth == 1)).sum()), "fp": int(((pred == 1) & (truth == 0)).sum()),
-                             "tn": int(((pred == 0) & (truth == 0)).sum()), "fn": int(((pred == 0) & (truth == 1)).sum())}}
+               "confusion": {"tp": int(((pred == 1) & (truth == 1)).sum()),
+                             "fp": int(((pred == 1) & (truth == 0)).sum()),
+                             "tn": int(((pred == 0) & (truth == 0)).sum()),
+                             "fn": int(((pred == 0) & (truth == 1)).sum())}}
     _report(out, "mnist_binary", "MNIST 5 vs 8", headline, details, [curves, grid])
     return {"headline": headline, "model": model, "plots": [curves, grid]}
 

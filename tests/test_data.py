@@ -81,7 +81,11 @@ def test_load_hw36_finds_the_hw36_subfolder(tmp_path, small):
 def test_save_is_atomic_and_keeps_mode(tmp_path, small):
     X, Y = small
     path = tmp_path / "keep.mat"
-    data.save_nist36(path, "train", X, Y)
+    old = os.umask(0o022)  # a new file gets the mode the umask gives it
+    try:
+        data.save_nist36(path, "train", X, Y)
+    finally:
+        os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     path.chmod(0o600)
     before = path.read_bytes()
