@@ -285,7 +285,8 @@ def main(argv=None) -> int:
         print(f"fastnn {args.task}: error: out of memory (is an input file far larger than it should be?)",
               file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError, KeyError, OverflowError) as exc:
+    except (ValueError, TypeError, OSError, KeyError, OverflowError, ImportError) as exc:
+        # ImportError: a missing compiled core or optional package, which the message says how to fix
         print(f"fastnn {args.task}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line, with the way to the traceback

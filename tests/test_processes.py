@@ -644,5 +644,6 @@ def test_source_tree_without_its_core_fails_at_import_saying_what_to_do(tmp_path
         shutil.copy(SOURCE_PACKAGE.parent / name, checkout / name)
     proc = subprocess.run([sys.executable, "-m", "fastnn", "toy"], cwd=checkout, env=_fresh_env(tmp_path),
                           capture_output=True, text=True, timeout=TIMEOUT)
-    assert proc.returncode == 1, _describe(proc, "python -m fastnn toy in a checkout", ", expected an ImportError")
+    assert proc.returncode == 2, _describe(proc, "python -m fastnn toy in a checkout", ", expected exit 2")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "source tree" in proc.stderr and "pip install -e ." in proc.stderr, proc.stderr[-2000:]
