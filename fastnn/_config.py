@@ -33,7 +33,3 @@ PARALLEL_GEMM_MIN_FLOPS = 1 << 19
 #: Pauses a barrier of the epoch's team spins before it yields the core (a pause is 10-50 ns, so this is
 #: tens of microseconds: longer than a batch's serial middle, far shorter than a scheduler time slice).
 BARRIER_SPIN_PAUSES = 2000
-
-#: libgomp's spin count for idle OpenMP threads, set (unless the user set GOMP_SPINCOUNT) before the core
-#: is loaded: about 0.1-0.5 ms of spinning instead of libgomp's ~10 ms default.
-GOMP_SPINCOUNT = 10000

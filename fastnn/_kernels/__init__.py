@@ -15,15 +15,8 @@ import os
 import warnings
 from pathlib import Path
 
-from .._config import BARRIER_SPIN_PAUSES, GOMP_SPINCOUNT, PARALLEL_GEMM_MIN_FLOPS
+from .._config import BARRIER_SPIN_PAUSES, PARALLEL_GEMM_MIN_FLOPS
 
-# libgomp reads GOMP_SPINCOUNT once, when it is loaded with the core below: how long an idle OpenMP thread
-# spins before it sleeps.  Its default (300,000 pauses, about 10 ms) lets a waiting thread burn the time
-# slice that its partner or another process needs.  A user's own setting is kept; ours is removed from the
-# environment again after the load, so that child processes do not inherit it.
-_spin_set = "GOMP_SPINCOUNT" not in os.environ
-if _spin_set:
-    os.environ["GOMP_SPINCOUNT"] = str(GOMP_SPINCOUNT)
 try:
     from . import _core
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
@@ -36,9 +29,6 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
             "in place: `pip install -e .`"
         ) from exc
     raise ImportError(f"fastnn's compiled core could not be loaded ({exc}); reinstall with `pip install .`") from exc
-finally:
-    if _spin_set:
-        del os.environ["GOMP_SPINCOUNT"]
 
 
 def _load_openblas():
