@@ -647,3 +647,21 @@ def test_source_tree_without_its_core_fails_at_import_saying_what_to_do(tmp_path
     assert proc.returncode == 2, _describe(proc, "python -m fastnn toy in a checkout", ", expected exit 2")
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "source tree" in proc.stderr and "pip install -e ." in proc.stderr, proc.stderr[-2000:]
+
+
+def test_glibc_malloc_thresholds_are_set_unless_the_user_chose(tmp_path):
+    """On glibc, importing fastnn fixes malloc's thresholds so that a training loop's large temporaries are
+    not handed back to the kernel and zero-filled again every batch; FASTNN_MALLOPT=0 or the user's own
+    malloc settings leave malloc alone."""
+    import platform
+
+    if platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc":
+        pytest.skip("the malloc thresholds are glibc's")
+    script = "import fastnn._kernels as k; print(k.MALLOPT_SET)"
+    cases = (({}, "True"), ({"FASTNN_MALLOPT": "0"}, "False"), ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, "False"))
+    for extra, want in cases:
+        env = {**_fresh_env(tmp_path), **extra}
+        proc = subprocess.run(_python(script), cwd=tmp_path / "home", env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        _assert_ok(proc, f"import with {extra}")
+        assert proc.stdout.strip() == want, _describe(proc, f"import with {extra}", f", expected {want}")

@@ -15,7 +15,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .._config import BARRIER_SPIN_PAUSES, PARALLEL_GEMM_MIN_FLOPS
+from .._config import BARRIER_SPIN_PAUSES, MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD, PARALLEL_GEMM_MIN_FLOPS
 
 try:
     from . import _core
@@ -61,3 +61,20 @@ _openblas = _load_openblas()
 _core._configure(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
                  ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, float(PARALLEL_GEMM_MIN_FLOPS),
                  BARRIER_SPIN_PAUSES)
+
+
+def _keep_freed_memory():
+    """Fixed glibc malloc thresholds (see _config.MALLOC_TRIM_THRESHOLD); True when they were set."""
+    if os.environ.get("FASTNN_MALLOPT") == "0" or any(
+            k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD) and mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD))
+
+
+MALLOPT_SET = _keep_freed_memory()
