@@ -153,9 +153,9 @@ def _child_main(args) -> int:
 
 # ----------------------------------------------------------------------- parent side
 
-def _run_child(workdir: str, *child_args) -> dict:
+def _run_child(workdir: str, *child_args, env=None) -> dict:
     cmd = [sys.executable, SCRIPT, "--child", *map(str, child_args)]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"child {' '.join(cmd[2:])} failed with exit code {proc.returncode}:\n{proc.stderr}")
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip().startswith("{")]
@@ -179,6 +179,10 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="timed epochs per process, after one warm-up (5)")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 1024], help="batch sizes (32 1024)")
     ap.add_argument("--json", metavar="OUT", help="also write every measurement to this JSON file")
+    ap.add_argument("--baselines-without-fastnn-malloc", action="store_true",
+                    help="run the NumPy and PyTorch children with FASTNN_MALLOPT=0: glibc malloc as in a process "
+                         "that never imported fastnn (importing fastnn fixes malloc's thresholds, which speeds up "
+                         "their loops too)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -210,7 +214,11 @@ def main(argv=None) -> int:
         for p in range(args.processes):
             for bs in args.batch_sizes:
                 for c in contenders:
-                    runs[(c, bs)].append(_run_child(workdir, c, "--batch-size", bs, "--rounds", args.rounds))
+                    env = None
+                    if c != "fastnn" and args.baselines_without_fastnn_malloc:
+                        env = {**os.environ, "FASTNN_MALLOPT": "0"}  # malloc as in a process without fastnn
+                    runs[(c, bs)].append(_run_child(workdir, c, "--batch-size", bs, "--rounds", args.rounds,
+                                                    env=env))
             if p == (args.processes - 1) // 2:
                 gemm.append(_run_child(workdir, "gemm"))
             print(f"  round {p + 1}/{args.processes} done ({time.time() - started:.0f} s, load {_load()})",
