@@ -48,6 +48,7 @@ __all__ = [
     "LOSSES",
     "OPTIMIZERS",
     "check_hyperparameter",
+    "check_layers",
 ]
 
 #: Names of the activations the kernels implement.
@@ -727,6 +728,24 @@ def parameter_offsets(sizes) -> tuple[list[tuple[int, int]], int]:
     return offsets, off
 
 
+def check_layers(sizes, activations) -> tuple[list[int], list[str]]:
+    """A stack of dense layers' description, checked: (sizes as ints, activations as a list).
+
+    ``sizes`` are at least two positive integer widths, input to output; ``activations`` one name per layer
+    from :data:`ACTIVATIONS`, softmax only last.  Raises ValueError naming the argument otherwise.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
+        raise ValueError(f"sizes: expected at least two positive integer layer widths, got {sizes}")
+    activations = list(activations)
+    if len(activations) != len(sizes) - 1:
+        raise ValueError(f"activations: expected {len(sizes) - 1} (one per layer), got {len(activations)}")
+    for i, a in enumerate(activations):
+        if a not in _core.ACTIVATIONS or (a == "softmax" and i != len(activations) - 1):
+            raise ValueError(f"activations[{i}]: expected one of {ACTIVATIONS} (softmax only last), got {a!r}")
+    return [int(s) for s in sizes], activations
+
+
 class EpochPlan:
     """Everything the compiled epoch needs besides the data, the parameters and the learning rate.
 
@@ -818,15 +837,7 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     >>> plan.n_params, plan.work.dtype
     (67940, dtype('float32'))
     """
-    sizes = list(sizes)
-    if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
-        raise ValueError(f"sizes: expected at least two positive integer layer widths, got {sizes}")
-    activations = list(activations)
-    if len(activations) != len(sizes) - 1:
-        raise ValueError(f"activations: expected {len(sizes) - 1} (one per layer), got {len(activations)}")
-    for i, a in enumerate(activations):
-        if a not in _core.ACTIVATIONS or (a == "softmax" and i != len(activations) - 1):
-            raise ValueError(f"activations[{i}]: expected one of {ACTIVATIONS} (softmax only last), got {a!r}")
+    sizes, activations = check_layers(sizes, activations)
     if loss not in _core.LOSSES:
         raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
     if optimizer not in _core.OPTIMIZERS:
@@ -842,7 +853,7 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     _check_adam(*betas, float(eps), names=("betas", "betas"))
     momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
     weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
-    return EpochPlan([int(s) for s in sizes], activations, loss, optimizer, int(batch_size), dtype, momentum,
+    return EpochPlan(sizes, activations, loss, optimizer, int(batch_size), dtype, momentum,
                      betas, float(eps), weight_decay)
 
 

@@ -116,15 +116,7 @@ class MLP:
     @staticmethod
     def _check_architecture(sizes, activations, loss, dtype):
         """The constructor's checks: (sizes, activations, loss, dtype) normalised, or a ValueError/TypeError."""
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"sizes: expected at least two positive layer widths, got {sizes}")
-        activations = list(activations)
-        if len(activations) != len(sizes) - 1:
-            raise ValueError(f"activations: expected {len(sizes) - 1} (one per layer), got {len(activations)}")
-        for i, a in enumerate(activations):
-            if a not in F.ACTIVATIONS or (a == "softmax" and i != len(activations) - 1):
-                raise ValueError(f"activations[{i}]: expected one of {F.ACTIVATIONS} (softmax only last), got {a!r}")
+        sizes, activations = F.check_layers(sizes, activations)
         if loss is None:
             if activations[-1] == "softmax":
                 loss = "cross_entropy"
