@@ -78,11 +78,6 @@ def set_num_threads(int n):
     return old
 
 
-def max_threads():
-    """OpenMP's thread limit for this process (OMP_NUM_THREADS, else the number of cores)."""
-    return openmp.omp_get_max_threads()
-
-
 def _call_timing(best_seconds_per_flop=None):
     """(best seconds per flop, split calls left on one thread) of the per-call fallback; given a best, start
     the fallback afresh from it (tests)."""
@@ -379,7 +374,7 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     e.bar.count = 0
     e.bar.gen = 0
     e.spin = _barrier_spin
-    e.best_period = &timing[0]
+    e.timing = &timing[0]
     e.solo_from = order.shape[0] + 1
     e.total = start_loss
     e.correct = 0

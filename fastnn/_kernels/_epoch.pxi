@@ -68,7 +68,8 @@ ctypedef struct Epoch:
     Py_ssize_t c
     fnn_barrier_t bar        # the team's barrier
     long spin                # pauses a barrier spins before it yields the core
-    double* best_period      # IN/OUT the plan's best seconds per full batch with two threads (0: none yet)
+    double* timing           # IN/OUT the plan's timing (seconds): [0] the best period per full batch seen with
+                             # two threads (0: none yet); OUT [1] thread 0's barrier waits, [2] the epoch
     Py_ssize_t solo_from     # the first batch that thread 0 runs alone (set by thread 0, read at batch starts)
     long step                # IN updates done so far; OUT after the epoch
     double total             # OUT written by thread 0
@@ -116,9 +117,9 @@ cdef void watch_team(Team* t, Epoch* e, Py_ssize_t b, bint full) noexcept nogil:
     cdef bint slow
     if t.last > 0:
         period = now - t.last
-        best = e.best_period[0]
+        best = e.timing[0]
         if full and (best <= 0 or period < best):
-            e.best_period[0] = period
+            e.timing[0] = period
             best = period
         slow = period > 2 * best + 50e-6 or t.waited - t.waited_mark > 0.5 * period
         t.slow = ((t.slow << 1) | slow) & 0xF
@@ -306,5 +307,5 @@ cdef void team_start(Epoch* e, floating* theta) noexcept nogil:
     cdef double t0 = openmp.omp_get_wtime()
     team_epoch(&t, e, theta)
     if t.tid == 0:
-        e.best_period[1] = t.waited
-        e.best_period[2] = openmp.omp_get_wtime() - t0
+        e.timing[1] = t.waited
+        e.timing[2] = openmp.omp_get_wtime() - t0
