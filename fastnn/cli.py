@@ -70,7 +70,12 @@ def _cmd_toy(args) -> int:
 
 def _cmd_task(args) -> int:
     from . import tasks
+    from .data import find_data_dir
 
+    if not args.task.startswith("mnist"):  # say which data the 36-class tasks train on, before they do
+        data_dir = find_data_dir(args.data)
+        print("data: generated (synthetic fonts), not handwriting" if data_dir is None else f"data: hw36 at {data_dir}",
+              file=sys.stderr)
     common = dict(out=args.out, progress=_progress(args))
     if args.task == "classify":
         res = tasks.classify(args.data, recipe=args.recipe, seed=args.seed, epochs=args.epochs, lr=args.lr, **common)

@@ -66,7 +66,10 @@ def _report(out: Path, task: str, title: str, headline: dict, details: dict, plo
         fh.write(json.dumps(content, indent=2, default=_jsonable) + "\n")
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {_fmt(v)}" for k, v in headline.items()]
-    lines += [""] + [f"- {k}: {_fmt(v)}" for k, v in details.items() if not isinstance(v, (list, dict))]
+    lines += [""] + [f"- {k}: {_fmt(v)}" for k, v in details.items()
+                     if not isinstance(v, (list, dict, np.ndarray))]
+    lines += [f"- {k}: an array of shape {v.shape}, in full in `{task}.json`" for k, v in details.items()
+              if isinstance(v, np.ndarray)]
     lines += [""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     with atomic_write(out / f"{task}.md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
@@ -82,7 +85,10 @@ def _jsonable(v):
 
 
 def _fmt(v):
-    return f"{v:.4f}" if isinstance(v, (float, np.floating)) else str(v)
+    """A report value: floats to 4 decimals, or 4 significant digits when that would hide them (3e-05)."""
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e7 else f"{v:.4g}"
+    return str(v)
 
 
 def _hw36_extra(data):

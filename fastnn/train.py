@@ -227,7 +227,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- targets
 
-    def targets(self, T, n: int, name="T") -> np.ndarray:
+    def targets(self, T, n: int, name="Y") -> np.ndarray:
         """The training targets as a (n, sizes[-1]) array of the model's dtype (class indices become one-hot)."""
         model = self.model
         c = model.sizes[-1]
@@ -337,13 +337,13 @@ class Trainer:
                                   nesterov=self.optimizer == "nesterov", weight_decay=self.weight_decay)
         return total, correct
 
-    def fit(self, X, T, epochs: int, *, valid=None, callback=None, order=None) -> History:
+    def fit(self, X, Y, epochs: int, *, valid=None, callback=None, order=None) -> History:
         """Train for ``epochs`` epochs.
 
         Parameters
         ----------
         X : (n, sizes[0]) ndarray
-        T : targets (see :meth:`MLP.evaluate`); ignored and taken as ``X`` for an autoencoder when None.
+        Y : targets (see :meth:`MLP.evaluate`); ignored and taken as ``X`` for an autoencoder when None.
         epochs : int
         valid : (X_valid, T_valid), optional
             Evaluated after every epoch; the best epoch by validation accuracy (by validation loss for
@@ -369,11 +369,11 @@ class Trainer:
         n = X.shape[0]
         if n == 0:
             raise ValueError("X: empty training set (0 rows)")
-        T = X if (T is None and model.loss == "squared_error") else self.targets(T, n)
+        T = X if (Y is None and model.loss == "squared_error") else self.targets(Y, n)
         if valid is not None:
             Xv = model.check_inputs(valid[0], "valid X")
             Tv = Xv if (valid[1] is None and model.loss == "squared_error") else self.targets(
-                valid[1], Xv.shape[0], "valid T")
+                valid[1], Xv.shape[0], "valid Y")
         rng = np.random.default_rng(self.seed)
         if order is not None:
             order = np.asarray(order)

@@ -73,3 +73,16 @@ def test_an_internal_error_is_one_line_with_the_way_to_its_traceback(monkeypatch
     monkeypatch.setenv("FASTNN_DEBUG", "1")
     with pytest.raises(IndexError):
         cli.main(["toy"])
+
+
+def test_a_task_says_on_screen_when_it_uses_the_generated_data(monkeypatch, tmp_path, capsys):
+    """With no data folder the 36-class tasks train on synthetic font glyphs: the screen says so, not only
+    the report (the headline's test_accuracy: 0.89 would otherwise read like handwriting)."""
+    import fastnn.tasks
+
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    monkeypatch.setattr(fastnn.tasks, "confusion", lambda *a, **k: {"headline": {"test_accuracy": 0.5}, "pairs": []})
+    assert cli.main(["confusion", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "data: generated (synthetic fonts), not handwriting" in captured.err
+    assert captured.out.strip() == "test_accuracy: 0.5000"  # stdout keeps only the headline lines

@@ -104,3 +104,12 @@ def test_mnist_binary(tmp_path):
     res = tasks.mnist_binary(SHARED, tmp_path, progress=False)
     assert res["headline"]["test_accuracy"] >= 0.95
     assert _report(tmp_path, "mnist_binary")["confusion"]["tp"] > 0
+
+
+def test_report_values_keep_small_numbers_and_point_to_arrays(tmp_path):
+    """autoencoder.md showed lr: 0.0000 for 3e-5, and confusion.md a truncated NumPy printout full of '...'."""
+    from fastnn import tasks
+
+    tasks._report(tmp_path, "t", "T", {"acc": 0.5}, {"lr": 3e-5, "matrix": np.ones((36, 36), int)}, [])
+    md = (tmp_path / "t.md").read_text()
+    assert "lr: 3e-05" in md and "..." not in md and "matrix: an array of shape (36, 36), in full in `t.json`" in md

@@ -97,3 +97,13 @@ def test_optimizer_functions_refuse_non_finite_hyperparameters(call):
     with pytest.raises(ValueError, match="weight_decay|mu"):
         call(params, grads, bufs)
     np.testing.assert_array_equal(params[0], 1.0)  # nothing modified
+
+
+def test_target_errors_use_the_name_the_user_wrote():
+    """fit(X, Y[:, :10]) blamed 'T', a name the user never wrote."""
+    model = MLP([4, 3, 6], ["sigmoid", "softmax"])
+    Y = np.eye(6)[np.arange(8) % 6]
+    with pytest.raises(ValueError, match=r"^Y: expected targets of shape \(8, 6\)"):
+        Trainer(model, progress=False).fit(np.zeros((8, 4)), Y[:, :3], 1)
+    with pytest.raises(ValueError, match="^valid Y"):
+        Trainer(model, progress=False).fit(np.zeros((8, 4)), Y, 1, valid=(np.zeros((8, 4)), Y[:, :3]))
