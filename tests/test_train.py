@@ -173,7 +173,7 @@ def test_bad_input_is_named(rng):
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         tr.fit(bad, T, 1)
-    with pytest.raises(ValueError, match=r"T: expected targets of shape \(83, 5\)"):
+    with pytest.raises(ValueError, match=r"Y: expected targets of shape \(83, 5\)"):  # the name users write
         tr.fit(X, T[:10], 1)
     with pytest.raises(ValueError, match=r"\[0, 5\)"):
         tr.fit(X, np.full(83, 7), 1)
