@@ -65,11 +65,18 @@ _HW36_SPLITS = ("train", "valid", "extra", "test")
 
 
 def default_model_path() -> Path:
-    """Where the trained OCR model is cached: ``$FASTNN_CACHE`` or ``~/.cache/fastnn``.
+    """Where the trained OCR model is cached: ``$FASTNN_CACHE``, else ``$XDG_CACHE_HOME/fastnn`` or
+    ``~/.cache/fastnn``, else (a user with no home folder at all) ``<tempdir>/fastnn-<uid>``.
 
     The file name carries the recipe's version and settings, so a changed recipe never loads a stale model.
     """
-    root = os.environ.get("FASTNN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastnn"
+    root = os.environ.get("FASTNN_CACHE")
+    if not root:
+        try:
+            root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastnn"
+        except RuntimeError:  # "Could not determine home directory"
+            uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+            root = Path(tempfile.gettempdir()) / f"fastnn-{uid}"
     hidden = "-".join(map(str, HIDDEN))
     return Path(root) / f"ocr-mlp-v{RECIPE_VERSION}-h{hidden}-e{EPOCHS}-c{COPIES}.npz"
 

@@ -407,3 +407,22 @@ def test_nan_probabilities_are_refused_not_read_as_a_character():
 
     with pytest.raises(ValueError, match="non-finite"):
         ocr.read_text(img, Infinite(), word_context=False)
+
+
+def test_default_model_path_without_a_home_folder(monkeypatch):
+    """A user with no home folder at all (no HOME, no passwd entry) got RuntimeError: 'Could not determine home
+    directory', an internal error in the CLI; the model's cache is then the private temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    from fastnn import ocr_model
+
+    for var in ("FASTNN_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    path = ocr_model.default_model_path()
+    assert path.parent == Path(tempfile.gettempdir()) / f"fastnn-{os.getuid()}" and path.suffix == ".npz"
