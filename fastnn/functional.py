@@ -774,18 +774,23 @@ class EpochPlan:
         blocks = {"xb0": bs * d, "xb1": bs * d, "tb0": bs * c, "tb1": bs * c, "da": bs * max(widths),
                   "db": bs * max(widths),
                   "scratch": max(bs * max(widths), max(k * m for k, m in zip(self.sizes[:-1], widths)))}
+        def aligned(n):
+            return -(-n // 16) * 16
+
         off, offsets = 0, {}
         for name in _core.WORK_OFFSETS:
             offsets[name] = off
-            off += -(-blocks[name] // 16) * 16
+            off += aligned(blocks[name])
         self.layers = np.zeros((len(widths), len(_core.LAYER_COLUMNS)), dtype=np.int64)
         for l, ((w_off, b_off), m) in enumerate(zip(params, widths)):
-            self.layers[l] = (self.sizes[l], m, w_off, b_off, off, off + -(-bs * m // 16) * 16,
+            self.layers[l] = (self.sizes[l], m, w_off, b_off, off, off + aligned(bs * m),
                               _core.ACTIVATIONS[self.activations[l]])
-            off += 2 * (-(-bs * m // 16) * 16)
+            off += 2 * aligned(bs * m)
         self.offsets = np.array([offsets[name] for name in _core.WORK_OFFSETS], dtype=np.int64)
         self.work = np.zeros(off, dtype=dtype)
-        self.grad = np.zeros(0 if optimizer == "sgd" else self.n_params, dtype=dtype)
+        #: Lengths of the two optimizer buffers: momentum or Adam's m, and Adam's v (0: unused).
+        self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if optimizer == "adam" else 0)
+        self.grad = np.zeros(self.state_sizes[0], dtype=dtype)
         #: Seconds, written by the kernel: [0] the best period per full batch seen with two threads (0: none
         #: yet), the yardstick by which the epoch notices that other work slows its two threads down (see
         #: ``train_epoch``); [1] how long thread 0 waited at barriers in the last two-thread epoch, [2]
@@ -794,9 +799,7 @@ class EpochPlan:
 
     def new_state(self):
         """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
-        s1 = np.zeros(0 if self.optimizer == "sgd" else self.n_params, self.dtype)
-        s2 = np.zeros(self.n_params if self.optimizer == "adam" else 0, self.dtype)
-        return s1, s2
+        return tuple(np.zeros(n, self.dtype) for n in self.state_sizes)
 
     def __repr__(self):
         return (f"EpochPlan({'-'.join(map(str, self.sizes))}, {'/'.join(self.activations)}, loss={self.loss!r}, "
@@ -930,11 +933,10 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
     if order.size and (order.min() < 0 or order.max() >= N):
         raise ValueError(f"order: row numbers must lie in [0, {N}), got values from {order.min()} to {order.max()}")
     _check_array(theta, "theta", (plan.n_params,), plan.dtype, writeable=True)
-    s1_ref, s2_ref = plan.new_state()
     if not isinstance(state, (tuple, list)) or len(state) != 2:
         raise ValueError("state: expected the pair of optimizer buffers from plan.new_state()")
-    _check_array(state[0], "state[0]", s1_ref.shape, plan.dtype, writeable=True)
-    _check_array(state[1], "state[1]", s2_ref.shape, plan.dtype, writeable=True)
+    for i, size in enumerate(plan.state_sizes):
+        _check_array(state[i], f"state[{i}]", (size,), plan.dtype, writeable=True)
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
