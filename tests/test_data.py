@@ -4,7 +4,9 @@ Corrupt-file tests name their files ``bad.mat`` / ``bad.idx`` so the problem
 phrase a test matches can never be satisfied by the path alone.
 """
 
+import ast
 import gzip
+import importlib
 import os
 import stat
 import struct
@@ -30,6 +32,42 @@ needs_mnist = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def small():
     return data.generate_nist36(3, seed=1)
+
+
+# ---------------------------------------------------------------- the package
+
+# The public names of fastnn.data when it was one module; each must keep working as fastnn.data.<name>.
+ONE_MODULE_NAMES = (
+    "CLASSES", "DATA_ENV_VAR", "GENERATED_SIZES", "HW36_SPLITS", "IMAGE_SIDE", "N_CLASSES", "N_PIXELS",
+    "PIXEL_TOLERANCE", "find_data_dir", "generate_nist36", "generated_splits", "labels_to_chars",
+    "load_dataset", "load_hw36", "load_mnist", "load_nist36", "mnist_binary", "mnist_multiclass",
+    "mnist_to_nist36", "onehot", "read_idx", "save_nist36",
+)
+SUBMODULES = ("labels", "nist36", "mnist", "generated", "dataset")
+
+
+def test_every_public_name_resolves():
+    namespace = {}
+    exec("from fastnn.data import *", namespace)  # fails on a name in __all__ that does not exist
+    assert set(ONE_MODULE_NAMES) <= set(data.__all__)
+    assert all(name in namespace for name in data.__all__)
+    for modname in SUBMODULES:
+        module = importlib.import_module(f"fastnn.data.{modname}")
+        for name in module.__all__:  # re-exported, and the same object: each thing is defined once
+            assert name in data.__all__, f"fastnn.data.{modname}.{name} is not re-exported"
+            assert getattr(data, name) is getattr(module, name)
+    assert data.HW36_SPLITS == ("train", "valid", "test", "extra")
+    assert data.CLASSES == "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def test_no_private_imports_across_modules():
+    package = Path(data.__file__).parent
+    offenders = []
+    for path in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("fastnn")):
+                offenders += [f"{path.name}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert not offenders
 
 
 # ---------------------------------------------------------------- labels
