@@ -50,10 +50,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import data as _data
-from .ocr import recrop_rows
-from .models import MLP
-from .train import History, ProgressBar, Trainer
+from .. import data as _data
+from . import recrop_rows
+from ..models import MLP
+from ..train import History, ProgressBar, Trainer
 
 RECIPE_VERSION = 3
 HIDDEN = (1024, 256)

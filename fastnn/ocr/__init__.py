@@ -1192,7 +1192,7 @@ class OCRResult:
 def _default_model():
     """The same classifier the command line uses: $FASTNN_OCR_MODEL, else the cached recipe model, else
     trained from $FASTNN_DATA and cached (see ``fastnn.ocr_model.load_ocr_model``)."""
-    from fastnn.ocr_model import load_ocr_model  # noqa: PLC0415 (heavy, only when no model is given)
+    from .model import load_ocr_model  # noqa: PLC0415 (heavy, only when no model is given)
 
     return load_ocr_model()
 
