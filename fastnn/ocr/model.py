@@ -51,7 +51,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .. import data as _data
-from . import recrop_rows
+from .crops import recrop_rows
 from ..models import MLP
 from ..train import History, ProgressBar, Trainer
 
@@ -61,7 +61,6 @@ EPOCHS = 16
 COPIES = 1  # freshly distorted copies of the training rows per epoch
 LR = 1e-3  # Adam's initial learning rate; cosine decay over the epochs
 HELD_OUT = ("test",)  # hw36 splits kept out of training (and out of the MNIST digits, see training_set)
-_HW36_SPLITS = ("train", "valid", "extra", "test")
 
 
 def default_model_path() -> Path:
@@ -142,10 +141,11 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
     if data_dir is None:
         raise FileNotFoundError("training the OCR model needs the real hw36 (and MNIST) data: pass --data DIR "
                                 "or set FASTNN_DATA, or give a trained model with --model PATH")
-    unknown = set(held_out) - set(_HW36_SPLITS)
+    unknown = set(held_out) - set(_data.HW36_SPLITS)
     if unknown:
-        raise ValueError(f"held_out: expected names from {_HW36_SPLITS}, got {sorted(unknown)}")
-    splits = {name: _data.load_hw36(data_dir, name) for name in _HW36_SPLITS}
+        raise ValueError(f"held_out: expected names from {_data.HW36_SPLITS}, got {sorted(unknown)}")
+    # the splits' order matters nowhere: the keys only fill sets, and the parts are stacked in the order below
+    splits = {name: _data.load_hw36(data_dir, name) for name in _data.HW36_SPLITS}
     keys = {name: _quantised(X) for name, (X, _) in splits.items()}
     evaluation = {key for name in held_out for key in keys[name]}
     hw36_rows = {key for split_keys in keys.values() for key in split_keys}
