@@ -65,9 +65,9 @@ def recrop_rows(X):
 
     The hw36 letters and digits come from different sources and are framed differently (the digits,
     cut from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass;
-    the letters are 21 +- 1.8 pixels and centred by their box, with fainter strokes). A page's crops
-    are all framed one way, so a classifier trained on the rows as they are can tell letters from
-    digits partly by framing, which a page does not have. Training on re-cropped rows removes that
+    the letters vary in size around 21 pixels and are centred by their box, with fainter strokes). A
+    page's crops are all framed one way, so a classifier trained on the rows as they are can tell
+    letters from digits partly by framing, which a page does not have. Training on re-cropped rows removes that
     cue: each row's ink (pixel < 0.5) is cropped, scaled, centred and re-stroked by the same code as a
     page crop.
 

@@ -441,14 +441,14 @@ def downscaled_gray(image, factor):
     """Block-mean downscale by an integer factor, then gray in [0, 1] (float32).
 
     Averaging before the colour conversion keeps the full-size float copy
-    (the memory and time hog on a 12 MP photo) from ever being made.
+    (the memory and time hog on a phone photo) from ever being made.
     """
     scale = _scale_of(image)
     h, w = image.shape[:2]
     hh, ww = max(h // factor, 1), max(w // factor, 1)
     if factor > 1 and h >= factor and w >= factor:
         # strided sums instead of a reshape-mean: numpy reduces tiny inner
-        # axes slowly, these f*f adds are ~10x faster on a 12 MP photo
+        # axes slowly, and these f*f adds avoid that
         small = np.zeros((hh, ww) + image.shape[2:], np.float32)
         for dy in range(factor):
             for dx in range(factor):
