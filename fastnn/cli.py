@@ -120,7 +120,7 @@ def _cmd_ocr(args) -> int:
     import json
 
     from . import ocr
-    from .ocr_model import load_ocr_model
+    from .ocr.model import load_ocr_model
 
     model = load_ocr_model(args.model, data=args.data, progress=_progress(args))
     results = []
@@ -152,7 +152,7 @@ def _numbered(template, image_path):
 
 def _cmd_ocr_eval(args) -> int:
     from . import ocr
-    from .ocr_model import load_ocr_model
+    from .ocr.model import load_ocr_model
 
     expected = _read_expected(args.expected)  # before the model: a wrong file fails at once
     model = load_ocr_model(args.model, data=args.data, progress=_progress(args))

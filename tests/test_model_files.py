@@ -271,7 +271,7 @@ def test_command_line_refuses_a_crafted_model_in_one_line(how, tmp_path):
     else:
         args, env = ["ocr", image], {"FASTNN_OCR_MODEL": str(path), "FASTNN_CACHE": str(tmp_path / "cache")}
     body = "sys.exit(main(sys.argv[1:]))"
-    r = _run_limited("from fastnn.cli import main\nimport fastnn.tasks, fastnn.ocr, fastnn.ocr_model", body,
+    r = _run_limited("from fastnn.cli import main\nimport fastnn.tasks, fastnn.ocr, fastnn.ocr.model", body,
                      args, tmp_path, **env)
     assert "Traceback" not in r.stderr and r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()

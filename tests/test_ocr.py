@@ -123,7 +123,7 @@ def test_recrop_rows_frames_rows_like_page_crops(glyphs):
 
 @needs_hw36
 def test_ocr_training_set_refuses_unknown_held_out_splits():
-    from fastnn.ocr_model import training_set
+    from fastnn.ocr.model import training_set
 
     with pytest.raises(ValueError, match="held_out.*'tset'"):
         training_set(SHARED, held_out=("tset",))
@@ -204,7 +204,7 @@ def ocr_model():
     Set FASTNN_OCR_MODEL to a model file to skip the training while iterating on the pipeline.
     """
     from fastnn.models import MLP
-    from fastnn.ocr_model import train_ocr_model
+    from fastnn.ocr.model import train_ocr_model
 
     if os.environ.get("FASTNN_OCR_MODEL"):
         return MLP.load(os.environ["FASTNN_OCR_MODEL"])

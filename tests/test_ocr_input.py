@@ -32,7 +32,7 @@ import json, os, resource, sys, warnings
 import numpy as np
 import PIL.Image, PIL.ImageOps, PIL.PngImagePlugin, PIL.JpegImagePlugin
 import scipy.ndimage, skimage.filters, skimage.morphology
-import fastnn.ocr_model
+import fastnn.ocr.model
 from fastnn import cli, ocr
 from fastnn.models import MLP
 
@@ -250,7 +250,7 @@ def test_pillow_guard_is_never_switched_off(tmp_path, monkeypatch):
 @pytest.fixture
 def fake_training(monkeypatch, tmp_path):
     """train_ocr_model replaced by a tiny model, counting the calls; HOME and the temp dir inside tmp_path."""
-    from fastnn import ocr_model
+    from fastnn.ocr import model as ocr_model
     from fastnn.models import MLP
 
     calls = []
@@ -269,7 +269,7 @@ def fake_training(monkeypatch, tmp_path):
 
 
 def test_model_is_saved_elsewhere_when_the_cache_is_a_file(tmp_path, monkeypatch, fake_training):
-    from fastnn.ocr_model import default_model_path, load_ocr_model
+    from fastnn.ocr.model import default_model_path, load_ocr_model
 
     cache = tmp_path / "cache-is-a-file"
     cache.write_text("")
@@ -283,7 +283,7 @@ def test_model_is_saved_elsewhere_when_the_cache_is_a_file(tmp_path, monkeypatch
 
 
 def test_model_is_saved_elsewhere_on_a_permission_error(tmp_path, monkeypatch, fake_training):
-    from fastnn import ocr_model
+    from fastnn.ocr import model as ocr_model
 
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -303,7 +303,7 @@ def test_model_is_saved_elsewhere_on_a_permission_error(tmp_path, monkeypatch, f
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write to read-only folders")
 def test_model_is_saved_elsewhere_when_the_cache_is_read_only(tmp_path, monkeypatch, fake_training):
-    from fastnn.ocr_model import default_model_path, load_ocr_model
+    from fastnn.ocr.model import default_model_path, load_ocr_model
 
     cache = tmp_path / "read-only"
     cache.mkdir()
@@ -319,7 +319,7 @@ def test_model_is_saved_elsewhere_when_the_cache_is_read_only(tmp_path, monkeypa
 
 
 def test_model_is_kept_in_memory_when_nothing_is_writable(tmp_path, monkeypatch, fake_training):
-    from fastnn.ocr_model import load_ocr_model
+    from fastnn.ocr.model import load_ocr_model
 
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -334,7 +334,7 @@ def test_model_is_kept_in_memory_when_nothing_is_writable(tmp_path, monkeypatch,
 def test_private_temp_fallback_is_not_shared(tmp_path, monkeypatch, fake_training):
     # without FASTNN_CACHE the next place is <tmp>/fastnn-<uid>, made private; a folder others can write
     # into is not trusted (someone could have put a model there)
-    from fastnn.ocr_model import load_ocr_model
+    from fastnn.ocr.model import load_ocr_model
 
     monkeypatch.delenv("FASTNN_CACHE", raising=False)
     blocker = tmp_path / "a-file"
@@ -378,7 +378,7 @@ def test_directory_is_called_a_directory(tmp_path):
 
 @pytest.mark.parametrize("content", [b"not a model", b"PK\x03\x04 cut short"])
 def test_corrupt_cached_model_says_delete_it(tmp_path, monkeypatch, content):
-    from fastnn.ocr_model import default_model_path, load_ocr_model
+    from fastnn.ocr.model import default_model_path, load_ocr_model
 
     monkeypatch.setenv("FASTNN_CACHE", str(tmp_path))
     monkeypatch.delenv("FASTNN_OCR_MODEL", raising=False)
@@ -415,7 +415,7 @@ def test_default_model_path_without_a_home_folder(monkeypatch):
     import tempfile
     from pathlib import Path
 
-    from fastnn import ocr_model
+    from fastnn.ocr import model as ocr_model
 
     for var in ("FASTNN_CACHE", "XDG_CACHE_HOME"):
         monkeypatch.delenv(var, raising=False)

@@ -3,31 +3,26 @@
 Recipe (version 3): hw36 train + valid + extra letters and 1000 MNIST digits per class (converted to the
 hw36 layout), minus every MNIST digit whose quantised image equals a hw36 row (the hw36 digits were cut from
 MNIST: 74 of them are hw36 test rows, which version 1 trained on), about 29.5k rows, each re-cropped by
-:func:`fastnn.ocr.recrop_rows` so that it is framed exactly like a character cropped from a page. Every epoch
-trains on those rows plus ``copies`` (1) copy distorted afresh that epoch (rotation, shear, scale, aspect,
-shift, stroke thickness); a 1024-1024-256-36 ReLU/softmax MLP, 16 epochs of Adam in float32 by the fused epoch
-kernel, the learning rate falling from 1e-3 along a cosine. About 140 s on 2 cores (140-142 s measured for
-seeds 1 and 2), 22 s of it re-cropping.
+:func:`fastnn.ocr.crops.recrop_rows` so that it is framed exactly like a character cropped from a page. Every
+epoch trains on those rows plus ``copies`` (1) copy distorted afresh that epoch (rotation, shear, scale,
+aspect, shift, stroke thickness); a 1024-1024-256-36 ReLU/softmax MLP, 16 epochs of Adam in float32 by the
+fused epoch kernel, the learning rate falling from 1e-3 along a cosine. The README gives its training time
+and its scores.
 
 Why re-crop: hw36's letters and digits come from different sources and are framed differently (the digits,
-from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass; the letters are
-21 +- 1.8 pixels, centred by their box, with fainter strokes). A page's crops are all framed one way, and a
-model trained on the rows as they are reads page digits as letters (6 as G, 0 as O). Version 2 (the same
-recipe without re-cropping) scores 91.9% on hw36 valid as stored but 83.0% on the same rows re-cropped, the
-form a page's characters take; version 3 scores 86.3% and 85.5% (seed 0, valid held out of training). On
-the hw36 test split (valid trained on), seeds 0, 1 and 2: version 3 87.2, 86.1 and 86.4% as stored and 87.3,
-86.8 and 87.9% re-cropped; version 2 92.0, 91.8 and 91.6% as stored and 84.0, 83.8 and 84.1% re-cropped.
-The photographed pages, CER without spaces for seeds 0-2: 01_list 2.6, 1.7 and 2.6% (version 2: 3.5, 3.5
-and 2.6%), 02_letters 0, 0 and 0% (version 2: 5.6, 5.6 and 2.8%). Version 2's errors on a photographed page
-(6 read as G, 0 as O) prompted the search for a cause; the fix came from the framing statistics above and was
-confirmed on the held-out valid rows before it was run on the pages, and it has no constant tuned to them (it
-reuses ``crop_characters``' own code). Version 2's settings were selected only by accuracy on the held-out hw36
-valid split.
+from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass; the letters vary
+in size around 21 pixels, centred by their box, with fainter strokes). A page's crops are all framed one way,
+and a model trained on the rows as they are reads page digits as letters (6 as G, 0 as O): version 2, the
+same recipe without re-cropping, scores well on hw36 rows as stored and worse on the same rows re-cropped,
+the form a page's characters take. Version 2's errors on a photographed page prompted the search for a
+cause; the fix came from the framing statistics above and was confirmed on the held-out valid rows before it
+was run on the pages, and it has no constant tuned to them (it reuses ``crop_characters``' own code).
+Version 2's settings were selected only by accuracy on the held-out hw36 valid split. The README has the
+figures of that study.
 
 The network trains on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn much
-better from: 88% instead of 83% hw36 test accuracy with one 512-unit layer), and the inversion is folded into
-the first layer afterwards (W -> -W, b -> b + sum(W)), so the saved model takes hw36-layout rows like any
-other. The hw36 test split stays out for evaluation.
+better from), and the inversion is folded into the first layer afterwards (W -> -W, b -> b + sum(W)), so the
+saved model takes hw36-layout rows like any other. The hw36 test split stays out for evaluation.
 
 The trained model is cached as ``.npz`` (see :func:`default_model_path`) and reused. When that cache cannot be
 written (``$FASTNN_CACHE`` names a file, or a read-only directory), the minutes of training are not thrown away:
@@ -50,10 +45,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import data as _data
-from .ocr import recrop_rows
-from .models import MLP
-from .train import History, ProgressBar, Trainer
+from .. import data as _data
+from .crops import recrop_rows
+from ..models import MLP
+from ..train import History, ProgressBar, Trainer
 
 RECIPE_VERSION = 3
 HIDDEN = (1024, 256)
@@ -61,7 +56,6 @@ EPOCHS = 16
 COPIES = 1  # freshly distorted copies of the training rows per epoch
 LR = 1e-3  # Adam's initial learning rate; cosine decay over the epochs
 HELD_OUT = ("test",)  # hw36 splits kept out of training (and out of the MNIST digits, see training_set)
-_HW36_SPLITS = ("train", "valid", "extra", "test")
 
 
 def default_model_path() -> Path:
@@ -129,7 +123,7 @@ def _quantised(X) -> list:
 def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=HELD_OUT):
     """The recipe's undistorted training rows (hw36 layout) and one-hot labels, float32, from ``data``.
 
-    Every row comes back re-cropped by :func:`fastnn.ocr.recrop_rows`, framed exactly like a page's crops.
+    Every row comes back re-cropped by :func:`fastnn.ocr.crops.recrop_rows`, framed exactly like a page's crops.
 
     hw36 train, valid and extra, minus the splits named in ``held_out``, and ``mnist_per_digit`` MNIST-train
     digits per class. The hw36 digits were cut from both MNIST files, so an MNIST row whose quantised image
@@ -142,10 +136,11 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
     if data_dir is None:
         raise FileNotFoundError("training the OCR model needs the real hw36 (and MNIST) data: pass --data DIR "
                                 "or set FASTNN_DATA, or give a trained model with --model PATH")
-    unknown = set(held_out) - set(_HW36_SPLITS)
+    unknown = set(held_out) - set(_data.HW36_SPLITS)
     if unknown:
-        raise ValueError(f"held_out: expected names from {_HW36_SPLITS}, got {sorted(unknown)}")
-    splits = {name: _data.load_hw36(data_dir, name) for name in _HW36_SPLITS}
+        raise ValueError(f"held_out: expected names from {_data.HW36_SPLITS}, got {sorted(unknown)}")
+    # the splits' order matters nowhere: the keys only fill sets, and the parts are stacked in the order below
+    splits = {name: _data.load_hw36(data_dir, name) for name in _data.HW36_SPLITS}
     keys = {name: _quantised(X) for name, (X, _) in splits.items()}
     evaluation = {key for name in held_out for key in keys[name]}
     hw36_rows = {key for split_keys in keys.values() for key in split_keys}
@@ -165,8 +160,8 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
         digits = _data.mnist_to_nist36((X.reshape(-1, 28, 28) * 255).round().astype(np.uint8))
         keep = np.array([key not in hw36_rows for key in _quantised(digits)], dtype=bool)
         parts.append((digits[keep], np.hstack([np.zeros((int(keep.sum()), 26)), y[keep]])))
-    # stacked as float32 to keep the peak memory down (~115 MB); every pixel is a multiple of 1/255, so the
-    # cast moves none across recrop_rows' 0.5 ink threshold
+    # stacked as float32 to keep the peak memory down; every pixel is a multiple of 1/255, so the cast moves
+    # none across recrop_rows' 0.5 ink threshold
     X = recrop_rows(np.vstack([p[0] for p in parts]).astype(np.float32)).astype(np.float32)
     Y = np.vstack([p[1] for p in parts]).astype(np.float32)
     return X, Y

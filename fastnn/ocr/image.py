@@ -1,0 +1,471 @@
+"""Loading a photo safely, and turning it into a gray working copy.
+
+:func:`load_image` keeps its memory bounded whatever a file declares: the three limits below are checked
+from the file's header before anything is decoded (see ``fastnn.ocr``'s docstring for their environment
+variables). :func:`as_image` accepts a path or an array for every stage; :func:`downscaled_gray` makes the
+block-averaged gray copy that :func:`fastnn.ocr.segment.find_letters` works on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+#: Largest image :func:`load_image` accepts, in pixels: the width times the height a file declares in
+#: its header. A larger one is refused before a single pixel is decoded (a 1 KB PNG can declare
+#: 100000x100000 pixels). Override with the environment variable ``FASTNN_MAX_IMAGE_PIXELS``.
+MAX_IMAGE_PIXELS = 500_000_000
+#: Most pixels :func:`load_image` decodes into memory at once (about 4 bytes each). A larger image is
+#: decoded at reduced size where the format allows it (a baseline JPEG at 1/2, 1/4 or 1/8 of each
+#: side) and refused otherwise. Override with ``FASTNN_MAX_DECODED_PIXELS``.
+MAX_DECODED_PIXELS = 100_000_000
+#: Largest image :func:`load_image` returns, in pixels: a larger one is downscaled by an integer
+#: factor until it fits. Override with ``FASTNN_MAX_LOADED_PIXELS``.
+MAX_LOADED_PIXELS = 50_000_000
+
+
+def load_image(path):
+    """Read an image file into an array, refusing anything that is not one.
+
+    The size the file declares in its header is checked before anything is
+    decoded, against limits that keep the memory bounded (see the module
+    docstring for their environment variables):
+
+    * a file declaring more than :data:`MAX_IMAGE_PIXELS` pixels is refused;
+    * at most :data:`MAX_DECODED_PIXELS` pixels are decoded: a larger baseline
+      JPEG is decoded directly at 1/2, 1/4 or 1/8 of its size, any other
+      larger image (PNG, TIFF, progressive JPEG...) is refused;
+    * the result has at most :data:`MAX_LOADED_PIXELS` pixels: a larger image
+      is downscaled by an integer factor until it fits (block mean; every
+      factor-th pixel for the formats only imageio reads).
+
+    Pillow's own decompression-bomb guard (``PIL.Image.MAX_IMAGE_PIXELS``) is
+    left as it is: the header is read without going through it, so other
+    threads keep their protection. EXIF orientation is applied (phone photos
+    are often stored sideways).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Image file (anything Pillow or imageio can read).
+
+    Returns
+    -------
+    image : (H, W) or (H, W, C) ndarray
+        The pixels, in the file's own dtype (uint8, uint16, float...).
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, a directory, not an image, truncated, or
+        larger than the limits allow. The message names the file and, for a
+        refused size, the declared size, the limit and how to change it.
+
+    Examples
+    --------
+    >>> img = load_image("page.jpg")  # doctest: +SKIP
+    >>> img.shape, img.dtype  # doctest: +SKIP
+    ((3024, 4032, 3), dtype('uint8'))
+    """
+    path = os.fspath(path)
+    limits = _Limits.from_environment()
+    problem = _not_a_file(path)
+    if problem:
+        raise ValueError(f"cannot read image {path!r}: {problem}")
+    try:
+        return _load_with_pillow(path, limits)
+    except _NotPillow:
+        pass
+    except _Refused as exc:
+        raise ValueError(f"cannot read image {path!r}: {exc}") from None
+    except MemoryError:
+        raise ValueError(
+            f"cannot read image {path!r}: out of memory while decoding it; set FASTNN_MAX_DECODED_PIXELS "
+            f"below {limits.decoded} to decode large images at reduced size or refuse them"
+        ) from None
+    except Exception as exc:  # truncated, corrupt, decompression errors
+        from PIL import Image
+
+        if isinstance(exc, Image.DecompressionBombError):  # some plugins (GIF, TIFF) apply Pillow's guard
+            raise ValueError(
+                f"cannot read image {path!r}: Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS="
+                f"{Image.MAX_IMAGE_PIXELS}, refuses it ({_describe(exc)})"
+            ) from exc
+        raise ValueError(f"cannot read image {path!r}: {_describe(exc)}") from exc
+    try:
+        return _load_with_imageio(path, limits)
+    except _Refused as exc:
+        raise ValueError(f"cannot read image {path!r}: {exc}") from None
+    except MemoryError:
+        raise ValueError(f"cannot read image {path!r}: out of memory while decoding it") from None
+
+
+class _NotPillow(Exception):
+    pass
+
+
+class _Refused(Exception):
+    """load_image refuses the file; the message says why (without the file name)."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The three pixel limits of :func:`load_image`, with their environment overrides applied."""
+
+    image: int = MAX_IMAGE_PIXELS
+    decoded: int = MAX_DECODED_PIXELS
+    loaded: int = MAX_LOADED_PIXELS
+
+    @classmethod
+    def from_environment(cls):
+        return cls(
+            _env_pixels("FASTNN_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS),
+            _env_pixels("FASTNN_MAX_DECODED_PIXELS", MAX_DECODED_PIXELS),
+            _env_pixels("FASTNN_MAX_LOADED_PIXELS", MAX_LOADED_PIXELS),
+        )
+
+
+def _env_pixels(name, default):
+    """A pixel count from the environment variable ``name``, else ``default``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 1 and value == int(value)):
+        raise ValueError(f"{name}={text!r}: expected a whole number of pixels, at least 1 (the default is {default})")
+    return int(value)
+
+
+def _megapixels(n):
+    mp = n / 1e6
+    return f"{mp:,.0f} megapixels" if mp >= 10 else f"{mp:.2g} megapixels"
+
+
+def _not_a_file(path):
+    """Why ``path`` cannot be an image file, or None."""
+    if os.path.isdir(path):
+        return "it is a directory, not an image file"
+    if not os.path.exists(path):
+        return "no such file (a broken symbolic link)" if os.path.islink(path) else "no such file"
+    if not os.path.isfile(path):
+        return "not a regular file (a device, pipe or socket), so not an image file"
+    if os.path.getsize(path) == 0:
+        return "not an image file: the file is empty"
+    return None
+
+
+def _describe(exc):
+    """An exception as a message that is never empty."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _not_an_image(path, readers, detail=""):
+    """The message for a file no reader recognises: what it holds instead, when that is easy to tell."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        return f"cannot open it ({_describe(exc)})"
+    ext = os.path.splitext(os.fsdecode(path))[1]
+    named = f" despite its {ext!r} name" if ext else ""
+    if not head:
+        what = "the file is empty"
+    elif b"\0" not in head and _is_text(head):
+        what = f"it holds text, not image data{named}"
+    else:
+        what = f"its contents are in no image format {readers} can read{named}"
+    return f"not an image file: {what}" + (f" ({detail})" if detail else "")
+
+
+def _is_text(head):
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut off at the end
+            return False
+    return True
+
+
+def _reduction_factor(n_pixels, limit):
+    """Smallest integer factor f with n_pixels / f**2 <= limit."""
+    factor = max(1, int(np.sqrt(n_pixels / limit)))
+    while n_pixels / factor**2 > limit:
+        factor += 1
+    return factor
+
+
+def _open_header(fp, path):
+    """Identify an image file and read its header, the way ``PIL.Image.open`` does, minus its bomb check.
+
+    ``Image.open`` refuses (or warns about) large images by comparing the declared size with the
+    process-wide ``PIL.Image.MAX_IMAGE_PIXELS``; load_image checks the declared size itself, with its
+    own limits, so it must see the header of any image without switching that guard off (another
+    thread may be opening a file at the same time). A JPEG is opened as a plain JPEG (its first
+    picture) even when it carries further MPO pictures. Returns None when no plugin knows the file.
+    """
+    import struct
+
+    from PIL import Image, JpegImagePlugin
+
+    try:
+        registry_ok = isinstance(Image.ID, list) and isinstance(Image.OPEN, dict)
+    except AttributeError:
+        registry_ok = False
+    if not registry_ok:  # a Pillow without the plugin registry: go through the guard
+        try:
+            return Image.open(fp)
+        except Image.UnidentifiedImageError:
+            return None
+    prefix = fp.read(16)
+    tried = set()
+    for loader in (Image.preinit, Image.init):
+        loader()
+        for fmt in list(Image.ID):
+            if fmt in tried:
+                continue
+            tried.add(fmt)
+            factory, accept = Image.OPEN[fmt]
+            if fmt == "JPEG":
+                factory = JpegImagePlugin.JpegImageFile
+            try:
+                verdict = True if accept is None else accept(prefix)
+                if not verdict or isinstance(verdict, str):  # a str: the format, but unsupported
+                    continue
+                fp.seek(0)
+                return factory(fp, path)
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    return None
+
+
+def _jpeg_needs_whole_image(img, fp):
+    """True when libjpeg must hold the whole image's coefficients (2 bytes per sample) to decode it.
+
+    That is the case for a progressive JPEG and for a sequential one whose first scan does not hold
+    every component: decoding it at reduced size saves no memory.
+    """
+    if img.info.get("progressive") or img.info.get("progression"):
+        return True
+    layers = getattr(img, "layers", None)
+    if not layers:
+        return False
+    where = fp.tell()
+    try:
+        fp.seek(0)
+        data = fp.read(1 << 20)  # the headers before the first scan
+    finally:
+        fp.seek(where)
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if marker == 0xDA:  # start of scan: the number of components in it
+            return i + 4 < len(data) and data[i + 4] < layers
+        i += 2 + length
+    return False
+
+
+def _load_with_pillow(path, limits):
+    with open(path, "rb") as fp:
+        img = _open_header(fp, path)
+        if img is None:
+            raise _NotPillow()
+        try:
+            return _decode_with_pillow(img, fp, limits)
+        finally:
+            img.close()
+
+
+def _decode_with_pillow(img, fp, limits):
+    """Check the declared size against the limits, then decode (at reduced size where possible)."""
+    from PIL import ImageOps
+
+    w, h = img.size
+    n = w * h
+    if w < 1 or h < 1:
+        raise _Refused(f"it declares an empty image of {w}x{h} pixels")
+    if n > limits.image:
+        raise _Refused(
+            f"it declares {w}x{h} pixels ({_megapixels(n)}), over the limit of {_megapixels(limits.image)} "
+            f"(FASTNN_MAX_IMAGE_PIXELS={limits.image}); nothing was decoded. If the picture really is that "
+            "large, save a smaller copy or raise FASTNN_MAX_IMAGE_PIXELS"
+        )
+    out_factor = _reduction_factor(n, limits.loaded)
+    decode_factor = _reduction_factor(n, limits.decoded)
+    if max(out_factor, decode_factor) > 1:
+        # decode at reduced size where the format can (JPEG: 1/2, 1/4 or 1/8 of each side); a scale
+        # that must get under the decoding limit is rounded up to one libjpeg offers
+        need = 1 << int(np.ceil(np.log2(decode_factor))) if decode_factor > 1 else 1
+        step = max(out_factor, need)
+        img.draft(img.mode, (max(w // step, 1), max(h // step, 1)))
+    dw, dh = img.size
+    whole = img.format in ("JPEG", "MPO") and _jpeg_needs_whole_image(img, fp)
+    cost = n if whole else dw * dh
+    if cost > limits.decoded:
+        if whole:
+            why = "as a progressive or multi-scan JPEG it needs its full size in memory to decode"
+        elif (dw, dh) != (w, h):
+            why = f"even at the smallest size its format allows, {dw}x{dh}, it is too large to decode"
+        else:
+            why = f"{img.format or 'its format'} cannot be decoded at reduced size"
+        raise _Refused(
+            f"it is {w}x{h} pixels ({_megapixels(n)}) and {why}: over the decoding limit of "
+            f"{_megapixels(limits.decoded)} (FASTNN_MAX_DECODED_PIXELS={limits.decoded}, about 4 bytes a pixel); "
+            "save a smaller copy (or a baseline JPEG), or raise FASTNN_MAX_DECODED_PIXELS"
+        )
+    img.load()
+    factor = _reduction_factor(dw * dh, limits.loaded)
+    sixteen = img.mode.startswith("I;16")
+    if factor > 1:
+        small = _reduced(img, factor)
+        img.close()  # frees the full-size pixels
+        img = small
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    image = np.asarray(img)
+    if sixteen and image.dtype != np.uint16:
+        image = image.astype(np.uint16)
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise _Refused(f"unsupported image shape {image.shape}")
+    return image
+
+
+def _reduced(img, factor):
+    """``img.reduce(factor)`` (block mean) for every mode, colours averaged, never palette indices."""
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info else "RGB")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    return img.reduce(factor)
+
+
+def _load_with_imageio(path, limits):
+    """Formats Pillow does not know, through imageio: the size from the header first where the plugin can."""
+    try:
+        import imageio.v3 as iio
+    except ImportError:
+        raise _Refused(_not_an_image(path, "Pillow")) from None
+    try:
+        props = iio.improps(path, index=0)
+    except Exception as exc:
+        raise _Refused(_not_an_image(path, "Pillow or imageio", _imageio_detail(exc))) from None
+    shape = tuple(props.shape[1:] if props.is_batch else props.shape)
+    if len(shape) not in (2, 3) or 0 in shape:
+        raise _Refused(f"unsupported image shape {shape}")
+    h, w = shape[:2]
+    n = h * w
+    if n > limits.image:
+        raise _Refused(
+            f"it declares {w}x{h} pixels ({_megapixels(n)}), over the limit of {_megapixels(limits.image)} "
+            f"(FASTNN_MAX_IMAGE_PIXELS={limits.image}); nothing was decoded"
+        )
+    nbytes = int(np.prod(shape)) * np.dtype(props.dtype).itemsize
+    if n > limits.decoded or nbytes > 4 * limits.decoded:
+        raise _Refused(
+            f"it is {w}x{h} pixels of {np.dtype(props.dtype).name} ({nbytes / 1e6:,.0f} MB), which imageio can "
+            f"only decode at full size: over the decoding limit of {_megapixels(limits.decoded)} at 4 bytes a "
+            f"pixel (FASTNN_MAX_DECODED_PIXELS={limits.decoded}); save a smaller copy or raise the limit"
+        )
+    try:
+        image = np.asarray(iio.imread(path, index=0))
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise _Refused(f"imageio could not decode it ({_imageio_detail(exc)})") from None
+    if image.ndim not in (2, 3) or image.size == 0:
+        raise _Refused(f"unsupported image shape {image.shape}")
+    factor = _reduction_factor(image.shape[0] * image.shape[1], limits.loaded)
+    return image[::factor, ::factor].copy() if factor > 1 else image
+
+
+def _imageio_detail(exc):
+    """imageio's message, without its advice to install plugins for other kinds of files (video...)."""
+    text = str(exc)
+    if "Could not find a backend" in text:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "pip install" not in line]
+    return lines[0] if lines else type(exc).__name__
+
+
+def as_image(image):
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)):
+        raise ValueError(
+            f"expected a (H, W) grayscale, (H, W, 3) RGB or (H, W, 4) RGBA image, got shape {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image of shape {image.shape}")
+    return image
+
+
+def _scale_of(image):
+    """Value that means 'white' for this image's dtype."""
+    if image.dtype == bool:
+        return 1.0
+    if np.issubdtype(image.dtype, np.integer):
+        if image.dtype.itemsize == 1:
+            return float(np.iinfo(image.dtype).max)
+        hi = float(image.max()) if image.size else 1.0
+        # 16-bit files often hold 12-bit data; use the dtype's range only
+        # when the data need it.
+        return float(np.iinfo(image.dtype).max) if hi > 4095 else max(hi, 1.0)
+    hi = float(np.nanmax(image)) if image.size else 1.0
+    return 1.0 if hi <= 1.0 else hi
+
+
+def downscaled_gray(image, factor):
+    """Block-mean downscale by an integer factor, then gray in [0, 1] (float32).
+
+    Averaging before the colour conversion keeps the full-size float copy
+    (the memory and time hog on a phone photo) from ever being made.
+    """
+    scale = _scale_of(image)
+    h, w = image.shape[:2]
+    hh, ww = max(h // factor, 1), max(w // factor, 1)
+    if factor > 1 and h >= factor and w >= factor:
+        # strided sums instead of a reshape-mean: numpy reduces tiny inner
+        # axes slowly, and these f*f adds avoid that
+        small = np.zeros((hh, ww) + image.shape[2:], np.float32)
+        for dy in range(factor):
+            for dx in range(factor):
+                small += image[dy : hh * factor : factor, dx : ww * factor : factor]
+        small /= np.float32(scale * factor * factor)
+    else:
+        small = image.astype(np.float32)
+        small /= np.float32(scale)
+    if small.dtype.kind == "f" and not np.issubdtype(image.dtype, np.integer):
+        np.nan_to_num(small, copy=False, nan=1.0)
+    if small.ndim == 3:
+        c = small.shape[2]
+        if c in (2, 4):  # composite the alpha channel onto white paper
+            alpha = small[:, :, -1:]
+            small = small[:, :, :-1] * alpha + (1.0 - alpha)
+        if small.shape[2] == 3:
+            small = small @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+        else:
+            small = small[:, :, 0]
+    return np.clip(small, 0.0, 1.0, out=small)

@@ -1,0 +1,171 @@
+"""Stage 4: the whole pipeline: classify the crops, decode them in context, and assemble the text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..data import CLASSES
+from . import model as ocr_model
+from .crops import crop_characters
+from .image import as_image
+from .layout import group_lines
+from .segment import find_letters
+
+
+@dataclass(repr=False)
+class OCRResult:
+    """Text read from a page, with everything needed to inspect it.
+
+    Attributes
+    ----------
+    text : str
+        One line per text line, words separated by single spaces.
+    boxes : (n, 4) ndarray of int64
+        ``[y1, x1, y2, x2]`` per character, in reading order.
+    chars : list of str
+        The character read in each box.
+    confidences : (n,) ndarray of float64
+        The classifier's probability of each chosen character.
+    lines : list of list of list of int
+        ``lines[i][j]`` is the indices (into ``boxes``/``chars``) of word
+        ``j`` of line ``i``.
+    probabilities : (n, 36) ndarray of float64
+        The classifier's full output, columns in :data:`CLASSES` order.
+    binary : 2-D ndarray of bool or None
+        The ink mask :func:`find_letters` made (for :func:`draw_boxes`), kept only when
+        ``read_text(..., keep_binary=True)``.
+    """
+
+    text: str
+    boxes: np.ndarray
+    chars: list
+    confidences: np.ndarray
+    lines: list
+    probabilities: np.ndarray = field(default=None)
+    binary: np.ndarray = field(default=None, repr=False)
+
+    def __repr__(self):
+        n_words = sum(len(line) for line in self.lines)
+        return (
+            f"OCRResult({len(self.chars)} chars, {n_words} words, {len(self.lines)} lines, "
+            f"mean confidence {float(np.mean(self.confidences)) if len(self.chars) else float('nan'):.2f}, "
+            f"text={self.text[:40]!r}{'...' if len(self.text) > 40 else ''})"
+        )
+
+
+_LINE_PRIOR_PASSES = 3
+
+
+def _decode(P, lines):
+    """Labels from the probabilities, read in context.
+
+    A word of two or more characters is read as all letters or all digits, whichever the
+    probabilities favour as a whole. A single-character word weighs its own evidence against the
+    other single-character words of its line (a row of spaced-out characters such as "1 2 3 4 5"):
+    with k letters among their n readings, (k + 1) / (n + 2) is its prior on being a letter, so an
+    ambiguous O/0, S/5, G/6 or I/1 follows a row of its own kind, while a lone number before a line
+    of words ("4 REWARD YOURSELF") keeps its own reading.
+    """
+    logp = np.log(np.clip(P, 1e-12, None))
+    labels = P.argmax(axis=1)
+    singles = []
+    for line in lines:
+        for word in line:
+            if len(word) >= 2:
+                letters = logp[word, :26].max(axis=1).sum()
+                digits = logp[word, 26:].max(axis=1).sum()
+                labels[word] = P[word, :26].argmax(axis=1) if letters >= digits else 26 + P[word, 26:].argmax(axis=1)
+        singles.append([word[0] for word in line if len(word) == 1])
+    for _ in range(_LINE_PRIOR_PASSES):
+        for members in singles:
+            for i in members:
+                others = [m for m in members if m != i]
+                prior = (np.sum(labels[others] < 26) + 1.0) / (len(others) + 2.0)
+                letter_score = logp[i, :26].max() + np.log(prior)
+                digit_score = logp[i, 26:].max() + np.log(1 - prior)
+                labels[i] = P[i, :26].argmax() if letter_score >= digit_score else 26 + P[i, 26:].argmax()
+    return labels
+
+
+def read_text(image, model=None, *, word_context=True, keep_binary=False):
+    """Read a photographed page of handwritten block capitals and digits.
+
+    Runs :func:`find_letters`, :func:`group_lines`, :func:`crop_characters`
+    and the classifier, then assembles the text.
+
+    Parameters
+    ----------
+    image : array_like or str
+        The photo (see :func:`find_letters`) or a path to it.
+    model : object with ``predict_proba``, optional
+        Any classifier with ``predict_proba(X) -> P``, ``X`` a
+        (n, 1024) float64 array in the hw36 layout and ``P`` (n, 36)
+        probabilities in :data:`CLASSES` order (A-Z then 0-9), e.g. a
+        ``fastnn.models.MLP``. Default: ``fastnn.ocr.load_ocr_model()``,
+        the model the command line uses (``$FASTNN_OCR_MODEL``, else the
+        cached recipe model, else trained from ``$FASTNN_DATA`` and cached).
+    word_context : bool, optional
+        If True (default), a word of two or more characters is read as all
+        letters or all digits, whichever the probabilities favour as a
+        whole (so "TO" is not read "T0", nor "20" as "2O"), and a
+        single-character word leans towards the kind (letter or digit) of
+        the other single characters of its line when its own evidence is
+        ambiguous (see ``_decode``).
+    keep_binary : bool, optional
+        Keep :func:`find_letters`' ink mask in the result's ``.binary`` (for
+        :func:`draw_boxes`), so that it is not computed twice.
+
+    Returns
+    -------
+    result : OCRResult
+        ``.text``, ``.boxes``, ``.chars``, ``.confidences``, ``.lines`` and
+        ``.probabilities``. A blank page gives empty text.
+
+    Raises
+    ------
+    ValueError
+        If the image is not one (see :func:`load_image`), or the model's
+        output has the wrong shape or holds NaN or infinite values (a broken
+        model is refused, never decoded into characters).
+
+    Examples
+    --------
+    >>> class Dummy:
+    ...     def predict_proba(self, X):
+    ...         return np.eye(36)[np.zeros(len(X), int)]
+    >>> img = np.ones((200, 300)); img[50:120, 60:68] = 0.0
+    >>> read_text(img, Dummy()).text
+    'A'
+    """
+    if model is None:
+        model = ocr_model.load_ocr_model()  # looked up at call time, like the command line's
+    image = as_image(image)
+    boxes, binary = find_letters(image)
+    lines = group_lines(boxes)
+    order = [i for line in lines for word in line for i in word]
+    boxes = boxes[order]
+    remap = {old: new for new, old in enumerate(order)}
+    lines = [[[remap[i] for i in word] for word in line] for line in lines]
+    kept = binary if keep_binary else None
+    if len(boxes) == 0:
+        return OCRResult("", boxes, [], np.zeros(0), [], np.zeros((0, 36)), kept)
+    X = crop_characters(binary, boxes)
+    del binary
+    P = np.asarray(model.predict_proba(X), dtype=np.float64)
+    if P.shape != (len(boxes), 36):
+        raise ValueError(f"model.predict_proba returned shape {P.shape}, expected {(len(boxes), 36)}")
+    bad = np.flatnonzero(~np.isfinite(P).all(axis=1))
+    if bad.size:
+        # a NaN row would otherwise be decoded as a character ('0': every comparison with NaN fails)
+        raise ValueError(
+            f"model.predict_proba returned non-finite values (NaN or infinity) for {bad.size} of {len(P)} "
+            f"characters (the first in box {[int(v) for v in boxes[bad[0]]]}): the model is broken (its "
+            "training diverged or its weights are corrupt), so nothing was read; retrain it or use another model"
+        )
+    labels = _decode(P, lines) if word_context else P.argmax(axis=1)
+    chars = [CLASSES[k] for k in labels]
+    conf = P[np.arange(len(labels)), labels]
+    text = "\n".join(" ".join("".join(chars[i] for i in word) for word in line) for line in lines)
+    return OCRResult(text, boxes, chars, conf, lines, P, kept)
