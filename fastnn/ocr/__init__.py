@@ -18,7 +18,8 @@ One module per stage, each importing only the ones before it:
 (:func:`group_lines`), :mod:`~fastnn.ocr.crops` (:func:`crop_characters`,
 :func:`recrop_rows`), :mod:`~fastnn.ocr.model` (the classifier's training
 recipe and its cache, :func:`load_ocr_model`), :mod:`~fastnn.ocr.read`
-(:func:`read_text`), :mod:`~fastnn.ocr.score` (:func:`cer`) and
+(:func:`read_text`), :mod:`~fastnn.ocr.lexicon` (:class:`Lexicon`, the optional
+word list :func:`read_text` corrects words with), :mod:`~fastnn.ocr.score` (:func:`cer`) and
 :mod:`~fastnn.ocr.draw` (:func:`draw_boxes`). :data:`CLASSES` is
 ``fastnn.data.CLASSES``, the label order of the data the classifier is
 trained on.
@@ -55,6 +56,7 @@ from .crops import crop_characters, recrop_rows
 from .draw import draw_boxes
 from .image import MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, load_image
 from .layout import group_lines
+from .lexicon import Lexicon
 from .model import default_model_path, load_ocr_model, train_ocr_model, training_set
 from .read import OCRResult, read_text
 from .score import cer, levenshtein
@@ -72,6 +74,7 @@ __all__ = [
     "crop_characters",
     "recrop_rows",
     "read_text",
+    "Lexicon",
     "cer",
     "levenshtein",
     "draw_boxes",

@@ -11,6 +11,7 @@ from . import model as ocr_model
 from .crops import crop_characters
 from .image import as_image
 from .layout import group_lines
+from .lexicon import Lexicon
 from .segment import find_letters
 
 
@@ -89,7 +90,15 @@ def _decode(P, lines):
     return labels
 
 
-def read_text(image, model=None, *, word_context=True, keep_binary=False):
+def _as_lexicon(lexicon):
+    if lexicon is None or isinstance(lexicon, Lexicon):
+        return lexicon
+    if isinstance(lexicon, (str, bytes)) or hasattr(lexicon, "__fspath__"):
+        return Lexicon.from_file(lexicon)
+    return Lexicon(lexicon)
+
+
+def read_text(image, model=None, *, word_context=True, keep_binary=False, lexicon=None):
     """Read a photographed page of handwritten block capitals and digits.
 
     Runs :func:`find_letters`, :func:`group_lines`, :func:`crop_characters`
@@ -116,6 +125,12 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False):
     keep_binary : bool, optional
         Keep :func:`find_letters`' ink mask in the result's ``.binary`` (for
         :func:`draw_boxes`), so that it is not computed twice.
+    lexicon : Lexicon, str, path or iterable of str, optional
+        A word list (a :class:`~fastnn.ocr.lexicon.Lexicon`, a file of one
+        word per line, or the words): a word of two or more characters read
+        as no entry is replaced by the most probable entry of its length when
+        that entry is nearly as probable as the reading (see
+        :mod:`fastnn.ocr.lexicon`). Default: none.
 
     Returns
     -------
@@ -139,6 +154,7 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False):
     >>> read_text(img, Dummy()).text
     'A'
     """
+    lexicon = _as_lexicon(lexicon)
     if model is None:
         model = ocr_model.load_ocr_model()  # looked up at call time, like the command line's
     image = as_image(image)
@@ -165,6 +181,11 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False):
             "training diverged or its weights are corrupt), so nothing was read; retrain it or use another model"
         )
     labels = _decode(P, lines) if word_context else P.argmax(axis=1)
+    if lexicon is not None:
+        logp = np.log(np.clip(P, 1e-12, None))
+        for line in lines:
+            for word in line:
+                labels[word] = lexicon.correct(logp[word], labels[word])
     chars = [CLASSES[k] for k in labels]
     conf = P[np.arange(len(labels)), labels]
     text = "\n".join(" ".join("".join(chars[i] for i in word) for word in line) for line in lines)
