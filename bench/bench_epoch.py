@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastnn.nn as fnn
-from fastnn import benchmark as B
+from fastnn.tasks import epoch_benchmark as B
 from fastnn import coursework, numpy_nn
 from fastnn.models import MLP
 

@@ -100,7 +100,7 @@ def _child_gemm() -> dict:
 def _child_epoch(contender: str, batch_size: int, rounds: int) -> dict:
     import numpy as np
 
-    from fastnn import benchmark as B
+    from fastnn.tasks import epoch_benchmark as B
 
     X, Y = B.make_data(N_SAMPLES, seed=SEED)
     order = np.random.default_rng(SEED).permutation(N_SAMPLES)

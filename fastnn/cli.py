@@ -60,7 +60,7 @@ def _progress(args):
 
 
 def _cmd_toy(args) -> int:
-    from .toy import train_toy
+    from .tasks.toy_network import train_toy
 
     result = train_toy(seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        hidden=args.hidden)
@@ -106,7 +106,7 @@ def _cmd_task(args) -> int:
 
 
 def _cmd_bench_epoch(args) -> int:
-    from .benchmark import bench_epoch
+    from .tasks.epoch_benchmark import bench_epoch
 
     res = bench_epoch(batch_size=args.batch_size, dtype=args.dtype, hidden=args.hidden, epochs=args.epochs,
                       torch=not args.no_torch)

@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
-from . import coursework, numpy_nn
-from .models import MLP
-from .train import Trainer
+from .. import coursework, numpy_nn
+from ..models import MLP
+from ..train import Trainer
 
 __all__ = [
     "make_data",

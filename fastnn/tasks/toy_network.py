@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import coursework, nn
+from .. import coursework, nn
 
 #: (mean, diagonal covariance) of the four classes.
 TOY_CLASSES = (

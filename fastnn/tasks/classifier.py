@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data as _data
-from ._io import atomic_write
-from .models import MLP
-from .train import Trainer
+from .. import data as _data
+from .._io import atomic_write
+from ..models import MLP
+from ..train import Trainer
 
 __all__ = [
     "RECIPES",
