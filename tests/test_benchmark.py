@@ -1,4 +1,5 @@
-"""fastnn.benchmark: it runs at tiny sizes, returns its keys, and its baselines compute what fastnn computes.
+"""fastnn.tasks.epoch_benchmark: it runs at tiny sizes, returns its keys, and its baselines compute what
+fastnn computes.
 
 Correctness only: no timing is asserted here.
 """
