@@ -19,7 +19,8 @@ STARTUP_ARGS ?=
 
 .PHONY: demo test bench bench-compare bench-processes bench-startup clean
 
-$(BIN)/fastnn: pyproject.toml setup.py $(wildcard fastnn/*.py fastnn/_kernels/*.py fastnn/_kernels/*.pyx fastnn/_kernels/*.pxi)
+# Rebuilt when any source of the package changes, in any subpackage.
+$(BIN)/fastnn: pyproject.toml setup.py $(shell find fastnn \( -name '*.py' -o -name '*.pyx' -o -name '*.pxi' \) -print)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet ".[test]"

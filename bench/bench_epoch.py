@@ -7,14 +7,15 @@
 (c) the 1024-32-32-32-1024 autoencoder (momentum, squared error) against its NumPy loop.
 
 Every round starts from the same initial parameters (reset in ``setup``, outside the timing),
-after one warm-up round.  The data are random hw36-shaped images from ``fastnn.benchmark.make_data``.
+after one warm-up round.  The data are random hw36-shaped images from
+``fastnn.tasks.epoch_benchmark.make_data``.
 """
 
 import numpy as np
 import pytest
 
 import fastnn.nn as fnn
-from fastnn import benchmark as B
+from fastnn.tasks import epoch_benchmark as B
 from fastnn import coursework, numpy_nn
 from fastnn.models import MLP
 

@@ -2,8 +2,8 @@
 
     python bench/epoch_processes.py [--processes 12] [--rounds 5] [--batch-sizes 32 1024] [--json OUT]
 
-The contenders are fastnn's fused epoch in float32 (``fastnn.benchmark.FusedEpoch``), the
-coursework's NumPy float64 loop (``numpy_epoch``) and PyTorch eager in float32 (``torch_epoch``,
+The contenders are fastnn's fused epoch in float32 (``fastnn.tasks.epoch_benchmark.FusedEpoch``),
+the coursework's NumPy float64 loop (``numpy_epoch``) and PyTorch eager in float32 (``torch_epoch``,
 skipped with a note when torch cannot be imported).  All train the same network: sigmoid hidden
 layer, softmax output, summed cross-entropy, SGD with lr 2e-3, on ``make_data(10800, seed=0)``
 in one fixed sample order.
@@ -100,7 +100,7 @@ def _child_gemm() -> dict:
 def _child_epoch(contender: str, batch_size: int, rounds: int) -> dict:
     import numpy as np
 
-    from fastnn import benchmark as B
+    from fastnn.tasks import epoch_benchmark as B
 
     X, Y = B.make_data(N_SAMPLES, seed=SEED)
     order = np.random.default_rng(SEED).permutation(N_SAMPLES)

@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by every part of fastnn that writes a file (models, data sets, reports).
+"""Atomic file writes, shared by every part of fastnn that writes a file (models, data sets, reports, plots).
 
 ``atomic_write(path)`` hands out a file object on a temporary file in ``path``'s folder.  When the
 ``with`` block ends without an exception the temporary is flushed, ``fsync``'d and renamed over ``path``
@@ -45,7 +45,7 @@ try:
 except ImportError:  # Windows: no flock; stale temporaries are recognised by their age alone
     fcntl = None
 
-__all__ = ["STALE_TEMP_SECONDS", "TEMP_SUFFIX", "atomic_write", "remove_stale_temporaries"]
+__all__ = ["STALE_TEMP_SECONDS", "TEMP_SUFFIX", "atomic_write", "atomic_savefig", "remove_stale_temporaries"]
 
 #: A temporary of a save that nobody holds a lock on is removed as soon as the next save of the same
 #: file starts.  One that cannot be tested with a lock (written by an older fastnn, or on a file system
@@ -243,3 +243,15 @@ def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=Non
             os.unlink(tmp)
         raise
     _fsync_folder(path.parent)
+
+
+def atomic_savefig(fig, path, **savefig_kwargs) -> Path:
+    """``fig.savefig`` of a matplotlib figure through :func:`atomic_write`; return ``path`` as a Path.
+
+    The format is ``path``'s suffix (PNG when it has none); ``savefig_kwargs`` (``dpi=...``) go to ``savefig``.
+    The figure is left open.
+    """
+    path = Path(path)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".").lower() or "png", **savefig_kwargs)
+    return path

@@ -103,7 +103,7 @@ class ProgressBar:
         self.stream.flush()
 
 
-class _ThreadChooser:
+class ThreadChooser:
     """Pick the thread count per epoch: the faster of 'all' (fastnn's setting) and 1, re-trying the other
     now and then."""
 
@@ -386,7 +386,7 @@ class Trainer:
             order = np.asarray(rng.permutation(n), dtype=np.int64)
         bar = ProgressBar(epochs, "epoch") if self.progress is not False else None
         hist = History()
-        chooser = _ThreadChooser(self.threads)
+        chooser = ThreadChooser(self.threads)
         self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs, callback,
                          chooser)
         return hist

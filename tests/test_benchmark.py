@@ -1,4 +1,5 @@
-"""fastnn.benchmark: it runs at tiny sizes, returns its keys, and its baselines compute what fastnn computes.
+"""fastnn.tasks.epoch_benchmark: it runs at tiny sizes, returns its keys, and its baselines compute what
+fastnn computes.
 
 Correctness only: no timing is asserted here.
 """
@@ -6,7 +7,7 @@ Correctness only: no timing is asserted here.
 import numpy as np
 import pytest
 
-from fastnn import benchmark as B
+from fastnn.tasks import epoch_benchmark as B
 from fastnn.models import MLP
 
 N, HIDDEN, BATCH, LR = 150, 8, 32, 2e-3  # 150 rows: the last batch is short

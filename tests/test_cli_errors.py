@@ -62,11 +62,21 @@ def test_confusion_refuses_a_model_that_does_not_fit_the_classes(sizes, acts, tm
     _one_error_line(capsys, "model", "36 classes")
 
 
+def _replace_task(monkeypatch, name, function):
+    """Make `fastnn NAME` call ``function`` (with the task's usual keyword arguments)."""
+    import dataclasses
+
+    from fastnn.tasks.registry import TASKS, load_tasks
+
+    load_tasks()
+    monkeypatch.setitem(TASKS, name, dataclasses.replace(TASKS[name], function=function))
+
+
 def test_an_internal_error_is_one_line_with_the_way_to_its_traceback(monkeypatch, capsys):
-    def broken(args):
+    def broken(**kwargs):
         raise IndexError("index 40 is out of bounds")
 
-    monkeypatch.setattr(cli, "_cmd_toy", broken)
+    _replace_task(monkeypatch, "toy", broken)
     monkeypatch.delenv("FASTNN_DEBUG", raising=False)
     assert cli.main(["toy"]) == 3
     _one_error_line(capsys, "internal error", "IndexError", "FASTNN_DEBUG=1")
@@ -78,10 +88,8 @@ def test_an_internal_error_is_one_line_with_the_way_to_its_traceback(monkeypatch
 def test_a_task_says_on_screen_when_it_uses_the_generated_data(monkeypatch, tmp_path, capsys):
     """With no data folder the 36-class tasks train on synthetic font glyphs: the screen says so, not only
     the report (the headline's test_accuracy: 0.89 would otherwise read like handwriting)."""
-    import fastnn.tasks
-
     monkeypatch.delenv("FASTNN_DATA", raising=False)
-    monkeypatch.setattr(fastnn.tasks, "confusion", lambda *a, **k: {"headline": {"test_accuracy": 0.5}, "pairs": []})
+    _replace_task(monkeypatch, "confusion", lambda **kwargs: {"headline": {"test_accuracy": 0.5}, "pairs": []})
     assert cli.main(["confusion", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "data: generated (synthetic fonts), not handwriting" in captured.err

@@ -108,8 +108,138 @@ def test_mnist_binary(tmp_path):
 
 def test_report_values_keep_small_numbers_and_point_to_arrays(tmp_path):
     """autoencoder.md showed lr: 0.0000 for 3e-5, and confusion.md a truncated NumPy printout full of '...'."""
-    from fastnn import tasks
+    from fastnn.tasks.common import write_report
 
-    tasks._report(tmp_path, "t", "T", {"acc": 0.5}, {"lr": 3e-5, "matrix": np.ones((36, 36), int)}, [])
+    write_report(tmp_path, "t", "T", {"acc": 0.5}, {"lr": 3e-5, "matrix": np.ones((36, 36), int)}, [])
     md = (tmp_path / "t.md").read_text()
     assert "lr: 3e-05" in md and "..." not in md and "matrix: an array of shape (36, 36), in full in `t.json`" in md
+
+
+# ------------------------------------------------------------------- the registry and the command line
+
+@pytest.fixture
+def global_rng():
+    """The toy seeds NumPy's global generator: leave it as it was."""
+    state = np.random.get_state()
+    yield
+    np.random.set_state(state)
+
+
+def test_every_registered_task_is_a_subcommand_with_its_help(capsys):
+    """fastnn --help lists every task of the registry, and fastnn TASK --help describes each, with the
+    common options its function takes (--data, --out, --seed, --progress / --no-progress)."""
+    from fastnn.tasks.registry import load_tasks
+
+    registered = load_tasks()
+    assert {"toy", "classify", "weights", "lr-study", "confusion", "autoencoder", "mnist-binary", "mnist-multiclass",
+            "demo", "ocr", "ocr-eval", "bench-epoch"} <= set(registered)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    listing = capsys.readouterr().out
+    for name, task in registered.items():
+        assert f"\n    {name} " in listing or f"\n    {name}\n" in listing, name
+        with pytest.raises(SystemExit) as exc:
+            cli.main([name, "--help"])
+        assert exc.value.code == 0, name
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: fastnn {name} "), text
+        for option in ("data", "out", "seed"):
+            assert (f"--{option} " in text) == (option in task.common), (name, option)
+        assert ("--no-progress" in text) == ("progress" in task.common), name
+    # the tasks the README says take all four
+    for name in ("classify", "weights", "lr-study", "confusion", "autoencoder", "mnist-binary", "mnist-multiclass",
+                 "demo"):
+        assert registered[name].common == ("data", "out", "seed", "progress"), name
+    assert registered["toy"].common == ("out", "seed", "progress")
+    assert registered["bench-epoch"].common == ("out", "seed")
+    assert registered["ocr"].common == registered["ocr-eval"].common == ("data", "progress")
+
+
+def test_the_readme_task_table_names_every_task():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    from fastnn.tasks.registry import load_tasks
+
+    for name in load_tasks():
+        assert f"| `fastnn {name}" in readme, name
+
+
+def test_register_refuses_a_second_task_of_a_name_and_an_option_the_function_lacks():
+    from fastnn.tasks.registry import TASKS, Option, register
+
+    def f(data=None, *, epochs=3):
+        return {"headline": {}}
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register("toy", f, help="x")
+    with pytest.raises(ValueError, match="--lr passes lr="):
+        register("test-only", f, help="x", options=[Option("--lr", type=float)])
+    assert "test-only" not in TASKS
+
+
+def test_toy_out_writes_its_report_and_curves(tmp_path, capsys, global_rng):
+    """`fastnn toy --out x` failed with `unrecognized arguments`; now it writes a report and prints the same."""
+    assert cli.main(["toy", "--epochs", "50"]) == 0
+    plain = capsys.readouterr().out
+    assert cli.main(["toy", "--epochs", "50", "--out", str(tmp_path / "toy")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == plain and f"output: {tmp_path / 'toy'}" in captured.err
+    content = _report(tmp_path / "toy", "toy")
+    assert content["plots"] == [str(tmp_path / "toy" / "toy_curves.png")]
+    assert len(content["history"]["loss"]) == 50
+    assert f"loss: {content['headline']['loss']:.4f}" in plain
+    assert cli.main(["toy", "--epochs", "50", "--no-progress"]) == 0
+    assert "itr:" not in capsys.readouterr().out
+
+
+def test_bench_epoch_out_writes_its_report(tmp_path, capsys):
+    assert cli.main(["bench-epoch", "--epochs", "1", "--hidden", "4", "--no-torch", "--seed", "3",
+                     "--out", str(tmp_path)]) == 0
+    printed = dict(line.split(": ") for line in capsys.readouterr().out.strip().splitlines())
+    content = _report(tmp_path, "bench_epoch")
+    assert set(content["headline"]) == {"fused_s_per_epoch", "numpy_s_per_epoch", "speedup_vs_numpy"}
+    assert content["seed"] == 3 and content["hidden"] == 4 and printed["hidden"] == "4"
+
+
+def test_plots_are_replaced_atomically_and_new_ones_take_the_umask(tmp_path, global_rng):
+    """A plot used to be written in place by fig.savefig(path): a killed task left half a PNG, and anyone
+    reading the old one saw it change under them.  Now it is a temporary file, then a rename."""
+    import stat
+
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "toy_curves.png"
+    old.write_bytes(b"the previous plot")
+    os.link(old, tmp_path / "reader.png")  # a reader still holding the previous file
+    previous = os.umask(0o027)
+    try:
+        tasks.toy(out=out, epochs=3, progress=False)
+        tasks.toy(out=tmp_path / "new", epochs=3, progress=False)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "reader.png").read_bytes() == b"the previous plot"  # renamed over, not rewritten
+    assert old.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["toy.json", "toy.md", "toy_curves.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["toy.json", "toy.md", "toy_curves.png"]
+    assert stat.S_IMODE((tmp_path / "new" / "toy_curves.png").stat().st_mode) == 0o640
+
+
+def test_building_the_command_line_imports_no_task_s_heavy_modules():
+    """The parser imports every task module (see fastnn.tasks.registry): they must leave the compiled core,
+    the models, the data readers, the OCR and matplotlib to the task that runs, or every `fastnn toy`
+    pays for all of them."""
+    import subprocess
+    import sys
+
+    script = ("import sys, fastnn.cli; fastnn.cli.build_parser(); "
+              "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('fastnn', 'matplotlib', 'scipy', "
+              "'skimage', 'torch'))))")
+    env = dict(os.environ, PYTHONPATH=str(Path(tasks.__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert "fastnn.tasks.toy_network" in loaded and "fastnn.tasks.pages" in loaded, loaded
+    heavy = {"fastnn._kernels", "fastnn.nn", "fastnn.functional", "fastnn.models", "fastnn.train", "fastnn.data",
+             "fastnn.ocr", "fastnn.ocr_model", "matplotlib", "scipy", "skimage", "torch"}
+    imported = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy))
+    assert not imported, imported

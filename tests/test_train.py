@@ -236,9 +236,9 @@ def test_coursework_protocol_reproduces_the_drop_in_loop(rng):
 def test_thread_chooser_times_both_settings_before_choosing(monkeypatch):
     """'auto' runs epoch 0 (which warms the caches) with all threads, epoch 1 with one, epoch 2 with all again,
     then the faster, retrying the other every RETRY_EVERY epochs."""
-    from fastnn.train import _ThreadChooser
+    from fastnn.train import ThreadChooser
 
-    chooser = _ThreadChooser("auto")
+    chooser = ThreadChooser("auto")
     chooser.options = [4, 1]
     seconds = {4: 1.0, 1: 3.0}
     picked = []

@@ -1,7 +1,9 @@
-"""Epoch benchmarks: fastnn's fused epoch against the plain NumPy coursework loop and PyTorch eager.
+"""Epoch benchmarks (``fastnn bench-epoch``): fastnn's fused epoch against the plain NumPy coursework loop and
+PyTorch eager.
 
-Everything here is a library function (the command line is wired elsewhere).  The
-baselines are written out in full, so that the numbers compare like with like:
+The functions here are also the building blocks of ``bench/`` (pytest-benchmark and the
+one-process-per-contender runs).  The baselines are written out in full, so that the
+numbers compare like with like:
 
 * :func:`numpy_epoch` is the coursework's NumPy training loop for the
   1024-H-36 sigmoid/softmax classifier, always in float64 as the coursework runs it
@@ -28,9 +30,14 @@ import time
 
 import numpy as np
 
-from . import coursework, numpy_nn
-from .models import MLP
-from .train import Trainer
+from typing import TYPE_CHECKING
+
+from .. import coursework, numpy_nn
+from .common import out_folder, write_report
+from .registry import Option, positive_int, register
+
+if TYPE_CHECKING:
+    from ..models import MLP
 
 __all__ = [
     "make_data",
@@ -91,8 +98,7 @@ def _best_each(fns: dict, epochs: int) -> dict:
 
     Each implementation runs its epochs back to back.  Interleaving them (a, b, a, b) would be
     worse, not fairer: OpenBLAS's and OpenMP's worker threads keep spinning for a while after a
-    call, and steal a core from the next implementation (measured: PyTorch 2.5x slower at batch
-    1024 right after a NumPy epoch).  The warm-up run absorbs that hand-over too.
+    call, and steal a core from the next implementation.  The warm-up run absorbs that hand-over too.
     """
     best = {}
     for name, fn in fns.items():
@@ -390,6 +396,8 @@ class FusedEpoch:
     """
 
     def __init__(self, model: MLP, X, T, order, **trainer_kwargs):
+        from ..train import Trainer
+
         trainer_kwargs.setdefault("progress", False)
         self.trainer = Trainer(model, fused=True, **trainer_kwargs)
         self.X = model.check_inputs(X)
@@ -408,7 +416,7 @@ class FusedEpoch:
 # ---------------------------------------------------------------------------- benches
 
 def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_samples: int = 10800, epochs: int = 3,
-                seed: int = 0, torch: bool = True, lr: float = 2e-3) -> dict:
+                seed: int = 0, torch: bool = True, lr: float = 2e-3, out=None) -> dict:
     """Seconds per training epoch of the 1024-H-36 classifier: fastnn fused vs NumPy (float64) vs PyTorch.
 
     Parameters
@@ -427,6 +435,8 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
     torch : bool
         Also time PyTorch eager (skipped, with ``torch_skipped`` set, when it is not installed).
     lr : float
+    out : path, optional
+        Folder to write the report into (``bench_epoch.json`` and ``bench_epoch.md``); None writes nothing.
 
     Returns
     -------
@@ -445,6 +455,8 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
     >>> sorted(k for k in r if k.endswith("per_epoch"))
     ['fused_s_per_epoch', 'numpy_s_per_epoch']
     """
+    from ..models import MLP
+
     batch_size = _positive(batch_size, "batch_size")
     hidden = _positive(hidden, "hidden")
     n_samples = _positive(n_samples, "n_samples")
@@ -483,6 +495,11 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
     if "torch" in best:
         result["torch_s_per_epoch"] = best["torch"]
         result["speedup_vs_torch"] = best["torch"] / best["fused"]
+    if out is not None:
+        timed = [k for k in result if k.endswith(("_per_epoch", "speedup_vs_numpy", "speedup_vs_torch"))]
+        write_report(out_folder(out), "bench_epoch", f"One training epoch of 1024-{hidden}-36, batch {batch_size}",
+                     {k: result[k] for k in timed},
+                     {"seed": seed, "lr": lr, **{k: v for k, v in result.items() if k not in timed}}, [])
     return result
 
 
@@ -520,6 +537,8 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
     >>> r["speedup_vs_numpy"] > 0
     True
     """
+    from ..models import MLP
+
     batch_size = _positive(batch_size, "batch_size")
     n_samples = _positive(n_samples, "n_samples")
     epochs = _positive(epochs, "epochs")
@@ -547,3 +566,27 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
               "fused_s_per_epoch": best["fused"], "numpy_s_per_epoch": best["numpy"],
               "speedup_vs_numpy": best["numpy"] / best["fused"]}
     return result
+
+
+# ---------------------------------------------------------------------- the command line
+
+def _headline(result) -> dict:
+    """Every number of the result (the arguments, the times, the speedups), as before there was a report."""
+    return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+register("bench-epoch", bench_epoch, help="time the fused epoch against the plain NumPy loop (and PyTorch)",
+         description="Time one training epoch of the 1024-HIDDEN-36 classifier (10800 random samples of the "
+                     "hw36 shape) with the fused kernel, the plain NumPy loop and, when installed, PyTorch "
+                     "eager, in one run.",
+         options=[Option("--batch-size", type=positive_int, help="mini-batch size (default %(default)s)"),
+                  Option("--dtype", choices=("float32", "float64"), help="fused dtype (default %(default)s)"),
+                  Option("--hidden", type=positive_int, help="hidden units (default %(default)s)"),
+                  Option("--epochs", type=positive_int, help="timed epochs, best is reported (default %(default)s)"),
+                  Option("--no-torch", param="torch", convert=lambda skip: not skip, action="store_true",
+                         help="skip the PyTorch baseline")],
+         common_help={"out": "folder for the report, bench_epoch.json and bench_epoch.md (default: no files)",
+                      "seed": "seed of the random data, the initial weights and the sample order "
+                              "(default %(default)s)"},
+         headline=_headline,
+         notes=lambda result: [f"torch: skipped: {result['torch_skipped']}"] if "torch_skipped" in result else [])
