@@ -1,0 +1,227 @@
+# Convolution and max-pooling on NHWC images (channels last), over a range of images.
+#
+# Layout: images (n, H, W, C) C-contiguous; conv weights (KH, KW, C, F), i.e. one (KH*KW*C, F) matrix.
+# im2col turns each output pixel into one row of KH*KW*C values (for a fixed kernel row kh the KW*C values
+# are one contiguous run of the image row), so the convolution of n images is one product
+#   cols (n*OH*OW, KH*KW*C) @ W (KH*KW*C, F) -> (n*OH*OW, F),
+# which IS the NHWC output: no transpose, and the bias and activation fuse over its rows exactly as for a
+# dense layer.  Pooling and the activations run over contiguous channels; flattening NHWC is free.
+#
+# Every function here works on one range of images (pointers at the range's first image, a count), so
+# that a batch's images can be cut in two parts for two threads: the parts are fixed by the shapes, and
+# one thread running both gives the same numbers as two threads running one each.
+
+# Entries of a convolution's geometry vector (fastnn.functional builds it; the epoch plan's table too).
+cdef enum:
+    G_H = 0
+    G_W = 1
+    G_C = 2
+    G_KH = 3
+    G_KW = 4
+    G_F = 5
+    G_STRIDE = 6
+    G_PAD_TOP = 7
+    G_PAD_LEFT = 8
+    G_OH = 9
+    G_OW = 10
+    N_GEOM = 11
+
+ctypedef struct ConvGeom:
+    Py_ssize_t H, W, C          # input image
+    Py_ssize_t KH, KW, F        # kernel and output channels
+    Py_ssize_t stride, pad_top, pad_left
+    Py_ssize_t OH, OW           # output image
+    Py_ssize_t K                # KH * KW * C, a row of cols
+    Py_ssize_t in_size, out_pixels  # H * W * C, OH * OW
+
+
+cdef inline ConvGeom conv_geom(const int64_t* v) noexcept nogil:
+    cdef ConvGeom g
+    g.H, g.W, g.C = v[G_H], v[G_W], v[G_C]
+    g.KH, g.KW, g.F = v[G_KH], v[G_KW], v[G_F]
+    g.stride, g.pad_top, g.pad_left = v[G_STRIDE], v[G_PAD_TOP], v[G_PAD_LEFT]
+    g.OH, g.OW = v[G_OH], v[G_OW]
+    g.K = g.KH * g.KW * g.C
+    g.in_size = g.H * g.W * g.C
+    g.out_pixels = g.OH * g.OW
+    return g
+
+
+cdef inline bint conv_is_pointwise(const ConvGeom* g) noexcept nogil:
+    """A 1x1 kernel, stride 1, no padding: the images themselves are the im2col rows."""
+    return g.KH == 1 and g.KW == 1 and g.stride == 1 and g.pad_top == 0 and g.pad_left == 0
+
+
+cdef void im2col(const floating* X, Py_ssize_t n, const ConvGeom* g, floating* cols) noexcept nogil:
+    # IN X (n, H, W, C); OUT cols (n*OH*OW, KH*KW*C), zeros where the window covers the padding
+    """Each output pixel's receptive field as one row, (kh, kw, c) order like W's rows."""
+    cdef Py_ssize_t i, oh, ow, kh, ih, iw0, kw0, kw1, j, C = g.C, KWC = g.KW * g.C, lo, hi
+    cdef floating* dst
+    cdef const floating* img
+    cdef const floating* src
+    for i in range(n):
+        img = X + i * g.in_size
+        for oh in range(g.OH):
+            for ow in range(g.OW):
+                dst = cols + ((i * g.OH + oh) * g.OW + ow) * g.K
+                iw0 = ow * g.stride - g.pad_left
+                kw0 = max(<Py_ssize_t>0, -iw0)
+                kw1 = min(g.KW, g.W - iw0)
+                lo = kw0 * C
+                hi = kw1 * C if kw1 > kw0 else lo
+                for kh in range(g.KH):
+                    ih = oh * g.stride - g.pad_top + kh
+                    if ih < 0 or ih >= g.H or hi == lo:
+                        for j in range(KWC):
+                            dst[j] = 0
+                    else:
+                        src = img + (ih * g.W + iw0) * C  # may point before the row: only [lo, hi) is read
+                        for j in range(lo):
+                            dst[j] = 0
+                        for j in range(lo, hi):
+                            dst[j] = src[j]
+                        for j in range(hi, KWC):
+                            dst[j] = 0
+                    dst += KWC
+
+
+cdef void col2im(const floating* dcols, Py_ssize_t n, const ConvGeom* g, floating* dX) noexcept nogil:
+    # IN dcols (n*OH*OW, KH*KW*C); OUT dX (n, H, W, C)
+    """The adjoint of im2col: dX = 0, then every row's values added back where im2col took them from."""
+    cdef Py_ssize_t i, oh, ow, kh, ih, iw0, kw0, kw1, j, C = g.C, KWC = g.KW * g.C, lo, hi
+    cdef const floating* src
+    cdef floating* img
+    cdef floating* dst
+    if n * g.in_size > 0:
+        memset(dX, 0, n * g.in_size * sizeof(floating))
+    for i in range(n):
+        img = dX + i * g.in_size
+        for oh in range(g.OH):
+            for ow in range(g.OW):
+                src = dcols + ((i * g.OH + oh) * g.OW + ow) * g.K
+                iw0 = ow * g.stride - g.pad_left
+                kw0 = max(<Py_ssize_t>0, -iw0)
+                kw1 = min(g.KW, g.W - iw0)
+                lo = kw0 * C
+                hi = kw1 * C if kw1 > kw0 else lo
+                for kh in range(g.KH):
+                    ih = oh * g.stride - g.pad_top + kh
+                    if ih >= 0 and ih < g.H and hi > lo:
+                        dst = img + (ih * g.W + iw0) * C
+                        for j in range(lo, hi):
+                            dst[j] = dst[j] + src[j]
+                    src += KWC
+
+
+cdef void conv_forward_part(const floating* X, Py_ssize_t n, const ConvGeom* g, const floating* W,
+                            const floating* b, int act, floating* cols, floating* pre,
+                            floating* post) noexcept nogil:
+    # IN X (n, H, W, C), W (K, F), b (F,), act code (not softmax); OUT cols (n*OH*OW, K) (unused for a
+    # pointwise conv), pre (n*OH*OW, F), post (n*OH*OW, F) (may alias pre)
+    """pre = im2col(X) @ W + b and post = act(pre) for n images, on the calling thread."""
+    cdef Py_ssize_t rows = n * g.out_pixels
+    cdef const floating* A = X
+    if rows == 0 or g.F == 0:
+        return
+    if not conv_is_pointwise(g):
+        im2col(X, n, g, cols)
+        A = cols
+    gemm_serial(mat(<void*>A, <int>rows, <int>g.K, sizeof(floating)), mat(<void*>W, <int>g.K, <int>g.F, sizeof(floating)),
+                mat(pre, <int>rows, <int>g.F, sizeof(floating)), 1.0, 0.0)
+    bias_activate(pre, b, rows, g.F, act, post)
+
+
+cdef void column_sums_double(const floating* D, Py_ssize_t n, Py_ssize_t m, double* out) noexcept nogil:
+    # IN D (n, m); OUT out (m,) float64
+    """out[j] = sum_i D[i, j], accumulated in float64 in row order."""
+    cdef Py_ssize_t i, j
+    for j in range(m):
+        out[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            out[j] += D[i * m + j]
+
+
+cdef void conv_backward_part(const floating* delta, const floating* post, floating* cols, Py_ssize_t n,
+                             const ConvGeom* g, const floating* W, int act, floating* dpre, floating* gW,
+                             double alpha, double beta, double* gb, floating* dX) noexcept nogil:
+    # IN delta (n*OH*OW, F) = dJ/d(post), post (n*OH*OW, F), cols: im2col of the n input images (for a
+    # pointwise conv: the images themselves), W (K, F), act, alpha, beta;
+    # OUT dpre (n*OH*OW, F) = dJ/d(pre) (may alias delta), gW (K, F) = alpha cols.T @ dpre + beta gW,
+    # gb (F,) float64 column sums of dpre; with dX (not NULL): dX (n, H, W, C) = col2im(dpre @ W.T), which
+    # overwrites cols (a pointwise conv writes dX directly)
+    """A convolution's gradients over n images from the gradient of its post-activation."""
+    cdef Py_ssize_t rows = n * g.out_pixels
+    cdef int isz = sizeof(floating)
+    cdef Mat A = mat(cols, <int>rows, <int>g.K, isz), D = mat(dpre, <int>rows, <int>g.F, isz)
+    delta_pre_flat(delta, post, rows * g.F, act, dpre)
+    gemm_serial(transpose(A), D, mat(gW, <int>g.K, <int>g.F, isz), alpha, beta)
+    column_sums_double(dpre, rows, g.F, gb)
+    if dX == NULL:
+        return
+    if conv_is_pointwise(g):
+        gemm_serial(D, transpose(mat(<void*>W, <int>g.K, <int>g.F, isz)), mat(dX, <int>rows, <int>g.K, isz), 1.0, 0.0)
+    else:
+        gemm_serial(D, transpose(mat(<void*>W, <int>g.K, <int>g.F, isz)), A, 1.0, 0.0)
+        col2im(cols, n, g, dX)
+
+
+# ------------------------------------------------------------------------------ pooling
+
+# Entries of a max-pooling's geometry vector: input (H, W, C), window size (also the stride), output.
+cdef enum:
+    P_H = 0
+    P_W = 1
+    P_C = 2
+    P_SIZE = 3
+    P_OH = 4
+    P_OW = 5
+    N_PGEOM = 6
+
+
+cdef void maxpool_forward_part(const floating* X, Py_ssize_t n, const int64_t* pg, floating* Y,
+                               int32_t* arg) noexcept nogil:
+    # IN X (n, H, W, C), pg (N_PGEOM,); OUT Y (n, OH, OW, C), arg (n, OH, OW, C): each maximum's flat index
+    # (h*W + w)*C + c inside its own image
+    """Max over non-overlapping size x size windows (trailing rows and columns dropped); the first maximum
+    in row-major window order wins a tie, a NaN in the window wins (as torch.nn.MaxPool2d)."""
+    cdef Py_ssize_t H = pg[P_H], Wd = pg[P_W], C = pg[P_C], s = pg[P_SIZE], OH = pg[P_OH], OW = pg[P_OW]
+    cdef Py_ssize_t i, oh, ow, kh, kw, c, off
+    cdef const floating* img
+    cdef floating* y
+    cdef int32_t* a
+    cdef floating v
+    for i in range(n):
+        img = X + i * H * Wd * C
+        for oh in range(OH):
+            for ow in range(OW):
+                y = Y + ((i * OH + oh) * OW + ow) * C
+                a = arg + ((i * OH + oh) * OW + ow) * C
+                off = (oh * s * Wd + ow * s) * C
+                for c in range(C):
+                    y[c] = img[off + c]
+                    a[c] = <int32_t>(off + c)
+                for kh in range(s):
+                    for kw in range(s):
+                        if kh == 0 and kw == 0:
+                            continue
+                        off = ((oh * s + kh) * Wd + ow * s + kw) * C
+                        for c in range(C):
+                            v = img[off + c]
+                            if v > y[c] or v != v:
+                                y[c] = v
+                                a[c] = <int32_t>(off + c)
+
+
+cdef void maxpool_backward_part(const floating* dY, const int32_t* arg, Py_ssize_t n, const int64_t* pg,
+                                floating* dX) noexcept nogil:
+    # IN dY (n, OH, OW, C), arg (n, OH, OW, C) from the forward, pg; OUT dX (n, H, W, C)
+    """Each output's gradient routed to its maximum; zero elsewhere."""
+    cdef Py_ssize_t in_size = pg[P_H] * pg[P_W] * pg[P_C], out_size = pg[P_OH] * pg[P_OW] * pg[P_C], i, j
+    cdef floating* img
+    if n * in_size > 0:
+        memset(dX, 0, n * in_size * sizeof(floating))
+    for i in range(n):
+        img = dX + i * in_size
+        for j in range(out_size):
+            img[arg[i * out_size + j]] += dY[i * out_size + j]
