@@ -191,3 +191,70 @@ def max_pool2d_backward(grad_Y, argmax, input_shape):
     for n in range(N):
         np.add.at(gX[n], argmax[n].ravel(), grad_Y[n].astype(np.float64).ravel())
     return gX.reshape(input_shape)
+
+
+# ----------------------------------------------------- the whole CNN of fastnn.cnn (H-model's section)
+# Layer by layer in float64 with the references above, reading the parameters through the model's own
+# layout (CNN.layer_parameters); the reference for CNN.forward and CNN.loss_gradient.
+
+
+def cnn_loss_gradient(model, theta, X, T):
+    """Summed loss and d loss / d theta of a fastnn.cnn.CNN (cross-entropy or squared error) at ``theta``."""
+    from fastnn.layers import Conv2D, Dense, MaxPool2D
+
+    theta = np.asarray(theta, dtype=np.float64)
+    h, records, L = np.asarray(X, dtype=np.float64), [], len(model.layers)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, (Conv2D, Dense)):
+            W, b = model.layer_parameters(theta, i)
+            act = "linear" if (i == L - 1 and model.loss != "squared_error") else layer.activation
+            if isinstance(layer, Conv2D):
+                _, post = conv2d_forward(h, W, b, act, layer.stride, layer.padding)
+            else:
+                _, post = dense_forward(h, W, b, act)
+            records.append((h, post, act))
+            h = post
+        elif isinstance(layer, MaxPool2D):
+            shape = h.shape
+            h, argmax = max_pool2d_forward(h, layer.size)
+            records.append((shape, argmax, None))
+        else:
+            records.append((h.shape, None, None))
+            h = h.reshape(h.shape[0], -1)
+    if model.loss == "cross_entropy":
+        loss, _, delta, _ = softmax_cross_entropy(h, T)
+    else:
+        loss, delta = squared_error(h, T)
+    grad = np.zeros_like(theta)
+    for i in range(L - 1, -1, -1):
+        layer, (a, b, act) = model.layers[i], records[i]
+        if isinstance(layer, (Conv2D, Dense)):
+            W, _ = model.layer_parameters(theta, i)
+            gW, gb = model.layer_parameters(grad, i)
+            if isinstance(layer, Conv2D):
+                gW[...], gb[...], delta = conv2d_backward(delta, b, a, W, act, layer.stride, layer.padding)
+            else:
+                gW[...], gb[...], delta = dense_backward(delta, b, a, W, act)
+        elif isinstance(layer, MaxPool2D):
+            delta = max_pool2d_backward(delta, b, a)
+        else:
+            delta = delta.reshape(a)
+    return loss, grad
+
+
+def cnn_forward(model, theta, X):
+    """The CNN's outputs (probabilities for a softmax output) in float64."""
+    from fastnn.layers import Conv2D, Dense, MaxPool2D
+
+    theta = np.asarray(theta, dtype=np.float64)
+    h = np.asarray(X, dtype=np.float64)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            h = conv2d_forward(h, *model.layer_parameters(theta, i), layer.activation, layer.stride, layer.padding)[1]
+        elif isinstance(layer, Dense):
+            h = dense_forward(h, *model.layer_parameters(theta, i), layer.activation)[1]
+        elif isinstance(layer, MaxPool2D):
+            h = max_pool2d_forward(h, layer.size)[0]
+        else:
+            h = h.reshape(h.shape[0], -1)
+    return h
