@@ -422,3 +422,225 @@ def test_torch_parity_of_strides_and_same_padding(geometry, rng):
     _, got = F.conv2d_forward(Xn.transpose(0, 2, 3, 1), conv.weight.detach().numpy().transpose(2, 3, 1, 0),
                               conv.bias.detach().numpy(), "linear", stride=s, padding=padding)
     np.testing.assert_allclose(got, out.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------- the compiled network epoch
+
+def _unpack(layers, shape, theta):
+    """Views of theta per layer: (W, b) or None, by the documented layout."""
+    offsets, _ = F.network_parameter_offsets(layers, shape)
+    views, cur = [], shape
+    for layer, off in zip(layers, offsets):
+        kind = layer[0]
+        if kind == "conv":
+            k = layer[3] if isinstance(layer[3], tuple) else (layer[3], layer[3])
+            Wt = theta[off[0]:off[1]].reshape(k[0], k[1], layer[1], layer[2])
+            views.append((Wt, theta[off[1]:off[1] + layer[2]]))
+            cur = F.conv2d_output_shape(cur, Wt.shape, layer[4], layer[5])
+        elif kind == "dense":
+            views.append((theta[off[0]:off[1]].reshape(layer[1], layer[2]), theta[off[1]:off[1] + layer[2]]))
+        else:
+            views.append(None)
+    return views
+
+
+def _step_batch(layers, views, x, t, loss):
+    """The step-by-step path: loss and per-layer (grad_W, grad_b) of one batch, by the functional kernels."""
+    n, acts, cache = len(x), [x], []
+    for layer, v in zip(layers, views):
+        kind, a = layer[0], acts[-1]
+        if kind == "conv":
+            pre, post = F.conv2d_forward(a, *v, layer[6], stride=layer[4], padding=layer[5])
+            cache.append(None)
+        elif kind == "pool":
+            post, arg = F.max_pool2d_forward(a, layer[1])
+            cache.append(arg)
+        elif kind == "flatten":
+            post = a.reshape(n, -1)
+            cache.append(None)
+        else:
+            last = layer is layers[-1]
+            act = "linear" if last and loss != "squared_error" else layer[3]
+            pre, post = F.dense_forward(a, *v, act)
+            cache.append(pre)
+        acts.append(post)
+    if loss == "cross_entropy":
+        r = F.softmax_cross_entropy(cache[-1], t)
+        value, delta = r.loss, r.delta
+    elif loss == "binary_cross_entropy":
+        r = F.sigmoid_binary_cross_entropy(cache[-1], t)
+        value, delta = r.loss, r.delta
+    else:
+        value, delta = F.squared_error(acts[-1], t)
+    grads = [None] * len(layers)
+    for i in range(len(layers) - 1, -1, -1):
+        layer, a_in, a_out = layers[i], acts[i], acts[i + 1]
+        kind = layer[0]
+        if kind == "dense":
+            act = "linear" if i == len(layers) - 1 and loss != "squared_error" else layer[3]
+            gW, gb, delta = F.dense_backward(delta, a_out, a_in, views[i][0], act, need_grad_X=i > 0)
+            grads[i] = (gW, gb)
+        elif kind == "flatten":
+            delta = delta.reshape(a_in.shape)
+        elif kind == "pool":
+            delta = F.max_pool2d_backward(delta, cache[i], a_in.shape) if i > 0 else None
+        else:
+            gW, gb, delta = F.conv2d_backward(delta, a_out, a_in, views[i][0], layer[6], stride=layer[4],
+                                              padding=layer[5], need_grad_X=i > 0)
+            grads[i] = (gW, gb)
+    return value, grads
+
+
+def step_epoch(layers, shape, theta, X, T, order, bs, loss, optimizer, lr, wd, state, step=0):
+    views = _unpack(layers, shape, theta)
+    params = [p for v in views if v is not None for p in v]
+    starts = np.cumsum([0] + [p.size for p in params])
+    bufs = [[b[o:o + p.size].reshape(p.shape) for p, o in zip(params, starts)] if b.size else None for b in state]
+    total = 0.0
+    for s in range(0, len(order), bs):
+        idx = order[s:s + bs]
+        value, grads = _step_batch(layers, views, X[idx], T[idx], loss)
+        total += value
+        g = [x for gr in grads if gr is not None for x in gr]
+        step += 1
+        if optimizer == "sgd":
+            F.sgd_update(params, g, lr, weight_decay=wd)
+        elif optimizer in ("momentum", "nesterov"):
+            F.momentum_update(params, g, bufs[0], lr, mu=0.9, nesterov=optimizer == "nesterov", weight_decay=wd)
+        else:
+            F.adam_update(params, g, bufs[0], bufs[1], step, lr, weight_decay=wd)
+    return total, step
+
+
+NETS = {
+    "two_conv": ([("conv", 1, 4, 3, 1, "same", "relu"), ("pool", 2), ("conv", 4, 6, 3, 2, "valid", "tanh"),
+                  ("flatten",), ("dense", 54, 10, "relu"), ("dense", 10, 5, "softmax")], (16, 16, 1),
+                 "cross_entropy"),
+    "odd": ([("conv", 3, 5, (2, 3), 1, "valid", "sigmoid"), ("conv", 5, 2, 1, 1, "valid", "linear"), ("pool", 3),
+             ("flatten",), ("dense", 12, 1, "sigmoid")], (10, 9, 3), "binary_cross_entropy"),
+    "pool_first": ([("pool", 2), ("conv", 2, 3, 3, 2, "same", "relu"), ("flatten",), ("dense", 12, 7, "tanh"),
+                    ("dense", 7, 4, "linear")], (7, 8, 2), "squared_error"),
+    "dense_only": ([("flatten",), ("dense", 20, 6, "relu"), ("dense", 6, 3, "softmax")], (4, 5, 1), "cross_entropy"),
+}
+
+
+def _targets(rng, loss, n, c):
+    if loss == "cross_entropy":
+        return np.eye(c)[rng.integers(0, c, n)]
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, (n, 1)).astype(float)
+    return rng.standard_normal((n, c))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
+@pytest.mark.parametrize("net", list(NETS))
+def test_network_epoch_matches_the_step_path(dtype, optimizer, net, rng):
+    layers, shape, loss = NETS[net]
+    N, bs = 53, 12  # a short last batch
+    X = rng.standard_normal((N,) + shape).astype(dtype)
+    T = _targets(rng, loss, N, layers[-1][2]).astype(dtype)
+    plan = F.network_plan(layers, shape, loss, optimizer=optimizer, batch_size=bs, dtype=dtype, weight_decay=1e-3)
+    theta0 = (rng.standard_normal(plan.n_params) * 0.3).astype(dtype)
+    order = rng.permutation(N)
+    lr = 1e-3 if optimizer == "adam" else 1e-2
+    results = []
+    for threads in (1, 2):
+        theta, state = theta0.copy(), plan.new_state()
+        r = F.train_epoch(plan, X, T, order, theta, state, lr=lr, step=3, threads=threads)
+        results.append((theta, state, r))
+    np.testing.assert_array_equal(results[0][0], results[1][0])  # 1 and 2 threads: the same bits
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+    assert results[0][2].loss == results[1][2].loss and results[0][2].step == 3 + 5
+    theta = theta0.copy()
+    state = [np.zeros(n, dtype) for n in plan.state_sizes]
+    total, _ = step_epoch(layers, shape, theta, X, T, order, bs, loss, optimizer, lr, 1e-3, state, step=3)
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(results[0][0], theta, **tol)
+    for a, b in zip(results[0][1], state):
+        np.testing.assert_allclose(a, b, **tol)
+    np.testing.assert_allclose(results[0][2].loss, total, rtol=tol["rtol"])
+    assert not np.array_equal(theta, theta0)
+
+
+def test_network_epoch_large_enough_to_split_products_and_batch_of_one(rng):
+    """Products large enough to be cut for the team, images in 4-D, a batch size of 1 (part 0 is empty)."""
+    layers = [("conv", 2, 16, 3, 1, "same", "relu"), ("pool", 2), ("conv", 16, 32, 3, 1, "same", "relu"), ("pool", 2),
+              ("flatten",), ("dense", 512, 64, "relu"), ("dense", 64, 10, "softmax")]
+    shape = (16, 16, 2)
+    X = rng.standard_normal((40,) + shape).astype(np.float32)
+    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 40)]
+    for bs in (1, 32):
+        plan = F.network_plan(layers, shape, "cross_entropy", optimizer="momentum", batch_size=bs, dtype="float32")
+        theta0 = (rng.standard_normal(plan.n_params) * 0.05).astype(np.float32)
+        order = np.arange(40 if bs > 1 else 5)
+        out = []
+        for threads in (1, 2):
+            theta, state = theta0.copy(), plan.new_state()
+            F.train_epoch(plan, X, T, order, theta, state, lr=1e-3, threads=threads)
+            out.append(theta)
+        np.testing.assert_array_equal(out[0], out[1])
+        theta = theta0.copy()
+        state = [np.zeros(n, np.float32) for n in plan.state_sizes]
+        step_epoch(layers, shape, theta, X, T, order, bs, "cross_entropy", "momentum", 1e-3, 0.0, state)
+        np.testing.assert_allclose(out[0], theta, rtol=2e-4, atol=2e-5)
+
+
+def test_network_epoch_stops_at_a_non_finite_loss(rng):
+    layers, shape, loss = NETS["two_conv"]
+    plan = F.network_plan(layers, shape, loss, batch_size=8)
+    X = rng.standard_normal((24,) + shape)
+    X[10, 3, 3, 0] = np.inf
+    T = _targets(rng, loss, 24, 5)
+    theta = rng.standard_normal(plan.n_params) * 0.3
+    before = theta.copy()
+    r = F.train_epoch(plan, X, T, np.arange(24), theta, plan.new_state(), lr=1e-2)
+    assert not np.isfinite(r.loss) and r.step == 1  # the first batch's update, then the bad one stopped it
+    assert not np.array_equal(theta, before) and np.all(np.isfinite(theta))
+
+
+def test_network_plan_bad_input_names_the_layer():
+    conv = ("conv", 1, 4, 3, 1, "valid", "relu")
+    with pytest.raises(ValueError, match=r"layers\[0\] \(conv\): expected 1 input channels, got images of shape "
+                                         r"\(H, W, C\) = \(8, 8, 3\)"):
+        F.network_plan([conv, ("flatten",), ("dense", 144, 2, "softmax")], (8, 8, 3), "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[1\] \(conv\): images of shape \(H, W, C\) = \(2, 2, 4\) are too "
+                                         r"small for a 3x3 kernel"):
+        F.network_plan([conv, conv[:1] + (4, 4) + conv[3:], ("flatten",), ("dense", 4, 2, "softmax")], (4, 4, 1),
+                       "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[2\] \(dense\): expected n_in = 144 \(the flattened input\), got "
+                                         r"n_in = 100"):
+        F.network_plan([conv, ("flatten",), ("dense", 100, 2, "softmax")], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[1\] \(dense\): expected a flat input.*\('flatten',\)"):
+        F.network_plan([conv, ("dense", 144, 2, "softmax")], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[2\] \(conv\): expected images"):
+        F.network_plan([("flatten",), ("dense", 64, 9, "relu"), conv], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[0\] \(conv\): padding must be one of"):
+        F.network_plan([conv[:5] + ("full", "relu"), ("flatten",), ("dense", 144, 2, "softmax")], (8, 8, 1),
+                       "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[0\] \(conv\): stride: expected a positive integer"):
+        F.network_plan([conv[:4] + (0,) + conv[5:], ("flatten",), ("dense", 144, 2, "softmax")], (8, 8, 1),
+                       "cross_entropy")
+    with pytest.raises(ValueError, match=r"the last layer must be 'dense'"):
+        F.network_plan([conv, ("pool", 2)], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[1\] \(pool\): images of shape \(H, W, C\) = \(6, 6, 4\) are "
+                                         r"smaller than the 7x7 window"):
+        F.network_plan([conv, ("pool", 7), ("flatten",), ("dense", 4, 2, "softmax")], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"layers\[0\]: unknown kind 'lstm'"):
+        F.network_plan([("lstm", 3)], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"input_shape: expected the images' \(H, W, C\)"):
+        F.network_plan([("flatten",), ("dense", 64, 2, "softmax")], (8, 8), "cross_entropy")
+    plan = F.network_plan([conv, ("flatten",), ("dense", 144, 2, "softmax")], (8, 8, 1), "cross_entropy")
+    with pytest.raises(ValueError, match=r"X: expected C-contiguous images of shape \(N, 8, 8, 1\) or rows \(N, 64\), "
+                                         r"got shape \(5, 8, 8, 2\)"):
+        F.train_epoch(plan, np.zeros((5, 8, 8, 2)), np.zeros((5, 2)), np.arange(5), np.zeros(plan.n_params),
+                      plan.new_state(), lr=0.1)
+
+
+def test_network_plan_accepts_dicts_and_its_layout_is_documented():
+    layers = [{"kind": "conv", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": "same"},
+              {"kind": "pool"}, {"kind": "flatten"}, {"kind": "dense", "n_in": 64, "n_out": 3, "activation": "softmax"}]
+    plan = F.network_plan(layers, (8, 8, 1), "cross_entropy", dtype="float32")
+    assert plan.offsets_of_layers == [(0, 36), None, None, (40, 232)] and plan.n_params == 235
+    assert plan.layer_fields[0]["activation"] == "relu" and "NetworkPlan((8, 8, 1) conv-pool" in repr(plan)

@@ -47,6 +47,12 @@ cdef inline ConvGeom conv_geom(const int64_t* v) noexcept nogil:
     return g
 
 
+cdef inline void part_range(Py_ssize_t c0, Py_ssize_t cn, int p, Py_ssize_t* lo, Py_ssize_t* n) noexcept nogil:
+    """Images [lo, lo + n) of part p (0 or 1) of the chunk [c0, c0 + cn)."""
+    lo[0] = c0 + cn * p // 2
+    n[0] = c0 + cn * (p + 1) // 2 - lo[0]
+
+
 cdef inline bint conv_is_pointwise(const ConvGeom* g) noexcept nogil:
     """A 1x1 kernel, stride 1, no padding: the images themselves are the im2col rows."""
     return g.KH == 1 and g.KW == 1 and g.stride == 1 and g.pad_top == 0 and g.pad_left == 0

@@ -11,7 +11,8 @@ inline the scalar math:
 * ``_blas.pxi``: the matrix products and how a large one is cut in two for the threads;
 * ``_losses.pxi``: the fused losses; ``_optim.pxi``: the optimizer updates;
 * ``_epoch.pxi``: a whole training epoch in one parallel region;
-* ``_conv.pxi``: convolution (im2col + one product) and max-pooling on NHWC images.
+* ``_conv.pxi``: convolution (im2col + one product) and max-pooling on NHWC images;
+* ``_conv_epoch.pxi``: a convolutional network's epoch, in the same parallel region as the dense one.
 
 All parallelism is OpenMP; the matrix products run on a private single-threaded OpenBLAS.
 """
@@ -35,6 +36,7 @@ include "_losses.pxi"
 include "_optim.pxi"
 include "_epoch.pxi"
 include "_conv.pxi"
+include "_conv_epoch.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
@@ -51,6 +53,11 @@ SPLITS = {SPLIT_NONE: "none", SPLIT_ROWS: "rows", SPLIT_COLS: "cols", SPLIT_K: "
 #: Entries of a convolution's and a max-pooling's geometry vectors, name -> index.
 CONV_GEOMETRY = ("H", "W", "C", "KH", "KW", "F", "stride", "pad_top", "pad_left", "OH", "OW")
 POOL_GEOMETRY = ("H", "W", "C", "size", "OH", "OW")
+#: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
+STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
+                 "gpart_off", "sums_off")
+STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL}
+NET_WORK_OFFSETS = WORK_OFFSETS + ("dtop", "ga", "gb")
 
 cdef int _threads = max(1, openmp.omp_get_max_threads())
 cdef long _barrier_spin = 2000
@@ -345,6 +352,33 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
 
     Stops at the first batch whose loss is not finite (before its update) and returns that loss.
     """
+    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, threads, start_loss, NULL)
+
+
+def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
+                  floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
+                  int threads, double start_loss=0.0):
+    # IN plan (fastnn.functional.NetworkPlan), X (N, H*W*C) images, the rest as mlp_epoch's; IN/OUT as
+    # mlp_epoch's, and the plan's iwork and dwork
+    """mlp_epoch for a convolutional network: conv and pool layers, a flatten, dense layers."""
+    cdef const int64_t[:, ::1] stack = plan.stack
+    cdef const int64_t[::1] geom = plan.geometry
+    cdef int32_t[::1] iwork = plan.iwork
+    cdef double[::1] dwork = plan.dwork
+    cdef Net net
+    net.n_stack = <int>stack.shape[0]
+    net.stack = &stack[0, 0] if stack.shape[0] else NULL
+    net.geom = &geom[0] if geom.shape[0] else NULL
+    net.iwork = &iwork[0] if iwork.shape[0] else NULL
+    net.dwork = &dwork[0] if dwork.shape[0] else NULL
+    net.part_stride = plan.part_stride
+    net.conv_end = plan.conv_end
+    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, threads, start_loss, &net)
+
+
+cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
+                      floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
+                      int threads, double start_loss, Net* net):
     cdef const int64_t[:, ::1] layers = plan.layers
     cdef const int64_t[::1] offsets = plan.offsets
     cdef floating[::1] work = plan.work
@@ -385,6 +419,7 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     e.correct = 0
     e.bad_loss = 0.0
     e.stop = 0
+    e.net = net
     threads = min(threads, 2)  # two parts per product: a third thread would only wait at the barriers
     with nogil:
         if threads > 1:
@@ -404,12 +439,6 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
 # The batch is processed in chunks of images (the im2col workspace holds one chunk), each chunk cut in two
 # parts by images (``part_range``) that run on two threads, or one after the other on one: the same parts
 # either way, so one thread and two give the same numbers.
-
-cdef inline void part_range(Py_ssize_t c0, Py_ssize_t cn, int p, Py_ssize_t* lo, Py_ssize_t* n) noexcept nogil:
-    """Images [lo, lo + n) of part p (0 or 1) of the chunk [c0, c0 + cn)."""
-    lo[0] = c0 + cn * p // 2
-    n[0] = c0 + cn * (p + 1) // 2 - lo[0]
-
 
 cdef inline int part_threads(double flops) noexcept nogil:
     return 2 if _threads > 1 and flops >= _split_min_flops else 1

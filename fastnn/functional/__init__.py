@@ -23,11 +23,12 @@ from ._checks import activation_code as _activation_code
 from ._checks import as_float as _as_float
 from ._checks import check_adam as _check_adam
 from ._checks import check_array as _check_array
-from ._checks import check_hyperparameter, float_dtype
+from ._checks import check_hyperparameter, check_training_options, float_dtype
 from ._checks import check_out as _check_out
 from ._checks import describe as _describe
 from .conv import (PADDINGS, conv2d_backward, conv2d_forward, conv2d_output_shape, max_pool2d_backward,
                    max_pool2d_forward)
+from .network import NetworkPlan, network_parameter_offsets, network_plan
 
 __all__ = [
     "ACTIVATIONS",
@@ -64,6 +65,9 @@ __all__ = [
     "conv2d_backward",
     "max_pool2d_forward",
     "max_pool2d_backward",
+    "NetworkPlan",
+    "network_plan",
+    "network_parameter_offsets",
 ]
 
 #: Names of the activations the kernels implement.
@@ -745,23 +749,9 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     (67940, dtype('float32'))
     """
     sizes, activations = check_layers(sizes, activations)
-    if loss not in _core.LOSSES:
-        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-    if optimizer not in _core.OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    betas = tuple(float(b) for b in betas)
-    if len(betas) != 2:
-        raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
-    _check_adam(*betas, float(eps), names=("betas", "betas"))
-    momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
-    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
-    return EpochPlan(sizes, activations, loss, optimizer, int(batch_size), dtype, momentum,
-                     betas, float(eps), weight_decay)
+    loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay = check_training_options(
+        loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
+    return EpochPlan(sizes, activations, loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
 
 
 class EpochResult(NamedTuple):
@@ -774,16 +764,17 @@ class EpochResult(NamedTuple):
     solo_from: int = -1
 
 
-def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
+def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
                 threads: int | None = None, start_loss: float = 0.0) -> EpochResult:
     """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
 
     Parameters
     ----------
-    plan : EpochPlan
-        From :func:`epoch_plan`.
+    plan : EpochPlan or NetworkPlan
+        From :func:`epoch_plan` (a dense network) or :func:`network_plan` (a convolutional one).
     X : (N, sizes[0]) C-contiguous ndarray of the plan's dtype
-        Finite inputs (not checked here, for speed: ``Trainer.fit`` checks them once).
+        Finite inputs (not checked here, for speed: ``Trainer.fit`` checks them once).  For a NetworkPlan,
+        NHWC images (N, H, W, C) or their rows (N, H*W*C).
     T : (N, sizes[-1]) C-contiguous ndarray of the plan's dtype
         Targets: one-hot rows (cross-entropy), 0/1 (binary cross-entropy) or values (squared error).
     order : (n,) C-contiguous ndarray of int64
@@ -791,7 +782,8 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         may be short).  An epoch can be trained in several calls over consecutive slices of its order
         that start at multiples of the batch size (for progress reports): see ``start_loss``.
     theta : (n_params,) ndarray of the plan's dtype
-        The flat parameters (see :func:`parameter_offsets`), updated in place.
+        The flat parameters (see :func:`parameter_offsets`, :func:`network_parameter_offsets`), updated in
+        place.
     state : pair of ndarrays
         The optimizer buffers from ``plan.new_state()``, updated in place.
     lr : float
@@ -813,14 +805,22 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         When a batch's loss is not finite the epoch stops before that batch's update and ``loss`` is that
         value.
     """
-    if not isinstance(plan, EpochPlan):
-        raise TypeError(f"plan: expected an EpochPlan from fastnn.functional.epoch_plan, got {type(plan).__name__}")
+    if isinstance(plan, EpochPlan):
+        d, c, shape = plan.sizes[0], plan.sizes[-1], f"a 2-D array of shape (N, {plan.sizes[0]})"
+    elif isinstance(plan, NetworkPlan):
+        d, c = plan.input_size, plan.output_size
+        shape = f"C-contiguous images of shape (N, {', '.join(map(str, plan.input_shape))}) or rows (N, {d})"
+        if isinstance(X, np.ndarray) and X.ndim == 4 and X.shape[1:] == plan.input_shape and X.flags.c_contiguous:
+            X = X.reshape(X.shape[0], d)
+    else:
+        raise TypeError(f"plan: expected an EpochPlan from fastnn.functional.epoch_plan or a NetworkPlan from "
+                        f"network_plan, got {type(plan).__name__}")
     if not isinstance(X, np.ndarray) or X.ndim != 2:
-        raise ValueError(f"X: expected a 2-D array of shape (N, {plan.sizes[0]}), got "
+        raise ValueError(f"X: expected {shape}, got "
                          f"{_describe(X) if isinstance(X, np.ndarray) else type(X).__name__}")
     N = X.shape[0]
-    _check_array(X, "X", (N, plan.sizes[0]), plan.dtype)
-    _check_array(T, "T", (N, plan.sizes[-1]), plan.dtype)
+    _check_array(X, "X", (N, d), plan.dtype)
+    _check_array(T, "T", (N, c), plan.dtype)
     if not isinstance(order, np.ndarray) or order.ndim != 1:
         raise ValueError(f"order: expected a 1-D array of row numbers, got "
                          f"{_describe(order) if isinstance(order, np.ndarray) else type(order).__name__}")
@@ -842,6 +842,7 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         raise ValueError(f"threads: expected a positive integer, got {threads!r}")
     if not np.isfinite(start_loss):
         raise ValueError(f"start_loss: expected the finite loss sum of the epoch's earlier calls, got {start_loss!r}")
-    loss, correct, step, solo = _core.mlp_epoch(plan, X, T, order, theta, state[0], state[1], float(lr),
-                                                int(step), int(threads), float(start_loss))
+    run = _core.network_epoch if isinstance(plan, NetworkPlan) else _core.mlp_epoch
+    loss, correct, step, solo = run(plan, X, T, order, theta, state[0], state[1], float(lr), int(step), int(threads),
+                                    float(start_loss))
     return EpochResult(float(loss), int(correct), int(step), int(solo))

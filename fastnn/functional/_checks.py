@@ -3,6 +3,8 @@ activation names and hyperparameters.  Each raises a ValueError or TypeError tha
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .._kernels import _core
@@ -127,3 +129,24 @@ def check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
                          f"(convert it once, before training, with np.ascontiguousarray(..., dtype=...))")
     if writeable and not a.flags.writeable:
         raise ValueError(f"{name}: is read-only and cannot be updated in place")
+
+
+def check_training_options(loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
+    """A compiled epoch's options, checked: (loss, optimizer, batch_size, dtype, momentum, betas, eps,
+    weight_decay) as (str, str, int, np.dtype, float, (float, float), float, float)."""
+    if loss not in _core.LOSSES:
+        raise ValueError(f"loss: expected one of {tuple(_core.LOSSES)}, got {loss!r}")
+    if optimizer not in _core.OPTIMIZERS:
+        raise ValueError(f"optimizer: expected one of {tuple(_core.OPTIMIZERS)}, got {optimizer!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    betas = tuple(float(b) for b in betas)
+    if len(betas) != 2:
+        raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
+    check_adam(*betas, float(eps), names=("betas", "betas"))
+    momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
+    return loss, optimizer, int(batch_size), dtype, momentum, betas, float(eps), weight_decay

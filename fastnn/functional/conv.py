@@ -228,7 +228,9 @@ def conv2d_backward(delta, post, X, W, activation: str = "relu", *, stride: int 
     return gW, gb, gX
 
 
-def _pool_geometry(input_shape, size, name) -> np.ndarray:
+def pool_geometry(input_shape, size, name="max_pool2d") -> np.ndarray:
+    """A max-pooling's geometry vector (``_core.POOL_GEOMETRY``) for (H, W, C) images; ValueError naming
+    ``name`` when the window does not fit."""
     H, W, C = (int(v) for v in input_shape)
     size = _positive_int(size, f"{name}: size")
     if H < size or W < size:
@@ -267,7 +269,7 @@ def max_pool2d_forward(X, size: int = 2, *, out=None):
     """
     X = as_float(X, "X", float_dtype(X), 4)
     N = X.shape[0]
-    g = _pool_geometry(X.shape[1:], size, "max_pool2d_forward")
+    g = pool_geometry(X.shape[1:], size, "max_pool2d_forward")
     shape = (N, int(g[4]), int(g[5]), X.shape[3])
     y_out, a_out = (None, None) if out is None else out
     Y = check_out(y_out, "out[0] (Y)", shape, X.dtype, [("X", X)])
