@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import stat
 import struct
 import zipfile
@@ -179,6 +180,27 @@ class CNN:
                 W[...] = rng.uniform(-limit, limit, W.shape)
             b[...] = 0
         return self
+
+    def network_layers(self):
+        """The layers as ``fastnn.functional.network_plan`` describes them (tuples), or None when the compiled
+        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten, then
+        dense layers); such a model trains batch by batch."""
+        kinds = "".join("c" if isinstance(layer, Conv2D) else "p" if isinstance(layer, MaxPool2D)
+                        else "d" if isinstance(layer, Dense) else "f" for layer in self.layers)
+        if len(self.input_shape) != 3 or not re.fullmatch(r"[cp]*fd+", kinds):
+            return None
+        out = []
+        for layer in self.layers:
+            if isinstance(layer, Conv2D):
+                out.append(("conv", layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                            layer.padding, layer.activation))
+            elif isinstance(layer, MaxPool2D):
+                out.append(("pool", layer.size))
+            elif isinstance(layer, Dense):
+                out.append(("dense", layer.n_in, layer.n_out, layer.activation))
+            else:
+                out.append(("flatten",))
+        return out
 
     def __repr__(self):
         lines = [f"CNN(input {self.input_shape}, loss={self.loss!r}, {self.dtype}, {self.theta.size:,} parameters)"]

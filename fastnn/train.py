@@ -194,8 +194,9 @@ class Trainer:
     seed : int
         Seeds the batch order.
     fused : bool
-        Run each epoch as one compiled call (default) or batch by batch.  A CNN trains batch by batch
-        (``fused`` is then False).
+        Run each epoch as one compiled call (default) or batch by batch.  A CNN whose layers the compiled
+        epoch does not run (see :meth:`fastnn.cnn.CNN.network_layers`) trains batch by batch (``fused`` is
+        then False).
     progress : bool or None
         Show progress on stderr: on a terminal a bar redrawn within each epoch, elsewhere plain lines at
         a modest rate (None and True); False shows nothing.
@@ -236,10 +237,18 @@ class Trainer:
                                      eps=eps, weight_decay=weight_decay)
             self.n_outputs = model.sizes[-1]
         else:
+            self.n_outputs = model.n_outputs
             self.plan = _StepPlan(model.theta.size, optimizer, batch_size, model.dtype, momentum, betas, eps,
                                   weight_decay)
-            self.n_outputs = model.n_outputs
-            fused = False
+            stack = model.network_layers()
+            if stack is None:  # a stack the compiled epoch does not run: batch by batch
+                fused = False
+            elif fused:
+                self.plan = F.network_plan(stack, model.input_shape, model.loss, optimizer=optimizer,
+                                           batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas,
+                                           eps=eps, weight_decay=weight_decay)
+                if self.plan.n_params != model.theta.size or list(self.plan.offsets_of_layers) != model.offsets:
+                    raise RuntimeError("the compiled epoch lays out the parameters differently from fastnn.cnn.CNN")
         self.model = model
         self.optimizer = optimizer
         self.lr = float(lr)

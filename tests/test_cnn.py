@@ -401,7 +401,7 @@ def test_trainer_options_with_a_cnn(tmp_path, rng, capsys):
     model = bars_model("float32")
     trainer = Trainer(model, optimizer="nesterov", lr=0.005, batch_size=16, lr_decay=0.5, lr_step=2,
                       checkpoint=tmp_path / "best.npz", progress=True, fused=True)
-    assert trainer.fused is False and "fused=False" in repr(trainer)
+    assert trainer.fused is True and "fused=True" in repr(trainer)
     hist = trainer.fit(X, y, 4, valid=(Xv, yv))
     assert hist.lr == pytest.approx([0.005, 0.005, 0.0025, 0.0025])
     assert len(hist.valid_acc) == 4 and hist.best_epoch is not None
@@ -426,6 +426,78 @@ def test_trainer_options_with_a_cnn(tmp_path, rng, capsys):
         Trainer(model, optimizer="momentum", momentum=float("nan"))
 
 
+NETWORKS = {  # (input shape, layers, targets): every layer kind, both paddings, a stride, three losses
+    "classifier": ((9, 8, 2), small_layers("relu"), "onehot"),
+    "tanh_same": ((6, 7, 3), [Conv2D(3, 4, 3, padding="same", activation="tanh"), MaxPool2D(2),
+                              Conv2D(4, 5, 2, stride=2, padding="same", activation="sigmoid"), Flatten(),
+                              Dense(20, 4, "softmax")], "onehot"),
+    "binary": ((8, 8, 1), [Conv2D(1, 3, 3), MaxPool2D(3), Flatten(), Dense(12, 1, "sigmoid")], "binary"),
+    "regression": ((5, 5, 2), [Conv2D(2, 3, 2, activation="linear"), Flatten(), Dense(48, 6, "tanh"),
+                               Dense(6, 3, "linear")], "values"),
+}
+
+
+def _network_data(rng, shape, layers, targets, n, dtype):
+    X = rng.normal(size=(n, *shape)).astype(dtype)
+    c = layers[-1].n_out
+    if targets == "onehot":
+        return X, np.eye(c, dtype=dtype)[rng.integers(0, c, n)]
+    if targets == "binary":
+        return X, rng.integers(0, 2, (n, 1)).astype(dtype)
+    return X, rng.normal(size=(n, c)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("net", list(NETWORKS))
+def test_fused_epoch_matches_step_path(dtype, optimizer, net, rng):
+    """The compiled epoch (functional.network_plan + train_epoch) against CNN.loss_gradient batch by batch:
+    the parameters, the optimizer state and every epoch's loss, over three reshuffled epochs with a short
+    last batch and weight decay."""
+    shape, layers, targets = NETWORKS[net]
+    X, T = _network_data(rng, shape, layers, targets, 37, dtype)
+    results = []
+    for fused in (True, False):
+        model = CNN(shape, layers, dtype=dtype, seed=3)
+        trainer = Trainer(model, optimizer=optimizer, lr=2e-3, batch_size=8, shuffle="epoch", seed=9, fused=fused,
+                          progress=False, weight_decay=1e-3)
+        assert trainer.fused is fused and isinstance(trainer.plan, F.NetworkPlan) is fused
+        hist = trainer.fit(X, T, 3)
+        results.append((model.theta.copy(), trainer.state1.copy(), trainer.state2.copy(), hist.train_loss,
+                        hist.train_acc, trainer.step))
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    (t1, m1, v1, l1, a1, s1), (t2, m2, v2, l2, a2, s2) = results
+    assert s1 == s2 == 15 and not np.allclose(t1, CNN(shape, layers, dtype=dtype, seed=3).theta)
+    np.testing.assert_allclose(t1, t2, **tol)
+    np.testing.assert_allclose(m1, m2, **tol)
+    np.testing.assert_allclose(v1, v2, **tol)
+    np.testing.assert_allclose(l1, l2, rtol=tol["rtol"])
+    if targets != "values":
+        assert np.max(np.abs(np.array(a1) - np.array(a2))) <= 1 / 37
+
+
+def test_fused_epoch_in_progress_slices_and_threads_is_the_same(rng, capsys):
+    X, T = small_data(rng, n=150, dtype="float32")
+    thetas = []
+    for progress, threads in ((False, 1), (False, 2), (True, "auto")):
+        model = small_model("float32", act="relu")
+        Trainer(model, optimizer="adam", lr=1e-2, batch_size=4, shuffle="epoch", progress=progress,
+                threads=threads).fit(X, T, 2)
+        thetas.append(model.theta.copy())
+    assert np.array_equal(thetas[0], thetas[1]) and np.array_equal(thetas[0], thetas[2])
+
+
+def test_stacks_the_compiled_epoch_does_not_run_train_step_by_step(rng):
+    model = CNN((6,), [Dense(6, 4, "tanh"), Dense(4, 2, "softmax")])
+    assert model.network_layers() is None
+    trainer = Trainer(model, lr=0.05, batch_size=8, progress=False)
+    assert trainer.fused is False and not isinstance(trainer.plan, F.NetworkPlan)
+    X = rng.normal(size=(32, 6))
+    y = (X[:, 0] > 0).astype(int)
+    hist = trainer.fit(X, y, 20)
+    assert hist.train_loss[-1] < 0.7 * hist.train_loss[0]
+
+
 def test_divergence_rolls_back(rng):
     X, y = bars(rng, n=32)
     model = bars_model()
@@ -435,3 +507,35 @@ def test_divergence_rolls_back(rng):
         trainer.fit(X * 1e10, y, 5, callback=lambda ep, h: kept.append((model.theta.copy(), trainer.step)))
     assert np.array_equal(model.theta, kept[-1][0]) and trainer.step == kept[-1][1]
     assert F.all_finite(trainer.state1)
+
+
+# ----------------------------------------------------------------------- the hw36 recipe
+
+def test_cnn_layers_fit_hw36_images():
+    from fastnn.cnn_recipe import cnn_layers
+
+    model = CNN((32, 32, 1), cnn_layers((4, 6), 5, 16))
+    assert model.shapes[-1] == (36,) and model.layers[0].padding == "valid"
+    assert [s for s in model.shapes if len(s) == 3][-1] == (7, 7, 6)
+
+
+def test_train_cnn_folds_the_ink_inversion_exactly(rng):
+    """The recipe trains on 1 - pixel; the model it returns takes the stored images and gives the numbers
+    of the best epoch's validation."""
+    from fastnn.cnn_recipe import train_cnn
+
+    def split(n):
+        y = rng.integers(0, 36, n)
+        X = np.clip(rng.random((n, 1024)) * 0.3 + 0.7, 0, 1)
+        X[np.arange(n), y * 28] = 0.0  # a dark pixel whose place tells the class
+        return X, np.eye(36)[y]
+
+    data = {"train": split(72), "valid": split(36)}
+    model, hist, settings = train_cnn(data, conv=(3,), hidden=8, epochs=3, batch_size=16, dtype="float64",
+                                      progress=False)
+    assert settings["epochs"] == 3 and len(hist.valid_acc) == 3
+    best = hist.best_epoch
+    loss, acc = model.evaluate(rows_to_images(data["valid"][0]), data["valid"][1])
+    assert acc == hist.valid_acc[best] and loss == pytest.approx(hist.valid_loss[best], rel=1e-10)
+    with pytest.raises(ValueError, match="unknown settings"):
+        train_cnn(data, widht=3)
