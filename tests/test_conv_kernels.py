@@ -229,7 +229,7 @@ def test_max_pool_matches_reference(dtype, shape, size, ties):
     np.testing.assert_array_equal(Y, rY)
     np.testing.assert_array_equal(arg, rarg)
     dY = r.standard_normal(Y.shape).astype(dtype)
-    gX = F.max_pool2d_backward(dY, arg, X.shape)
+    gX = F.max_pool2d_backward(dY, arg, X.shape, size=size)
     assert gX.dtype == dtype
     np.testing.assert_array_equal(gX, R.max_pool2d_backward(dY, rarg, X.shape).astype(dtype))
 
@@ -339,11 +339,18 @@ def test_bad_input_names_the_function_and_the_shapes():
     with pytest.raises(ValueError, match=r"max_pool2d_forward: images of shape \(H, W, C\) = \(1, 4, 3\) are "
                                          r"smaller than the 2x2 window"):
         F.max_pool2d_forward(np.zeros((2, 1, 4, 3)))
+    with pytest.raises(ValueError, match=r"max_pool2d_forward: size: expected a positive integer, got 0"):
+        F.max_pool2d_forward(X, 0)
     Y, arg = F.max_pool2d_forward(X)
     with pytest.raises(ValueError, match=r"max_pool2d_backward: argmax: indices must lie in \[0, 48\)"):
         F.max_pool2d_backward(Y, arg + 100, X.shape)
     with pytest.raises(ValueError, match=r"max_pool2d_backward: argmax: expected an int32 array"):
         F.max_pool2d_backward(Y, arg.astype(np.int64), X.shape)
+    with pytest.raises(ValueError, match=r"fit the window sizes \[3, 4, 5\]; pass size="):
+        F.max_pool2d_backward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1), np.int32), (1, 5, 5, 1))
+    with pytest.raises(ValueError, match=r"grad_Y: expected shape \(2, 1, 1, 3\), the pooled output of inputs of "
+                                         r"shape \(2, 4, 4, 3\) with 3x3 windows"):
+        F.max_pool2d_backward(Y, arg, X.shape, size=3)
     with pytest.raises(TypeError, match="astype"):
         F.conv2d_forward(X.astype(complex), np.zeros((3, 3, 3, 2)), np.zeros(2))
 
@@ -483,7 +490,7 @@ def _step_batch(layers, views, x, t, loss):
         elif kind == "flatten":
             delta = delta.reshape(a_in.shape)
         elif kind == "pool":
-            delta = F.max_pool2d_backward(delta, cache[i], a_in.shape) if i > 0 else None
+            delta = F.max_pool2d_backward(delta, cache[i], a_in.shape, size=layer[1]) if i > 0 else None
         else:
             gW, gb, delta = F.conv2d_backward(delta, a_out, a_in, views[i][0], layer[6], stride=layer[4],
                                               padding=layer[5], need_grad_X=i > 0)

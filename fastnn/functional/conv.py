@@ -279,7 +279,7 @@ def max_pool2d_forward(X, size: int = 2, *, out=None):
     return Y, arg
 
 
-def max_pool2d_backward(grad_Y, argmax, input_shape, *, out=None) -> np.ndarray:
+def max_pool2d_backward(grad_Y, argmax, input_shape, *, size=None, out=None) -> np.ndarray:
     """Max-pooling backward: each output's gradient goes to the input that was its maximum.
 
     Parameters
@@ -290,12 +290,15 @@ def max_pool2d_backward(grad_Y, argmax, input_shape, *, out=None) -> np.ndarray:
         From :func:`max_pool2d_forward`.
     input_shape : tuple (N, H, W, C)
         The forward's input shape.
+    size : int, optional
+        The forward's window size; by default the one size that turns (H, W) into (OH, OW) (an error
+        when several do, e.g. H = 5 and OH = 1).
     out : (N, H, W, C) ndarray, optional
 
     Returns
     -------
     grad_X : (N, H, W, C) ndarray
-        Zero except at each window's maximum.
+        Zero except at each window's maximum (an argmax outside its own window routes nothing).
     """
     dY = as_float(grad_Y, "grad_Y", float_dtype(grad_Y), 4)
     try:
@@ -305,9 +308,17 @@ def max_pool2d_backward(grad_Y, argmax, input_shape, *, out=None) -> np.ndarray:
     if len(shape) != 4 or min(shape) < 0:
         raise ValueError(f"max_pool2d_backward: input_shape: expected (N, H, W, C), got {input_shape!r}")
     N, H, W, C = shape
-    if dY.shape[0] != N or dY.shape[3] != C or dY.shape[1] > H or dY.shape[2] > W:
-        raise ValueError(f"max_pool2d_backward: grad_Y of shape {dY.shape} cannot be the pooled output of inputs "
-                         f"of shape {shape}: expected (N, OH, OW, C) = ({N}, <= {H}, <= {W}, {C})")
+    OH, OW = dY.shape[1], dY.shape[2]
+    if size is None:
+        sizes = [s for s in range(1, max(H, 1) + 1) if H // s == OH and W // s == OW]
+        if len(sizes) != 1:
+            raise ValueError(f"max_pool2d_backward: grad_Y of shape {dY.shape} and inputs of shape {shape} fit "
+                             f"{'no window size' if not sizes else f'the window sizes {sizes}'}; pass size=")
+        size = sizes[0]
+    size = _positive_int(size, "max_pool2d_backward: size")
+    if dY.shape != (N, H // size, W // size, C):
+        raise ValueError(f"max_pool2d_backward: grad_Y: expected shape {(N, H // size, W // size, C)}, the pooled "
+                         f"output of inputs of shape {shape} with {size}x{size} windows, got shape {dY.shape}")
     arg = np.asarray(argmax)
     if arg.shape != dY.shape or arg.dtype != np.int32:
         raise ValueError(f"max_pool2d_backward: argmax: expected an int32 array of shape {dY.shape} from "
@@ -317,7 +328,9 @@ def max_pool2d_backward(grad_Y, argmax, input_shape, *, out=None) -> np.ndarray:
         raise ValueError(f"max_pool2d_backward: argmax: indices must lie in [0, {H * W * C}) (one image of shape "
                          f"{shape[1:]}), got values from {arg.min()} to {arg.max()}")
     gX = check_out(out, "out", shape, dY.dtype, [("grad_Y", dY), ("argmax", arg)])
-    if gX.size:
-        pg = np.array([H, W, C, 1, dY.shape[1], dY.shape[2]], dtype=np.int64)
+    if gX.size and dY.size:
+        pg = np.array([H, W, C, size, OH, OW], dtype=np.int64)
         _core.max_pool2d_backward(dY.reshape(N, -1), arg.reshape(N, -1), pg, gX.reshape(N, -1))
+    elif gX.size:
+        gX[...] = 0
     return gX
