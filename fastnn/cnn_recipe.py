@@ -27,9 +27,13 @@ __all__ = ["CNN_RECIPES", "cnn_layers", "train_cnn"]
 #: 'valid', the others 'same'); ``hidden``: width of the dense layer before the softmax; ``copies``: freshly
 #: distorted copies of the training rows added every epoch (``fastnn.ocr_model.augment``); the learning rate
 #: falls from ``lr`` along a cosine over the epochs.
+#:
+#: Measured on hw36 (train + extra letters = 16,515 rows, seed 0, chosen by validation accuracy only), the
+#: epoch with the best validation accuracy kept: 'small' as listed (20 epochs, one distorted copy) reaches
+#: 92.7% valid and 92.6% test; without the distorted copy (copies=0, 10 epochs) 90.7% valid and 91.1% test.
 CNN_RECIPES = {
-    "small": dict(conv=(16, 32), kernel=5, hidden=128, optimizer="adam", lr=1e-3, batch_size=64, epochs=12,
-                  weight_decay=0.0, copies=0, extra=True, dtype="float32"),
+    "small": dict(conv=(16, 32), kernel=5, hidden=128, optimizer="adam", lr=1e-3, batch_size=64, epochs=20,
+                  weight_decay=0.0, copies=1, extra=True, dtype="float32"),
 }
 
 
