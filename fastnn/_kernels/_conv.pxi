@@ -195,12 +195,14 @@ cdef void conv_forward_part(const floating* X, Py_ssize_t n, const ConvGeom* g, 
     activate_flat(pre, rows * g.F, act, post)
 
 
-cdef void column_sums_double(const floating* D, Py_ssize_t n, Py_ssize_t m, double* out) noexcept nogil:
-    # IN D (n, m); OUT out (m,) float64
-    """out[j] = sum_i D[i, j] in float64, four rows at a time ((r0 + r1) + (r2 + r3) added to the sum)."""
+cdef void column_sums_double(const floating* D, Py_ssize_t n, Py_ssize_t m, double* out, bint add) noexcept nogil:
+    # IN D (n, m), add; OUT (IN/OUT with add) out (m,) float64
+    """out[j] = sum_i D[i, j] in float64 (with ``add``: out[j] += it), four rows at a time ((r0 + r1) +
+    (r2 + r3) added to the sum)."""
     cdef Py_ssize_t i, j, n4 = n - n % 4
-    for j in range(m):
-        out[j] = 0.0
+    if not add:
+        for j in range(m):
+            out[j] = 0.0
     for i in range(0, n4, 4):
         for j in range(m):
             out[j] += ((<double>D[i * m + j] + <double>D[(i + 1) * m + j])
@@ -212,11 +214,11 @@ cdef void column_sums_double(const floating* D, Py_ssize_t n, Py_ssize_t m, doub
 
 cdef void conv_backward_part(const floating* delta, const floating* post, floating* cols, Py_ssize_t n,
                              const ConvGeom* g, const floating* W, int act, floating* dpre, floating* gW,
-                             double alpha, double beta, double* gb, floating* dX) noexcept nogil:
+                             double alpha, double beta, double* gb, bint gb_add, floating* dX) noexcept nogil:
     # IN delta (n*OH*OW, F) = dJ/d(post), post (n*OH*OW, F), cols: im2col of the n input images (for a
     # pointwise conv: the images themselves), W (K, F), act, alpha, beta;
     # OUT dpre (n*OH*OW, F) = dJ/d(pre) (may alias delta), gW (K, F) = alpha cols.T @ dpre + beta gW,
-    # gb (F,) float64 column sums of dpre; with dX (not NULL): dX (n, H, W, C) = col2im(dpre @ W.T), which
+    # gb (F,) float64 column sums of dpre (added to gb with gb_add); with dX (not NULL): dX (n, H, W, C) = col2im(dpre @ W.T), which
     # overwrites cols (a pointwise conv writes dX directly)
     """A convolution's gradients over n images from the gradient of its post-activation."""
     cdef Py_ssize_t rows = n * g.out_pixels, per, i0, m
@@ -224,7 +226,7 @@ cdef void conv_backward_part(const floating* delta, const floating* post, floati
     cdef Mat A = mat(cols, <int>rows, <int>g.K, isz), D = mat(dpre, <int>rows, <int>g.F, isz)
     delta_pre_flat(delta, post, rows * g.F, act, dpre)
     gemm_serial(transpose(A), D, mat(gW, <int>g.K, <int>g.F, isz), alpha, beta)
-    column_sums_double(dpre, rows, g.F, gb)
+    column_sums_double(dpre, rows, g.F, gb, gb_add)
     if dX == NULL:
         return
     if conv_is_pointwise(g):

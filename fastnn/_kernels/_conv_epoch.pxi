@@ -5,7 +5,9 @@
 # Per batch:
 #   * the stack's forward runs in two parts of the batch's images (``part_range``): thread t runs parts
 #     t, t + nth, ..., each through every conv and pool layer with no barrier in between (an image needs
-#     nothing from another image), then one barrier;
+#     nothing from another image), a block of a few images at a time (the plan's ``block``: about 1 MiB
+#     of their activations and im2col rows, so that every layer reads its input from the cache), then one
+#     barrier;
 #   * the dense layers, the loss and the dense backward are the dense epoch's (``team_dense_forward``,
 #     ``team_loss``, ``team_dense_backward``), which also gives dJ/d(stack output);
 #   * the stack's backward again in the two parts of images: part 0 writes its weight gradient into
@@ -49,20 +51,18 @@ ctypedef struct Net:
     double* dwork            # conv bias sums
     Py_ssize_t part_stride   # values per image in the gradient buffers GA and GB
     Py_ssize_t conv_end      # theta[0:conv_end] are the stack's parameters
+    Py_ssize_t block         # images a part takes through the stack at a time (fixed by the plan)
 
 
-cdef void stack_forward_part(Net* net, Epoch* e, floating* theta, const floating* xb, int n,
-                             int p) noexcept nogil:
-    """Part p of the batch's images (n rows of xb) through every layer of the stack."""
-    cdef Py_ssize_t lo, cnt
+cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floating* xb, Py_ssize_t lo,
+                              Py_ssize_t cnt) noexcept nogil:
+    """Images [lo, lo + cnt) of the batch (rows of xb) through every layer of the stack."""
     cdef int l
     cdef const int64_t* r
     cdef floating* work = <floating*>e.work
     cdef floating* out
-    cdef const floating* inp
+    cdef const floating* inp = xb + lo * e.d
     cdef ConvGeom g
-    part_range(0, n, p, &lo, &cnt)
-    inp = xb + lo * e.d
     for l in range(net.n_stack):
         r = net.stack + N_SCOLS * l
         out = work + r[SC_OUTBUF] + lo * r[SC_OUT]
@@ -75,11 +75,24 @@ cdef void stack_forward_part(Net* net, Epoch* e, floating* theta, const floating
         inp = out
 
 
-cdef void stack_backward_part(Net* net, Epoch* e, floating* theta, const floating* xb, int n,
-                              int p) noexcept nogil:
-    """Part p of the batch's images back through the stack, from dJ/d(stack output) in DTOP: the weight
-    gradients (part 0 into grad, part 1 into the GPART blocks) and float64 bias sums."""
-    cdef Py_ssize_t lo, cnt
+cdef void stack_forward_part(Net* net, Epoch* e, floating* theta, const floating* xb, int n,
+                             int p) noexcept nogil:
+    """Part p of the batch's images (n rows of xb) through the stack, ``net.block`` images at a time so
+    that each layer reads its input from the cache."""
+    cdef Py_ssize_t lo, cnt, i0, m
+    part_range(0, n, p, &lo, &cnt)
+    i0 = lo
+    while i0 < lo + cnt:
+        m = min(net.block, lo + cnt - i0)
+        stack_forward_block(net, e, theta, xb, i0, m)
+        i0 += m
+
+
+cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floating* xb, Py_ssize_t lo,
+                               Py_ssize_t cnt, int p, bint first) noexcept nogil:
+    """Images [lo, lo + cnt) of part p back through the stack from dJ/d(stack output) in DTOP: weight
+    gradients (part 0 into grad, part 1 into the GPART blocks; set by the part's first block, added to
+    by the others) and float64 bias sums."""
     cdef int l, which = 0
     cdef const int64_t* r
     cdef const int64_t* below
@@ -90,7 +103,6 @@ cdef void stack_backward_part(Net* net, Epoch* e, floating* theta, const floatin
     cdef floating* cols
     cdef floating* bufs[2]
     cdef ConvGeom g
-    part_range(0, n, p, &lo, &cnt)
     src = work + e.offsets[OFF_DTOP] + lo * net.stack[N_SCOLS * (net.n_stack - 1) + SC_OUT]
     bufs[0] = work + e.offsets[OFF_GA] + lo * net.part_stride
     bufs[1] = work + e.offsets[OFF_GB] + lo * net.part_stride
@@ -111,10 +123,25 @@ cdef void stack_backward_part(Net* net, Epoch* e, floating* theta, const floatin
             else:
                 cols = <floating*>(xb + lo * e.d)
             conv_backward_part(src, work + r[SC_OUTBUF] + lo * r[SC_OUT], cols, cnt, &g, theta + r[SC_W],
-                               <int>r[SC_ACT], src, grad + r[SC_W] if p == 0 else work + r[SC_GPART], 1.0, 0.0,
-                               net.dwork + r[SC_SUMS] + p * g.F, dst)
+                               <int>r[SC_ACT], src, grad + r[SC_W] if p == 0 else work + r[SC_GPART], 1.0,
+                               0.0 if first else 1.0, net.dwork + r[SC_SUMS] + p * g.F, not first, dst)
         src = dst
         which = 1 - which
+
+
+cdef void stack_backward_part(Net* net, Epoch* e, floating* theta, const floating* xb, int n,
+                              int p) noexcept nogil:
+    """Part p of the batch's images back through the stack, ``net.block`` images at a time (an empty part
+    still sets its gradients to zero)."""
+    cdef Py_ssize_t lo, cnt, i0, m
+    part_range(0, n, p, &lo, &cnt)
+    i0 = lo
+    while True:
+        m = min(net.block, lo + cnt - i0)
+        stack_backward_block(net, e, theta, xb, i0, m, p, i0 == lo)
+        i0 += m
+        if i0 >= lo + cnt:
+            break
 
 
 cdef void stack_combine(Net* net, Epoch* e, floating* grad) noexcept nogil:

@@ -373,6 +373,7 @@ def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, cons
     net.dwork = &dwork[0] if dwork.shape[0] else NULL
     net.part_stride = plan.part_stride
     net.conv_end = plan.conv_end
+    net.block = max(1, plan.block)
     return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, threads, start_loss, &net)
 
 
@@ -499,7 +500,7 @@ cdef void conv_backward_piece(const floating* delta, const floating* post, const
         im2col(X + lo * g.in_size, n, g, c)
     conv_backward_part(delta + rows0 * g.F, post + rows0 * g.F, c, n, g, W, act,
                        dpre + (lo - c0) * g.out_pixels * g.F, gW if p == 0 else gW_part, 1.0,
-                       1.0 if p == 0 and c0 > 0 else 0.0, sums + p * g.F,
+                       1.0 if p == 0 and c0 > 0 else 0.0, sums + p * g.F, False,
                        gX + lo * g.in_size if gX != NULL else NULL)
 
 

@@ -15,6 +15,8 @@ from .conv import conv2d_geometry, pool_geometry
 __all__ = ["NetworkPlan", "network_plan", "network_parameter_offsets"]
 
 _CONV_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
+#: Bytes of activations and im2col rows a thread of the compiled epoch keeps in flight per block of images.
+STACK_BLOCK_BYTES = 1 << 20
 _FIELDS = {
     "conv": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "activation"),
     "pool": ("size",),
@@ -227,6 +229,12 @@ class NetworkPlan:
                 ioff += bs * out_size
             geometry.extend(int(v) for v in g)
         self.geometry = np.array(geometry, dtype=np.int64)
+        #: Images a thread takes through the stack at a time: about STACK_BLOCK_BYTES of their activations
+        #: and im2col rows, so that each layer reads its input from the cache.
+        per_image = sum(r[2] + (int(g[9] * g[10] * g[3] * g[4] * g[2]) if r[7] >= 0 else 0)
+                        for r, (f, _, _, _) in zip(self.stack, stack) for g in [f["geometry"]] if r[0] == 0)
+        per_image += sum(r[2] for r in self.stack if r[0] != 0)
+        self.block = max(1, min(bs, STACK_BLOCK_BYTES // max(1, per_image * dtype.itemsize)))
         self.layers = np.zeros((len(dense), len(_core.LAYER_COLUMNS)), dtype=np.int64)
         for row, (f, s, o, p) in zip(self.layers, dense):
             m = o[0]
