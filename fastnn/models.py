@@ -5,7 +5,9 @@ one optimizer call and trained by one compiled epoch kernel
 (see ``fastnn.train``).  Models save to and load from ``.npz`` files, written
 atomically (``fastnn._io.atomic_write``) and read without unpickling anything;
 ``MLP.load`` checks a file against ``MAX_MODEL_PARAMS`` and the other limits
-below before it allocates or decompresses anything large.
+below before it allocates or decompresses anything large.  The readers of those
+checks (``check_model_container``, ``open_npy_member``, ``read_small_member``,
+``read_member_exactly``, ``max_params_limit``) are shared with ``fastnn.cnn.CNN.load``.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty zip
 _NPY_HEADER_READ = 16 * 1024  # bytes read to parse a .npy header (NumPy refuses headers over 10,000)
 _READ_CHUNK = 1 << 20  # bytes decompressed per read of the parameters
-_SAVE_HINT = "pass a model file written by MLP.save (an .npz)"
+_SAVE_HINT = "pass a model file written by MLP.save or CNN.save (an .npz)"
 
 
 class ModelFileError(ValueError):
-    """A file given to :meth:`MLP.load` is not a model file fastnn can use; the message says why."""
+    """A file given to :meth:`MLP.load` (or ``CNN.load``) is not a model file fastnn can use; the message says why."""
 
 
 def _check_sigma(sigma, dtype) -> float:
@@ -330,14 +332,14 @@ class MLP:
             ``max_params`` or ``$FASTNN_MAX_MODEL_PARAMS`` is not a positive whole number.
         """
         path = Path(path)
-        limit = _max_params(max_params)
+        limit = max_params_limit(max_params)
         st = os.stat(path)  # FileNotFoundError as it is
         if not stat.S_ISREG(st.st_mode):
             what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise ModelFileError(f"{path}: {what}, not a model file; {_SAVE_HINT}")
         with open(path, "rb") as fh:
             try:
-                _check_container(path, fh, st.st_size)
+                check_model_container(path, fh, st.st_size)
                 with zipfile.ZipFile(fh) as zf:
                     return cls._from_zip(path, zf, limit)
             except ModelFileError:
@@ -360,11 +362,11 @@ class MLP:
         missing = [n for n in _MEMBERS if n not in infos]
         if missing:
             raise ModelFileError(f"{path}: not a fastnn model file (missing {missing}); {_SAVE_HINT}")
-        fmt = _read_small(path, zf, infos["format"], "format")
+        fmt = read_small_member(path, zf, infos["format"], "format")
         if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != _FORMAT:
             shown = str(fmt) if fmt.dtype.kind == "U" and fmt.ndim == 0 else f"{fmt.dtype} array of shape {fmt.shape}"
             raise ModelFileError(f"{path}: unknown model format {shown!r} (this fastnn reads {_FORMAT!r})")
-        sizes = _read_small(path, zf, infos["sizes"], "sizes")
+        sizes = read_small_member(path, zf, infos["sizes"], "sizes")
         if sizes.dtype.kind not in "iu" or sizes.ndim != 1:
             raise ModelFileError(f"{path}: 'sizes' must be a vector of layer widths (integers), got a {sizes.dtype} "
                                  f"array of shape {sizes.shape}")
@@ -372,11 +374,11 @@ class MLP:
             raise ModelFileError(f"{path}: declares {sizes.size - 1:,} layers, more than MAX_MODEL_LAYERS "
                                  f"({MAX_MODEL_LAYERS:,})")
         sizes = [int(s) for s in sizes]
-        acts = _read_small(path, zf, infos["activations"], "activations")
+        acts = read_small_member(path, zf, infos["activations"], "activations")
         if acts.dtype.kind != "U" or acts.ndim != 1:
             raise ModelFileError(f"{path}: 'activations' must be a vector of names, got a {acts.dtype} array of "
                                  f"shape {acts.shape}")
-        loss = _read_small(path, zf, infos["loss"], "loss")
+        loss = read_small_member(path, zf, infos["loss"], "loss")
         if loss.dtype.kind != "U" or loss.ndim != 0:
             raise ModelFileError(f"{path}: 'loss' must be a name, got a {loss.dtype} array of shape {loss.shape}")
         if min(sizes, default=0) >= 1:  # (bad widths are reported by the constructor's checks below)
@@ -386,7 +388,7 @@ class MLP:
                                      f"{limit:,}; if you trust this file, raise the limit with MLP.load(..., "
                                      f"max_params=N) or ${MAX_PARAMS_ENV}")
         theta_info = infos["theta"]
-        shape, dtype, stream = _open_npy(path, zf, theta_info, "theta")
+        shape, dtype, stream = open_npy_member(path, zf, theta_info, "theta")
         with stream:
             if dtype.kind != "f" or dtype.itemsize not in (4, 8) or dtype.shape != ():
                 raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
@@ -407,7 +409,7 @@ class MLP:
                                      "damaged or was not written by MLP.save")
             model = cls.__new__(cls)
             model._setup(sizes, acts, loss, native, np.empty)
-            _read_exactly(path, stream, memoryview(model.theta).cast("B"), "theta")
+            read_member_exactly(path, stream, memoryview(model.theta).cast("B"), "theta")
         if not dtype.isnative:
             model.theta.byteswap(inplace=True)
         if not F.all_finite(model.theta):
@@ -416,7 +418,7 @@ class MLP:
         return model
 
 
-def _max_params(max_params) -> int:
+def max_params_limit(max_params) -> int:
     """The parameter limit of MLP.load: the argument, else $FASTNN_MAX_MODEL_PARAMS, else MAX_MODEL_PARAMS."""
     if max_params is None:
         value = os.environ.get(MAX_PARAMS_ENV, "").strip()
@@ -434,7 +436,7 @@ def _max_params(max_params) -> int:
     return int(max_params)
 
 
-def _check_container(path, fh, file_size) -> None:
+def check_model_container(path, fh, file_size) -> None:
     """Refuse, with a message saying what the file is, anything but a zip whose directory is small."""
     head = fh.read(len(_NPY_MAGIC))
     if head.startswith(_NPY_MAGIC):
@@ -487,7 +489,7 @@ def _looks_like_text(sample: bytes) -> bool:
     return True
 
 
-def _open_npy(path, zf, info, name):
+def open_npy_member(path, zf, info, name):
     """Parse the .npy header of zip member ``info`` and check the member's stored size against it.
 
     Returns (shape, dtype, stream): ``stream`` is positioned at the first data byte, and the member holds
@@ -520,7 +522,7 @@ def _open_npy(path, zf, info, name):
         if info.file_size != offset + data_bytes:
             raise ModelFileError(f"{path}: '{name}' declares a {dtype} array of shape {shape} ({data_bytes:,} "
                                  f"bytes), but the member holds {max(info.file_size - offset, 0):,} bytes of data; "
-                                 "the file is damaged or was not written by MLP.save")
+                                 "the file is damaged or was not written by fastnn")
         return shape, dtype, _Rest(head.read(), stream)
     except BaseException:
         stream.close()
@@ -546,7 +548,7 @@ class _Rest:
         self._stream.close()
 
 
-def _read_exactly(path, stream, buf, name) -> None:
+def read_member_exactly(path, stream, buf, name) -> None:
     """Fill ``buf`` (a byte memoryview) from ``stream`` in bounded chunks; the zip checks its CRC at the end."""
     pos = 0
     while pos < len(buf):
@@ -559,15 +561,15 @@ def _read_exactly(path, stream, buf, name) -> None:
         raise ModelFileError(f"{path}: '{name}' holds more data than its header declares; the file is damaged")
 
 
-def _read_small(path, zf, info, name) -> np.ndarray:
+def read_small_member(path, zf, info, name) -> np.ndarray:
     """Read one of the small members (format, sizes, activations, loss), at most MAX_MODEL_META_BYTES."""
     if info.file_size > MAX_MODEL_META_BYTES:
         raise ModelFileError(f"{path}: '{name}' is {info.file_size:,} bytes, more than MAX_MODEL_META_BYTES = "
                              f"{MAX_MODEL_META_BYTES:,} (a real one is a few hundred); {_SAVE_HINT}")
-    shape, dtype, stream = _open_npy(path, zf, info, name)
+    shape, dtype, stream = open_npy_member(path, zf, info, name)
     with stream:
         if dtype.names is not None or dtype.subdtype is not None:
             raise ModelFileError(f"{path}: '{name}' has the structured dtype {dtype}; {_SAVE_HINT}")
         data = bytearray(math.prod(shape) * dtype.itemsize)
-        _read_exactly(path, stream, memoryview(data), name)
+        read_member_exactly(path, stream, memoryview(data), name)
     return np.frombuffer(bytes(data), dtype=dtype).reshape(shape)

@@ -8,6 +8,10 @@ The trainer has two paths that compute the same thing:
 * the **step path** (``fused=False``): the same kernels called batch by batch
   from Python through ``fastnn.functional``.
 
+A :class:`~fastnn.cnn.CNN` trains with the same options; its batches run
+through ``CNN.loss_gradient`` (the conv, pool and dense functions of
+``fastnn.functional``) and the same optimizer updates.
+
 The tests hold the two to the same numbers within dtype tolerance.  Gradients
 are those of the loss summed over a batch (the coursework's convention), so
 learning rates carry over from coursework scripts unchanged.
@@ -16,6 +20,7 @@ learning rates carry over from coursework scripts unchanged.
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,6 +30,7 @@ import numpy as np
 
 from . import functional as F
 from ._config import ADAM_EPS, ONEHOT_ATOL
+from .cnn import CNN
 from .models import MLP
 
 SHUFFLES = ("once", "epoch", "none")
@@ -137,12 +143,37 @@ class ThreadChooser:
         self.seconds[threads] = seconds if old is None else 0.5 * old + 0.5 * seconds
 
 
+class _StepPlan:
+    """The checked optimizer options of a model trained batch by batch (a CNN): what an EpochPlan holds
+    for the step path, without a compiled epoch's workspace."""
+
+    def __init__(self, n_params, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
+        if optimizer not in F.OPTIMIZERS:
+            raise ValueError(f"optimizer: expected one of {F.OPTIMIZERS}, got {optimizer!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
+            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        betas = tuple(betas)
+        if len(betas) != 2:
+            raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
+        for beta in betas:
+            F.check_hyperparameter(beta, "betas", 0.0, 1.0, high_open=True)
+        if not F.check_hyperparameter(eps, "eps", 0.0) > 0:
+            raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
+        F.check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
+        F.check_hyperparameter(weight_decay, "weight_decay", 0.0)
+        self.optimizer, self.batch_size, self.dtype = optimizer, int(batch_size), dtype
+        self.state_sizes = (0 if optimizer == "sgd" else n_params, n_params if optimizer == "adam" else 0)
+
+    def new_state(self):
+        return tuple(np.zeros(n, self.dtype) for n in self.state_sizes)
+
+
 class Trainer:
-    """Mini-batch training of an :class:`~fastnn.models.MLP`.
+    """Mini-batch training of an :class:`~fastnn.models.MLP` or a :class:`~fastnn.cnn.CNN`.
 
     Parameters
     ----------
-    model : MLP
+    model : MLP or CNN
     optimizer : {'sgd', 'momentum', 'nesterov', 'adam'}
     lr : float
         Learning rate (for the gradient of the loss summed over a batch).
@@ -163,7 +194,9 @@ class Trainer:
     seed : int
         Seeds the batch order.
     fused : bool
-        Run each epoch as one compiled call (default) or batch by batch.
+        Run each epoch as one compiled call (default) or batch by batch.  A CNN whose layers the compiled
+        epoch does not run (see :meth:`fastnn.cnn.CNN.network_layers`) trains batch by batch (``fused`` is
+        then False).
     progress : bool or None
         Show progress on stderr: on a terminal a bar redrawn within each epoch, elsewhere plain lines at
         a modest rate (None and True); False shows nothing.
@@ -184,11 +217,11 @@ class Trainer:
     1.0
     """
 
-    def __init__(self, model: MLP, *, optimizer="sgd", lr=1e-3, momentum=0.9, betas=(0.9, 0.999), eps=ADAM_EPS,
+    def __init__(self, model: MLP | CNN, *, optimizer="sgd", lr=1e-3, momentum=0.9, betas=(0.9, 0.999), eps=ADAM_EPS,
                  weight_decay=0.0, batch_size=32, shuffle="once", lr_decay=1.0, lr_step=0, seed=0, fused=True,
                  progress=None, checkpoint=None, threads="auto"):
-        if not isinstance(model, MLP):
-            raise TypeError(f"model: expected a fastnn.models.MLP, got {type(model).__name__}")
+        if not isinstance(model, (MLP, CNN)):
+            raise TypeError(f"model: expected a fastnn.models.MLP or a fastnn.cnn.CNN, got {type(model).__name__}")
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
         if shuffle not in SHUFFLES:
@@ -198,9 +231,24 @@ class Trainer:
         if threads != "auto" and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
             raise ValueError(f"threads: expected 'auto' or a positive integer, got {threads!r}")
         # The plan checks the optimizer, batch size, betas and eps, and holds the fused epoch's workspace.
-        self.plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer,
-                                 batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas, eps=eps,
-                                 weight_decay=weight_decay)
+        if isinstance(model, MLP):
+            self.plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer,
+                                     batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas,
+                                     eps=eps, weight_decay=weight_decay)
+            self.n_outputs = model.sizes[-1]
+        else:
+            self.n_outputs = model.n_outputs
+            self.plan = _StepPlan(model.theta.size, optimizer, batch_size, model.dtype, momentum, betas, eps,
+                                  weight_decay)
+            stack = model.network_layers()
+            if stack is None:  # a stack the compiled epoch does not run: batch by batch
+                fused = False
+            elif fused:
+                self.plan = F.network_plan(stack, model.input_shape, model.loss, optimizer=optimizer,
+                                           batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas,
+                                           eps=eps, weight_decay=weight_decay)
+                if self.plan.n_params != model.theta.size or list(self.plan.offsets_of_layers) != model.offsets:
+                    raise RuntimeError("the compiled epoch lays out the parameters differently from fastnn.cnn.CNN")
         self.model = model
         self.optimizer = optimizer
         self.lr = float(lr)
@@ -228,9 +276,9 @@ class Trainer:
     # ----------------------------------------------------------------- targets
 
     def targets(self, T, n: int, name="Y") -> np.ndarray:
-        """The training targets as a (n, sizes[-1]) array of the model's dtype (class indices become one-hot)."""
+        """The training targets as a (n, n_outputs) array of the model's dtype (class indices become one-hot)."""
         model = self.model
-        c = model.sizes[-1]
+        c = self.n_outputs
         T = np.asarray(T)
         if model.loss == "cross_entropy" and T.ndim == 1:
             if T.shape[0] != n or T.dtype.kind not in "iu" or (n and (T.min() < 0 or T.max() >= c)):
@@ -285,45 +333,57 @@ class Trainer:
             on_progress(start / n, loss, correct)
         return loss, correct
 
+    def _mlp_gradient(self, xb, tb, grad):
+        """One batch of an MLP through fastnn.functional: (summed loss, correct), the gradient into ``grad``."""
+        model = self.model
+        theta = model.theta
+        L = model.n_layers
+        inputs, posts = [], []
+        h = xb
+        for l in range(L):
+            act = model.activations[l]
+            if l == L - 1 and model.loss != "squared_error":
+                act = "linear"
+            inputs.append(h)
+            _, h = F.dense_forward(h, model._weight(theta, l), model._bias(theta, l), act)
+            posts.append(h)
+        if model.loss == "cross_entropy":
+            r = F.softmax_cross_entropy(h, tb)
+            loss, delta, ok = r.loss, r.delta, round(r.accuracy * xb.shape[0])
+        elif model.loss == "binary_cross_entropy":
+            r = F.sigmoid_binary_cross_entropy(h, tb)
+            loss, delta, ok = r.loss, r.delta, round(r.accuracy * xb.shape[0])
+        else:
+            loss, delta = F.squared_error(h, tb)
+            ok = 0
+        if not np.isfinite(loss):
+            return loss, ok
+        for l in range(L - 1, -1, -1):
+            act = "linear" if (l == L - 1 and model.loss != "squared_error") else model.activations[l]
+            gW, gb, gX = F.dense_backward(delta, posts[l], inputs[l], model._weight(theta, l), act,
+                                          need_grad_X=l > 0)
+            model._weight(grad, l)[...] = gW
+            model._bias(grad, l)[...] = gb
+            delta = gX
+        return loss, ok
+
     def _epoch_steps(self, X, T, order, lr):
         """The same epoch, batch by batch through fastnn.functional (the reference for the fused path)."""
         model = self.model
         theta, grad = model.theta, np.zeros_like(model.theta)
         total, correct = 0.0, 0
-        L = model.n_layers
         for s in range(0, order.shape[0], self.batch_size):
             idx = order[s:s + self.batch_size]
             xb = F.gather_rows(X, idx)
             tb = F.gather_rows(T, idx)
-            inputs, posts = [], []
-            h = xb
-            for l in range(L):
-                act = model.activations[l]
-                if l == L - 1 and model.loss != "squared_error":
-                    act = "linear"
-                inputs.append(h)
-                _, h = F.dense_forward(h, model._weight(theta, l), model._bias(theta, l), act)
-                posts.append(h)
-            if model.loss == "cross_entropy":
-                r = F.softmax_cross_entropy(h, tb)
-                loss, delta, ok = r.loss, r.delta, round(r.accuracy * len(idx))
-            elif model.loss == "binary_cross_entropy":
-                r = F.sigmoid_binary_cross_entropy(h, tb)
-                loss, delta, ok = r.loss, r.delta, round(r.accuracy * len(idx))
+            if isinstance(model, MLP):
+                loss, ok = self._mlp_gradient(xb, tb, grad)
             else:
-                loss, delta = F.squared_error(h, tb)
-                ok = 0
+                loss, ok, _ = model.loss_gradient(xb, tb, grad)
             if not np.isfinite(loss):
                 return loss, correct
             total += loss
             correct += ok
-            for l in range(L - 1, -1, -1):
-                act = "linear" if (l == L - 1 and model.loss != "squared_error") else model.activations[l]
-                gW, gb, gX = F.dense_backward(delta, posts[l], inputs[l], model._weight(theta, l), act,
-                                              need_grad_X=l > 0)
-                model._weight(grad, l)[...] = gW
-                model._bias(grad, l)[...] = gb
-                delta = gX
             if not F.all_finite(grad):  # the update would poison the parameters: stop like a non-finite loss
                 return float("nan"), correct
             self.step += 1
@@ -342,7 +402,7 @@ class Trainer:
 
         Parameters
         ----------
-        X : (n, sizes[0]) ndarray
+        X : (n, sizes[0]) ndarray for an MLP; (n, H, W, C) images for a CNN
         Y : targets (see :meth:`MLP.evaluate`); ignored and taken as ``X`` for an autoencoder when None.
         epochs : int
         valid : (X_valid, T_valid), optional

@@ -71,13 +71,13 @@ cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept n
     cdef int m = A.rows, k = A.cols, n = B.cols, i, j
     if m == 0 or n == 0:
         return
-    if k == 0:  # alpha * (an empty sum) is 0
+    if k == 0:  # alpha * (an empty sum) is 0; beta 0 ignores C's old values, as BLAS does (NaN included)
         for i in range(m):
             for j in range(n):
                 if C.itemsize == 4:
-                    (<float*>C.data)[i * C.ld + j] *= <float>beta
+                    (<float*>C.data)[i * C.ld + j] = (<float>beta) * (<float*>C.data)[i * C.ld + j] if beta != 0 else 0
                 else:
-                    (<double*>C.data)[i * C.ld + j] *= beta
+                    (<double*>C.data)[i * C.ld + j] = beta * (<double*>C.data)[i * C.ld + j] if beta != 0 else 0
         return
     if C.itemsize == 4:
         _sgemm(ROW_MAJOR, NO_TRANS + A.trans, NO_TRANS + B.trans, m, n, k, <float>alpha, <float*>A.data, A.ld,

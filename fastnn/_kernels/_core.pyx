@@ -10,7 +10,9 @@ inline the scalar math:
 * ``_math.pxi``: float32 exp/tanh, activations, derivatives, softmax, bias sums;
 * ``_blas.pxi``: the matrix products and how a large one is cut in two for the threads;
 * ``_losses.pxi``: the fused losses; ``_optim.pxi``: the optimizer updates;
-* ``_epoch.pxi``: a whole training epoch in one parallel region.
+* ``_epoch.pxi``: a whole training epoch in one parallel region;
+* ``_conv.pxi``: convolution (im2col + one product) and max-pooling on NHWC images;
+* ``_conv_epoch.pxi``: a convolutional network's epoch, in the same parallel region as the dense one.
 
 All parallelism is OpenMP; the matrix products run on a private single-threaded OpenBLAS.
 """
@@ -19,9 +21,9 @@ cimport openmp
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -33,6 +35,8 @@ include "_blas.pxi"
 include "_losses.pxi"
 include "_optim.pxi"
 include "_epoch.pxi"
+include "_conv.pxi"
+include "_conv_epoch.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
@@ -46,6 +50,14 @@ LOSSES = {"cross_entropy": LOSS_SOFTMAX_CE, "binary_cross_entropy": LOSS_SIGMOID
 LAYER_COLUMNS = ("n_in", "n_out", "w_off", "b_off", "pre_off", "post_off", "act")
 WORK_OFFSETS = ("xb0", "xb1", "tb0", "tb1", "da", "db", "scratch")
 SPLITS = {SPLIT_NONE: "none", SPLIT_ROWS: "rows", SPLIT_COLS: "cols", SPLIT_K: "k"}
+#: Entries of a convolution's and a max-pooling's geometry vectors, name -> index.
+CONV_GEOMETRY = ("H", "W", "C", "KH", "KW", "F", "stride", "pad_top", "pad_left", "OH", "OW")
+POOL_GEOMETRY = ("H", "W", "C", "size", "OH", "OW")
+#: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
+STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
+                 "gpart_off", "sums_off")
+STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL}
+NET_WORK_OFFSETS = WORK_OFFSETS + ("dtop", "ga", "gb")
 
 cdef int _threads = max(1, openmp.omp_get_max_threads())
 cdef long _barrier_spin = 2000
@@ -340,6 +352,34 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
 
     Stops at the first batch whose loss is not finite (before its update) and returns that loss.
     """
+    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, threads, start_loss, NULL)
+
+
+def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
+                  floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
+                  int threads, double start_loss=0.0):
+    # IN plan (fastnn.functional.NetworkPlan), X (N, H*W*C) images, the rest as mlp_epoch's; IN/OUT as
+    # mlp_epoch's, and the plan's iwork and dwork
+    """mlp_epoch for a convolutional network: conv and pool layers, a flatten, dense layers."""
+    cdef const int64_t[:, ::1] stack = plan.stack
+    cdef const int64_t[::1] geom = plan.geometry
+    cdef int32_t[::1] iwork = plan.iwork
+    cdef double[::1] dwork = plan.dwork
+    cdef Net net
+    net.n_stack = <int>stack.shape[0]
+    net.stack = &stack[0, 0] if stack.shape[0] else NULL
+    net.geom = &geom[0] if geom.shape[0] else NULL
+    net.iwork = &iwork[0] if iwork.shape[0] else NULL
+    net.dwork = &dwork[0] if dwork.shape[0] else NULL
+    net.part_stride = plan.part_stride
+    net.conv_end = plan.conv_end
+    net.block = max(1, plan.block)
+    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, threads, start_loss, &net)
+
+
+cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
+                      floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
+                      int threads, double start_loss, Net* net):
     cdef const int64_t[:, ::1] layers = plan.layers
     cdef const int64_t[::1] offsets = plan.offsets
     cdef floating[::1] work = plan.work
@@ -380,6 +420,7 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     e.correct = 0
     e.bad_loss = 0.0
     e.stop = 0
+    e.net = net
     threads = min(threads, 2)  # two parts per product: a third thread would only wait at the barriers
     with nogil:
         if threads > 1:
@@ -392,3 +433,150 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
             team_epoch(&t, &e, &theta[0])
     solo = e.solo_from if e.solo_from <= order.shape[0] else -1
     return (e.bad_loss if e.stop else e.total), e.correct, e.step, solo
+
+
+# ------------------------------------------------------------------------ convolution
+#
+# The batch is processed in chunks of images (the im2col workspace holds one chunk), each chunk cut in two
+# parts by images (``part_range``) that run on two threads, or one after the other on one: the same parts
+# either way, so one thread and two give the same numbers.
+
+cdef inline int part_threads(double flops) noexcept nogil:
+    return 2 if _threads > 1 and flops >= _split_min_flops else 1
+
+
+cdef void conv_forward_piece(const floating* X, Py_ssize_t c0, Py_ssize_t cn, int p, const ConvGeom* g,
+                             const floating* W, const floating* b, int act, floating* cols, floating* pre,
+                             floating* post) noexcept nogil:
+    cdef Py_ssize_t lo, n, rows0
+    part_range(c0, cn, p, &lo, &n)
+    rows0 = lo * g.out_pixels
+    conv_forward_part(X + lo * g.in_size, n, g, W, b, act,
+                      cols + (lo - c0) * g.out_pixels * g.K if cols != NULL else NULL,
+                      pre + rows0 * g.F, post + rows0 * g.F)
+
+
+def conv2d_forward(const floating[:, ::1] X, const floating[:, ::1] W, const floating[::1] b, int act,
+                   const int64_t[::1] geom, floating[:, ::1] cols, floating[:, ::1] pre_out,
+                   floating[:, ::1] post_out):
+    # IN X (N, H*W*C), W (K, F), b (F,), act (not softmax), geom (N_GEOM,); OUT cols: workspace of
+    # (chunk*OH*OW, K) rows (its row count sets the chunk; 0 rows for a pointwise conv), pre_out and
+    # post_out (N*OH*OW, F)
+    """pre = im2col(X) @ W + b, post = act(pre), chunk by chunk, each chunk's images in two parts."""
+    cdef ConvGeom g = conv_geom(&geom[0])
+    cdef Py_ssize_t N = X.shape[0], chunk, c0 = 0, cn
+    cdef floating* cw = &cols[0, 0] if cols.shape[0] and cols.shape[1] else NULL
+    cdef int p, nth
+    if N == 0 or g.out_pixels == 0 or g.F == 0:
+        return
+    chunk = N if cw == NULL else max(1, cols.shape[0] // g.out_pixels)
+    with nogil:
+        while c0 < N:
+            cn = min(chunk, N - c0)
+            nth = part_threads(2.0 * cn * g.out_pixels * g.K * g.F)
+            if nth > 1:
+                for p in prange(2, num_threads=2, schedule="static", chunksize=1):
+                    conv_forward_piece(&X[0, 0], c0, cn, p, &g, &W[0, 0], &b[0], act, cw, &pre_out[0, 0],
+                                       &post_out[0, 0])
+            else:
+                for p in range(2):
+                    conv_forward_piece(&X[0, 0], c0, cn, p, &g, &W[0, 0], &b[0], act, cw, &pre_out[0, 0],
+                                       &post_out[0, 0])
+            c0 += cn
+
+
+cdef void conv_backward_piece(const floating* delta, const floating* post, const floating* X, Py_ssize_t c0,
+                              Py_ssize_t cn, int p, const ConvGeom* g, const floating* W, int act,
+                              floating* cols, floating* dpre, floating* gW, floating* gW_part, double* sums,
+                              floating* gX) noexcept nogil:
+    cdef Py_ssize_t lo, n, rows0
+    cdef floating* c
+    part_range(c0, cn, p, &lo, &n)
+    rows0 = lo * g.out_pixels
+    if conv_is_pointwise(g):
+        c = <floating*>(X + lo * g.in_size)  # read only: a pointwise conv writes gX directly
+    else:
+        c = cols + (lo - c0) * g.out_pixels * g.K
+        im2col(X + lo * g.in_size, n, g, c)
+    conv_backward_part(delta + rows0 * g.F, post + rows0 * g.F, c, n, g, W, act,
+                       dpre + (lo - c0) * g.out_pixels * g.F, gW if p == 0 else gW_part, 1.0,
+                       1.0 if p == 0 and c0 > 0 else 0.0, sums + p * g.F, False,
+                       gX + lo * g.in_size if gX != NULL else NULL)
+
+
+def conv2d_backward(const floating[:, ::1] delta, const floating[:, ::1] post, const floating[:, ::1] X,
+                    const floating[:, ::1] W, int act, const int64_t[::1] geom, floating[:, ::1] cols,
+                    floating[:, ::1] dpre, floating[:, ::1] gW_part, double[::1] sums, floating[:, ::1] gW_out,
+                    floating[::1] gb_out, floating[:, ::1] gX_out, bint need_gx):
+    # IN delta, post (N*OH*OW, F), X (N, H*W*C), W (K, F), act, geom, need_gx; workspaces: cols
+    # (chunk*OH*OW, K) (0 rows for a pointwise conv), dpre (chunk*OH*OW, F), gW_part (K, F), sums (3F,)
+    # float64; OUT gW_out (K, F), gb_out (F,), gX_out (N, H*W*C) when need_gx
+    """A convolution's weight, bias and (optionally) input gradients, chunk by chunk in two parts each;
+    part 1's weight gradient is added to part 0's after each chunk, the bias sums in float64."""
+    cdef ConvGeom g = conv_geom(&geom[0])
+    cdef Py_ssize_t N = X.shape[0], chunk, c0 = 0, cn, j, i
+    cdef Py_ssize_t KF = g.K * g.F
+    cdef floating* cw = &cols[0, 0] if cols.shape[0] and cols.shape[1] else NULL
+    cdef floating* gx = &gX_out[0, 0] if need_gx and gX_out.shape[0] and gX_out.shape[1] else NULL
+    cdef floating* gw = &gW_out[0, 0]
+    cdef floating* gp = &gW_part[0, 0]
+    cdef double* acc = &sums[2 * g.F]
+    cdef int p, nth
+    chunk = max(1, dpre.shape[0] // g.out_pixels)
+    with nogil:
+        for j in range(g.F):
+            acc[j] = 0.0
+        while c0 < N:
+            cn = min(chunk, N - c0)
+            nth = part_threads(2.0 * cn * g.out_pixels * g.K * g.F * (2 if gx != NULL else 1))
+            if nth > 1:
+                for p in prange(2, num_threads=2, schedule="static", chunksize=1):
+                    conv_backward_piece(&delta[0, 0], &post[0, 0], &X[0, 0], c0, cn, p, &g, &W[0, 0], act, cw,
+                                        &dpre[0, 0], gw, gp, &sums[0], gx)
+            else:
+                for p in range(2):
+                    conv_backward_piece(&delta[0, 0], &post[0, 0], &X[0, 0], c0, cn, p, &g, &W[0, 0], act, cw,
+                                        &dpre[0, 0], gw, gp, &sums[0], gx)
+            for i in range(KF):
+                gw[i] = gw[i] + gp[i]
+            for j in range(g.F):
+                acc[j] = acc[j] + sums[j] + sums[g.F + j]
+            c0 += cn
+        for j in range(g.F):
+            gb_out[j] = <floating>acc[j]
+
+
+cdef void pool_forward_piece(const floating* X, Py_ssize_t N, int p, const int64_t* pg, floating* Y,
+                             int32_t* arg) noexcept nogil:
+    cdef Py_ssize_t lo, n, out_size = pg[P_OH] * pg[P_OW] * pg[P_C]
+    part_range(0, N, p, &lo, &n)
+    maxpool_forward_part(X + lo * pg[P_H] * pg[P_W] * pg[P_C], n, pg, Y + lo * out_size, arg + lo * out_size)
+
+
+def max_pool2d_forward(const floating[:, ::1] X, const int64_t[::1] pgeom, floating[:, ::1] Y_out,
+                       int32_t[:, ::1] arg_out):
+    # IN X (N, H*W*C), pgeom (N_PGEOM,); OUT Y_out (N, OH*OW*C), arg_out (N, OH*OW*C)
+    """Max-pooling over non-overlapping windows, keeping each maximum's index inside its image."""
+    cdef Py_ssize_t N = X.shape[0]
+    cdef int p
+    if N == 0 or Y_out.shape[1] == 0:
+        return
+    with nogil:
+        if part_threads(4.0 * X.shape[0] * X.shape[1]) > 1:
+            for p in prange(2, num_threads=2, schedule="static", chunksize=1):
+                pool_forward_piece(&X[0, 0], N, p, &pgeom[0], &Y_out[0, 0], &arg_out[0, 0])
+        else:
+            for p in range(2):
+                pool_forward_piece(&X[0, 0], N, p, &pgeom[0], &Y_out[0, 0], &arg_out[0, 0])
+
+
+def max_pool2d_backward(const floating[:, ::1] dY, const int32_t[:, ::1] arg, const int64_t[::1] pgeom,
+                        floating[:, ::1] dX_out):
+    # IN dY (N, OH*OW*C), arg (N, OH*OW*C) from the forward, pgeom; OUT dX_out (N, H*W*C)
+    """Each output's gradient routed to the input that was its maximum, zero elsewhere."""
+    cdef Py_ssize_t N = dX_out.shape[0]
+    if N == 0 or dX_out.shape[1] == 0:
+        return
+    with nogil:
+        maxpool_backward_part(&dY[0, 0] if dY.shape[1] else NULL, &arg[0, 0] if dY.shape[1] else NULL, N,
+                              &pgeom[0], &dX_out[0, 0])

@@ -76,6 +76,7 @@ ctypedef struct Epoch:
     Py_ssize_t correct
     double bad_loss
     int stop                 # set by thread 0 when a batch's loss is not finite; read after barriers
+    void* net                # a convolutional network's stack (a Net, _conv_epoch.pxi), or NULL
 
 
 ctypedef struct Team:
@@ -154,10 +155,9 @@ cdef void team_product(Team* t, Epoch* e, Mat A, Mat B, Mat C, double alpha, dou
         gemm_combine(C, scratch)
 
 
-cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step) noexcept nogil:
-    """The optimizer step of every parameter from ``grad``, its two halves shared by the team."""
+cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step, Py_ssize_t P) noexcept nogil:
+    """The optimizer step of parameters [0, P) from ``grad``, its two halves shared by the team."""
     cdef int p
-    cdef Py_ssize_t P = e.n_params
     sync(t, e)
     if not e.stop:
         p = t.tid
@@ -197,32 +197,23 @@ cdef void gather_batch(Epoch* e, Py_ssize_t lo, Py_ssize_t hi, floating* xout, f
         memcpy(tout + r * e.c, T + i * e.c, e.c * sizeof(floating))
 
 
-cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_t start, int buf,
-                     long step) noexcept nogil:
-    """One batch: forward, fused loss, backward and update (see the top of this file)."""
-    cdef Py_ssize_t stop = min(start + e.batch, e.N), nstop = min(stop + e.batch, e.N)
-    cdef int n = <int>(stop - start), L = e.n_layers, l, k, m, act
-    cdef int isz = sizeof(floating)
+cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n, Py_ssize_t gather_lo,
+                             Py_ssize_t gather_hi, int buf) noexcept nogil:
+    """The dense layers' forward from ``inp`` (n, layers[0].n_in); right after layer 0's product the last
+    thread gathers rows order[gather_lo:gather_hi] into the batch buffers ``1 - buf``."""
+    cdef int L = e.n_layers, l, m, act, isz = sizeof(floating)
     cdef floating* work = <floating*>e.work
-    cdef floating* xb = work + e.offsets[OFF_XB1 if buf else OFF_XB0]
-    cdef floating* tb = work + e.offsets[OFF_TB1 if buf else OFF_TB0]
-    cdef floating* dA = work + e.offsets[OFF_DA]
-    cdef floating* dB = work + e.offsets[OFF_DB]
     cdef const int64_t* r
-    cdef const int64_t* below
-    cdef Mat inp = mat(xb, n, <int>e.d, isz), pre, gX
-    cdef Py_ssize_t ok = 0
-    cdef double loss
-
+    cdef Mat pre
     for l in range(L):
         r = e.layers + N_COLS * l
         m = <int>r[COL_OUT]
         pre = mat(work + r[COL_PRE], n, m, isz)
         team_product(t, e, inp, mat(theta + r[COL_W], <int>r[COL_IN], m, isz), pre, 1.0, 0.0)
-        if l == 0 and nstop > stop:  # the next batch, into the other buffers, beside the middle of this one
+        if l == 0 and gather_hi > gather_lo:  # the next batch, into the other buffers, beside the middle of this one
             t.pending = 1
             if t.tid == t.nth - 1:
-                gather_batch(e, stop, nstop, work + e.offsets[OFF_XB0 if buf else OFF_XB1],
+                gather_batch(e, gather_lo, gather_hi, work + e.offsets[OFF_XB0 if buf else OFF_XB1],
                              work + e.offsets[OFF_TB0 if buf else OFF_TB1])
         act = <int>r[COL_ACT]
         if l == L - 1 and e.loss != LOSS_SQUARED_ERROR:
@@ -231,8 +222,16 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_
             bias_activate(<floating*>pre.data, theta + r[COL_B], n, m, act, work + r[COL_POST])
         inp = mat(work + r[COL_POST], n, m, isz)
 
-    r = e.layers + N_COLS * (L - 1)
-    m = <int>r[COL_OUT]
+
+cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexcept nogil:
+    """The fused loss of the last layer against the targets tb (serial): dA = dJ/d(its pre-activation)."""
+    cdef floating* work = <floating*>e.work
+    cdef floating* dA = work + e.offsets[OFF_DA]
+    cdef floating* dB = work + e.offsets[OFF_DB]
+    cdef const int64_t* r = e.layers + N_COLS * (e.n_layers - 1)
+    cdef int m = <int>r[COL_OUT]
+    cdef Py_ssize_t ok = 0
+    cdef double loss
     if serial(t, e):
         if e.loss == LOSS_SOFTMAX_CE:
             loss = softmax_ce_onehot(<floating*>work + r[COL_PRE], <floating*>tb, n, m, work + r[COL_POST], dA, &ok)
@@ -250,20 +249,48 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_
         if t.nth > 1:
             watch_team(t, e, b, n == e.batch)
 
+
+cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n, floating* gX0) noexcept nogil:
+    """The dense layers' backward and weight steps from dA = dJ/d(last pre-activation); ``inp`` is layer 0's
+    input.  With gX0 (not NULL), also layer 0's input gradient dA @ W0.T into gX0, before its step."""
+    cdef int L = e.n_layers, l, k, m, isz = sizeof(floating)
+    cdef floating* work = <floating*>e.work
+    cdef floating* dA = work + e.offsets[OFF_DA]
+    cdef floating* dB = work + e.offsets[OFF_DB]
+    cdef const int64_t* r
+    cdef const int64_t* below
     for l in range(L - 1, 0, -1):
         r = e.layers + N_COLS * l
         below = e.layers + N_COLS * (l - 1)
         k = <int>r[COL_IN]
         m = <int>r[COL_OUT]
-        gX = mat(dB, n, k, isz)
-        team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + r[COL_W], k, m, isz)), gX, 1.0, 0.0)
+        team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + r[COL_W], k, m, isz)), mat(dB, n, k, isz),
+                     1.0, 0.0)
         team_layer_update(t, e, l, mat(work + below[COL_POST], n, k, isz), mat(dA, n, m, isz), theta)
         if serial(t, e):
             delta_pre_flat(<floating*>dB, <floating*>work + below[COL_POST], n * k, <int>below[COL_ACT], dA)
+    k = <int>e.layers[COL_IN]
+    m = <int>e.layers[COL_OUT]
+    if gX0 != NULL:
+        team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + e.layers[COL_W], k, m, isz)),
+                     mat(gX0, n, k, isz), 1.0, 0.0)
+    team_layer_update(t, e, 0, inp, mat(dA, n, m, isz), theta)
 
-    team_layer_update(t, e, 0, mat(xb, n, <int>e.d, isz), mat(dA, n, <int>e.layers[COL_OUT], isz), theta)
+
+cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_t start, int buf,
+                     long step) noexcept nogil:
+    """One batch: forward, fused loss, backward and update (see the top of this file)."""
+    cdef Py_ssize_t stop = min(start + e.batch, e.N), nstop = min(stop + e.batch, e.N)
+    cdef int n = <int>(stop - start)
+    cdef floating* work = <floating*>e.work
+    cdef floating* xb = work + e.offsets[OFF_XB1 if buf else OFF_XB0]
+    cdef floating* tb = work + e.offsets[OFF_TB1 if buf else OFF_TB0]
+    cdef Mat inp = mat(xb, n, <int>e.d, sizeof(floating))
+    team_dense_forward(t, e, theta, inp, n, stop, nstop, buf)
+    team_loss(t, e, tb, n, b)
+    team_dense_backward(t, e, theta, inp, n, NULL)
     if e.opt != OPT_SGD:
-        team_optimizer(t, e, theta, step)
+        team_optimizer(t, e, theta, step, e.n_params)
     sync(t, e)  # the batch buffers are reused from here on
 
 
@@ -282,7 +309,10 @@ cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
                 return
             t.nth = 1
         step += 1
-        team_batch(t, e, theta, b, start, buf, step)
+        if e.net != NULL:
+            team_net_batch(t, e, <Net*>e.net, theta, b, start, buf, step)
+        else:
+            team_batch(t, e, theta, b, start, buf, step)
         if e.stop:  # read after the batch's last barrier: every thread leaves together
             step -= 1
             break

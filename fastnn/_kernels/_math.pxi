@@ -102,7 +102,8 @@ cdef inline floating tanh_s(floating v) noexcept nogil:
 
 
 cdef inline floating relu_s(floating v) noexcept nogil:
-    return v if v > 0 else v * 0
+    cdef floating zero = 0  # typed, so that float32 stays float32 (a literal 0 is a C double)
+    return v if v > zero else v * zero
 
 
 cdef inline floating deriv_s(floating a, int act) noexcept nogil:
@@ -111,9 +112,10 @@ cdef inline floating deriv_s(floating a, int act) noexcept nogil:
         return a * (1 - a)
     if act == ACT_TANH:
         return 1 - a * a
+    cdef floating zero = 0, one = 1
     if act == ACT_RELU:
-        return a * 0 + 1 if a > 0 else a * 0
-    return a * 0 + 1
+        return a * zero + one if a > zero else a * zero
+    return a * zero + one
 
 
 cdef inline floating exp_minus(floating z, floating m) noexcept nogil:
@@ -128,7 +130,17 @@ cdef void activate_flat(const floating* Z, Py_ssize_t size, int act, floating* A
     """A = act(Z) element-wise over ``size`` contiguous values (not softmax); A may alias Z.
     One loop per activation, so that each vectorises."""
     cdef Py_ssize_t i
-    if act == ACT_SIGMOID:
+    if A == Z:  # in place: one pointer, so that the compiler needs no overlap check (which would fail)
+        if act == ACT_SIGMOID:
+            for i in range(size):
+                A[i] = sigmoid_s(A[i])
+        elif act == ACT_RELU:
+            for i in range(size):
+                A[i] = relu_s(A[i])
+        elif act == ACT_TANH:
+            for i in range(size):
+                A[i] = tanh_s(A[i])
+    elif act == ACT_SIGMOID:
         for i in range(size):
             A[i] = sigmoid_s(Z[i])
     elif act == ACT_RELU:
@@ -137,7 +149,7 @@ cdef void activate_flat(const floating* Z, Py_ssize_t size, int act, floating* A
     elif act == ACT_TANH:
         for i in range(size):
             A[i] = tanh_s(Z[i])
-    elif A != Z:
+    else:
         for i in range(size):
             A[i] = Z[i]
 
@@ -166,6 +178,12 @@ cdef void delta_pre_flat(const floating* delta, const floating* A, Py_ssize_t si
     elif act == ACT_TANH:
         for i in range(size):
             dpre[i] = delta[i] * (1 - A[i] * A[i])
+    elif act == ACT_RELU and dpre == delta:  # in place, one pointer (see activate_flat), deriv_s's factor
+        for i in range(size):
+            dpre[i] = dpre[i] * deriv_s(A[i], ACT_RELU)
+    elif act == ACT_RELU:
+        for i in range(size):
+            dpre[i] = delta[i] * deriv_s(A[i], ACT_RELU)
     else:
         for i in range(size):
             dpre[i] = delta[i] * deriv_s(A[i], act)

@@ -17,8 +17,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._config import ADAM_EPS, ONEHOT_ATOL
-from ._kernels import _core
+from .._config import ADAM_EPS, ONEHOT_ATOL
+from .._kernels import _core
+from ._checks import activation_code as _activation_code
+from ._checks import as_float as _as_float
+from ._checks import check_adam as _check_adam
+from ._checks import check_array as _check_array
+from ._checks import check_hyperparameter, check_training_options, float_dtype
+from ._checks import check_out as _check_out
+from ._checks import describe as _describe
+from .conv import (PADDINGS, conv2d_backward, conv2d_forward, conv2d_output_shape, max_pool2d_backward,
+                   max_pool2d_forward)
+from .network import NetworkPlan, network_parameter_offsets, network_plan
 
 __all__ = [
     "ACTIVATIONS",
@@ -49,6 +59,15 @@ __all__ = [
     "OPTIMIZERS",
     "check_hyperparameter",
     "check_layers",
+    "PADDINGS",
+    "conv2d_output_shape",
+    "conv2d_forward",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "NetworkPlan",
+    "network_plan",
+    "network_parameter_offsets",
 ]
 
 #: Names of the activations the kernels implement.
@@ -61,91 +80,6 @@ _SOFTMAX = _core.ACTIVATIONS["softmax"]
 
 
 # --------------------------------------------------------------------------- checks
-
-def _describe(x) -> str:
-    return f"shape {np.shape(x)} and dtype {getattr(x, 'dtype', type(x).__name__)}"
-
-
-def float_dtype(*arrays) -> np.dtype:
-    """The float dtype the kernels compute in for these inputs.
-
-    float32 stays float32 only if every input is float32; float64, bool,
-    integer and float16 inputs give float64.
-
-    Raises
-    ------
-    TypeError
-        For complex, object, string or other non-real input.
-    """
-    result = np.dtype(np.float32)
-    for a in arrays:
-        dt = np.asarray(a).dtype if not hasattr(a, "dtype") else a.dtype
-        if dt == np.float32:
-            continue
-        if dt.kind in "biuf":
-            result = np.dtype(np.float64)
-            continue
-        raise TypeError(
-            f"fastnn computes in float32 or float64, got dtype {dt}; "
-            "convert your input with `.astype(np.float64)` (or np.float32)"
-        )
-    return result
-
-
-def _as_float(x, name: str, dtype: np.dtype, ndim: int, *, any_order: bool = False) -> np.ndarray:
-    """x as a C-contiguous array of ``dtype`` with ``ndim`` dimensions (no copy if already so); with
-    ``any_order`` an F-contiguous array passes too (the matrix products take either)."""
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name}: expected an array, got {type(x).__name__} ({exc})") from None
-    if x.ndim != ndim:
-        raise ValueError(f"{name}: expected a {ndim}-D array, got {_describe(x)}")
-    float_dtype(x)  # rejects non-real dtypes with a TypeError that says how to fix it
-    if x.dtype != dtype:
-        x = x.astype(dtype)
-    if not (x.flags.c_contiguous or (any_order and x.flags.f_contiguous)):
-        x = np.ascontiguousarray(x)
-    return x
-
-
-def _check_out(out, name: str, shape: tuple, dtype: np.dtype, inputs=(), may_be=None) -> np.ndarray:
-    """Allocate an output, or check a caller's buffer: exact shape, dtype, C-contiguous, writeable, and
-    sharing no memory with any of ``inputs`` (name, array) pairs, except that it may *be* ``may_be`` itself
-    (an element-wise kernel can write over its input; a partial overlap would read values already
-    overwritten)."""
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: expected an ndarray buffer, got {type(out).__name__}")
-    if out.shape != tuple(shape) or out.dtype != dtype:
-        raise ValueError(f"{name}: expected a buffer of shape {tuple(shape)} and dtype {dtype}, got {_describe(out)}")
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{name}: the buffer must be C-contiguous and writeable")
-    for other, arr in inputs:
-        if arr.size and np.shares_memory(out, arr, max_work=1 << 16) and not (arr is may_be and _same_memory(out, arr)):
-            raise ValueError(f"{name}: the buffer shares memory with {other}; the kernel would read values it has "
-                             "already overwritten. Pass a separate buffer (or none)")
-    return out
-
-
-def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when a and b are views of exactly the same elements (same address, shape and strides)."""
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.shape == b.shape
-            and a.strides == b.strides)
-
-
-def _activation_code(name, *, allow_softmax=True) -> int:
-    if isinstance(name, str) and name in _core.ACTIVATIONS:
-        code = _core.ACTIVATIONS[name]
-        if code == _SOFTMAX and not allow_softmax:
-            raise ValueError(
-                "activation 'softmax' has no element-wise derivative; backpropagate the softmax-cross-entropy "
-                "gradient (probs - y) through a 'linear' layer, or use softmax_cross_entropy"
-            )
-        return code
-    raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {name!r}")
 
 
 def all_finite(x, chunk_elements: int = 1 << 18) -> bool:
@@ -554,32 +488,6 @@ def _check_lr(lr):
         raise ValueError(f"lr: expected a finite learning rate >= 0, got {lr!r}")
 
 
-def check_hyperparameter(value, name: str, low: float, high: float = np.inf, *, high_open: bool = False) -> float:
-    """``value`` as a float, refused unless it is finite and in [low, high] (``high_open``: [low, high)).
-
-    NaN or inf in a momentum or a weight decay would silently turn every parameter into NaN, and the
-    divergence would then be blamed on the learning rate; this names the argument instead.
-    """
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number, got {value!r}") from None
-    upper = ")" if high_open else "]"
-    if not (np.isfinite(v) and low <= v and (v < high if high_open else v <= high)):
-        raise ValueError(f"{name}: expected a finite number in [{low:g}, {high:g}{upper}, got {value!r}")
-    return v
-
-
-def _check_adam(beta1, beta2, eps, names=("beta1", "beta2")):
-    """Adam's constants; a beta of 1 or an eps of 0 would divide by zero inside the kernel (0/0 where a
-    gradient is 0)."""
-    for name, beta in zip(names, (beta1, beta2)):
-        if not (0.0 <= beta < 1.0):
-            raise ValueError(f"{name}: Adam's decay rates must be in [0, 1), got {beta!r}")
-    if not (eps > 0 and np.isfinite(eps)):
-        raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
-
-
 def sgd_update(params, grads, lr: float, *, weight_decay: float = 0.0) -> None:
     """One plain SGD step for every parameter at once: ``p -= lr * (g + weight_decay * p)``, in place.
 
@@ -841,23 +749,9 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     (67940, dtype('float32'))
     """
     sizes, activations = check_layers(sizes, activations)
-    if loss not in _core.LOSSES:
-        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-    if optimizer not in _core.OPTIMIZERS:
-        raise ValueError(f"optimizer: expected one of {OPTIMIZERS}, got {optimizer!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    betas = tuple(float(b) for b in betas)
-    if len(betas) != 2:
-        raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
-    _check_adam(*betas, float(eps), names=("betas", "betas"))
-    momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
-    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
-    return EpochPlan(sizes, activations, loss, optimizer, int(batch_size), dtype, momentum,
-                     betas, float(eps), weight_decay)
+    loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay = check_training_options(
+        loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
+    return EpochPlan(sizes, activations, loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
 
 
 class EpochResult(NamedTuple):
@@ -870,25 +764,17 @@ class EpochResult(NamedTuple):
     solo_from: int = -1
 
 
-def _check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
-    if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype)} array of shape {shape}, got "
-                         f"{_describe(a) if isinstance(a, np.ndarray) else type(a).__name__} "
-                         f"(convert it once, before training, with np.ascontiguousarray(..., dtype=...))")
-    if writeable and not a.flags.writeable:
-        raise ValueError(f"{name}: is read-only and cannot be updated in place")
-
-
-def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
+def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
                 threads: int | None = None, start_loss: float = 0.0) -> EpochResult:
     """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
 
     Parameters
     ----------
-    plan : EpochPlan
-        From :func:`epoch_plan`.
+    plan : EpochPlan or NetworkPlan
+        From :func:`epoch_plan` (a dense network) or :func:`network_plan` (a convolutional one).
     X : (N, sizes[0]) C-contiguous ndarray of the plan's dtype
-        Finite inputs (not checked here, for speed: ``Trainer.fit`` checks them once).
+        Finite inputs (not checked here, for speed: ``Trainer.fit`` checks them once).  For a NetworkPlan,
+        NHWC images (N, H, W, C) or their rows (N, H*W*C).
     T : (N, sizes[-1]) C-contiguous ndarray of the plan's dtype
         Targets: one-hot rows (cross-entropy), 0/1 (binary cross-entropy) or values (squared error).
     order : (n,) C-contiguous ndarray of int64
@@ -896,7 +782,8 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         may be short).  An epoch can be trained in several calls over consecutive slices of its order
         that start at multiples of the batch size (for progress reports): see ``start_loss``.
     theta : (n_params,) ndarray of the plan's dtype
-        The flat parameters (see :func:`parameter_offsets`), updated in place.
+        The flat parameters (see :func:`parameter_offsets`, :func:`network_parameter_offsets`), updated in
+        place.
     state : pair of ndarrays
         The optimizer buffers from ``plan.new_state()``, updated in place.
     lr : float
@@ -918,14 +805,22 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         When a batch's loss is not finite the epoch stops before that batch's update and ``loss`` is that
         value.
     """
-    if not isinstance(plan, EpochPlan):
-        raise TypeError(f"plan: expected an EpochPlan from fastnn.functional.epoch_plan, got {type(plan).__name__}")
+    if isinstance(plan, EpochPlan):
+        d, c, shape = plan.sizes[0], plan.sizes[-1], f"a 2-D array of shape (N, {plan.sizes[0]})"
+    elif isinstance(plan, NetworkPlan):
+        d, c = plan.input_size, plan.output_size
+        shape = f"C-contiguous images of shape (N, {', '.join(map(str, plan.input_shape))}) or rows (N, {d})"
+        if isinstance(X, np.ndarray) and X.ndim == 4 and X.shape[1:] == plan.input_shape and X.flags.c_contiguous:
+            X = X.reshape(X.shape[0], d)
+    else:
+        raise TypeError(f"plan: expected an EpochPlan from fastnn.functional.epoch_plan or a NetworkPlan from "
+                        f"network_plan, got {type(plan).__name__}")
     if not isinstance(X, np.ndarray) or X.ndim != 2:
-        raise ValueError(f"X: expected a 2-D array of shape (N, {plan.sizes[0]}), got "
+        raise ValueError(f"X: expected {shape}, got "
                          f"{_describe(X) if isinstance(X, np.ndarray) else type(X).__name__}")
     N = X.shape[0]
-    _check_array(X, "X", (N, plan.sizes[0]), plan.dtype)
-    _check_array(T, "T", (N, plan.sizes[-1]), plan.dtype)
+    _check_array(X, "X", (N, d), plan.dtype)
+    _check_array(T, "T", (N, c), plan.dtype)
     if not isinstance(order, np.ndarray) or order.ndim != 1:
         raise ValueError(f"order: expected a 1-D array of row numbers, got "
                          f"{_describe(order) if isinstance(order, np.ndarray) else type(order).__name__}")
@@ -947,6 +842,7 @@ def train_epoch(plan: EpochPlan, X, T, order, theta, state, *, lr: float, step: 
         raise ValueError(f"threads: expected a positive integer, got {threads!r}")
     if not np.isfinite(start_loss):
         raise ValueError(f"start_loss: expected the finite loss sum of the epoch's earlier calls, got {start_loss!r}")
-    loss, correct, step, solo = _core.mlp_epoch(plan, X, T, order, theta, state[0], state[1], float(lr),
-                                                int(step), int(threads), float(start_loss))
+    run = _core.network_epoch if isinstance(plan, NetworkPlan) else _core.mlp_epoch
+    loss, correct, step, solo = run(plan, X, T, order, theta, state[0], state[1], float(lr), int(step), int(threads),
+                                    float(start_loss))
     return EpochResult(float(loss), int(correct), int(step), int(solo))

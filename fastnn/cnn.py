@@ -1,0 +1,504 @@
+"""A convolutional network: a stack of ``fastnn.layers`` whose parameters live in one flat vector.
+
+:class:`CNN` is the convolutional sibling of :class:`fastnn.models.MLP`: the same flat ``theta`` (so one
+optimizer call updates everything and ``fastnn.train.Trainer`` trains it with every option it has), the
+same ``predict_proba`` / ``predict`` / ``evaluate``, and the same safe ``.npz`` files.
+
+Parameter layout (shared with the compiled epoch): the layers that have parameters (Conv2D, Dense), in
+order, each ``W`` then ``b``, back to back in C order: a Conv2D's ``W`` is (KH, KW, C_in, C_out), a
+Dense's (n_in, n_out).  Images are NHWC (channels last), and Flatten is the C-order reshape of an
+(H, W, C) image.
+
+Inputs are images ``(n, H, W, C)``.  hw36 rows (each 32x32 image stored transposed) become images with
+:func:`fastnn.layers.rows_to_images` once, before training; the model does not guess a layout from flat
+rows.
+
+The recipe that trains a CNN on hw36 is ``fastnn.cnn_recipe.train_cnn``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from . import functional as F
+from ._io import atomic_write
+from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
+from .models import (LOSSES, MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_model_container,
+                     max_params_limit, open_npy_member, read_member_exactly, read_small_member)
+
+__all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
+
+#: Initialisations: 'auto' is He (normal, Var = 2 / fan_in) before a ReLU and Xavier (uniform,
+#: Var = 2 / (fan_in + fan_out)) elsewhere; 'he' and 'xavier' use one rule for every layer.
+INITS = ("auto", "he", "xavier")
+#: Values per chunk (activations and the convolution's im2col rows of one chunk of samples) when a model
+#: runs over a whole data set: bounds the memory of ``forward`` (8M values: 64 MB in float64).
+EVAL_ELEMENTS = 1 << 23
+
+_FORMAT = "fastnn.CNN/1"
+_MEMBERS = ("format", "input_shape", "layers", "loss", "theta")
+_HINT = "pass a model file written by CNN.save (an .npz)"
+
+
+class CNN:
+    """A stack of Conv2D, MaxPool2D, Flatten and Dense layers ending in a Dense layer.
+
+    Parameters
+    ----------
+    input_shape : (H, W, C) or (n,)
+        One sample's shape (NHWC images: channels last).
+    layers : sequence of fastnn.layers layers
+        Checked at once: a shape that does not fit a layer is a ``ValueError`` naming the layer
+        (``layers[i] Conv2D(...)``), the shape it received and the one it expects.
+    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}, optional
+        Inferred as for ``MLP``: softmax output -> cross-entropy, one sigmoid unit -> binary
+        cross-entropy, else squared error.
+    init : {'auto', 'he', 'xavier'}
+        See :data:`INITS`; biases start at zero.
+    dtype : {'float32', 'float64'}
+    seed : int
+        Seeds ``np.random.default_rng`` for the weights.
+
+    Examples
+    --------
+    >>> from fastnn.layers import Conv2D, MaxPool2D, Flatten, Dense
+    >>> model = CNN((32, 32, 1), [Conv2D(1, 8, 3, padding="same"), MaxPool2D(2), Flatten(),
+    ...                           Dense(2048, 36, "softmax")], seed=0)
+    >>> model.theta.size, model.loss
+    (73844, 'cross_entropy')
+    """
+
+    def __init__(self, input_shape, layers, *, loss=None, init="auto", dtype="float64", seed=0):
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+        self._setup(*self._check_architecture(input_shape, layers, loss, dtype), np.zeros)
+        self.init(init, seed=seed)
+
+    @staticmethod
+    def _check_architecture(input_shape, layers, loss, dtype):
+        """The constructor's checks: (input_shape, layers, shapes, loss, dtype), or a ValueError/TypeError."""
+        input_shape = check_input_shape(input_shape)
+        layers = list(layers)
+        if len(layers) > MAX_MODEL_LAYERS:
+            raise ValueError(f"layers: {len(layers):,} layers, more than MAX_MODEL_LAYERS ({MAX_MODEL_LAYERS:,})")
+        shapes = infer_shapes(input_shape, layers)
+        last = layers[-1]
+        if not isinstance(last, Dense):
+            raise ValueError(f"layers[{len(layers) - 1}] {last!r}: the last layer must be a Dense layer (the "
+                             f"outputs), got output shape {shapes[-1]}")
+        if loss is None:
+            if last.activation == "softmax":
+                loss = "cross_entropy"
+            elif last.activation == "sigmoid" and last.n_out == 1:
+                loss = "binary_cross_entropy"
+            else:
+                loss = "squared_error"
+        if loss not in LOSSES:
+            raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
+        if loss == "cross_entropy" and last.activation != "softmax":
+            raise ValueError("loss 'cross_entropy' needs a 'softmax' output layer")
+        if loss == "binary_cross_entropy" and (last.activation != "sigmoid" or last.n_out != 1):
+            raise ValueError("loss 'binary_cross_entropy' needs one 'sigmoid' output unit")
+        if loss == "squared_error" and last.activation == "softmax":
+            raise ValueError("loss 'squared_error' with a softmax output is not supported; use 'cross_entropy'")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        return input_shape, layers, shapes, loss, dtype
+
+    @staticmethod
+    def _layout(layers):
+        """Per layer (w_off, b_off) in the flat vector, or None for a layer without parameters; the total."""
+        offsets, off = [], 0
+        for layer in layers:
+            shapes = layer.param_shapes()
+            if not shapes:
+                offsets.append(None)
+                continue
+            w, b = (math.prod(s) for s in shapes)
+            offsets.append((off, off + w))
+            off += w + b
+        return offsets, off
+
+    def _setup(self, input_shape, layers, shapes, loss, dtype, alloc):
+        self.input_shape = input_shape
+        self.layers = layers
+        self.shapes = shapes
+        self.loss = loss
+        self.dtype = dtype
+        self.offsets, n_params = self._layout(layers)
+        self.theta = alloc(n_params, dtype=dtype)
+
+    # ----------------------------------------------------------------- parameters
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the output layer (classes, or 1 for a binary classifier)."""
+        return self.shapes[-1][0]
+
+    def layer_parameters(self, vec, i):
+        """(W, b) of layer ``i`` as views of ``vec`` (``theta``, or a gradient laid out like it); None for a
+        layer without parameters."""
+        if self.offsets[i] is None:
+            return None
+        (w_off, b_off), (w_shape, b_shape) = self.offsets[i], self.layers[i].param_shapes()
+        return (vec[w_off:b_off].reshape(w_shape), vec[b_off:b_off + b_shape[0]])
+
+    def parameters(self):
+        """Weights and biases of the layers that have them, in order: [W, b, W, b, ...] (views of ``theta``)."""
+        return [p for i in range(len(self.layers)) if self.offsets[i] is not None
+                for p in self.layer_parameters(self.theta, i)]
+
+    def init(self, init="auto", *, seed=0, rng=None):
+        """(Re)initialise the weights (see :data:`INITS`) from ``np.random.default_rng(seed)`` or ``rng``, and
+        zero the biases."""
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {INITS}, got {init!r}")
+        if rng is None:
+            rng = np.random.default_rng(seed)
+        for i, layer in enumerate(self.layers):
+            params = self.layer_parameters(self.theta, i)
+            if params is None:
+                continue
+            W, b = params
+            receptive = math.prod(W.shape[:-2])  # KH*KW for a convolution, 1 for a dense layer
+            fan_in, fan_out = receptive * W.shape[-2], receptive * W.shape[-1]
+            if init == "he" or (init == "auto" and layer.activation == "relu"):
+                W[...] = rng.normal(0.0, math.sqrt(2.0 / fan_in), W.shape)
+            else:
+                limit = math.sqrt(6.0 / (fan_in + fan_out))  # Var(U(-a, a)) = a^2 / 3 = 2 / (fan_in + fan_out)
+                W[...] = rng.uniform(-limit, limit, W.shape)
+            b[...] = 0
+        return self
+
+    def network_layers(self):
+        """The layers as ``fastnn.functional.network_plan`` describes them (tuples), or None when the compiled
+        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten, then
+        dense layers); such a model trains batch by batch."""
+        kinds = "".join("c" if isinstance(layer, Conv2D) else "p" if isinstance(layer, MaxPool2D)
+                        else "d" if isinstance(layer, Dense) else "f" for layer in self.layers)
+        if len(self.input_shape) != 3 or not re.fullmatch(r"[cp]*fd+", kinds):
+            return None
+        out = []
+        for layer in self.layers:
+            if isinstance(layer, Conv2D):
+                out.append(("conv", layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                            layer.padding, layer.activation))
+            elif isinstance(layer, MaxPool2D):
+                out.append(("pool", layer.size))
+            elif isinstance(layer, Dense):
+                out.append(("dense", layer.n_in, layer.n_out, layer.activation))
+            else:
+                out.append(("flatten",))
+        return out
+
+    def __repr__(self):
+        lines = [f"CNN(input {self.input_shape}, loss={self.loss!r}, {self.dtype}, {self.theta.size:,} parameters)"]
+        width = max(len(repr(layer)) for layer in self.layers)
+        for i, (layer, shape) in enumerate(zip(self.layers, self.shapes)):
+            n = sum(math.prod(s) for s in layer.param_shapes())
+            lines.append(f"  ({i}) {layer!r:<{width}} -> {str(shape):<14} {n:>10,} parameters")
+        return "\n".join(lines)
+
+    # -------------------------------------------------------------------- running
+
+    def check_inputs(self, X, name="X") -> np.ndarray:
+        """X as a C-contiguous (n, *input_shape) array of the model's dtype, with finite values."""
+        X = np.asarray(X)
+        expected = (X.shape[0] if X.ndim else 0,) + self.input_shape
+        if X.shape != expected:
+            hint = ""
+            if X.ndim == 2 and len(self.input_shape) == 3 and X.shape[1] == math.prod(self.input_shape):
+                hint = "; for hw36-layout rows use fastnn.layers.rows_to_images(X) first"
+            shown = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"{name}: expected shape (n_samples, {shown}), got shape {X.shape}{hint}")
+        F.float_dtype(X)
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not F.all_finite(X):
+            raise ValueError(f"{name}: contains NaN or inf values")
+        return X
+
+    def _chunk_rows(self) -> int:
+        per_sample = math.prod(self.input_shape)
+        for layer, shape in zip(self.layers, self.shapes):
+            per_sample = max(per_sample, math.prod(shape))
+            if isinstance(layer, Conv2D):
+                kh, kw = layer.kernel_size
+                per_sample = max(per_sample, shape[0] * shape[1] * kh * kw * layer.in_channels)
+        return max(1, EVAL_ELEMENTS // per_sample)
+
+    def _run(self, X, theta, last_linear, keep):
+        """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs.
+
+        Returns the output (the last layer's pre-activation when ``last_linear``) and the per-layer records:
+        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, input shape for Flatten.
+        """
+        records = []
+        h = X
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, (Conv2D, Dense)):
+                W, b = self.layer_parameters(theta, i)
+                act = "linear" if (i == last and last_linear) else layer.activation
+                if isinstance(layer, Conv2D):
+                    _, post = F.conv2d_forward(h, W, b, act, stride=layer.stride, padding=layer.padding)
+                else:
+                    _, post = F.dense_forward(h, W, b, act)
+                if keep:
+                    records.append((h, post))
+                h = post
+            elif isinstance(layer, MaxPool2D):
+                shape = h.shape
+                h, argmax = F.max_pool2d_forward(h, layer.size)
+                if keep:
+                    records.append((shape, argmax))
+            else:  # Flatten
+                if keep:
+                    records.append(h.shape)
+                h = h.reshape(h.shape[0], -1)
+        return h, records
+
+    def forward(self, X, *, logits=False) -> np.ndarray:
+        """Run the network over ``X`` in chunks (of at most :data:`EVAL_ELEMENTS` values of activations).
+
+        Parameters
+        ----------
+        X : (n, *input_shape) ndarray
+        logits : bool
+            Return the last layer's pre-activation instead of its output.
+
+        Returns
+        -------
+        (n, n_outputs) ndarray of the model's dtype
+        """
+        X = self.check_inputs(X)
+        out = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+        step = self._chunk_rows()
+        for s in range(0, X.shape[0], step):
+            out[s:s + step], _ = self._run(X[s:s + step], self.theta, logits, keep=False)
+        return out
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax or sigmoid outputs), (n, n_outputs)."""
+        return self.forward(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class indices (n,); for one sigmoid output, 1 where p >= 0.5."""
+        P = self.forward(X)
+        if P.shape[1] == 1:
+            return (P[:, 0] >= 0.5).astype(np.int64)
+        return P.argmax(axis=1)
+
+    def _loss(self, Z, T):
+        """(summed loss, correct, dJ/dZ) of the last layer's output Z (logits unless squared error)."""
+        if self.loss == "cross_entropy":
+            r = F.softmax_cross_entropy(Z, T)
+        elif self.loss == "binary_cross_entropy":
+            r = F.sigmoid_binary_cross_entropy(Z, T)
+        else:
+            loss, delta = F.squared_error(Z, T)
+            return loss, 0, delta
+        return r.loss, round(r.accuracy * Z.shape[0]), r.delta
+
+    def evaluate(self, X, T):
+        """Loss averaged per sample and accuracy (NaN for the squared error) over a data set.
+
+        Parameters
+        ----------
+        X : (n, *input_shape) ndarray
+        T : targets: one-hot (n, c) or class indices (n,) for cross-entropy, (n, 1) 0/1 for binary
+            cross-entropy, (n, n_outputs) for squared error.
+
+        Returns
+        -------
+        loss : float
+        accuracy : float
+        """
+        X = self.check_inputs(X)
+        if X.shape[0] == 0:
+            raise ValueError("X: empty data set (0 rows)")
+        Z = self.forward(X, logits=self.loss != "squared_error")
+        if self.loss == "cross_entropy":
+            r = F.softmax_cross_entropy(Z, T)
+        elif self.loss == "binary_cross_entropy":
+            r = F.sigmoid_binary_cross_entropy(Z, T)
+        else:
+            loss, _ = F.squared_error(Z, T)
+            return loss / X.shape[0], float("nan")
+        return r.loss / X.shape[0], r.accuracy
+
+    def loss_gradient(self, X, T, grad=None, *, theta=None):
+        """One batch's summed loss, correct predictions, and the gradient of the loss w.r.t. ``theta``.
+
+        The step-by-step training path (and the reference for the compiled epoch): forward through
+        ``fastnn.functional``'s conv/pool/dense functions, the fused loss, and backward layer by layer.
+
+        Parameters
+        ----------
+        X : (n, *input_shape) ndarray of the model's dtype (checked images, e.g. from :meth:`check_inputs`)
+        T : (n, n_outputs) ndarray of the model's dtype (one-hot rows, 0/1, or values)
+        grad : (theta.size,) ndarray, optional
+            Written in place (allocated when None).
+        theta : (theta.size,) ndarray, optional
+            Parameters to differentiate at (default the model's).
+
+        Returns
+        -------
+        loss : float
+        correct : int
+        grad : ndarray, laid out like ``theta``
+        """
+        theta = self.theta if theta is None else theta
+        if grad is None:
+            grad = np.zeros_like(theta)
+        Z, records = self._run(X, theta, self.loss != "squared_error", keep=True)
+        loss, correct, delta = self._loss(Z, T)
+        if not np.isfinite(loss):
+            return loss, correct, grad
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            layer, rec = self.layers[i], records[i]
+            if isinstance(layer, (Conv2D, Dense)):
+                x, post = rec
+                W, _ = self.layer_parameters(theta, i)
+                gW, gb = self.layer_parameters(grad, i)
+                act = "linear" if (i == last and self.loss != "squared_error") else layer.activation
+                if isinstance(layer, Conv2D):
+                    dW, db, delta = F.conv2d_backward(delta, post, x, W, act, stride=layer.stride,
+                                                      padding=layer.padding, need_grad_X=i > 0)
+                else:
+                    dW, db, delta = F.dense_backward(delta, post, x, W, act, need_grad_X=i > 0)
+                gW[...] = dW
+                gb[...] = db
+            elif isinstance(layer, MaxPool2D):
+                shape, argmax = rec
+                delta = F.max_pool2d_backward(delta, argmax, shape) if i > 0 else None
+            else:
+                delta = delta.reshape(rec) if i > 0 else None
+        return loss, correct, grad
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path) -> Path:
+        """Write the model to an ``.npz`` file atomically, as :meth:`fastnn.models.MLP.save` does; return its
+        path (``.npz`` is appended if missing).  The layers are stored as a JSON description, nothing
+        pickled."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        layers = json.dumps([layer.config() for layer in self.layers])
+        with atomic_write(path, "wb") as fh:
+            np.savez(fh, format=np.array(_FORMAT), input_shape=np.array(self.input_shape, dtype=np.int64),
+                     layers=np.array(layers), loss=np.array(self.loss), theta=self.theta)
+        return path
+
+    @classmethod
+    def load(cls, path, *, max_params=None) -> "CNN":
+        """Read a model written by :meth:`save`, with the checks of :meth:`fastnn.models.MLP.load`.
+
+        Nothing is unpickled; the zip directory, each member's header and stored size, the layer
+        description (JSON, at most ``MAX_MODEL_META_BYTES``) and its parameter count (against
+        ``max_params``, default ``$FASTNN_MAX_MODEL_PARAMS`` or ``MAX_MODEL_PARAMS``) are checked before
+        anything large is allocated or decompressed.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ModelFileError
+            (a ``ValueError``) Not a fastnn CNN file, a damaged one, or one over a limit.
+        """
+        path = Path(path)
+        limit = max_params_limit(max_params)
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ModelFileError(f"{path}: {what}, not a model file; {_HINT}")
+        with open(path, "rb") as fh:
+            try:
+                check_model_container(path, fh, st.st_size)
+                with zipfile.ZipFile(fh) as zf:
+                    return cls._from_zip(path, zf, limit)
+            except ModelFileError:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, RuntimeError,
+                    zipfile.BadZipFile, zlib.error, struct.error) as exc:
+                raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__}: {exc}); "
+                                     "save or copy the model again") from None
+
+    @classmethod
+    def _from_zip(cls, path, zf, limit):
+        infos = {}
+        for name in _MEMBERS + ("sizes",):
+            for candidate in (name, name + ".npy"):
+                try:
+                    infos[name] = zf.getinfo(candidate)
+                    break
+                except KeyError:
+                    pass
+        if "format" in infos:
+            fmt = read_small_member(path, zf, infos["format"], "format")
+            if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != _FORMAT:
+                shown = str(fmt) if fmt.dtype.kind == "U" and fmt.ndim == 0 else f"{fmt.dtype} array {fmt.shape}"
+                hint = "; it is an MLP: load it with fastnn.models.MLP.load" if shown.startswith("fastnn.MLP/") else ""
+                raise ModelFileError(f"{path}: unknown model format {shown!r} (CNN.load reads {_FORMAT!r}){hint}")
+        missing = [n for n in _MEMBERS if n not in infos]
+        if missing:
+            raise ModelFileError(f"{path}: not a fastnn CNN file (missing {missing}); {_HINT}")
+        shape = read_small_member(path, zf, infos["input_shape"], "input_shape")
+        if shape.dtype.kind not in "iu" or shape.ndim != 1:
+            raise ModelFileError(f"{path}: 'input_shape' must be a vector of integers, got a {shape.dtype} array of "
+                                 f"shape {shape.shape}")
+        layers_json = read_small_member(path, zf, infos["layers"], "layers")
+        loss = read_small_member(path, zf, infos["loss"], "loss")
+        for name, arr in (("layers", layers_json), ("loss", loss)):
+            if arr.dtype.kind != "U" or arr.ndim != 0:
+                raise ModelFileError(f"{path}: '{name}' must be a string, got a {arr.dtype} array of shape {arr.shape}")
+        try:
+            configs = json.loads(str(layers_json))
+            if not isinstance(configs, list):
+                raise ValueError(f"expected a list of layers, got {type(configs).__name__}")
+            if len(configs) > MAX_MODEL_LAYERS:
+                raise ValueError(f"{len(configs):,} layers, more than MAX_MODEL_LAYERS ({MAX_MODEL_LAYERS:,})")
+            layers = [layer_from_config(c) for c in configs]
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise ModelFileError(f"{path}: invalid layer description ({exc})") from None
+        _, n_params = cls._layout(layers)
+        if n_params > limit:
+            raise ModelFileError(f"{path}: its layers declare {n_params:,} parameters, more than the limit of "
+                                 f"{limit:,}; if you trust this file, raise the limit with CNN.load(..., "
+                                 f"max_params=N) or ${MAX_PARAMS_ENV}")
+        shape_t, dtype, stream = open_npy_member(path, zf, infos["theta"], "theta")
+        with stream:
+            if dtype.kind != "f" or dtype.itemsize not in (4, 8) or dtype.shape != ():
+                raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
+                                     f"holds {dtype}")
+            try:
+                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), dtype.newbyteorder("="))
+            except (ValueError, TypeError) as exc:
+                raise ModelFileError(f"{path}: invalid model description ({exc})") from None
+            count = math.prod(shape_t)
+            if len(shape_t) != 1 or count != n_params:
+                what = f"{count:,} parameters" if len(shape_t) == 1 else f"a {shape_t} array of parameters"
+                raise ModelFileError(f"{path}: {what} stored, but its layers need {n_params:,} in one flat vector; "
+                                     "the file is damaged or was not written by CNN.save")
+            model = cls.__new__(cls)
+            model._setup(*arch, np.empty)
+            read_member_exactly(path, stream, memoryview(model.theta).cast("B"), "theta")
+        if not dtype.isnative:
+            model.theta.byteswap(inplace=True)
+        if not F.all_finite(model.theta):
+            raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
+                                 "holds NaN or inf")
+        return model

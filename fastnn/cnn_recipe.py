@@ -1,0 +1,135 @@
+"""The recipe that trains a :class:`fastnn.cnn.CNN` on the 36 hw36 classes.
+
+Kept apart from ``fastnn.cnn`` because it sits one level up: it uses the data loaders, the augmentation
+of ``fastnn.ocr_model`` and the trainer, where the model module uses only ``fastnn.functional``.
+
+The network trains on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn
+better from, as the OCR recipe found), and the inversion is folded into the first convolution afterwards
+(``W -> -W``, ``b -> b + sum W``; exact because that convolution has padding 'valid', so every window
+lies inside the image).  The returned model therefore takes hw36 images as stored, upright:
+``model.predict(rows_to_images(X))``.  Settings are chosen on the validation split only.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from .cnn import CNN
+from .layers import Conv2D, Dense, Flatten, MaxPool2D, rows_to_images
+from .train import History, ProgressBar, Trainer
+
+__all__ = ["CNN_RECIPES", "cnn_layers", "train_cnn"]
+
+#: Settings of :func:`train_cnn`.  ``conv``: output channels of each conv + 2x2 max-pool block (the first
+#: 'valid', the others 'same'); ``hidden``: width of the dense layer before the softmax; ``copies``: freshly
+#: distorted copies of the training rows added every epoch (``fastnn.ocr_model.augment``); the learning rate
+#: falls from ``lr`` along a cosine over the epochs.
+#:
+#: Measured on hw36 (train + extra letters = 16,515 rows, seed 0, chosen by validation accuracy only), the
+#: epoch with the best validation accuracy kept: 'small' as listed (20 epochs, one distorted copy) reaches
+#: 92.7% valid and 92.6% test; without the distorted copy (copies=0, 10 epochs) 90.7% valid and 91.1% test.
+CNN_RECIPES = {
+    "small": dict(conv=(16, 32), kernel=5, hidden=128, optimizer="adam", lr=1e-3, batch_size=64, epochs=20,
+                  weight_decay=0.0, copies=1, extra=True, dtype="float32"),
+}
+
+
+def cnn_layers(conv=(16, 32), kernel=5, hidden=128, n_classes=36, side=32, channels=1) -> list:
+    """Conv(+ReLU) + MaxPool2D(2) blocks, Flatten, Dense(hidden, ReLU), Dense(n_classes, softmax).
+
+    The first convolution has padding 'valid' (so an input inversion can be folded into it), the others
+    'same'."""
+    layers, c, h = [], channels, side
+    for i, f in enumerate(conv):
+        padding = "valid" if i == 0 else "same"
+        layers.append(Conv2D(c, f, kernel, padding=padding))
+        h = (h - kernel + 1 if i == 0 else h) // 2
+        layers.append(MaxPool2D(2))
+        c = f
+    layers += [Flatten(), Dense(h * h * c, hidden, "relu"), Dense(hidden, n_classes, "softmax")]
+    return layers
+
+
+def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=None, extra=None, progress=None,
+              **overrides):
+    """Train a hw36 CNN; return (model, history, settings).
+
+    Parameters
+    ----------
+    dataset : dict
+        ``{"train": (X, Y), "valid": (X, Y)}`` of hw36-layout rows (n, 1024) and one-hot labels (n, 36), as
+        ``fastnn.data.load_hw36`` returns them.
+    recipe : str
+        A key of :data:`CNN_RECIPES`; ``epochs``, ``lr``, ``copies`` and any other setting (``overrides``)
+        replace the recipe's.
+    seed : int
+        Seeds the weights, the batch order and the distortions.
+    extra : (X, Y), optional
+        hw36's 'extra' letters, added to the training rows when the recipe says ``extra=True``.
+    progress : bool, optional
+        One line per epoch on stderr (default: when stderr is a terminal).
+
+    Returns
+    -------
+    model : CNN
+        The parameters of the epoch with the best validation accuracy; takes upright images as stored
+        (``rows_to_images(X)``), the ink inversion folded in.
+    history : History
+        Per epoch: training loss and accuracy (on the rows trained that epoch), validation loss and
+        accuracy, learning rate, seconds; ``best_epoch``.
+    settings : dict
+    """
+    if recipe not in CNN_RECIPES:
+        raise ValueError(f"recipe: expected one of {tuple(CNN_RECIPES)}, got {recipe!r}")
+    s = dict(CNN_RECIPES[recipe])
+    unknown = set(overrides) - set(s)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}; the recipe has {sorted(s)}")
+    s.update(overrides)
+    for key, value in (("epochs", epochs), ("lr", lr), ("copies", copies)):
+        if value is not None:
+            s[key] = value
+    X, Y = dataset["train"]
+    if s["extra"] and extra is not None:
+        X, Y = np.vstack([X, extra[0]]), np.vstack([Y, extra[1]])
+    dtype = np.dtype(s["dtype"])
+    n = X.shape[0]
+    copies = int(s["copies"])
+    s["train_rows"] = int(n)
+    images = np.empty(((copies + 1) * n, 32, 32, 1), dtype)
+    images[:n] = 1 - rows_to_images(X)  # ink = 1 on a zero background
+    T = np.vstack([np.asarray(Y, dtype)] * (copies + 1))
+    Xv = (1 - rows_to_images(dataset["valid"][0])).astype(dtype)
+    Yv = dataset["valid"][1]
+    model = CNN((32, 32, 1), cnn_layers(s["conv"], s["kernel"], s["hidden"], Y.shape[1]), dtype=dtype, seed=seed)
+    trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"], shuffle="epoch",
+                      weight_decay=s["weight_decay"], seed=seed, progress=False)
+    rng = np.random.default_rng(seed)
+    show = progress if progress is not None else sys.stderr.isatty()
+    bar = ProgressBar(s["epochs"], "epoch") if show else None
+    hist, best = History(), None
+    for ep in range(s["epochs"]):
+        if copies:
+            from .ocr_model import augment  # (imports fastnn.ocr: only when augmenting)
+
+            for j in range(1, copies + 1):
+                images[j * n:(j + 1) * n, :, :, 0] = 1 - rows_to_images(augment(X, rng))[..., 0]
+        trainer.lr = float(s["lr"] * 0.5 * (1 + math.cos(math.pi * ep / s["epochs"])))
+        trainer.seed = seed * 100_003 + ep  # fit draws its batch order from the trainer's seed: a new one each epoch
+        h = trainer.fit(images, T, 1, valid=(Xv, Yv))
+        for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"):
+            getattr(hist, key).extend(getattr(h, key))
+        if best is None or hist.valid_acc[-1] > hist.valid_acc[best]:
+            best, best_theta = ep, model.theta.copy()
+        if bar is not None:
+            bar.update(ep + 1, f"loss {hist.train_loss[-1]:.4g} acc {hist.train_acc[-1]:.3f} "
+                               f"valid_acc {hist.valid_acc[-1]:.4f} ({hist.seconds[-1]:.1f}s)")
+    hist.best_epoch = best
+    model.theta[...] = best_theta
+    W, b = model.layer_parameters(model.theta, 0)  # fold the inversion: conv(1 - x, W) + b = conv(x, -W) + b + sum W
+    b += W.sum(axis=(0, 1, 2))
+    W *= -1
+    return model, hist, s

@@ -1,0 +1,297 @@
+"""The compiled training epoch of a convolutional network: conv and max-pool layers on NHWC images, a
+flatten, dense layers and a fused loss (:func:`network_plan`, trained by ``functional.train_epoch``)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._config import ADAM_EPS
+from .._kernels import _core
+from ._checks import check_training_options
+from .conv import conv2d_geometry, pool_geometry
+
+__all__ = ["NetworkPlan", "network_plan", "network_parameter_offsets"]
+
+_CONV_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
+#: Bytes of activations and im2col rows a thread of the compiled epoch keeps in flight per block of images.
+STACK_BLOCK_BYTES = 1 << 20
+_FIELDS = {
+    "conv": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "activation"),
+    "pool": ("size",),
+    "flatten": (),
+    "dense": ("n_in", "n_out", "activation"),
+}
+_DEFAULTS = {"stride": 1, "padding": "valid", "activation": None, "size": 2}
+
+
+def _layer_fields(i, layer) -> dict:
+    """One layer's description as a dict with its kind's fields (tuples are positional, dicts by name)."""
+    if isinstance(layer, dict):
+        kind = layer.get("kind")
+        values = {k: v for k, v in layer.items() if k != "kind"}
+    elif isinstance(layer, (tuple, list)) and layer:
+        kind, values = layer[0], None
+    else:
+        raise ValueError(f"layers[{i}]: expected a tuple such as ('conv', 1, 16, 3, 1, 'same', 'relu'), ('pool', 2), "
+                         f"('flatten',) or ('dense', 2048, 128, 'relu'), got {layer!r}")
+    if kind not in _FIELDS:
+        raise ValueError(f"layers[{i}]: unknown kind {kind!r}; expected one of {tuple(_FIELDS)}")
+    names = _FIELDS[kind]
+    if values is None:
+        if len(layer) - 1 > len(names):
+            raise ValueError(f"layers[{i}] ({kind}): expected at most the fields {names}, got {layer!r}")
+        values = dict(zip(names, layer[1:]))
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ValueError(f"layers[{i}] ({kind}): unknown fields {sorted(unknown)}; expected {names}")
+    out = {"kind": kind}
+    for name in names:
+        if name in values:
+            out[name] = values[name]
+        elif name in _DEFAULTS and not (kind == "dense" and name == "activation"):
+            out[name] = _DEFAULTS[name]
+        else:
+            raise ValueError(f"layers[{i}] ({kind}): missing the field {name!r}; expected {names}")
+    return out
+
+
+def _count(value, what) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def _kernel_size(value, what) -> tuple[int, int]:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return _count(value[0], what), _count(value[1], what)
+    k = _count(value, what)
+    return k, k
+
+
+def _describe_layers(layers, input_shape):
+    """Check the stack against the input shape; per layer (fields, shape in, shape out)."""
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+                                               for v in shape):
+        raise ValueError(f"input_shape: expected the images' (H, W, C) as three positive integers, got {input_shape!r}")
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers: expected at least one layer (the last must be 'dense')")
+    shape = tuple(int(v) for v in shape)
+    described, n_dense = [], sum(1 for layer in layers if _layer_fields(0, layer)["kind"] == "dense")
+    seen_dense = 0
+    for i, layer in enumerate(layers):
+        f = _layer_fields(i, layer)
+        kind, name = f["kind"], f"layers[{i}] ({f['kind']})"
+        if kind in ("conv", "pool") and len(shape) != 3:
+            raise ValueError(f"{name}: expected images (H, W, C) as input, got the flat shape {shape}: a conv or pool "
+                             "layer cannot follow a flatten or a dense layer")
+        if kind == "conv":
+            C_in = _count(f["in_channels"], f"{name}: in_channels")
+            F_out = _count(f["out_channels"], f"{name}: out_channels")
+            KH, KW = _kernel_size(f["kernel_size"], f"{name}: kernel_size")
+            if C_in != shape[2]:
+                raise ValueError(f"{name}: expected {C_in} input channels, got images of shape (H, W, C) = {shape}")
+            act = f["activation"] if f["activation"] is not None else "relu"
+            if act not in _CONV_ACTIVATIONS:
+                raise ValueError(f"{name}: activation must be one of {_CONV_ACTIVATIONS}, got {act!r}")
+            f.update(activation=act, kernel_size=(KH, KW))
+            g = conv2d_geometry(shape, (KH, KW, C_in, F_out), f["stride"], f["padding"], name=name)
+            f["geometry"] = g
+            out = (int(g[9]), int(g[10]), F_out)
+        elif kind == "pool":
+            g = pool_geometry(shape, f["size"], name)
+            f["geometry"] = g
+            out = (int(g[4]), int(g[5]), shape[2])
+        elif kind == "flatten":
+            if len(shape) != 3:
+                raise ValueError(f"{name}: the input is already flat, shape {shape}")
+            out = (shape[0] * shape[1] * shape[2],)
+        else:
+            if len(shape) != 1:
+                raise ValueError(f"{name}: expected a flat input, got images of shape (H, W, C) = {shape}: put a "
+                                 "('flatten',) layer before the first dense layer")
+            n_in = _count(f["n_in"], f"{name}: n_in")
+            n_out = _count(f["n_out"], f"{name}: n_out")
+            if n_in != shape[0]:
+                raise ValueError(f"{name}: expected n_in = {shape[0]} (the flattened input), got n_in = {n_in}")
+            seen_dense += 1
+            act = f["activation"]
+            if act not in _core.ACTIVATIONS or (act == "softmax" and seen_dense != n_dense):
+                raise ValueError(f"{name}: activation must be one of {tuple(_core.ACTIVATIONS)} (softmax only on the "
+                                 f"last layer), got {act!r}")
+            out = (n_out,)
+        described.append((f, shape, out))
+        shape = out
+    if described[-1][0]["kind"] != "dense":
+        raise ValueError(f"layers[{len(layers) - 1}] ({described[-1][0]['kind']}): the last layer must be 'dense' "
+                         "(the losses take one row of outputs per image)")
+    return described
+
+
+def network_parameter_offsets(layers, input_shape) -> tuple[list, int]:
+    """Where each layer's parameters live in the flat theta: per layer (w_off, b_off) or None, and the total.
+
+    Layers with parameters (conv, dense) in order, each W then b, back to back: a conv's W is
+    (KH, KW, C_in, C_out) C-ordered, a dense layer's (n_in, n_out); pool and flatten have none.
+
+    Examples
+    --------
+    >>> network_parameter_offsets([("conv", 1, 4, 3), ("flatten",), ("dense", 4 * 4 * 4, 2, "softmax")], (6, 6, 1))
+    ([(0, 36), None, (40, 168)], 170)
+    """
+    return _parameter_offsets(_describe_layers(layers, input_shape))
+
+
+def _parameter_offsets(described):
+    offsets, off = [], 0
+    for f, shape, out in described:
+        if f["kind"] == "conv":
+            KH, KW = f["kernel_size"]
+            size = KH * KW * shape[2] * out[2]
+            offsets.append((off, off + size))
+            off += size + out[2]
+        elif f["kind"] == "dense":
+            offsets.append((off, off + shape[0] * out[0]))
+            off += shape[0] * out[0] + out[0]
+        else:
+            offsets.append(None)
+    return offsets, off
+
+
+def _aligned(n: int) -> int:
+    return -(-n // 16) * 16  # 64 bytes: every workspace block starts aligned
+
+
+class NetworkPlan:
+    """Everything the compiled epoch of a convolutional network needs besides the data, the parameters and
+    the learning rate: the layer tables, one batch's workspace and the gradient buffer.
+
+    Built by :func:`network_plan`.  Its arrays are the kernel's scratch: reuse one plan for many epochs, and
+    one plan per training run at a time.
+    """
+
+    def __init__(self, described, input_shape, loss, optimizer, batch_size, dtype, momentum, betas, eps,
+                 weight_decay):
+        self.layer_fields = tuple(f for f, _, _ in described)
+        self.input_shape = tuple(input_shape)
+        self.loss = loss
+        self.optimizer = optimizer
+        self.batch_size = bs = batch_size
+        self.dtype = dtype
+        self.mu = betas[0] if optimizer == "adam" else momentum
+        self.beta2 = betas[1] if optimizer == "adam" else 0.0
+        self.eps = eps if optimizer == "adam" else 0.0
+        self.weight_decay = weight_decay
+        self.loss_code = _core.LOSSES[loss]
+        self.optimizer_code = _core.OPTIMIZERS[optimizer]
+        self.input_size = int(np.prod(self.input_shape))
+        self.output_size = described[-1][2][0]
+        #: Per layer (w_off, b_off) in theta, or None (see network_parameter_offsets).
+        self.offsets_of_layers, self.n_params = _parameter_offsets(described)
+        rows = [(f, s, o, p) for (f, s, o), p in zip(described, self.offsets_of_layers)]
+        stack = [r for r in rows if r[0]["kind"] in ("conv", "pool")]
+        dense = [r for r in rows if r[0]["kind"] == "dense"]
+        self.conv_end = dense[0][3][0]
+        widths = [o[0] for _, _, o, _ in dense]
+        first_in = dense[0][1][0]
+        self.part_stride = max([int(np.prod(o)) for _, _, o, _ in stack], default=0)
+        blocks = {"xb0": bs * self.input_size, "xb1": bs * self.input_size, "tb0": bs * self.output_size,
+                  "tb1": bs * self.output_size, "da": bs * max(widths), "db": bs * max(widths),
+                  "scratch": max(bs * max(widths + [first_in]), max(s[0] * o[0] for _, s, o, _ in dense)),
+                  "dtop": bs * first_in if stack else 0, "ga": bs * self.part_stride, "gb": bs * self.part_stride}
+        off, offsets = 0, {}
+        for name in _core.NET_WORK_OFFSETS:
+            offsets[name] = off
+            off += _aligned(blocks[name])
+        self.offsets = np.array([offsets[name] for name in _core.NET_WORK_OFFSETS], dtype=np.int64)
+        geometry, ioff, doff = [], 0, 0
+        self.stack = np.zeros((len(stack), len(_core.STACK_COLUMNS)), dtype=np.int64)
+        for row, (f, s, o, p) in zip(self.stack, stack):
+            in_size, out_size = int(np.prod(s)), int(np.prod(o))
+            g = f["geometry"]
+            out_off = off
+            off += _aligned(bs * out_size)
+            if f["kind"] == "conv":
+                K, F = int(g[3] * g[4] * g[2]), int(g[5])
+                pointwise = g[3] == 1 and g[4] == 1 and g[6] == 1
+                cols_off = -1 if pointwise else off
+                off += 0 if pointwise else _aligned(bs * int(g[9] * g[10]) * K)
+                gpart_off = off
+                off += _aligned(K * F)
+                row[:] = (_core.STACK_KINDS["conv"], in_size, out_size, p[0], p[1], _core.ACTIVATIONS[f["activation"]],
+                          out_off, cols_off, len(geometry), gpart_off, doff)
+                doff += 2 * F
+            else:
+                row[:] = (_core.STACK_KINDS["pool"], in_size, out_size, -1, -1, 0, out_off, ioff, len(geometry), -1, -1)
+                ioff += bs * out_size
+            geometry.extend(int(v) for v in g)
+        self.geometry = np.array(geometry, dtype=np.int64)
+        #: Images a thread takes through the stack at a time: about STACK_BLOCK_BYTES of their activations
+        #: and im2col rows, so that each layer reads its input from the cache.
+        per_image = sum(r[2] + (int(g[9] * g[10] * g[3] * g[4] * g[2]) if r[7] >= 0 else 0)
+                        for r, (f, _, _, _) in zip(self.stack, stack) for g in [f["geometry"]] if r[0] == 0)
+        per_image += sum(r[2] for r in self.stack if r[0] != 0)
+        self.block = max(1, min(bs, STACK_BLOCK_BYTES // max(1, per_image * dtype.itemsize)))
+        self.layers = np.zeros((len(dense), len(_core.LAYER_COLUMNS)), dtype=np.int64)
+        for row, (f, s, o, p) in zip(self.layers, dense):
+            m = o[0]
+            row[:] = (s[0], m, p[0], p[1], off, off + _aligned(bs * m), _core.ACTIVATIONS[f["activation"]])
+            off += 2 * _aligned(bs * m)
+        self.work = np.zeros(off, dtype=dtype)
+        self.iwork = np.zeros(ioff, dtype=np.int32)
+        self.dwork = np.zeros(doff, dtype=np.float64)
+        #: Lengths of the two optimizer buffers: momentum or Adam's m, and Adam's v (0: unused).
+        self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if optimizer == "adam" else 0)
+        self.grad = np.zeros(self.n_params, dtype=dtype)
+        #: Seconds, written by the kernel, as EpochPlan.timing.
+        self.timing = np.zeros(3)
+
+    def new_state(self):
+        """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
+        return tuple(np.zeros(n, self.dtype) for n in self.state_sizes)
+
+    def __repr__(self):
+        kinds = "-".join(f["kind"] for f in self.layer_fields)
+        return (f"NetworkPlan({self.input_shape} {kinds}, loss={self.loss!r}, optimizer={self.optimizer!r}, "
+                f"batch_size={self.batch_size}, {self.dtype}, {self.n_params:,} parameters, workspace "
+                f"{self.work.nbytes + self.grad.nbytes + self.iwork.nbytes + self.dwork.nbytes:,} bytes)")
+
+
+def network_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32, dtype="float64", momentum=0.9,
+                 betas=(0.9, 0.999), eps=ADAM_EPS, weight_decay=0.0) -> NetworkPlan:
+    """Plan the compiled training epoch of a convolutional network: check the description, lay out the workspace.
+
+    Parameters
+    ----------
+    layers : sequence of tuples (or dicts with the same field names)
+        In order: ``("conv", in_channels, out_channels, kernel_size, stride=1, padding="valid",
+        activation="relu")`` (kernel_size an int or (KH, KW); activation linear/sigmoid/tanh/relu),
+        ``("pool", size=2)`` (max-pooling, window = stride = size), ``("flatten",)``, then
+        ``("dense", n_in, n_out, activation)`` layers (softmax only last).  Conv and pool layers come first,
+        a flatten before the first dense layer, a dense layer last.
+    input_shape : (H, W, C)
+        The images' shape; the data are NHWC rows (N, H, W, C) or (N, H*W*C).
+    loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}
+    optimizer, batch_size, dtype, momentum, betas, eps, weight_decay
+        As in :func:`fastnn.functional.epoch_plan`.
+
+    Returns
+    -------
+    NetworkPlan
+        Parameters laid out by :func:`network_parameter_offsets` (``plan.offsets_of_layers``,
+        ``plan.n_params``).
+
+    Examples
+    --------
+    >>> plan = network_plan([("conv", 1, 16, 3, 1, "same", "relu"), ("pool", 2), ("conv", 16, 32, 3, 1, "same", "relu"),
+    ...                      ("pool", 2), ("flatten",), ("dense", 2048, 128, "relu"), ("dense", 128, 36, "softmax")],
+    ...                     (32, 32, 1), "cross_entropy", batch_size=32, dtype="float32")
+    >>> plan.n_params
+    271140
+    """
+    described = _describe_layers(layers, input_shape)
+    options = check_training_options(loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
+    return NetworkPlan(described, tuple(int(v) for v in input_shape), *options)
