@@ -1,7 +1,7 @@
 """The recipe that trains a :class:`fastnn.cnn.CNN` on the 36 hw36 classes.
 
 Kept apart from ``fastnn.cnn`` because it sits one level up: it uses the data loaders, the augmentation
-of ``fastnn.ocr_model`` and the trainer, where the model module uses only ``fastnn.functional``.
+(``fastnn.data.augment``) and the trainer, where the model module uses only ``fastnn.functional``.
 
 The network trains on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn
 better from, as the OCR recipe found), and the inversion is folded into the first convolution afterwards
@@ -25,7 +25,7 @@ __all__ = ["CNN_RECIPES", "cnn_layers", "train_cnn"]
 
 #: Settings of :func:`train_cnn`.  ``conv``: output channels of each conv + 2x2 max-pool block (the first
 #: 'valid', the others 'same'); ``hidden``: width of the dense layer before the softmax; ``copies``: freshly
-#: distorted copies of the training rows added every epoch (``fastnn.ocr_model.augment``); the learning rate
+#: distorted copies of the training rows added every epoch (``fastnn.data.augment``); the learning rate
 #: falls from ``lr`` along a cosine over the epochs.
 #:
 #: Measured on hw36 (train + extra letters = 16,515 rows, seed 0, chosen by validation accuracy only), the
@@ -113,7 +113,7 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     hist, best = History(), None
     for ep in range(s["epochs"]):
         if copies:
-            from .ocr_model import augment  # (imports fastnn.ocr: only when augmenting)
+            from .data import augment
 
             for j in range(1, copies + 1):
                 images[j * n:(j + 1) * n, :, :, 0] = 1 - rows_to_images(augment(X, rng))[..., 0]
