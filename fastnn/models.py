@@ -284,6 +284,24 @@ class MLP:
             return loss / X.shape[0], float("nan")
         return r.loss / X.shape[0], r.accuracy
 
+    # ------------------------------------------------------------------ interop (optional packages)
+
+    def to_onnx(self, path, *, opset=None, logits=False) -> Path:
+        """Write the network as an ONNX file (``fastnn.onnx.to_onnx``; needs ``pip install 'fastnn[onnx]'``).
+
+        The graph's input ``input`` is (batch, sizes[0]) with a dynamic batch dimension, its output ``output``
+        the network's output; ``opset`` defaults to ``fastnn.onnx.DEFAULT_OPSET``.  Returns the path.
+        """
+        from . import onnx
+
+        return onnx.to_onnx(self, path, opset=onnx.DEFAULT_OPSET if opset is None else opset, logits=logits)
+
+    def to_torch(self):
+        """The network as a ``torch.nn.Sequential`` with the same weights (``fastnn.torch.to_torch``)."""
+        from .torch import to_torch
+
+        return to_torch(self)
+
     # ------------------------------------------------------------------ persistence
 
     def save(self, path) -> Path:

@@ -1,0 +1,199 @@
+"""ONNX export: ``to_onnx(model, path)`` writes a fastnn network as an ONNX graph that onnxruntime runs.
+
+A model is first described as a list of layers, ``(kind, ...)`` tuples (``layers_of``), and each kind has
+one emit function in ``EMITTERS`` that appends its nodes and initializers to the graph: a new layer type
+(a convolution, a pooling, a flatten) is a new describer and a few lines of emit function.  An MLP is
+``("dense", W, b)`` (one ``Gemm``: ``X @ W + b``, W stored as fastnn's (n_in, n_out), so no transpose)
+then ``("activation", name)`` (``Sigmoid``, ``Tanh``, ``Relu``, ``Softmax`` over the last axis, nothing for
+'linear').
+
+The graph declares its opset (``DEFAULT_OPSET`` unless asked otherwise) and the lowest IR version that
+opset needs; its one input, ``input``, is (batch, n_features) with a named dynamic batch dimension, and its
+one output, ``output``, is the network's output (probabilities for a classifier; ``logits=True`` stops
+before the last activation).  The tensors keep the model's dtype (float32 or float64).  The graph is
+checked with ``onnx.checker`` (with shape inference) before it is written, atomically
+(``fastnn._io.atomic_write``).
+
+onnx is an optional dependency (``pip install 'fastnn[onnx]'``, which also brings onnxruntime to run the
+files): it is imported only when a model is exported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from ._io import atomic_write
+
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "EMITTERS", "layers_of", "to_onnx", "to_onnx_model"]
+
+#: Opset declared when none is asked for: every operator used here is unchanged since opset 13, and
+#: onnxruntime has run opset 17 since version 1.11.
+DEFAULT_OPSET = 17
+#: Oldest opset accepted: Softmax took its current meaning (one axis, default -1) in opset 13.
+MIN_OPSET = 13
+INPUT_NAME = "input"
+OUTPUT_NAME = "output"
+BATCH_DIM = "batch"
+
+_ACTIVATION_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax", "linear": None}
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError("ONNX export needs the onnx package, an optional dependency: pip install 'fastnn[onnx]' "
+                          "(or pip install onnx onnxruntime)") from exc
+    return onnx
+
+
+class _Graph:
+    """The nodes and initializers of the graph under construction, with unique names."""
+
+    def __init__(self, onnx, dtype):
+        self.onnx = onnx
+        self.dtype = np.dtype(dtype)
+        self.nodes, self.initializers, self._used = [], [], set()
+
+    def name(self, base: str) -> str:
+        n = 0
+        while f"{base}_{n}" in self._used:
+            n += 1
+        self._used.add(f"{base}_{n}")
+        return f"{base}_{n}"
+
+    def constant(self, base: str, array) -> str:
+        """Add ``array`` (in the graph's dtype) as an initializer; return its name."""
+        name = self.name(base)
+        data = np.ascontiguousarray(array, dtype=self.dtype)
+        self.initializers.append(self.onnx.numpy_helper.from_array(data, name))
+        return name
+
+    def node(self, op: str, inputs, base: str, output: str | None = None, **attributes) -> str:
+        """Add one ``op`` node; return the name of its output (``output`` if given)."""
+        out = output or self.name(base)
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=self.name(op), **attributes))
+        return out
+
+
+# ------------------------------------------------------------------------------ emitters, one per layer kind
+
+def _emit_dense(g: _Graph, x: str, layer, output=None) -> str:
+    _, W, b = layer
+    return g.node("Gemm", [x, g.constant("W", W), g.constant("b", b)], "dense", output)
+
+
+def _emit_activation(g: _Graph, x: str, layer, output=None) -> str:
+    op = _ACTIVATION_OPS[layer[1]]
+    if op is None:  # linear
+        return g.node("Identity", [x], "linear", output) if output else x
+    attributes = {"axis": -1} if op == "Softmax" else {}
+    return g.node(op, [x], layer[1], output, **attributes)
+
+
+#: layer kind -> emit(graph, input name, layer, output name or None) -> output name.
+EMITTERS = {"dense": _emit_dense, "activation": _emit_activation}
+
+
+def layers_of(model):
+    """The layer list of a fastnn model, ``[(kind, ...), ...]``, and its input width.
+
+    Returns
+    -------
+    layers : list of tuples
+        ``("dense", W (n_in, n_out), b (n_out,))`` and ``("activation", name)`` for an MLP.
+    n_inputs : int
+    """
+    from .models import MLP
+
+    if isinstance(model, MLP):
+        layers = []
+        for W, b, act in zip(model.weights, model.biases, model.activations):
+            layers += [("dense", W, b), ("activation", act)]
+        return layers, model.sizes[0]
+    raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP), got {type(model).__name__}")
+
+
+def _check_opset(onnx, opset) -> int:
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
+        raise ValueError(f"opset: expected an integer from {MIN_OPSET} to {newest} (the newest this onnx "
+                         f"{onnx.__version__} knows), got {opset!r}")
+    return int(opset)
+
+
+def to_onnx_model(model, *, opset: int = DEFAULT_OPSET, logits: bool = False, graph_name: str | None = None):
+    """The ``onnx.ModelProto`` of a fastnn model, checked by ``onnx.checker`` (see the module's docstring).
+
+    Parameters
+    ----------
+    model : fastnn.models.MLP
+    opset : int
+        ONNX opset to declare, from ``MIN_OPSET`` (13) to the newest the installed onnx knows.
+    logits : bool
+        End before the last activation (the logits of a classifier).
+    graph_name : str, optional
+
+    Returns
+    -------
+    onnx.ModelProto
+    """
+    onnx = _import_onnx()
+    opset = _check_opset(onnx, opset)
+    layers, n_inputs = layers_of(model)
+    if logits and layers[-1][0] == "activation":
+        layers = layers[:-1]
+    dtype = np.dtype(model.dtype)
+    g = _Graph(onnx, dtype)
+    x = INPUT_NAME
+    for i, layer in enumerate(layers):
+        x = EMITTERS[layer[0]](g, x, layer, OUTPUT_NAME if i == len(layers) - 1 else None)
+    elem = onnx.helper.np_dtype_to_tensor_dtype(dtype)
+    n_outputs = next(layer[1].shape[1] for layer in reversed(layers) if layer[0] == "dense")
+    graph = onnx.helper.make_graph(
+        g.nodes, graph_name or type(model).__name__, [onnx.helper.make_tensor_value_info(INPUT_NAME, elem,
+                                                                                          [BATCH_DIM, n_inputs])],
+        [onnx.helper.make_tensor_value_info(OUTPUT_NAME, elem, [BATCH_DIM, n_outputs])], g.initializers,
+        doc_string=repr(model))
+    opset_ids = [onnx.helper.make_opsetid("", opset)]
+    proto = onnx.helper.make_model(graph, opset_imports=opset_ids, producer_name="fastnn",
+                                   producer_version=__version__,
+                                   ir_version=onnx.helper.find_min_ir_version_for(opset_ids))
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def to_onnx(model, path, *, opset: int = DEFAULT_OPSET, logits: bool = False) -> Path:
+    """Write a fastnn model to ``path`` as an ONNX file, atomically; return the path.
+
+    Parameters
+    ----------
+    model : fastnn.models.MLP
+    path : str or os.PathLike
+        Written as given (``.onnx`` is the usual ending); its folder is created if missing.
+    opset : int
+        ONNX opset to declare (default ``DEFAULT_OPSET``, 17).
+    logits : bool
+        End before the last activation.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> from fastnn.models import MLP
+    >>> MLP([1024, 64, 36], ["sigmoid", "softmax"], dtype="float32").to_onnx("mlp.onnx")  # doctest: +SKIP
+    PosixPath('mlp.onnx')
+    >>> import onnxruntime  # doctest: +SKIP
+    >>> onnxruntime.InferenceSession("mlp.onnx").run(None, {"input": X.astype("float32")})[0]  # doctest: +SKIP
+    """
+    proto = to_onnx_model(model, opset=opset, logits=logits)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as fh:
+        fh.write(proto.SerializeToString())
+    return path

@@ -1,0 +1,49 @@
+"""The optional integrations (scikit-learn, ONNX, PyTorch) stay optional: importing fastnn loads none of them, and
+using one that is absent raises an ImportError naming the extra to install.  Runs without any of them."""
+
+import json
+import subprocess
+import sys
+
+OPTIONAL = ("sklearn", "onnx", "onnxruntime", "torch")
+
+
+def _run(script):
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_importing_fastnn_loads_no_optional_package():
+    script = ("import json, sys; import fastnn, fastnn.functional, fastnn.nn, fastnn.models, fastnn.train, "
+              "fastnn.data, fastnn.cli; "
+              f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL!r})))")
+    assert json.loads(_run(script)) == []
+
+
+def test_a_missing_optional_package_names_its_extra(tmp_path):
+    """With each package made unimportable (a None entry in sys.modules), its entry point says what to install."""
+    script = f"""
+import json, sys
+for name in {OPTIONAL!r}:
+    sys.modules[name] = None
+from fastnn.models import MLP
+model = MLP([3, 2], ["softmax"])
+out = {{}}
+def attempt(key, call):
+    try:
+        call()
+        out[key] = None
+    except ImportError as exc:
+        out[key] = str(exc)
+def sk():
+    import fastnn.sklearn  # noqa: F401
+attempt("sklearn", sk)
+attempt("onnx", lambda: model.to_onnx({str(tmp_path / 'm.onnx')!r}))
+attempt("torch", lambda: model.to_torch())
+print(json.dumps(out))
+"""
+    messages = json.loads(_run(script))
+    for extra, message in messages.items():
+        assert message is not None and f"fastnn[{extra}]" in message, (extra, message)
+    assert not (tmp_path / "m.onnx").exists()
