@@ -24,6 +24,7 @@ from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
+from posix.unistd cimport usleep
 
 import numpy as np
 
@@ -61,6 +62,15 @@ NET_WORK_OFFSETS = WORK_OFFSETS + ("dtop", "ga", "gb")
 
 cdef int _threads = max(1, openmp.omp_get_max_threads())
 cdef long _barrier_spin = 2000
+
+
+def _test_lag(unsigned int microseconds):
+    """Tests only: make the epoch's second thread sleep after each batch (0: off), so that the first runs
+    ahead into the next batch as a descheduled partner would let it; return the previous setting."""
+    global _test_lag_us
+    old = _test_lag_us
+    _test_lag_us = microseconds
+    return old
 
 
 # ------------------------------------------------------------------------ configuration
@@ -420,6 +430,7 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
     e.correct = 0
     e.bad_loss = 0.0
     e.stop = 0
+    e.stopped_at = -1
     e.net = net
     threads = min(threads, 2)  # two parts per product: a third thread would only wait at the barriers
     with nogil:

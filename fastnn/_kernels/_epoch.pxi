@@ -18,6 +18,9 @@
 # batches were slow, the epoch goes on with thread 0 alone from the next batch (``solo_from``).  The
 # numbers stay the same.
 
+cdef unsigned int _test_lag_us = 0  # tests (_core._test_lag): thread 1 sleeps this long after each batch
+
+
 cdef enum:
     LOSS_SOFTMAX_CE = 0
     LOSS_SIGMOID_BCE = 1
@@ -76,6 +79,7 @@ ctypedef struct Epoch:
     Py_ssize_t correct
     double bad_loss
     int stop                 # set by thread 0 when a batch's loss is not finite; read after barriers
+    Py_ssize_t stopped_at    # the batch whose loss was not finite (-1: none), set with ``stop``
     void* net                # a convolutional network's stack (a Net, _conv_epoch.pxi), or NULL
 
 
@@ -245,6 +249,7 @@ cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexce
             e.correct += ok
         else:
             e.bad_loss = loss
+            e.stopped_at = b
             e.stop = 1  # nothing is updated from here on; every thread sees it at the next barrier
         if t.nth > 1:
             watch_team(t, e, b, n == e.batch)
@@ -313,7 +318,12 @@ cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
             team_net_batch(t, e, <Net*>e.net, theta, b, start, buf, step)
         else:
             team_batch(t, e, theta, b, start, buf, step)
-        if e.stop:  # read after the batch's last barrier: every thread leaves together
+        if t.tid == 1 and _test_lag_us:
+            usleep(_test_lag_us)
+        # Read after the batch's last barrier, and by batch number: with no barrier before the loss of the
+        # next batch (a network of small products only), thread 0 can reach that loss, and find it not
+        # finite, before thread 1 has looked.  Thread 1 then still runs batch b + 1 and both leave after it.
+        if e.stopped_at == b:
             step -= 1
             break
         buf = 1 - buf
