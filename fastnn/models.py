@@ -12,6 +12,7 @@ checks (``check_model_container``, ``open_npy_member``, ``read_small_member``,
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -146,6 +147,8 @@ class MLP:
         self.dtype = dtype
         self._offsets, n_params = F.parameter_offsets(sizes)
         self.theta = alloc(n_params, dtype=dtype)
+        #: Facts saved with the model (``save(meta=...)``), e.g. a shipped model's recipe and scores.
+        self.meta = {}
 
     # ----------------------------------------------------------------- parameters
 
@@ -304,7 +307,7 @@ class MLP:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path) -> Path:
+    def save(self, path, *, storage=None, meta=None) -> Path:
         """Write the model to an ``.npz`` file atomically; return its path (``.npz`` is appended if missing).
 
         The file is written to a temporary in the same folder, flushed to disk and renamed over ``path``
@@ -312,14 +315,37 @@ class MLP:
         never a part of one, and temporaries left by earlier saves of ``path`` that were killed are
         removed.  A new file gets the mode the umask gives a new file (0o644 for the usual 0o022); an
         existing one keeps its mode.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        storage : {None, 'float16'}
+            Store the parameters in half precision (half the size of float32; loaded back as float32), as a
+            model shipped in a package is; default: the model's dtype.
+        meta : dict, optional
+            JSON-serialisable facts about the model (its recipe, data, scores), read back as ``.meta``; at
+            most ``MAX_MODEL_META_BYTES`` once encoded.
         """
+        if storage not in (None, "float16"):
+            raise ValueError(f"storage: expected None or 'float16', got {storage!r}")
+        theta = self.theta
+        if storage == "float16":
+            if not np.all(np.abs(theta) <= np.finfo(np.float16).max):
+                raise ValueError("storage='float16': some parameters are beyond float16's range (65504)")
+            theta = theta.astype(np.float16)
+        members = {}
+        if meta is not None:
+            text = json.dumps(meta, sort_keys=True, allow_nan=False)
+            if len(text.encode()) > MAX_MODEL_META_BYTES // 4 - 128:  # stored as UTF-32 by NumPy
+                raise ValueError(f"meta: {len(text):,} characters once encoded as JSON, too many for a model file")
+            members["meta"] = np.array(text)
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path, "wb") as fh:
             np.savez(fh, format=np.array(_FORMAT), sizes=np.array(self.sizes, dtype=np.int64),
-                     activations=np.array(self.activations), loss=np.array(self.loss), theta=self.theta)
+                     activations=np.array(self.activations), loss=np.array(self.loss), theta=theta, **members)
         return path
 
     @classmethod
@@ -408,12 +434,14 @@ class MLP:
         theta_info = infos["theta"]
         shape, dtype, stream = open_npy_member(path, zf, theta_info, "theta")
         with stream:
-            if dtype.kind != "f" or dtype.itemsize not in (4, 8) or dtype.shape != ():
-                raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
-                                     f"holds {dtype}")
+            if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.shape != ():
+                raise ModelFileError(f"{path}: the parameters must be finite float16, float32 or float64 values, but "
+                                     f"'theta' holds {dtype}")
+            half = dtype.itemsize == 2  # stored in half precision (MLP.save(storage='float16')): a float32 model
             try:
                 sizes, acts, loss, native = cls._check_architecture(sizes, [str(a) for a in acts], str(loss),
-                                                                    dtype.newbyteorder("="))
+                                                                    np.dtype(np.float32) if half
+                                                                    else dtype.newbyteorder("="))
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"{path}: invalid model description ({exc})") from None
             _, n_params = F.parameter_offsets(sizes)
@@ -427,13 +455,38 @@ class MLP:
                                      "damaged or was not written by MLP.save")
             model = cls.__new__(cls)
             model._setup(sizes, acts, loss, native, np.empty)
-            read_member_exactly(path, stream, memoryview(model.theta).cast("B"), "theta")
+            stored = np.empty(n_params, np.float16) if half else model.theta
+            read_member_exactly(path, stream, memoryview(stored).cast("B"), "theta")
         if not dtype.isnative:
-            model.theta.byteswap(inplace=True)
+            stored.byteswap(inplace=True)
+        if half:
+            model.theta[...] = stored
+        model.meta = _read_meta(path, zf)
         if not F.all_finite(model.theta):
             raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
                                  "holds NaN or inf")
         return model
+
+
+def _read_meta(path, zf) -> dict:
+    """The optional ``meta`` member (a JSON object, see :meth:`MLP.save`), or an empty dict."""
+    for candidate in ("meta", "meta.npy"):
+        try:
+            info = zf.getinfo(candidate)
+        except KeyError:
+            continue
+        text = read_small_member(path, zf, info, "meta")
+        if text.dtype.kind != "U" or text.ndim != 0:
+            raise ModelFileError(f"{path}: 'meta' must be one JSON text, got a {text.dtype} array of shape "
+                                 f"{text.shape}")
+        try:
+            meta = json.loads(str(text))
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: 'meta' is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ModelFileError(f"{path}: 'meta' must be a JSON object, got {type(meta).__name__}")
+        return meta
+    return {}
 
 
 def max_params_limit(max_params) -> int:

@@ -577,3 +577,33 @@ def test_reports_use_the_shared_atomic_write(tmp_path, umask):
     tasks.confusion(out=out, model=model, dataset=dataset)
     assert _mode(out / "confusion.json") == _mode(out / "confusion.md") == 0o640
     assert "confusion.json.abcd1234.tmp" not in _leftovers(out)
+
+
+def test_half_precision_storage_and_meta_round_trip(tmp_path):
+    """save(storage='float16', meta=...) halves a float32 file and keeps facts; load gives a float32 model."""
+    model = MLP([256, 64, 36], ["relu", "softmax"], dtype="float32", seed=3)
+    full = model.save(tmp_path / "full.npz")
+    half = model.save(tmp_path / "half.npz", storage="float16", meta={"recipe_version": 3, "scores": {"cer": 0.01}})
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = MLP.load(half)
+    assert loaded.dtype == np.float32 and loaded.meta == {"recipe_version": 3, "scores": {"cer": 0.01}}
+    np.testing.assert_allclose(loaded.theta, model.theta, rtol=1e-3, atol=1e-4)
+    assert MLP.load(full).meta == {}
+    with pytest.raises(ValueError, match="storage"):
+        model.save(tmp_path / "x.npz", storage="int8")
+    big = MLP([4, 2], ["linear"], dtype="float32")
+    big.theta[0] = 1e6
+    with pytest.raises(ValueError, match="float16's range"):
+        big.save(tmp_path / "big.npz", storage="float16")
+
+
+@pytest.mark.parametrize("meta, message", [(np.array("{not json"), "not valid JSON"),
+                                           (np.array("[1, 2]"), "JSON object"),
+                                           (np.arange(3), "one JSON text")])
+def test_bad_meta_is_refused(tmp_path, meta, message):
+    model = MLP([4, 3], ["softmax"], dtype="float32")
+    path = tmp_path / "m.npz"
+    np.savez(path, format=np.array("fastnn.MLP/1"), sizes=np.array(model.sizes),
+             activations=np.array(model.activations), loss=np.array(model.loss), theta=model.theta, meta=meta)
+    with pytest.raises(models.ModelFileError, match=message):
+        MLP.load(path)
