@@ -33,7 +33,7 @@ def _run(task, args) -> int:
     if getattr(args, "out", None) is not None:
         print(f"output: {os.path.abspath(args.out)}", file=sys.stderr)
     _print_headline(task.headline(result))
-    return 0
+    return int(result.get("exit_status", 0)) if isinstance(result, dict) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

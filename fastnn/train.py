@@ -197,9 +197,11 @@ class Trainer:
         Run each epoch as one compiled call (default) or batch by batch.  A CNN whose layers the compiled
         epoch does not run (see :meth:`fastnn.cnn.CNN.network_layers`) trains batch by batch (``fused`` is
         then False).
-    progress : bool or None
+    progress : bool, None or a ProgressBar
         Show progress on stderr: on a terminal a bar redrawn within each epoch, elsewhere plain lines at
-        a modest rate (None and True); False shows nothing.
+        a modest rate (None and True); False shows nothing.  An object with ``update(done, info)`` (a
+        :class:`ProgressBar`, or an adapter placing one ``fit`` within a longer job) is reported to
+        instead of a new bar, ``done`` counted in epochs of each ``fit``.
     checkpoint : path, optional
         Save the model with the best validation accuracy there (``.npz``, atomic).
     threads : 'auto' or int
@@ -444,7 +446,8 @@ class Trainer:
             order = np.arange(n, dtype=np.int64)
         else:
             order = np.asarray(rng.permutation(n), dtype=np.int64)
-        bar = ProgressBar(epochs, "epoch") if self.progress is not False else None
+        bar = None if self.progress is False else (self.progress if hasattr(self.progress, "update")
+                                                  else ProgressBar(epochs, "epoch"))
         hist = History()
         chooser = ThreadChooser(self.threads)
         self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs, callback,

@@ -261,8 +261,10 @@ def test_the_limits_and_their_overrides(tmp_path, monkeypatch):
 def test_command_line_refuses_a_crafted_model_in_one_line(how, tmp_path):
     path = _model_npz(tmp_path / "crafted.npz", sizes=(2**40, 1), activations=("sigmoid",),
                       loss="binary_cross_entropy", theta=np.zeros(3))
-    image = tmp_path / "page.png"
-    image.write_bytes(b"")  # never reached: the model is loaded first
+    from PIL import Image
+
+    image = tmp_path / "page.png"  # a real image: `fastnn ocr` checks the images before it loads the model
+    Image.fromarray(np.full((40, 60), 255, np.uint8)).save(image)
     env = {}
     if how == "confusion --model":
         args = ["confusion", "--model", path, "--out", tmp_path / "out"]

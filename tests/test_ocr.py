@@ -237,7 +237,8 @@ def test_ocr_command_line(ocr_model, tmp_path, capsys):
     boxes_png = tmp_path / "boxes.png"
     assert cli.main(["ocr", str(page), "--model", model_path, "--json", "--boxes", str(boxes_png)]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert len(result[0]["characters"]) == 36 and boxes_png.stat().st_size > 1000
-    assert all(0 <= c["confidence"] <= 1 and len(c["box"]) == 4 for c in result[0]["characters"])
+    chars = [c for line in result[0]["lines"] for word in line["words"] for c in word["characters"]]
+    assert len(chars) == 36 and boxes_png.stat().st_size > 1000
+    assert all(0 <= c["confidence"] <= 1 and c["width"] > 0 and c["height"] > 0 for c in chars)
     assert cli.main(["ocr", str(tmp_path / "boxes.json"), "--model", model_path]) == 2
     assert "boxes.json" in capsys.readouterr().err

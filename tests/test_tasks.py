@@ -132,7 +132,7 @@ def test_every_registered_task_is_a_subcommand_with_its_help(capsys):
 
     registered = load_tasks()
     assert {"toy", "classify", "weights", "lr-study", "confusion", "autoencoder", "mnist-binary", "mnist-multiclass",
-            "demo", "ocr", "ocr-eval", "bench-epoch"} <= set(registered)
+            "demo", "ocr", "ocr-eval", "ocr-train", "bench-epoch"} <= set(registered)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
     assert exc.value.code == 0
@@ -154,6 +154,7 @@ def test_every_registered_task_is_a_subcommand_with_its_help(capsys):
     assert registered["toy"].common == ("out", "seed", "progress")
     assert registered["bench-epoch"].common == ("out", "seed")
     assert registered["ocr"].common == registered["ocr-eval"].common == ("data", "progress")
+    assert registered["ocr-train"].common == ("data", "out", "seed", "progress")
 
 
 def test_the_readme_task_table_names_every_task():

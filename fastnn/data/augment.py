@@ -7,8 +7,11 @@ from scipy import ndimage as ndi
 
 __all__ = ["augment"]
 
+#: How often (in rows) ``augment`` reports its progress.
+REPORT_ROWS = 512
 
-def augment(X, rng, strength: float = 1.0) -> np.ndarray:
+
+def augment(X, rng, strength: float = 1.0, *, on_progress=None) -> np.ndarray:
     """Randomly distorted copies of hw36-layout rows (rotation, shear, scale, aspect, shift, stroke width).
 
     Parameters
@@ -18,6 +21,8 @@ def augment(X, rng, strength: float = 1.0) -> np.ndarray:
     rng : numpy.random.Generator
     strength : float
         Scales every distortion (0: none).
+    on_progress : callable(fraction), optional
+        Told the fraction of rows done now and then (display only).
 
     Returns
     -------
@@ -35,6 +40,8 @@ def augment(X, rng, strength: float = 1.0) -> np.ndarray:
     thick = rng.random(n)
     centre = np.array([15.5, 15.5])
     for i in range(n):
+        if on_progress is not None and i and i % REPORT_ROWS == 0:
+            on_progress(i / n)
         c, s = np.cos(ang[i]), np.sin(ang[i])
         A = (np.array([[c, -s], [s, c]]) @ np.array([[1.0, shear[i]], [0.0, 1.0]])
              @ np.diag([scale[i] * aspect[i], scale[i] / aspect[i]]))

@@ -10,7 +10,8 @@ The pipeline has four stages, each a public function:
    ``predict_proba(X) -> (n, 36)``.
 
 :func:`cer` scores a transcription, :func:`load_image` reads a photo safely
-and :func:`draw_boxes` saves a picture of the segmentation.
+(:func:`check_image` checks a file's header without decoding it) and
+:func:`draw_boxes` saves a picture of the segmentation.
 
 One module per stage, each importing only the ones before it:
 :mod:`~fastnn.ocr.image` (loading, size limits, the gray working copy),
@@ -54,7 +55,7 @@ a warning, instead of being processed at full size.
 from ..data import CLASSES
 from .crops import crop_characters, recrop_rows
 from .draw import draw_boxes
-from .image import MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, load_image
+from .image import MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, check_image, load_image
 from .layout import group_lines
 from .lexicon import Lexicon
 from .model import default_model_path, load_ocr_model, train_ocr_model, training_set
@@ -69,6 +70,7 @@ __all__ = [
     "MAX_LOADED_PIXELS",
     "OCRResult",
     "load_image",
+    "check_image",
     "find_letters",
     "group_lines",
     "crop_characters",

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from .._io import atomic_savefig
+
 
 def draw_boxes(binary, boxes, lines, path):
     """Save a PNG of the boxes over the binary image, one colour per line.
@@ -19,7 +21,8 @@ def draw_boxes(binary, boxes, lines, path):
     lines : list of list of list of int
         As returned by :func:`group_lines`; boxes in no line are drawn gray.
     path : str or os.PathLike
-        Output PNG file.
+        Output PNG file, written atomically (``fastnn._io.atomic_savefig``: a temporary file in the same
+        folder, then renamed), so a killed run never leaves half a picture.
 
     Returns
     -------
@@ -52,5 +55,5 @@ def draw_boxes(binary, boxes, lines, path):
             Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=1.5, edgecolor=colour.get(i, (0.5, 0.5, 0.5, 1)))
         )
     path = os.fspath(path)
-    fig.savefig(path, dpi=100)
+    atomic_savefig(fig, path, dpi=100)
     return path

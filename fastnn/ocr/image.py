@@ -2,7 +2,8 @@
 
 :func:`load_image` keeps its memory bounded whatever a file declares: the three limits below are checked
 from the file's header before anything is decoded (see ``fastnn.ocr``'s docstring for their environment
-variables). :func:`as_image` accepts a path or an array for every stage; :func:`downscaled_gray` makes the
+variables). :func:`check_image` makes the same checks from the header alone, decoding nothing.
+:func:`as_image` accepts a path or an array for every stage; :func:`downscaled_gray` makes the
 block-averaged gray copy that :func:`fastnn.ocr.segment.find_letters` works on.
 """
 
@@ -103,6 +104,79 @@ def load_image(path):
         raise ValueError(f"cannot read image {path!r}: out of memory while decoding it") from None
 
 
+def check_image(path):
+    """Check from its header alone that ``path`` is an image file :func:`load_image` can start on.
+
+    Reads a few kilobytes, decodes nothing: the command line checks every image it is given this way
+    before it loads (or trains) a model, so that a typo or a wrong file fails at once. A file that
+    passes can still fail :func:`load_image` later (truncated or corrupt pixel data, or too large to
+    decode at the size its format allows).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    (width, height) : tuple of int
+        The size the file declares.
+
+    Raises
+    ------
+    ValueError
+        With :func:`load_image`'s message: the file is missing, a directory, empty, unreadable, not an
+        image, or declares more than :data:`MAX_IMAGE_PIXELS` pixels.
+    """
+    path = os.fspath(path)
+    limits = _Limits.from_environment()
+    problem = _not_a_file(path)
+    if problem:
+        raise ValueError(f"cannot read image {path!r}: {problem}")
+    size = None
+    try:
+        with open(path, "rb") as fp:
+            img = _open_header(fp, path)
+            if img is not None:
+                size = img.size
+                img.close()
+    except OSError as exc:
+        raise ValueError(f"cannot read image {path!r}: cannot open it ({_describe(exc)})") from None
+    except Exception as exc:  # a header that a Pillow plugin accepts and then chokes on
+        raise ValueError(f"cannot read image {path!r}: {_describe(exc)}") from None
+    if size is None:
+        try:
+            import imageio.v3 as iio
+        except ImportError:
+            raise ValueError(f"cannot read image {path!r}: {_not_an_image(path, 'Pillow')}") from None
+        try:
+            props = iio.improps(path, index=0)
+        except Exception as exc:
+            raise ValueError(f"cannot read image {path!r}: "
+                             f"{_not_an_image(path, 'Pillow or imageio', _imageio_detail(exc))}") from None
+        shape = tuple(props.shape[1:] if props.is_batch else props.shape)
+        if len(shape) not in (2, 3) or 0 in shape:
+            raise ValueError(f"cannot read image {path!r}: {_not_an_image_shape(shape)}")
+        size = (shape[1], shape[0])
+    problem = _declared_size_problem(*size, limits)
+    if problem:
+        raise ValueError(f"cannot read image {path!r}: {problem}")
+    return int(size[0]), int(size[1])
+
+
+def _declared_size_problem(w, h, limits):
+    """Why a file declaring ``w`` x ``h`` pixels is refused before decoding, or None."""
+    n = w * h
+    if w < 1 or h < 1:
+        return f"it declares an empty image of {w}x{h} pixels"
+    if n > limits.image:
+        return (
+            f"it declares {w}x{h} pixels ({_megapixels(n)}), over the limit of {_megapixels(limits.image)} "
+            f"(FASTNN_MAX_IMAGE_PIXELS={limits.image}); nothing was decoded. If the picture really is that "
+            "large, save a smaller copy or raise FASTNN_MAX_IMAGE_PIXELS"
+        )
+    return None
+
+
 class _NotPillow(Exception):
     pass
 
@@ -179,9 +253,15 @@ def _not_an_image(path, readers, detail=""):
         what = "the file is empty"
     elif b"\0" not in head and _is_text(head):
         what = f"it holds text, not image data{named}"
+        detail = ""  # a reader's complaint about text says nothing more
     else:
         what = f"its contents are in no image format {readers} can read{named}"
     return f"not an image file: {what}" + (f" ({detail})" if detail else "")
+
+
+def _not_an_image_shape(shape):
+    """The message for a file imageio reads as an array that is no picture (a NumPy file, a volume...)."""
+    return f"not an image file: imageio reads it as an array of shape {shape}, not as a 2-D picture"
 
 
 def _is_text(head):
@@ -297,14 +377,9 @@ def _decode_with_pillow(img, fp, limits):
 
     w, h = img.size
     n = w * h
-    if w < 1 or h < 1:
-        raise _Refused(f"it declares an empty image of {w}x{h} pixels")
-    if n > limits.image:
-        raise _Refused(
-            f"it declares {w}x{h} pixels ({_megapixels(n)}), over the limit of {_megapixels(limits.image)} "
-            f"(FASTNN_MAX_IMAGE_PIXELS={limits.image}); nothing was decoded. If the picture really is that "
-            "large, save a smaller copy or raise FASTNN_MAX_IMAGE_PIXELS"
-        )
+    problem = _declared_size_problem(w, h, limits)
+    if problem:
+        raise _Refused(problem)
     out_factor = _reduction_factor(n, limits.loaded)
     decode_factor = _reduction_factor(n, limits.decoded)
     if max(out_factor, decode_factor) > 1:
@@ -371,7 +446,7 @@ def _load_with_imageio(path, limits):
         raise _Refused(_not_an_image(path, "Pillow or imageio", _imageio_detail(exc))) from None
     shape = tuple(props.shape[1:] if props.is_batch else props.shape)
     if len(shape) not in (2, 3) or 0 in shape:
-        raise _Refused(f"unsupported image shape {shape}")
+        raise _Refused(_not_an_image_shape(shape))
     h, w = shape[:2]
     n = h * w
     if n > limits.image:

@@ -80,7 +80,7 @@ def _quantised(X) -> list:
     return [row.tobytes() for row in np.round(np.asarray(X) * 255).astype(np.uint8)]
 
 
-def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=HELD_OUT):
+def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=HELD_OUT, progress=False):
     """The recipe's undistorted training rows (hw36 layout) and one-hot labels, float32, from ``data``.
 
     Every row comes back re-cropped by :func:`fastnn.ocr.crops.recrop_rows`, framed exactly like a page's crops.
@@ -90,8 +90,10 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
     equals any hw36 row is dropped: for a held-out split it would leak evaluation data into training (74 hw36
     test rows among the 10000 digits of seed 0), for the others it is a duplicate. A training row equal to a
     held-out hw36 row is dropped too (the shared hw36 splits have none in common, but the check is cheap).
-    The recipe holds out ``test``; the selection study held out ``("valid", "test")``.
+    The recipe holds out ``test``; the selection study held out ``("valid", "test")``. ``progress`` (True,
+    False or None: on a terminal only) shows the loading and the re-cropping on stderr.
     """
+    steps = _Steps(progress)
     data_dir = _data.find_data_dir(data)
     if data_dir is None:
         raise FileNotFoundError("training the OCR model needs the real hw36 (and MNIST) data: pass --data DIR "
@@ -100,6 +102,7 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
     if unknown:
         raise ValueError(f"held_out: expected names from {_data.HW36_SPLITS}, got {sorted(unknown)}")
     # the splits' order matters nowhere: the keys only fill sets, and the parts are stacked in the order below
+    steps.say(f"loading hw36 ({', '.join(_data.HW36_SPLITS)}) from {data_dir}")
     splits = {name: _data.load_hw36(data_dir, name) for name in _data.HW36_SPLITS}
     keys = {name: _quantised(X) for name, (X, _) in splits.items()}
     evaluation = {key for name in held_out for key in keys[name]}
@@ -111,10 +114,11 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
         X, Y = splits[name]
         keep = np.array([key not in evaluation for key in keys[name]], dtype=bool)
         parts.append((X[keep], Y[keep]))
+    steps.say(f"loading MNIST train digits ({mnist_per_digit} per class) from {data_dir}")
     try:
         images, labels = _data.load_mnist(data_dir, "train")
     except FileNotFoundError:
-        pass
+        steps.say("no MNIST train files there: the digits are hw36's own")
     else:
         X, y = _data.mnist_multiclass(images, labels, mnist_per_digit, seed=seed)
         digits = _data.mnist_to_nist36((X.reshape(-1, 28, 28) * 255).round().astype(np.uint8))
@@ -122,7 +126,7 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
         parts.append((digits[keep], np.hstack([np.zeros((int(keep.sum()), 26)), y[keep]])))
     # stacked as float32 to keep the peak memory down; every pixel is a multiple of 1/255, so the cast moves
     # none across recrop_rows' 0.5 ink threshold
-    X = recrop_rows(np.vstack([p[0] for p in parts]).astype(np.float32)).astype(np.float32)
+    X = _recropped(np.vstack([p[0] for p in parts]).astype(np.float32), steps)
     Y = np.vstack([p[1] for p in parts]).astype(np.float32)
     return X, Y
 
@@ -136,7 +140,8 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
     are separate ``Trainer.fit(..., 1)`` calls on one Trainer, which keeps Adam's moments and step count
     between calls; the learning rate and the shuffling seed are set before each call.
     """
-    X, Y = training_set(data, seed=seed, held_out=held_out)
+    steps = _Steps(progress)
+    X, Y = training_set(data, seed=seed, held_out=held_out, progress=steps.on)
     n = X.shape[0]
     rows = np.empty(((copies + 1) * n, X.shape[1]), np.float32)
     np.subtract(1.0, X, out=rows[:n])  # ink = 1 on a zero background
@@ -144,12 +149,14 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
     rng = np.random.default_rng(seed)
     model = MLP([1024, *HIDDEN, 36], ["relu"] * len(HIDDEN) + ["softmax"], dtype="float32", seed=seed)
     trainer = Trainer(model, optimizer="adam", lr=LR, batch_size=128, shuffle="epoch", seed=seed, progress=False)
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(epochs, "epoch") if show else None
+    bar = steps.bar(epochs, "epoch")
     hist = History()
     for ep in range(epochs):
         for j in range(1, copies + 1):
-            np.subtract(1.0, augment(X, rng), out=rows[j * n:(j + 1) * n])
+            np.subtract(1.0, augment(X, rng, on_progress=steps.within(bar, ep, j - 1, copies + 1, "distorting")),
+                        out=rows[j * n:(j + 1) * n])
+        if bar is not None:  # the training of the epoch: its last share of the bar, redrawn within
+            trainer.progress = steps.within(bar, ep, copies, copies + 1, "training")
         trainer.lr = float(LR * 0.5 * (1 + np.cos(np.pi * ep / epochs)))
         trainer.seed = seed * 100_003 + ep  # fit draws its batch order from the trainer's seed: a new one each epoch
         h = trainer.fit(rows, T, 1)
@@ -161,6 +168,57 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
     b += W.sum(axis=0)
     W *= -1
     return model, hist
+
+
+# ---- progress reporting: display only, nothing below changes what is trained ----------------------------------
+
+_REPORT_ROWS = 512  # rows between two progress reports of augment and of the re-cropping
+
+
+class _Steps:
+    """What the training shows on stderr when ``progress`` is on (None: on a terminal only): a line per step,
+    and one bar over the epochs, redrawn within each (the distorted copies, then the training)."""
+
+    def __init__(self, progress):
+        self.on = bool(progress if progress is not None else sys.stderr.isatty())
+
+    def say(self, text):
+        if self.on:
+            print(f"ocr model: {text}", file=sys.stderr, flush=True)
+
+    def bar(self, total, label):
+        return ProgressBar(total, label) if self.on else None
+
+    @staticmethod
+    def within(bar, ep, part, parts, what):
+        """A :class:`_Within` reporter on ``bar``, or None when no bar is drawn."""
+        return None if bar is None else _Within(bar, ep, part, parts, what)
+
+
+class _Within:
+    """Part ``part`` of ``parts`` of epoch ``ep`` on the epoch ``bar``: called with the fraction done (by
+    :func:`augment`), or updated with ``(done, info)`` by a one-epoch ``Trainer.fit`` (its ``progress``)."""
+
+    def __init__(self, bar, ep, part, parts, what):
+        self.bar, self.ep, self.part, self.parts, self.what = bar, ep, part, parts, what
+
+    def __call__(self, fraction):
+        self.update(fraction, f"{fraction:.0%}")
+
+    def update(self, done, info=""):
+        self.bar.update(self.ep + (self.part + min(done, 1.0)) / self.parts, f"{self.what} {info}".rstrip())
+
+
+def _recropped(X, steps):
+    """``recrop_rows(X)`` as float32, in slices of rows (each row is re-cropped alone: the same numbers)."""
+    out = np.empty(X.shape, np.float32)
+    bar = steps.bar(len(X), "re-cropping rows") if len(X) else None
+    for start in range(0, len(X), 4 * _REPORT_ROWS):
+        stop = min(start + 4 * _REPORT_ROWS, len(X))
+        out[start:stop] = recrop_rows(X[start:stop])
+        if bar is not None:
+            bar.update(stop)
+    return out
 
 
 def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:

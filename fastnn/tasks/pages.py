@@ -1,33 +1,204 @@
-"""Reading photographed pages from the command line: ``fastnn ocr`` and ``fastnn ocr-eval``.
+"""Reading photographed pages from the command line: ``fastnn ocr``, ``fastnn ocr-eval`` and ``fastnn ocr-train``.
 
 The reading itself is ``fastnn.ocr``; the classifier is ``fastnn.ocr.model``'s, trained on first use
-and cached.  Both are imported when a page is read, not when the command line starts, so that the other
-tasks do not pay for scikit-image and SciPy's image modules.
+and cached (or rebuilt on demand by ``ocr-train``).  Both are imported when a page is read, not when the
+command line starts, so that the other tasks do not pay for scikit-image and SciPy's image modules.
+
+Every argument is checked before anything slow runs (loading, let alone training, the model): each image
+exists, is a file and has an image header (``fastnn.ocr.check_image``, which decodes nothing), the expected
+text and the word list are read, and the output names are free.  In a batch, an image whose pixels then
+fail to decode (truncated, corrupt) is reported in one line on stderr and the others are read; the command
+then exits with status 2.
+
+Output formats (``--format``), one per image:
+
+- ``text``: one line per text line, words separated by single spaces.
+- ``json``: an object per image, ``{"image", "width", "height", "text", "lines": [...]}``, each line
+  ``{"text", "left", "top", "width", "height", "confidence", "words": [...]}``, each word the same with
+  ``"characters"``, each character ``{"text", "left", "top", "width", "height", "confidence"}``.  Boxes are
+  in pixels of the image as loaded, from its top-left corner; a confidence is the classifier's probability
+  (0-1) of the character read, a word's or line's that of its least confident character.  On stdout a
+  list of these objects; in ``--out-dir`` one object per file.  Printed compactly: an object or list
+  holding no other is written on one line.
+- ``tsv``: Tesseract's TSV, with a ``char_num`` column and character rows added: a header row, then one
+  row per page, line, word and character, columns :data:`TSV_COLUMNS`; ``level`` is 1 for the page, 4 for
+  a line, 5 for a word (Tesseract's numbers) and 6 for a character; ``page_num`` is the image's position
+  among the images of the call (from 1), the other numbers count from 1 within their parent (0: not at
+  that level); ``conf`` is a percentage, -1 on page and line rows, whose ``text`` is empty.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
+from .._io import atomic_write
 from .registry import Option, register
 
-__all__ = ["MAX_EXPECTED_BYTES", "read_expected", "read_pages", "evaluate_page"]
+__all__ = ["MAX_EXPECTED_BYTES", "IMAGE_SUFFIXES", "FORMATS", "TSV_COLUMNS", "TSV_LEVELS", "read_expected",
+           "image_paths", "check_images", "page_json", "page_tsv", "compact_json", "read_pages", "evaluate_page",
+           "train_model"]
 
 #: The largest expected-text file `ocr-eval` reads (a page's text is a few kilobytes).
 MAX_EXPECTED_BYTES = 1 << 20
+#: The files a folder given to ``fastnn ocr`` contributes, by suffix (any case); hidden files are skipped.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+#: ``--format`` values, and the suffix of the file each writes in ``--out-dir``.
+FORMATS = {"text": ".txt", "json": ".json", "tsv": ".tsv"}
+#: The columns of ``--format tsv`` (Tesseract's, without block_num and par_num, with char_num).
+TSV_COLUMNS = ("level", "page_num", "line_num", "word_num", "char_num", "left", "top", "width", "height", "conf",
+               "text")
+#: ``level`` of each kind of TSV row: Tesseract's numbers, and 6 for a character (Tesseract has no such row).
+TSV_LEVELS = {"page": 1, "line": 4, "word": 5, "character": 6}
+_MAX_LISTED = 5  # bad images named in one error line
+
+
+def _open_input(path, what):
+    """``open(path, "rb")`` of an input file, a failure said in words: what the file is for and what is wrong."""
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise ValueError(f"{what} {name}: is a directory, not a file")
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"{what} {name}: no such file")
+    try:
+        return open(name, "rb")
+    except OSError as exc:
+        raise OSError(f"{what} {name}: cannot be read ({exc.strerror or exc})") from None
 
 
 def read_expected(path) -> str:
     """The expected text of ``ocr-eval``: UTF-8, at most MAX_EXPECTED_BYTES (so /dev/zero is refused)."""
-    with open(path, "rb") as fh:
+    with _open_input(path, "expected text") as fh:
         data = fh.read(MAX_EXPECTED_BYTES + 1)
     if len(data) > MAX_EXPECTED_BYTES:
-        raise ValueError(f"{path}: over {MAX_EXPECTED_BYTES // 1024} KB: not the expected text of a page")
+        raise ValueError(f"expected text {path}: over {MAX_EXPECTED_BYTES // 1024} KB: not the expected text of a page")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file") from None
+        raise ValueError(f"expected text {path}: not a UTF-8 text file") from None
+
+
+def _load_lexicon(path):
+    """``--lexicon FILE`` as an ``ocr.Lexicon``, or None; a missing or unreadable file said in words."""
+    if path is None:
+        return None
+    from ..ocr.lexicon import Lexicon
+
+    _open_input(path, "--lexicon").close()
+    try:
+        return Lexicon.from_file(path)
+    except OSError as exc:
+        raise OSError(f"--lexicon {path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def image_paths(arguments) -> list:
+    """The images of ``fastnn ocr IMAGE_OR_FOLDER...``, in order: a folder gives its image files.
+
+    A folder contributes the files directly in it whose suffix is one of :data:`IMAGE_SUFFIXES` (any case),
+    sorted by name, hidden ones (``.name``) skipped; a folder holding none is a ValueError.  Any other
+    argument is taken as it is (checked by :func:`check_images`).
+    """
+    paths = []
+    for arg in arguments:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                            and not p.name.startswith(".") and p.is_file()), key=lambda p: p.name)
+            if not found:
+                raise ValueError(f"folder {arg} holds no image files (files named *{', *'.join(IMAGE_SUFFIXES)}, "
+                                 "any case)")
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
+def check_images(paths) -> list:
+    """``fastnn.ocr.check_image`` of every path (headers only); one ValueError naming every bad one.
+
+    Returns the (width, height) each declares.
+    """
+    from ..ocr.image import check_image
+
+    sizes, problems = [], []
+    for path in paths:
+        try:
+            sizes.append(check_image(path))
+        except ValueError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ValueError(problems[0])
+    if problems:
+        more = f"; and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+        raise ValueError(f"{len(problems)} of {len(paths)} images cannot be read, so none was: "
+                         + "; ".join(problems[:_MAX_LISTED]) + more)
+    return sizes
+
+
+def _box(boxes):
+    """left, top, width, height of the union of ``[y1, x1, y2, x2]`` boxes."""
+    y1, x1 = int(boxes[:, 0].min()), int(boxes[:, 1].min())
+    y2, x2 = int(boxes[:, 2].max()), int(boxes[:, 3].max())
+    return {"left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}
+
+
+def page_json(result, image, width, height) -> dict:
+    """The ``--format json`` object of one page: its ``ocr.OCRResult`` as nested lines, words, characters.
+
+    See the module docstring for the layout; ``width`` and ``height`` are those of the image as loaded.
+    """
+    lines = []
+    for line in result.lines:
+        words = []
+        for word in line:
+            chars = [{"text": result.chars[i], **_box(result.boxes[[i]]),
+                      "confidence": round(float(result.confidences[i]), 4)} for i in word]
+            words.append({"text": "".join(c["text"] for c in chars), **_box(result.boxes[word]),
+                          "confidence": min(c["confidence"] for c in chars), "characters": chars})
+        members = [i for word in line for i in word]
+        lines.append({"text": " ".join(w["text"] for w in words), **_box(result.boxes[members]),
+                      "confidence": min(w["confidence"] for w in words), "words": words})
+    return {"image": str(image), "width": int(width), "height": int(height), "text": result.text, "lines": lines}
+
+
+def page_tsv(result, page_num, width, height) -> list:
+    """The ``--format tsv`` rows (without the header) of one page, as tab-separated strings."""
+
+    def row(level, line, word, char, box, conf, text):
+        values = (TSV_LEVELS[level], page_num, line, word, char, box["left"], box["top"], box["width"],
+                  box["height"], conf, text)
+        return "\t".join(map(str, values))
+
+    rows = [row("page", 0, 0, 0, {"left": 0, "top": 0, "width": int(width), "height": int(height)}, -1, "")]
+    for li, line in enumerate(result.lines, 1):
+        rows.append(row("line", li, 0, 0, _box(result.boxes[[i for word in line for i in word]]), -1, ""))
+        for wi, word in enumerate(line, 1):
+            conf = min(float(result.confidences[i]) for i in word)
+            rows.append(row("word", li, wi, 0, _box(result.boxes[word]), f"{100 * conf:.2f}",
+                            "".join(result.chars[i] for i in word)))
+            for ci, i in enumerate(word, 1):
+                rows.append(row("character", li, wi, ci, _box(result.boxes[[i]]),
+                                f"{100 * float(result.confidences[i]):.2f}", result.chars[i]))
+    return rows
+
+
+def _is_leaf(value) -> bool:
+    members = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return not any(isinstance(v, (dict, list)) for v in members)
+
+
+def compact_json(value, indent: int = 0) -> str:
+    """``value`` as JSON, every object or list that holds no other on one line (one line per character)."""
+    if _is_leaf(value):
+        return json.dumps(value)
+    pad = ",\n" + " " * (indent + 1)
+    if isinstance(value, list):
+        return "[" + pad.join(compact_json(v, indent + 1) for v in value) + "]"
+    flat = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items() if _is_leaf(v))
+    nested = [f"{json.dumps(k)}: {compact_json(v, indent + 1)}" for k, v in value.items() if not _is_leaf(v)]
+    return "{" + pad.join(([flat] if flat else []) + nested) + "}"
 
 
 def _numbered(template, image_path) -> str:
@@ -36,74 +207,237 @@ def _numbered(template, image_path) -> str:
     return str(t.with_name(f"{t.stem}-{Path(image_path).stem}{t.suffix or '.png'}"))
 
 
-def read_pages(images, *, model=None, data=None, boxes=None, as_json=False, progress=None) -> dict:
+def _distinct(paths, outputs, what):
+    """A ValueError when two images would write the same output file."""
+    seen = {}
+    for path, out in zip(paths, outputs):
+        if out in seen:
+            raise ValueError(f"{what}: {seen[out]} and {path} would both write {out}; read them in separate calls "
+                             "or rename one")
+        seen[out] = path
+
+
+def _output_folder(out_dir) -> Path:
+    """``--out-dir``, created if missing; a ValueError or OSError, before any reading, when it cannot be."""
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out-dir {out_dir}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"--out-dir {out_dir}: cannot be created ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"--out-dir {out_dir}: not writable")
+    return folder
+
+
+def _show_progress(progress) -> bool:
+    """--progress / --no-progress; neither: only when stderr is a terminal."""
+    return bool(progress if progress is not None else sys.stderr.isatty())
+
+
+def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=None, as_json=False, lexicon=None,
+               progress=None) -> dict:
     """Read each photographed page in ``images``; the ``fastnn ocr`` task.
 
     Parameters
     ----------
     images : sequence of paths
+        Image files and folders (see :func:`image_paths`).
     model : path, optional
         A trained OCR classifier ``.npz``; default ``$FASTNN_OCR_MODEL``, else the cached model.
     data : path, optional
         The real data folder to train the model from when none is cached.
     boxes : path, optional
         Draw the character boxes over each binary image, coloured by line (several images:
-        ``OUT-<image>.png``).
+        ``OUT-<image>.png``), from the segmentation the text was read from.
+    out_dir : path, optional
+        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv``, instead of printing.
+    fmt : {'text', 'json', 'tsv'}, optional
+        The output format (see the module docstring); default text.
     as_json : bool
-        Print boxes, characters and confidences as JSON instead of the text.
+        ``--json``: the same as ``fmt='json'``.
+    lexicon : path, optional
+        A word list, one word per line (``fastnn.ocr.Lexicon.from_file``).
     progress : bool, optional
+        A bar across the images on stderr (and the model's training, if it must be trained); None: on a
+        terminal only.
 
     Returns
     -------
     dict
-        ``results`` (a list of (path, ``ocr.OCRResult``)), ``lines`` (what the command prints) and an
-        empty ``headline``.
+        ``results`` (a list of (path, ``ocr.OCRResult``), the images read), ``failed`` (a list of (path,
+        message)), ``lines`` (what the command prints), ``notes`` (stderr), ``exit_status`` (2 when an image
+        failed) and an empty ``headline``.
     """
+    if as_json and fmt not in (None, "json"):
+        raise ValueError(f"--json is --format json, but --format {fmt} was given too: give one of them")
+    fmt = "json" if as_json else (fmt or "text")
+    if fmt not in FORMATS:
+        raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    paths = image_paths(images)
+    check_images(paths)
+    folder = None
+    if out_dir is not None:
+        outputs = [Path(out_dir) / (p.stem + FORMATS[fmt]) for p in paths]
+        _distinct(paths, outputs, "--out-dir")
+        folder = _output_folder(out_dir)
+    if boxes:
+        pictures = [str(boxes)] if len(paths) == 1 else [_numbered(boxes, p) for p in paths]
+        _distinct(paths, pictures, "--boxes")
+        for picture in pictures:
+            parent = Path(picture).parent
+            if not parent.is_dir():
+                raise ValueError(f"--boxes {picture}: its folder {parent} does not exist")
+    words = _load_lexicon(lexicon)
+
     from .. import ocr
     from ..ocr.model import load_ocr_model
+    from ..train import ProgressBar
 
     classifier = load_ocr_model(model, data=data, progress=progress)
-    results = []
-    for path in images:
-        res = ocr.read_text(ocr.load_image(path), classifier, keep_binary=bool(boxes))
+    bar = ProgressBar(len(paths), "image") if _show_progress(progress) else None
+    results, failed, pages, tsv_rows, text_lines = [], [], [], [], []
+    for number, path in enumerate(paths, 1):
+        try:
+            image = ocr.load_image(path)
+        except ValueError as exc:  # the header was fine, the pixels are not: report it and read the others
+            failed.append((path, str(exc)))
+            if bar is not None:
+                bar.update(number, f"{path.name}: cannot be read")
+            continue
+        height, width = image.shape[:2]
+        res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+        del image
         if boxes:
-            ocr.draw_boxes(res.binary, res.boxes, res.lines, boxes if len(images) == 1 else _numbered(boxes, path))
+            ocr.draw_boxes(res.binary, res.boxes, res.lines, pictures[number - 1])
+            res.binary = None
         results.append((path, res))
-    if as_json:
-        lines = [json.dumps([{"image": str(p), "text": r.text, "lines": r.lines,
-                              "characters": [{"char": c, "box": [int(v) for v in b], "confidence": round(float(q), 4)}
-                                             for c, b, q in zip(r.chars, r.boxes, r.confidences)]}
-                             for p, r in results], indent=2)]
-    else:
+        if fmt == "json":
+            page = page_json(res, path, width, height)
+            content = compact_json(page) + "\n"
+            pages.append(page)
+        elif fmt == "tsv":
+            rows = page_tsv(res, number, width, height)
+            content = "\n".join(("\t".join(TSV_COLUMNS), *rows)) + "\n"
+            tsv_rows.extend(rows)
+        else:
+            content = res.text + "\n" if res.text else ""
+            if len(paths) > 1:
+                text_lines.append(f"{'' if not text_lines else chr(10)}== {path}")
+            text_lines.append(res.text)
+        if folder is not None:
+            with atomic_write(folder / (path.stem + FORMATS[fmt]), "w") as fh:
+                fh.write(content)
+        if bar is not None:
+            bar.update(number, path.name)
+    if folder is not None:
         lines = []
-        for i, (path, res) in enumerate(results):
-            if len(results) > 1:
-                lines.append(f"{'' if i == 0 else chr(10)}== {path}")
-            lines.append(res.text)
-    return {"headline": {}, "results": results, "lines": lines}
+    elif fmt == "json":
+        lines = [compact_json(pages)]
+    elif fmt == "tsv":
+        lines = ["\t".join(TSV_COLUMNS), *tsv_rows]
+    else:
+        lines = text_lines
+    notes = [f"fastnn ocr: error: {' '.join(message.split())}" for _, message in failed]
+    if failed and len(paths) > 1:
+        notes.append(f"fastnn ocr: {len(failed)} of {len(paths)} images could not be read")
+    if folder is not None:
+        notes.append(f"output: {folder.resolve()} ({len(results)} {FORMATS[fmt]} files)")
+    return {"headline": {}, "results": results, "failed": failed, "lines": lines, "notes": notes,
+            "exit_status": 2 if failed else 0}
 
 
-def evaluate_page(image, expected, *, model=None, data=None, progress=None) -> dict:
+def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None) -> dict:
     """Read one page and score it against the expected text file; the ``fastnn ocr-eval`` task.
+
+    The expected text, the image's header and the word list are checked before the model is loaded.
 
     Returns
     -------
     dict
         ``headline`` (``cer`` and ``cer_nospace``), ``text`` (the recognised text), ``lines``.
     """
-    expected_text = read_expected(expected)  # before the model: a wrong file fails at once
+    from ..ocr.image import check_image
+
+    expected_text = read_expected(expected)  # both files before the model: a wrong one fails at once
+    check_image(image)
+    words = _load_lexicon(lexicon)
     from .. import ocr
     from ..ocr.model import load_ocr_model
 
     classifier = load_ocr_model(model, data=data, progress=progress)
-    res = ocr.read_text(ocr.load_image(image), classifier)
+    res = ocr.read_text(ocr.load_image(image), classifier, lexicon=words)
     headline = {"cer": ocr.cer(res.text, expected_text), "cer_nospace": ocr.cer(res.text, expected_text, True)}
     return {"headline": headline, "text": res.text, "lines": [res.text]}
 
 
+def _model_file(path) -> Path:
+    """``--out PATH`` as a Path: a ``.npz`` file whose folder exists or can be made, checked before training."""
+    out = Path(path)
+    if out.suffix != ".npz":
+        raise ValueError(f"--out {path}: a model file is a .npz; give {out.name}.npz, for example")
+    if out.is_dir():
+        raise ValueError(f"--out {path}: is a folder; give the model file's name (a .npz)")
+    probe = out.parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OSError(f"--out {path}: {probe} is not writable (give --out PATH, or set FASTNN_CACHE)")
+    return out
+
+
+def train_model(data=None, out=None, *, seed=0, progress=None) -> dict:
+    """Train the OCR classifier by ``fastnn.ocr.model``'s recipe and save it; the ``fastnn ocr-train`` task.
+
+    Parameters
+    ----------
+    data : path, optional
+        The real data folder (hw36 and MNIST); default ``$FASTNN_DATA``.
+    out : path, optional
+        The ``.npz`` file to save the model to; default ``fastnn.ocr.default_model_path()``, the cache
+        ``fastnn ocr`` loads.
+    seed : int
+        The recipe's seed (its data sample, initialisation, distortions and batch order).
+    progress : bool, optional
+        Show every step on stderr (loading, re-cropping, each epoch within); None: on a terminal only.
+
+    Returns
+    -------
+    dict
+        ``model`` (the MLP), ``history`` and ``headline``: ``model`` (the file written), the accuracy on each
+        held-out hw36 split re-cropped (``test_accuracy``, the form a page's characters take) and as stored
+        (``test_accuracy_as_stored``), the last epoch's ``train_accuracy`` and ``train_seconds``.
+    """
+    from ..ocr import model as ocr_model
+
+    out = _model_file(out if out is not None else ocr_model.default_model_path())
+    from ..data import find_data_dir, load_hw36
+    from ..ocr.crops import recrop_rows
+
+    trained, hist = ocr_model.train_ocr_model(data, seed=seed, progress=progress)
+    saved = trained.save(out)
+    headline = {"model": str(saved)}
+    data_dir = find_data_dir(data)
+    for split in ocr_model.HELD_OUT:
+        if _show_progress(progress):
+            print(f"ocr model: evaluating on hw36 {split}", file=sys.stderr, flush=True)
+        X, Y = load_hw36(data_dir, split)
+        headline[f"{split}_accuracy"] = float(trained.evaluate(recrop_rows(X), Y)[1])
+        headline[f"{split}_accuracy_as_stored"] = float(trained.evaluate(X, Y)[1])
+    headline["train_accuracy"] = float(hist.train_acc[-1])
+    headline["train_seconds"] = float(sum(hist.seconds))
+    return {"headline": headline, "model": trained, "history": hist}
+
+
 _MODEL = Option("--model", help="a trained OCR classifier .npz (default: $FASTNN_OCR_MODEL, else the cached model, "
                                 "trained on first use from --data / $FASTNN_DATA and cached in $FASTNN_CACHE or "
-                                "~/.cache/fastnn)")
+                                "~/.cache/fastnn; `fastnn ocr-train` rebuilds it)")
+_LEXICON = Option("--lexicon", metavar="FILE",
+                  help="a word list, one word per line (Tesseract's user words): a word read as no entry is "
+                       "replaced by the most probable entry of its length when that is nearly as probable")
 _DATA_HELP = {"data": "real data folder to train the model from if none is cached"}
 
 
@@ -111,18 +445,47 @@ def _printed(result) -> list:
     return result["lines"]
 
 
+def _notes(result) -> list:
+    return result.get("notes", [])
+
+
 register("ocr", read_pages, help="read photographed pages of handwritten capitals and digits; print the text",
-         description="Find the characters, group them into lines and words, classify them and print the text "
-                     "of each IMAGE.",
-         options=[Option("images", nargs="+", metavar="IMAGE", help="photo files (JPEG, PNG, ...)"), _MODEL,
+         description="Find the characters, group them into lines and words, classify them and print (or write, "
+                     "--out-dir) the text of each IMAGE; a folder stands for its image files. Every image's header "
+                     "is checked before the model is loaded; an image that then fails to decode is reported on "
+                     "stderr, the others are read, and the exit status is 2. TSV columns: level (1 page, 4 line, "
+                     "5 word, 6 character), page_num (the image's position in the call), line_num, word_num, "
+                     "char_num (from 1 within their parent; 0: not at that level), left, top, width, height "
+                     "(pixels), conf (percent; -1 on page and line rows), text.",
+         options=[Option("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...) or folders of them "
+                              f"({', '.join(IMAGE_SUFFIXES)}, sorted by name)"), _MODEL,
+                  Option("--format", param="fmt", choices=tuple(FORMATS),
+                         help="text (default); json: lines, words and characters with their boxes and "
+                              "confidences; tsv: Tesseract's columns, one row per page, line, word and character"),
+                  Option("--json", param="as_json", action="store_true", help="the same as --format json"),
+                  Option("--out-dir", metavar="DIR",
+                         help="write one file per image into DIR (<image>.txt, .json or .tsv) instead of printing"),
                   Option("--boxes", metavar="OUT.png", help="draw the boxes over the binary image, coloured by line "
                                                             "(several images: OUT-<image>.png)"),
-                  Option("--json", param="as_json", action="store_true",
-                         help="print boxes, characters and confidences as JSON")],
-         common_help=_DATA_HELP, lines=_printed)
+                  _LEXICON],
+         common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
          help="read one page and print its character error rate against the expected text",
          description="Print the recognised text, then `cer: ...` (Levenshtein distance / length of the expected "
-                     "text, case folded, only A-Z, 0-9 and spaces kept) and `cer_nospace: ...`.",
-         options=[Option("image", metavar="IMAGE"), Option("expected", metavar="EXPECTED.txt"), _MODEL],
+                     "text, case folded, only A-Z, 0-9 and spaces kept) and `cer_nospace: ...`. Both files are "
+                     "checked before the model is loaded.",
+         options=[Option("image", metavar="IMAGE"), Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON],
          common_help=_DATA_HELP, lines=_printed)
+register("ocr-train", train_model,
+         help="train the OCR classifier by the documented recipe and save it (by default where `fastnn ocr` "
+              "looks for it)",
+         description="Rebuild the OCR classifier with fastnn.ocr.model's recipe (its docstring and the README "
+                     "describe it; a few minutes on 2 cores), showing every step (the data's loading and "
+                     "re-cropping, each epoch within), save it, and print its path and its accuracy on the "
+                     "held-out hw36 test split (re-cropped, the form a page's characters take, and as stored).",
+         common_help={"data": "folder with the real data (hw36/, mnist/); default: $FASTNN_DATA",
+                      "out": ("PATH", "the model file to write, a .npz (default: the cache `fastnn ocr` loads, in "
+                                      "$FASTNN_CACHE or ~/.cache/fastnn, named after the recipe)"),
+                      "seed": "the recipe's seed (default %(default)s)",
+                      "progress": ("show every step on stderr (default: on a terminal only)", "show nothing")})

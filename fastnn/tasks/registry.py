@@ -44,7 +44,8 @@ How ``fastnn.cli`` prints a task's result: ``lines(result)`` on stdout (confusio
 the text of a page); ``notes(result)`` on stderr; with ``data_line=True``, which data the task trained on,
 on stderr; ``output: DIR`` on stderr when the task wrote into ``--out``; last ``headline(result)``
 (default ``result["headline"]``) as ``name: value`` lines on stdout, floats to 4 decimals, so that
-scripts can read them.
+scripts can read them.  The exit status is ``result["exit_status"]`` when the task sets one (``ocr``: 2
+when an image of a batch could not be read, the others having been read), else 0.
 """
 
 from __future__ import annotations
@@ -149,8 +150,9 @@ class Task:
                 g.add_argument("--no-progress", action="store_true", help=off)
             elif name == "seed":
                 p.add_argument("--seed", type=int, default=defaults.get("seed"), help=text)
-            else:
-                p.add_argument(f"--{name}", default=defaults.get(name), metavar="DIR", help=text)
+            else:  # a (metavar, help) pair names what the option takes when it is not a folder
+                metavar, text = text if isinstance(text, tuple) else ("DIR", text)
+                p.add_argument(f"--{name}", default=defaults.get(name), metavar=metavar, help=text)
         for opt in self.options:
             kwargs = dict(opt.kwargs)
             positional = not opt.flags[0].startswith("-")
@@ -201,7 +203,8 @@ def register(name: str, function: Callable, *, help: str, description: str | Non
     options : sequence of Option
         The task's own arguments.
     common_help : mapping, optional
-        Help text of a common option where the usual one (:data:`COMMON_HELP`) is not true of this task.
+        Help text of a common option where the usual one (:data:`COMMON_HELP`) is not true of this task;
+        for ``data`` and ``out``, a ``(metavar, help)`` pair where the option is not a folder (``DIR``).
     data_line : bool
         Say on stderr which data the task trained on (the 36-class tasks fall back to generated data).
     headline, lines, notes : callable, optional
