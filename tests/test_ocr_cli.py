@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fastnn.data.augmentation
 import fastnn.ocr.model
 import fastnn.ocr.read
 import fastnn.ocr.segment
@@ -437,6 +438,7 @@ def test_progress_changes_nothing_that_is_trained(tiny_data, monkeypatch):
 
     monkeypatch.setattr(fastnn.ocr.model, "ProgressBar", Recorder)
     monkeypatch.setattr(fastnn.ocr.model, "_REPORT_ROWS", 50)  # so that 324 rows report within
+    monkeypatch.setattr(fastnn.data.augmentation, "REPORT_ROWS", 50)
     quiet, _ = train_ocr_model(tiny_data, epochs=2, copies=3, progress=False)  # 1296 rows: 11 batches an epoch
     assert updates == []
     shown, _ = train_ocr_model(tiny_data, epochs=2, copies=3, progress=True)

@@ -30,7 +30,7 @@ Nothing here unpickles: ``.mat`` files go through ``scipy.io.loadmat`` and idx
 files are parsed by hand.
 """
 
-from .augment import augment
+from .augmentation import augment
 from .dataset import load_dataset
 from .generated import GENERATED_SIZES, generate_nist36, generated_splits
 from .labels import CLASSES, N_CLASSES, labels_to_chars, onehot
