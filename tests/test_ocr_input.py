@@ -260,6 +260,7 @@ def fake_training(monkeypatch, tmp_path):
         return MLP([1024, 36], ["softmax"], seed=len(calls)), None
 
     monkeypatch.setattr(ocr_model, "train_ocr_model", train)
+    monkeypatch.setattr(ocr_model, "SHIPPED_MODEL", tmp_path / "no-shipped-model.npz")  # the cache's turn
     monkeypatch.delenv("FASTNN_OCR_MODEL", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -378,9 +379,11 @@ def test_directory_is_called_a_directory(tmp_path):
 
 @pytest.mark.parametrize("content", [b"not a model", b"PK\x03\x04 cut short"])
 def test_corrupt_cached_model_says_delete_it(tmp_path, monkeypatch, content):
+    from fastnn.ocr import model as ocr_model
     from fastnn.ocr.model import default_model_path, load_ocr_model
 
     monkeypatch.setenv("FASTNN_CACHE", str(tmp_path))
+    monkeypatch.setattr(ocr_model, "SHIPPED_MODEL", tmp_path / "no-shipped-model.npz")  # the cache's turn
     monkeypatch.delenv("FASTNN_OCR_MODEL", raising=False)
     path = default_model_path()
     path.write_bytes(content)

@@ -58,7 +58,7 @@ from .draw import draw_boxes
 from .image import MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, check_image, load_image
 from .layout import group_lines
 from .lexicon import Lexicon
-from .model import default_model_path, load_ocr_model, train_ocr_model, training_set
+from .model import SHIPPED_MODEL, default_model_path, load_ocr_model, shipped_model, train_ocr_model, training_set
 from .read import OCRResult, read_text
 from .score import cer, levenshtein
 from .segment import find_letters
@@ -84,4 +84,6 @@ __all__ = [
     "train_ocr_model",
     "training_set",
     "default_model_path",
+    "SHIPPED_MODEL",
+    "shipped_model",
 ]

@@ -56,6 +56,9 @@ EPOCHS = 16
 COPIES = 1  # freshly distorted copies of the training rows per epoch
 LR = 1e-3  # Adam's initial learning rate; cosine decay over the epochs
 HELD_OUT = ("test",)  # hw36 splits kept out of training (and out of the MNIST digits, see training_set)
+#: The model fastnn ships (package data), built by ``fastnn ocr-train --data DIR --out <this path>`` (seed 0):
+#: the recipe's model in half precision, with its recipe version, data and scores in ``MLP.meta``.
+SHIPPED_MODEL = Path(__file__).with_name("ocr_model.npz")
 
 
 def default_model_path() -> Path:
@@ -175,6 +178,11 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
 _REPORT_ROWS = 512  # rows between two progress reports of augment and of the re-cropping
 
 
+def progress_steps(progress):
+    """What OCR training shows on stderr (``say(text)``, ``bar(total, label)``): see :class:`_Steps`."""
+    return _Steps(progress)
+
+
 class _Steps:
     """What the training shows on stderr when ``progress`` is on (None: on a terminal only): a line per step,
     and one bar over the epochs, redrawn within each (the distorted copies, then the training)."""
@@ -222,8 +230,9 @@ def _recropped(X, steps):
 
 
 def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
-    """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the cached one,
-    else train it from ``data`` (or ``$FASTNN_DATA``) and cache it.
+    """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the model fastnn
+    ships (:data:`SHIPPED_MODEL`), else the cached one, else train it from ``data`` (or ``$FASTNN_DATA``)
+    and cache it.
 
     A trained model is never lost to an unwritable cache: it goes to a fallback folder (see the module
     docstring), or stays in memory for this run, with a ``RuntimeWarning`` saying which. A cached file that
@@ -236,6 +245,9 @@ def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
             what = "is a directory" if Path(model).is_dir() else "does not exist"
             raise FileNotFoundError(f"OCR model {model} (from {source}) {what}: expected a .npz model file")
         return _checked(MLP.load(model), model, cached=False)
+    shipped = shipped_model()
+    if shipped is not None:
+        return shipped
     path = default_model_path()
     if path.exists():
         return _load_cached(path)
@@ -246,6 +258,20 @@ def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
     trained, _ = train_ocr_model(data, progress=progress)
     _save_somewhere(trained, path)
     return trained
+
+
+def shipped_model():
+    """The model shipped in the package, or None when it is absent or was built by another recipe version
+    (then with a warning: the installation is inconsistent, and the cache or a training takes over)."""
+    if not SHIPPED_MODEL.is_file():
+        return None
+    model = _checked(MLP.load(SHIPPED_MODEL), SHIPPED_MODEL, cached=False)
+    version = model.meta.get("recipe_version")
+    if version != RECIPE_VERSION:
+        warnings.warn(f"{SHIPPED_MODEL} was built by OCR recipe version {version}, this fastnn's is {RECIPE_VERSION}: "
+                      "it is not used (rebuild it with fastnn ocr-train)", RuntimeWarning, stacklevel=3)
+        return None
+    return model
 
 
 def _checked(model, path, *, cached):

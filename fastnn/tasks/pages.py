@@ -407,26 +407,25 @@ def train_model(data=None, out=None, *, seed=0, progress=None) -> dict:
     Returns
     -------
     dict
-        ``model`` (the MLP), ``history`` and ``headline``: ``model`` (the file written), the accuracy on each
-        held-out hw36 split re-cropped (``test_accuracy``, the form a page's characters take) and as stored
-        (``test_accuracy_as_stored``), the last epoch's ``train_accuracy`` and ``train_seconds``.
+        ``model`` (the MLP), ``history`` and ``headline``: ``model`` (the file written, in half precision with
+        the recipe, data and scores in its ``meta``: ``fastnn.ocr.build.build_ocr_model``), the accuracy on
+        each held-out hw36 split re-cropped (``test_accuracy``, the form a page's characters take) and as
+        stored (``test_accuracy_as_stored``), each photographed page's CER (``<page>_cer``) when the data
+        folder has them, the last epoch's ``train_accuracy`` and ``train_seconds``.
     """
     from ..ocr import model as ocr_model
+    from ..ocr.build import build_ocr_model
 
     out = _model_file(out if out is not None else ocr_model.default_model_path())
-    from ..data import find_data_dir, load_hw36
-    from ..ocr.crops import recrop_rows
-
-    trained, hist = ocr_model.train_ocr_model(data, seed=seed, progress=progress)
-    saved = trained.save(out)
+    trained, hist, meta = build_ocr_model(data, seed=seed, progress=progress)
+    saved = trained.save(out, storage="float16", meta=meta)
     headline = {"model": str(saved)}
-    data_dir = find_data_dir(data)
+    scores = meta["scores"]
     for split in ocr_model.HELD_OUT:
-        if _show_progress(progress):
-            print(f"ocr model: evaluating on hw36 {split}", file=sys.stderr, flush=True)
-        X, Y = load_hw36(data_dir, split)
-        headline[f"{split}_accuracy"] = float(trained.evaluate(recrop_rows(X), Y)[1])
-        headline[f"{split}_accuracy_as_stored"] = float(trained.evaluate(X, Y)[1])
+        headline[f"{split}_accuracy"] = scores[f"hw36_{split}_accuracy"]
+        headline[f"{split}_accuracy_as_stored"] = scores[f"hw36_{split}_accuracy_as_stored"]
+    for page, page_scores in scores["pages"].items():
+        headline[f"{page}_cer"] = page_scores["cer"]
     headline["train_accuracy"] = float(hist.train_acc[-1])
     headline["train_seconds"] = float(sum(hist.seconds))
     return {"headline": headline, "model": trained, "history": hist}
