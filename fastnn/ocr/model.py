@@ -24,8 +24,11 @@ The network trains on ink = 1 - pixel (a blank background is then zero input, wh
 better from), and the inversion is folded into the first layer afterwards (W -> -W, b -> b + sum(W)), so the
 saved model takes hw36-layout rows like any other. The hw36 test split stays out for evaluation.
 
-The trained model is cached as ``.npz`` (see :func:`default_model_path`) and reused. When that cache cannot be
-written (``$FASTNN_CACHE`` names a file, or a read-only directory), the minutes of training are not thrown away:
+The model fastnn ships (:data:`SHIPPED_MODEL`, package data) is this recipe's, seed 0, in half precision
+with its description in ``MLP.meta`` (``fastnn ocr-train``, :mod:`fastnn.ocr.build`); :func:`load_ocr_model`
+takes it when no other model is named. Without it, a trained model is cached as ``.npz`` (see
+:func:`default_model_path`) and reused. When that cache cannot be written (``$FASTNN_CACHE`` names a file,
+or a read-only directory), the minutes of training are not thrown away:
 the model is saved to the first writable fallback instead, ``~/.cache/fastnn`` (``$XDG_CACHE_HOME/fastnn``) when
 ``$FASTNN_CACHE`` was the unwritable one, else a private ``fastnn-<uid>`` folder in the system's temporary
 directory, with a warning naming the place; later runs look there while the cache stays unwritable. When nothing
