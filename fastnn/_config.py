@@ -39,7 +39,6 @@ BARRIER_SPIN_PAUSES = 2000
 #: the heap, and up to 64 MiB of freed heap is kept instead of handed back to the kernel.  A training
 #: loop that allocates and frees the same large temporaries every batch (the drop-in API's gradients, the
 #: user's ``lr * grad``) otherwise has them zero-filled by the kernel again in every batch, in processes
-#: whose heap layout makes glibc trim: measured 139-146 ms against 120-121 ms per batch-32 epoch of the
-#: drop-in loop, and 177 against 141 ms for NumPy's own loop in the same setting.
+#: whose heap layout makes glibc trim (the README's "Speed" section has the measurement).
 MALLOC_MMAP_THRESHOLD = 32 << 20
 MALLOC_TRIM_THRESHOLD = 64 << 20

@@ -156,27 +156,30 @@ class MLP:
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
-    def _weight(self, vec, l):
+    def weight_view(self, vec, l):
+        """Layer ``l``'s (n_in, n_out) weight block of a parameter-shaped vector (``theta``, a gradient)."""
         k, m, w = self.sizes[l], self.sizes[l + 1], self._offsets[l][0]
         return vec[w:w + k * m].reshape(k, m)
 
-    def _bias(self, vec, l):
+    def bias_view(self, vec, l):
+        """Layer ``l``'s (n_out,) bias block of a parameter-shaped vector."""
         m, b = self.sizes[l + 1], self._offsets[l][1]
         return vec[b:b + m]
 
     @property
     def weights(self):
         """List of (n_in, n_out) weight matrices, views of ``theta``."""
-        return [self._weight(self.theta, l) for l in range(self.n_layers)]
+        return [self.weight_view(self.theta, l) for l in range(self.n_layers)]
 
     @property
     def biases(self):
         """List of (n_out,) bias vectors, views of ``theta``."""
-        return [self._bias(self.theta, l) for l in range(self.n_layers)]
+        return [self.bias_view(self.theta, l) for l in range(self.n_layers)]
 
     def parameters(self):
         """Weights and biases, layer by layer: [W0, b0, W1, b1, ...] (views of ``theta``)."""
-        return [p for l in range(self.n_layers) for p in (self._weight(self.theta, l), self._bias(self.theta, l))]
+        return [p for l in range(self.n_layers)
+                for p in (self.weight_view(self.theta, l), self.bias_view(self.theta, l))]
 
     def init(self, init="xavier", *, sigma=0.01, seed=0, rng=None):
         """(Re)initialise the weights (Xavier uniform or N(0, sigma)) and zero the biases.
@@ -205,8 +208,8 @@ class MLP:
                 W = rng.uniform(-limit, limit, (k, m))
             else:
                 W = rng.normal(0.0, sigma, (k, m))
-            self._weight(self.theta, l)[...] = W
-            self._bias(self.theta, l)[...] = 0
+            self.weight_view(self.theta, l)[...] = W
+            self.bias_view(self.theta, l)[...] = 0
         return self
 
     def __repr__(self):
@@ -244,7 +247,7 @@ class MLP:
         for s in range(0, X.shape[0], EVAL_CHUNK):
             h = X[s:s + EVAL_CHUNK]
             for l in range(self.n_layers):
-                pre, h = F.dense_forward(h, self._weight(self.theta, l), self._bias(self.theta, l),
+                pre, h = F.dense_forward(h, self.weight_view(self.theta, l), self.bias_view(self.theta, l),
                                          self.activations[l])
             out[s:s + EVAL_CHUNK] = pre if logits else h
         return out

@@ -347,7 +347,7 @@ class Trainer:
             if l == L - 1 and model.loss != "squared_error":
                 act = "linear"
             inputs.append(h)
-            _, h = F.dense_forward(h, model._weight(theta, l), model._bias(theta, l), act)
+            _, h = F.dense_forward(h, model.weight_view(theta, l), model.bias_view(theta, l), act)
             posts.append(h)
         if model.loss == "cross_entropy":
             r = F.softmax_cross_entropy(h, tb)
@@ -362,10 +362,10 @@ class Trainer:
             return loss, ok
         for l in range(L - 1, -1, -1):
             act = "linear" if (l == L - 1 and model.loss != "squared_error") else model.activations[l]
-            gW, gb, gX = F.dense_backward(delta, posts[l], inputs[l], model._weight(theta, l), act,
+            gW, gb, gX = F.dense_backward(delta, posts[l], inputs[l], model.weight_view(theta, l), act,
                                           need_grad_X=l > 0)
-            model._weight(grad, l)[...] = gW
-            model._bias(grad, l)[...] = gb
+            model.weight_view(grad, l)[...] = gW
+            model.bias_view(grad, l)[...] = gb
             delta = gX
         return loss, ok
 

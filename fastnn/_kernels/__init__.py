@@ -58,9 +58,9 @@ def _load_openblas():
 
 
 _openblas = _load_openblas()
-_core._configure(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
-                 ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, float(PARALLEL_GEMM_MIN_FLOPS),
-                 BARRIER_SPIN_PAUSES)
+_core.configure(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
+                ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, float(PARALLEL_GEMM_MIN_FLOPS),
+                BARRIER_SPIN_PAUSES)
 
 
 def _keep_freed_memory():

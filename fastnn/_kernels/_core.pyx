@@ -75,7 +75,7 @@ def _test_lag(unsigned int microseconds):
 
 # ------------------------------------------------------------------------ configuration
 
-def _configure(size_t sgemm, size_t dgemm, double split_min_flops, long barrier_spin):
+def configure(size_t sgemm, size_t dgemm, double split_min_flops, long barrier_spin):
     """Point the products at cblas_sgemm / cblas_dgemm (addresses); set the split threshold and how many
     pauses a barrier spins before it yields the core."""
     global _sgemm, _dgemm, _split_min_flops, _barrier_spin
