@@ -26,9 +26,9 @@ saved model takes hw36-layout rows like any other. The hw36 test split stays out
 
 The model fastnn ships (:data:`SHIPPED_MODEL`, package data) is this recipe's, seed 0, in half precision
 with its description in ``MLP.meta`` (``fastnn ocr-train``, :mod:`fastnn.ocr.build`); :func:`load_ocr_model`
-takes it when no other model is named. Without it, a trained model is cached as ``.npz`` (see
-:func:`default_model_path`) and reused. When that cache cannot be written (``$FASTNN_CACHE`` names a file,
-or a read-only directory), the minutes of training are not thrown away:
+takes it when no other model is named and the cache holds none. Without it, a trained model is cached as
+``.npz`` (see :func:`default_model_path`) and reused. When that cache cannot be written (``$FASTNN_CACHE``
+names a file, or a read-only directory), the minutes of training are not thrown away:
 the model is saved to the first writable fallback instead, ``~/.cache/fastnn`` (``$XDG_CACHE_HOME/fastnn``) when
 ``$FASTNN_CACHE`` was the unwritable one, else a private ``fastnn-<uid>`` folder in the system's temporary
 directory, with a warning naming the place; later runs look there while the cache stays unwritable. When nothing
@@ -233,9 +233,9 @@ def _recropped(X, steps):
 
 
 def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
-    """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the model fastnn
-    ships (:data:`SHIPPED_MODEL`), else the cached one, else train it from ``data`` (or ``$FASTNN_DATA``)
-    and cache it.
+    """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the cached one (a
+    model the user rebuilt with ``fastnn ocr-train``), else the model fastnn ships (:data:`SHIPPED_MODEL`),
+    else train it from ``data`` (or ``$FASTNN_DATA``) and cache it.
 
     A trained model is never lost to an unwritable cache: it goes to a fallback folder (see the module
     docstring), or stays in memory for this run, with a ``RuntimeWarning`` saying which. A cached file that
@@ -248,9 +248,6 @@ def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
             what = "is a directory" if Path(model).is_dir() else "does not exist"
             raise FileNotFoundError(f"OCR model {model} (from {source}) {what}: expected a .npz model file")
         return _checked(MLP.load(model), model, cached=False)
-    shipped = shipped_model()
-    if shipped is not None:
-        return shipped
     path = default_model_path()
     if path.exists():
         return _load_cached(path)
@@ -258,6 +255,9 @@ def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
         for alt in _fallback_paths(path):
             if alt.is_file():
                 return _load_cached(alt)
+    shipped = shipped_model()
+    if shipped is not None:
+        return shipped
     trained, _ = train_ocr_model(data, progress=progress)
     _save_somewhere(trained, path)
     return trained
