@@ -15,6 +15,7 @@ One module per task or family:
 - :mod:`~fastnn.tasks.toy_network`: the coursework's toy network (``toy``, ``train_toy``);
 - :mod:`~fastnn.tasks.epoch_benchmark`: ``bench_epoch`` and the baselines ``bench/`` times;
 - :mod:`~fastnn.tasks.pages`: ``fastnn ocr``, ``ocr-eval`` and ``ocr-train``;
+- :mod:`~fastnn.tasks.sweep`: ``fastnn sweep``, a task's runs over a grid on Dask (:mod:`fastnn.sweep`);
 - :mod:`~fastnn.tasks.common`: the output folder, the report and the plots, written atomically;
 - :mod:`~fastnn.tasks.registry`: the table the command line is built from, and how to add a task.
 """

@@ -35,8 +35,12 @@ def _hw36_extra(data):
         return None
 
 
-def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=None, extra=None, progress=None):
+def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=None, hidden=None, batch_size=None,
+                     extra=None, progress=None):
     """Train the 36-class MLP with a recipe from RECIPES; return (model, history, trainer, settings).
+
+    ``epochs``, ``lr``, ``hidden`` (units of the hidden layer) and ``batch_size``, when given, replace the
+    recipe's (``fastnn sweep`` varies them).
 
     The 'coursework' recipe follows the coursework's protocol exactly: ``np.random.seed(seed)``-style
     draws (a ``RandomState``) for the Xavier weights, then one permutation for batches reused every
@@ -52,6 +56,10 @@ def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=N
         s["epochs"] = int(epochs)
     if lr is not None:
         s["lr"] = float(lr)
+    if hidden is not None:
+        s["hidden"] = int(hidden)
+    if batch_size is not None:
+        s["batch_size"] = int(batch_size)
     X, Y = dataset["train"]
     if s["extra"] and extra is not None:
         X, Y = np.vstack([X, extra[0]]), np.vstack([Y, extra[1]])
@@ -72,9 +80,11 @@ def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=N
     return model, hist, trainer, s
 
 
-def classify(data=None, out="fastnn-output", *, recipe="coursework", seed=42, epochs=None, lr=None, progress=None,
-             dataset=None):
+def classify(data=None, out="fastnn-output", *, recipe="coursework", seed=42, epochs=None, lr=None, hidden=None,
+             batch_size=None, progress=None, dataset=None):
     """Train and evaluate the 36-class character classifier (1024-64-36 sigmoid + softmax by default).
+
+    ``epochs``, ``lr``, ``hidden`` and ``batch_size`` replace the recipe's when given.
 
     Writes ``classify_curves.png`` (accuracy and average loss, training and validation, per epoch),
     ``classify_model.npz`` and the report ``classify.json`` / ``classify.md``.
@@ -91,8 +101,8 @@ def classify(data=None, out="fastnn-output", *, recipe="coursework", seed=42, ep
     dataset = dataset or data_sets.load_dataset(data, seed=seed)
     extra = _hw36_extra(data) if RECIPES.get(recipe, {}).get("extra") else None
     model0 = None
-    model, hist, trainer, s = train_classifier(dataset, recipe, seed=seed, epochs=epochs, lr=lr, extra=extra,
-                                               progress=progress)
+    model, hist, trainer, s = train_classifier(dataset, recipe, seed=seed, epochs=epochs, lr=lr, hidden=hidden,
+                                               batch_size=batch_size, extra=extra, progress=progress)
     if recipe == "coursework":
         rs = np.random.RandomState(seed)
         model0 = MLP(model.sizes, model.activations, dtype=model.dtype).init("xavier", rng=rs)
@@ -246,6 +256,8 @@ _EPOCHS = Option("--epochs", type=positive_int, help="training epochs (default: 
 register("classify", classify,
          help="train and evaluate the 36-class classifier (1024-64-36 by default); curves and report",
          options=[_EPOCHS, Option("--lr", type=positive_float, help="learning rate (default: the recipe's)"),
+                  Option("--hidden", type=positive_int, help="units of the hidden layer (default: the recipe's)"),
+                  Option("--batch-size", type=positive_int, help="rows per batch (default: the recipe's)"),
                   Option("--recipe", choices=tuple(RECIPES),
                          help="coursework: 1024-64-36 sigmoid, SGD lr 0.002, batch 64, 50 epochs; strong: "
                               "1024-256-36 ReLU, Adam, reshuffled, hw36 extra letters added (default %(default)s)")],

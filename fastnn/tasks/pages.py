@@ -38,8 +38,8 @@ from .._io import atomic_write
 from .registry import Option, register
 
 __all__ = ["MAX_EXPECTED_BYTES", "IMAGE_SUFFIXES", "FORMATS", "TSV_COLUMNS", "TSV_LEVELS", "read_expected",
-           "image_paths", "check_images", "page_json", "page_tsv", "compact_json", "read_pages", "evaluate_page",
-           "train_model"]
+           "image_paths", "check_images", "page_json", "page_tsv", "page_content", "compact_json", "read_pages",
+           "evaluate_page", "train_model"]
 
 #: The largest expected-text file `ocr-eval` reads (a page's text is a few kilobytes).
 MAX_EXPECTED_BYTES = 1 << 20
@@ -184,6 +184,15 @@ def page_tsv(result, page_num, width, height) -> list:
     return rows
 
 
+def page_content(result, image, page_num, width, height, fmt) -> str:
+    """The ``--out-dir`` file of one page in format ``fmt`` (see the module docstring): its whole text."""
+    if fmt == "json":
+        return compact_json(page_json(result, image, width, height)) + "\n"
+    if fmt == "tsv":
+        return "\n".join(("\t".join(TSV_COLUMNS), *page_tsv(result, page_num, width, height))) + "\n"
+    return result.text + "\n" if result.text else ""
+
+
 def _is_leaf(value) -> bool:
     members = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     return not any(isinstance(v, (dict, list)) for v in members)
@@ -313,16 +322,12 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
             ocr.draw_boxes(res.binary, res.boxes, res.lines, pictures[number - 1])
             res.binary = None
         results.append((path, res))
+        content = page_content(res, path, number, width, height, fmt)
         if fmt == "json":
-            page = page_json(res, path, width, height)
-            content = compact_json(page) + "\n"
-            pages.append(page)
+            pages.append(page_json(res, path, width, height))
         elif fmt == "tsv":
-            rows = page_tsv(res, number, width, height)
-            content = "\n".join(("\t".join(TSV_COLUMNS), *rows)) + "\n"
-            tsv_rows.extend(rows)
+            tsv_rows.extend(page_tsv(res, number, width, height))
         else:
-            content = res.text + "\n" if res.text else ""
             if len(paths) > 1:
                 text_lines.append(f"{'' if not text_lines else chr(10)}== {path}")
             text_lines.append(res.text)
