@@ -9,6 +9,7 @@ as ``name: value`` lines.  Data: the real hw36 / MNIST files from ``data`` (or `
 One module per task or family:
 
 - :mod:`~fastnn.tasks.classifier`: ``classify``, ``first_layer_weights``, ``lr_study``, ``confusion``;
+- :mod:`~fastnn.tasks.cnn`: ``fastnn cnn``, the convolutional classifier beside the MLP;
 - :mod:`~fastnn.tasks.reconstruction`: ``autoencoder`` and ``psnr``;
 - :mod:`~fastnn.tasks.mnist`: ``mnist_binary``, ``mnist_multiclass``;
 - :mod:`~fastnn.tasks.main_job`: ``demo``;

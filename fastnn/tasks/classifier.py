@@ -12,7 +12,7 @@ from .common import image_grid, out_folder, plot_curves, pyplot, save_figure, up
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["RECIPES", "train_classifier", "classify", "first_layer_weights", "lr_study", "confusion_matrix",
-           "confusion"]
+           "plot_confusion", "confused_pairs", "confusion"]
 
 #: Settings of the 36-class classifier: the coursework's, and a stronger one measured on hw36.
 RECIPES = {
@@ -23,7 +23,7 @@ RECIPES = {
 }
 
 
-def _hw36_extra(data):
+def hw36_extra(data):
     """hw36's 'extra' split of the real data folder, or None (generated data, or no such split)."""
     from .. import data as data_sets
     data_dir = data_sets.find_data_dir(data)
@@ -99,7 +99,7 @@ def classify(data=None, out="fastnn-output", *, recipe="coursework", seed=42, ep
 
     out = out_folder(out)
     dataset = dataset or data_sets.load_dataset(data, seed=seed)
-    extra = _hw36_extra(data) if RECIPES.get(recipe, {}).get("extra") else None
+    extra = hw36_extra(data) if RECIPES.get(recipe, {}).get("extra") else None
     model0 = None
     model, hist, trainer, s = train_classifier(dataset, recipe, seed=seed, epochs=epochs, lr=lr, hidden=hidden,
                                                batch_size=batch_size, extra=extra, progress=progress)
@@ -201,6 +201,29 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     return cm
 
 
+def plot_confusion(cm, names, path, title="test confusion matrix"):
+    """The confusion matrix ``cm`` (rows true, columns predicted) as an image with ``names`` as ticks."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 8))
+    im = ax.imshow(cm, cmap="viridis")
+    ax.set_xticks(range(len(names)), list(names), fontsize=7)
+    ax.set_yticks(range(len(names)), list(names), fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true", title=f"{title} ({cm.trace() / cm.sum():.1%} correct)")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def confused_pairs(cm, names, top=10) -> list:
+    """The ``top`` most confused pairs of classes, both directions added: [(name, name, count)], most first."""
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    pair = off + off.T
+    iu = np.triu_indices(len(names), 1)
+    order = np.argsort(pair[iu])[::-1][:top]
+    return [(names[iu[0][k]], names[iu[1][k]], int(pair[iu][k])) for k in order if pair[iu][k] > 0]
+
+
 def confusion(data=None, out="fastnn-output", *, seed=42, model=None, progress=None, dataset=None, top=10):
     """The 36x36 test confusion matrix as an image (A-Z/0-9 ticks) and the most confused pairs."""
     from .. import data as data_sets
@@ -215,21 +238,8 @@ def confusion(data=None, out="fastnn-output", *, seed=42, model=None, progress=N
                          f"{Y.shape[1]} classes like the data, got {model!r}")
     cm = confusion_matrix(Y.argmax(axis=1), model.predict(X), Y.shape[1])
     names = data_sets.CLASSES[:Y.shape[1]]
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 8))
-    im = ax.imshow(cm, cmap="viridis")
-    ax.set_xticks(range(len(names)), list(names), fontsize=7)
-    ax.set_yticks(range(len(names)), list(names), fontsize=7)
-    ax.set(xlabel="predicted", ylabel="true", title=f"test confusion matrix ({cm.trace() / cm.sum():.1%} correct)")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    path = save_figure(fig, out / "confusion.png")
-    off = cm.copy()
-    np.fill_diagonal(off, 0)
-    pair = off + off.T
-    iu = np.triu_indices(len(names), 1)
-    order = np.argsort(pair[iu])[::-1][:top]
-    pairs = [(names[iu[0][k]], names[iu[1][k]], int(pair[iu][k])) for k in order if pair[iu][k] > 0]
+    path = plot_confusion(cm, names, out / "confusion.png")
+    pairs = confused_pairs(cm, names, top)
     headline = {"test_accuracy": float(cm.trace() / cm.sum())}
     details = {"data": dataset["source"], "top_confused_pairs": [f"{a}<->{b}: {n}" for a, b, n in pairs],
                "matrix": cm}
@@ -245,7 +255,7 @@ def _load_model(path):
     return None if path is None else MLP.load(path)
 
 
-def _confused_pairs(result) -> list:
+def confused_pairs_line(result) -> list:
     """Confusion's most confused pairs, in one line (unlike the headline's `name: value` lines)."""
     pairs = result["pairs"]
     return ["most confused pairs (test rows): " + ", ".join(f"{a}<->{b} {n}" for a, b, n in pairs)] if pairs else []
@@ -273,4 +283,4 @@ register("confusion", confusion,
          help="the 36x36 test confusion matrix as an image, and the most confused pairs",
          options=[Option("--model", convert=_load_model, metavar="MODEL.npz",
                          help="a trained classifier .npz (default: train one)")],
-         data_line=True, lines=_confused_pairs)
+         data_line=True, lines=confused_pairs_line)

@@ -1,6 +1,6 @@
 """The tasks of the command line, each registered once: ``fastnn TASK`` is built from :data:`TASKS`.
 
-How to add a task (the next ones: ``cnn``, then ``sweep``): write a module in ``fastnn/tasks/`` with the
+How to add a task (the next one: ``sweep``): write a module in ``fastnn/tasks/`` with the
 task's function and one :func:`register` call beside it.  Nothing else changes: :func:`load_tasks`
 imports every module of the package, and ``fastnn.cli`` builds one subcommand per registered task,
 its ``--help`` included::

@@ -1,0 +1,134 @@
+"""The convolutional 36-class classifier: ``fastnn cnn``.
+
+Trains a :class:`fastnn.cnn.CNN` with a recipe of :data:`fastnn.cnn_recipe.CNN_RECIPES` and, for the
+comparison, the MLP of the matching recipe of :data:`fastnn.tasks.classifier.RECIPES`: the coursework
+MLP (1024-64-36 sigmoid, SGD) beside the 'plain' CNN, which keeps the coursework's protocol (no
+augmentation, no extra letters), and the 'strong' MLP (1024-256-36 ReLU, Adam, hw36's extra letters)
+beside the augmented 'small' CNN, which trains on the extra letters too.  Both models train on hw36 from
+``data`` (or ``$FASTNN_DATA``), or on the generated set when no data folder is configured.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .classifier import (RECIPES, confused_pairs, confused_pairs_line, confusion_matrix, hw36_extra, plot_confusion,
+                         train_classifier)
+from .common import out_folder, pyplot, save_figure, write_report
+from .registry import Option, positive_float, positive_int, register
+
+__all__ = ["MLP_RECIPE_OF", "cnn", "plot_two_models"]
+
+#: The MLP recipe (``fastnn.tasks.classifier.RECIPES``) trained beside each CNN recipe: the same data and
+#: the same kind of protocol.
+MLP_RECIPE_OF = {"plain": "coursework", "small": "strong"}
+#: The CNN recipes the task offers (those of ``fastnn.cnn_recipe.CNN_RECIPES``; kept here so that building
+#: the command line imports no model code; a test holds the two to the same keys).
+CNN_RECIPE_NAMES = tuple(MLP_RECIPE_OF)
+
+
+def plot_two_models(runs, path, title):
+    """Accuracy and average loss per epoch, training (solid) and validation (dashed), of several models on
+    the same two panels: ``runs`` is [(label, History)]."""
+    plt = pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, hist in runs:
+        ep = np.arange(1, len(hist.train_loss) + 1)
+        for ax, tr, va in ((ax1, hist.train_acc, hist.valid_acc), (ax2, hist.train_loss, hist.valid_loss)):
+            line, = ax.plot(ep, tr, label=f"{label} training")
+            ax.plot(ep, va, "--", color=line.get_color(), label=f"{label} validation")
+    ax1.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
+    ax2.set(xlabel="epoch", ylabel="average loss per sample", title=f"{title}: loss")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def cnn(data=None, out="fastnn-output", *, recipe="small", seed=0, epochs=None, lr=None, save=None, progress=None,
+        dataset=None):
+    """Train the convolutional classifier and, for comparison, the MLP of the matching recipe.
+
+    Writes ``cnn_curves.png`` (both models' training and validation accuracy and loss per epoch, on the
+    same axes), ``cnn_confusion.png`` (the CNN's test confusion matrix) and the report ``cnn.json`` /
+    ``cnn.md``; with ``save`` also the trained CNN (``CNN.save``; it takes ``rows_to_images(X)``).
+
+    Parameters
+    ----------
+    recipe : {'small', 'plain'}
+        The CNN recipe (``fastnn.cnn_recipe.CNN_RECIPES``); the MLP's is :data:`MLP_RECIPE_OF` of it.
+    epochs : int, optional
+        Training epochs of both models (default: each recipe's).
+    lr : float, optional
+        The CNN's peak learning rate (default: the recipe's); the MLP keeps its recipe's.
+
+    Returns
+    -------
+    dict
+        ``headline`` (valid_accuracy, test_accuracy, mlp_test_accuracy, s_per_epoch), ``model``,
+        ``history``, ``mlp``, ``mlp_history``, ``matrix``, ``pairs``, ``plots``.
+    """
+    from .. import data as data_sets
+    from ..cnn_recipe import CNN_RECIPES, train_cnn
+    from ..layers import rows_to_images
+
+    if recipe not in CNN_RECIPES or recipe not in MLP_RECIPE_OF:
+        raise ValueError(f"recipe: expected one of {CNN_RECIPE_NAMES}, got {recipe!r}")
+    mlp_recipe = MLP_RECIPE_OF[recipe]
+    out = out_folder(out)
+    given = dataset is not None
+    dataset = dataset or data_sets.load_dataset(data, seed=seed)
+    wants_extra = CNN_RECIPES[recipe]["extra"] or RECIPES[mlp_recipe]["extra"]
+    # the extra letters only beside hw36 itself (not beside the generated set, or a dataset handed in)
+    extra = hw36_extra(data) if wants_extra and not given else None
+
+    model, hist, s = train_cnn(dataset, recipe=recipe, seed=seed, epochs=epochs, lr=lr, extra=extra,
+                               progress=progress)
+    mlp, mlp_hist, _, mlp_s = train_classifier(dataset, mlp_recipe, seed=seed, epochs=epochs, extra=extra,
+                                               progress=progress)
+    (Xv, Yv), (Xt, Yt) = dataset["valid"], dataset["test"]
+    valid_loss, valid_acc = model.evaluate(rows_to_images(Xv), Yv)
+    test_loss, test_acc = model.evaluate(rows_to_images(Xt), Yt)
+    mlp_valid_loss, mlp_valid_acc = mlp.evaluate(Xv, Yv)
+    mlp_test_loss, mlp_test_acc = mlp.evaluate(Xt, Yt)
+
+    names = data_sets.CLASSES[:Yt.shape[1]]
+    cm = confusion_matrix(Yt.argmax(axis=1), model.predict(rows_to_images(Xt)), Yt.shape[1])
+    pairs = confused_pairs(cm, names)
+    plots = [plot_two_models([(f"CNN ({recipe})", hist), (f"MLP ({mlp_recipe})", mlp_hist)],
+                             out / "cnn_curves.png", f"CNN '{recipe}' and MLP '{mlp_recipe}'"),
+             plot_confusion(cm, names, out / "cnn_confusion.png", f"CNN '{recipe}': test confusion matrix")]
+    if save is not None:
+        model.save(save)
+
+    s_per_epoch = float(np.median(hist.seconds))
+    headline = {"valid_accuracy": valid_acc, "test_accuracy": test_acc, "mlp_test_accuracy": mlp_test_acc,
+                "s_per_epoch": s_per_epoch}
+    details = {"data": dataset["source"], "recipe": recipe, "settings": s, "seed": seed,
+               "network": repr(model).splitlines(), "parameters": int(model.theta.size),
+               "rows_per_epoch": int(s["train_rows"] * (1 + int(s["copies"]))),
+               "best_epoch": hist.best_epoch + 1, "valid_loss": valid_loss, "test_loss": test_loss,
+               "mlp_recipe": mlp_recipe, "mlp_settings": mlp_s, "mlp_valid_accuracy": mlp_valid_acc,
+               "mlp_test_loss": mlp_test_loss, "mlp_s_per_epoch": float(np.median(mlp_hist.seconds)),
+               "top_confused_pairs": [f"{a}<->{b}: {n}" for a, b, n in pairs], "matrix": cm,
+               "history": hist.as_dict(), "mlp_history": mlp_hist.as_dict()}
+    if save is not None:
+        details["model_file"] = str(save)
+    write_report(out, "cnn", f"Convolutional classifier ('{recipe}' recipe) beside the MLP ('{mlp_recipe}')",
+                 headline, details, plots)
+    return {"headline": headline, "model": model, "history": hist, "mlp": mlp, "mlp_history": mlp_hist,
+            "dataset": dataset, "matrix": cm, "pairs": pairs, "plots": plots}
+
+
+register("cnn", cnn,
+         help="train the convolutional 36-class classifier beside the MLP: curves, confusion matrix and report",
+         options=[Option("--recipe", choices=CNN_RECIPE_NAMES,
+                         help="small: 5x5 conv16/conv32 + pools, 128 ReLU, Adam with a cosine rate, 20 epochs, hw36 "
+                              "extra letters and one distorted copy per epoch, beside the 'strong' MLP; plain: 3x3 "
+                              "conv16/conv32 + pools, 128 ReLU, SGD lr 0.002, batch 64, 50 epochs, no augmentation, "
+                              "beside the coursework MLP (default %(default)s)"),
+                  Option("--epochs", type=positive_int, help="training epochs of both models (default: the recipes')"),
+                  Option("--lr", type=positive_float, help="the CNN's peak learning rate (default: the recipe's)"),
+                  Option("--save", metavar="MODEL.npz", help="also save the trained CNN here (default: not saved)")],
+         data_line=True, lines=confused_pairs_line)
