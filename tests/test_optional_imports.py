@@ -4,12 +4,15 @@ using one that is absent raises an ImportError naming the extra to install.  Run
 import json
 import subprocess
 import sys
+import tempfile
 
 OPTIONAL = ("sklearn", "onnx", "onnxruntime", "torch")
 
 
 def _run(script):
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # from an empty folder: run from the checkout, Python would import its unbuilt source tree instead
+    with tempfile.TemporaryDirectory() as here:
+        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=here)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
