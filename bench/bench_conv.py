@@ -301,7 +301,7 @@ def phases(batch: int, repeat=5) -> dict:
         "dense layers backward": lambda: (F.dense_backward(r.delta, z, h, W4, "linear"),
                                           F.dense_backward(gh, h, flat, W3, "relu")),
         "pool2 backward": lambda: F.max_pool2d_backward(gflat.reshape(p2.shape), i2, a2.shape),
-        "conv2 backward (+ im2col again, which the epoch keeps)": lambda: F.conv2d_backward(ga2, a2, p1, W2, "relu",
+        "conv2 backward (+ im2col again, as the epoch at b > 45)": lambda: F.conv2d_backward(ga2, a2, p1, W2, "relu",
                                                                                            padding="same"),
         "pool1 backward": lambda: F.max_pool2d_backward(gp1, i1, a1.shape),
         "conv1 backward (weights only)": lambda: F.conv2d_backward(ga1, a1, X, W1, "relu", padding="same",

@@ -651,3 +651,38 @@ def test_network_plan_accepts_dicts_and_its_layout_is_documented():
     plan = F.network_plan(layers, (8, 8, 1), "cross_entropy", dtype="float32")
     assert plan.offsets_of_layers == [(0, 36), None, None, (40, 232)] and plan.n_params == 235
     assert plan.layer_fields[0]["activation"] == "relu" and "NetworkPlan((8, 8, 1) conv-pool" in repr(plan)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_network_epoch_recomputing_im2col_rows_gives_the_same_bits(dtype, rng, monkeypatch):
+    """Above KEEP_COLS_BYTES the epoch computes each convolution's im2col rows again in the backward, a block
+    of images at a time, instead of keeping the whole batch's from the forward: the same rows, so the same
+    numbers bitwise (several blocks per part, a short last batch, a batch of one, 1 and 2 threads)."""
+    from fastnn.functional import network
+
+    layers = [("conv", 2, 16, 3, 1, "same", "relu"), ("pool", 2), ("conv", 16, 32, 3, 1, "same", "relu"), ("pool", 2),
+              ("conv", 32, 8, 1, 1, "valid", "tanh"), ("flatten",), ("dense", 128, 16, "relu"),
+              ("dense", 16, 10, "softmax")]
+    shape = (16, 16, 2)
+    X = rng.standard_normal((45,) + shape).astype(dtype)
+    T = np.eye(10, dtype=dtype)[rng.integers(0, 10, 45)]
+    order = rng.permutation(45)
+    monkeypatch.setattr(network, "STACK_BLOCK_BYTES", 1 << 16)  # a few images per block
+    for bs in (1, 13, 32):
+        runs = {}
+        for keep, limit in ((True, 1 << 40), (False, 0)):
+            monkeypatch.setattr(network, "KEEP_COLS_BYTES", limit)
+            plan = F.network_plan(layers, shape, "cross_entropy", optimizer="adam", batch_size=bs, dtype=dtype)
+            assert plan.keep_cols == keep and (bs == 1 or plan.block < (bs + 1) // 2)  # several blocks per part
+            theta0 = (np.random.default_rng(7).standard_normal(plan.n_params) * 0.1).astype(dtype)
+            for threads in (1, 2):
+                theta, state = theta0.copy(), plan.new_state()
+                r = F.train_epoch(plan, X, T, order if bs > 1 else order[:6], theta, state, lr=1e-3, threads=threads)
+                runs[keep, threads] = (theta, state, r.loss)
+        ref = runs[True, 1]
+        for key, (theta, state, loss) in runs.items():
+            np.testing.assert_array_equal(theta, ref[0], err_msg=str((bs, key)))
+            for a, b in zip(state, ref[1]):
+                np.testing.assert_array_equal(a, b)
+            assert loss == ref[2]
+        assert not np.array_equal(ref[0], theta0)

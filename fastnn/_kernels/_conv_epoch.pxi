@@ -10,7 +10,11 @@
 #     barrier;
 #   * the dense layers, the loss and the dense backward are the dense epoch's (``team_dense_forward``,
 #     ``team_loss``, ``team_dense_backward``), which also gives dJ/d(stack output);
-#   * the stack's backward again in the two parts of images: part 0 writes its weight gradient into
+#   * the stack's backward again in the two parts of images, block by block, with each convolution's
+#     im2col rows from the forward when the plan keeps the whole batch's (``keep_cols``: when they are
+#     small), else computed again from the layer's input (kept for the whole batch): at batch 256 the
+#     issue's network's rows take 47 MB, far beyond the caches, and keeping them made batch 256 slower
+#     than batch 32.  Part 0 writes its weight gradient into
 #     ``grad``, part 1 into a scratch block, each its float64 bias sums; after a barrier thread 0 adds
 #     part 1's to part 0's, and the optimizer steps (SGD steps the dense layers inside their products, as
 #     the dense epoch does, and the stack's parameters after the batch).
@@ -29,7 +33,8 @@ cdef enum:
     SC_B = 4
     SC_ACT = 5
     SC_OUTBUF = 6    # work offset of the layer's output (conv: post, which pre shares)
-    SC_COLS = 7      # conv: work offset of its im2col rows (-1 when pointwise); pool: iwork offset of argmax
+    SC_COLS = 7      # conv: work offset of its im2col rows (the batch's, or a block per part; -1 when pointwise);
+    #                  pool: iwork offset of argmax
     SC_GEOM = 8      # offset of its geometry in the plan's geometry vector
     SC_GPART = 9     # conv: work offset of part 1's weight gradient (K*F values)
     SC_SUMS = 10     # conv: dwork offset of the two parts' float64 bias sums (2F values)
@@ -52,11 +57,22 @@ ctypedef struct Net:
     Py_ssize_t part_stride   # values per image in the gradient buffers GA and GB
     Py_ssize_t conv_end      # theta[0:conv_end] are the stack's parameters
     Py_ssize_t block         # images a part takes through the stack at a time (fixed by the plan)
+    bint keep_cols           # the whole batch's im2col rows kept for the backward, else one block's per part
+
+
+cdef inline floating* block_cols(Net* net, floating* work, const int64_t* r, const ConvGeom* g, Py_ssize_t lo,
+                                 int p) noexcept nogil:
+    """Where a (not pointwise) convolution's im2col rows of images [lo, ...) of part p go: in the whole
+    batch's rows (``keep_cols``), else in part p's block (room for ``net.block`` images)."""
+    if net.keep_cols:
+        return work + r[SC_COLS] + lo * g.out_pixels * g.K
+    return work + r[SC_COLS] + p * net.block * g.out_pixels * g.K
 
 
 cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floating* xb, Py_ssize_t lo,
-                              Py_ssize_t cnt) noexcept nogil:
-    """Images [lo, lo + cnt) of the batch (rows of xb) through every layer of the stack."""
+                              Py_ssize_t cnt, int p) noexcept nogil:
+    """Images [lo, lo + cnt) of the batch (rows of xb, at most ``net.block``) of part p through every layer
+    of the stack."""
     cdef int l
     cdef const int64_t* r
     cdef floating* work = <floating*>e.work
@@ -69,7 +85,7 @@ cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floatin
         if r[SC_KIND] == KIND_CONV:
             g = conv_geom(net.geom + r[SC_GEOM])
             conv_forward_part(inp, cnt, &g, theta + r[SC_W], theta + r[SC_B], <int>r[SC_ACT],
-                              work + r[SC_COLS] + lo * g.out_pixels * g.K if r[SC_COLS] >= 0 else NULL, out, out)
+                              block_cols(net, work, r, &g, lo, p) if r[SC_COLS] >= 0 else NULL, out, out)
         else:
             maxpool_forward_part(inp, cnt, net.geom + r[SC_GEOM], out, net.iwork + r[SC_COLS] + lo * r[SC_OUT])
         inp = out
@@ -84,7 +100,7 @@ cdef void stack_forward_part(Net* net, Epoch* e, floating* theta, const floating
     i0 = lo
     while i0 < lo + cnt:
         m = min(net.block, lo + cnt - i0)
-        stack_forward_block(net, e, theta, xb, i0, m)
+        stack_forward_block(net, e, theta, xb, i0, m, p)
         i0 += m
 
 
@@ -101,6 +117,7 @@ cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floati
     cdef floating* src
     cdef floating* dst
     cdef floating* cols
+    cdef const floating* inp
     cdef floating* bufs[2]
     cdef ConvGeom g
     src = work + e.offsets[OFF_DTOP] + lo * net.stack[N_SCOLS * (net.n_stack - 1) + SC_OUT]
@@ -115,13 +132,17 @@ cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floati
             maxpool_backward_part(src, net.iwork + r[SC_COLS] + lo * r[SC_OUT], cnt, net.geom + r[SC_GEOM], dst)
         else:
             g = conv_geom(net.geom + r[SC_GEOM])
-            if r[SC_COLS] >= 0:
-                cols = work + r[SC_COLS] + lo * g.out_pixels * g.K
-            elif l > 0:  # pointwise: the layer's input is its im2col
+            if l > 0:
                 below = net.stack + N_SCOLS * (l - 1)
-                cols = work + below[SC_OUTBUF] + lo * below[SC_OUT]
+                inp = work + below[SC_OUTBUF] + lo * below[SC_OUT]
             else:
-                cols = <floating*>(xb + lo * e.d)
+                inp = xb + lo * e.d
+            if r[SC_COLS] >= 0:
+                cols = block_cols(net, work, r, &g, lo, p)
+                if not net.keep_cols:  # the rows again, from the layer's input (the forward's were overwritten)
+                    im2col(inp, cnt, &g, cols)
+            else:  # pointwise: the layer's input is its im2col
+                cols = <floating*>inp
             conv_backward_part(src, work + r[SC_OUTBUF] + lo * r[SC_OUT], cols, cnt, &g, theta + r[SC_W],
                                <int>r[SC_ACT], src, grad + r[SC_W] if p == 0 else work + r[SC_GPART], 1.0,
                                0.0 if first else 1.0, net.dwork + r[SC_SUMS] + p * g.F, not first, dst)

@@ -384,6 +384,7 @@ def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, cons
     net.part_stride = plan.part_stride
     net.conv_end = plan.conv_end
     net.block = max(1, plan.block)
+    net.keep_cols = bool(plan.keep_cols)
     return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, threads, start_loss, &net)
 
 

@@ -17,6 +17,10 @@ __all__ = ["NetworkPlan", "network_plan", "network_parameter_offsets"]
 _CONV_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
 #: Bytes of activations and im2col rows a thread of the compiled epoch keeps in flight per block of images.
 STACK_BLOCK_BYTES = 1 << 20
+#: The compiled epoch keeps the whole batch's im2col rows for the backward when they take at most this many
+#: bytes (the issue's network at batch 32: 5.9 MB), else recomputes them a block at a time in the backward
+#: (at batch 256 they would take 47 MB, far beyond the caches, and batch 256 ran slower than batch 32).
+KEEP_COLS_BYTES = 8 << 20
 _FIELDS = {
     "conv": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "activation"),
     "pool": ("size",),
@@ -207,6 +211,21 @@ class NetworkPlan:
             offsets[name] = off
             off += _aligned(blocks[name])
         self.offsets = np.array([offsets[name] for name in _core.NET_WORK_OFFSETS], dtype=np.int64)
+        #: Images a thread takes through the stack at a time: about STACK_BLOCK_BYTES of their activations
+        #: and im2col rows, so that each layer reads its input from the cache.
+        per_image = 0
+        for f, _, o, _ in stack:
+            g = f["geometry"]
+            per_image += int(np.prod(o))
+            if f["kind"] == "conv" and not (g[3] == 1 and g[4] == 1 and g[6] == 1):
+                per_image += int(g[9] * g[10] * g[3] * g[4] * g[2])
+        self.block = max(1, min(bs, STACK_BLOCK_BYTES // max(1, per_image * dtype.itemsize)))
+        cols_per_image = sum(int(f["geometry"][9] * f["geometry"][10] * f["geometry"][3] * f["geometry"][4]
+                                 * f["geometry"][2]) for f, _, _, _ in stack if f["kind"] == "conv"
+                             and not (f["geometry"][3] == 1 and f["geometry"][4] == 1 and f["geometry"][6] == 1))
+        #: True: the whole batch's im2col rows are kept from the forward for the backward; False: each
+        #: part keeps one block's, and the backward computes them again (see KEEP_COLS_BYTES).
+        self.keep_cols = bs * cols_per_image * dtype.itemsize <= KEEP_COLS_BYTES
         geometry, ioff, doff = [], 0, 0
         self.stack = np.zeros((len(stack), len(_core.STACK_COLUMNS)), dtype=np.int64)
         for row, (f, s, o, p) in zip(self.stack, stack):
@@ -218,7 +237,9 @@ class NetworkPlan:
                 K, F = int(g[3] * g[4] * g[2]), int(g[5])
                 pointwise = g[3] == 1 and g[4] == 1 and g[6] == 1
                 cols_off = -1 if pointwise else off
-                off += 0 if pointwise else _aligned(bs * int(g[9] * g[10]) * K)
+                # the whole batch's im2col rows, or one block's per part (part p's at cols_off + p * block * OH*OW*K)
+                rows = bs if self.keep_cols else 2 * self.block
+                off += 0 if pointwise else _aligned(rows * int(g[9] * g[10]) * K)
                 gpart_off = off
                 off += _aligned(K * F)
                 row[:] = (_core.STACK_KINDS["conv"], in_size, out_size, p[0], p[1], _core.ACTIVATIONS[f["activation"]],
@@ -229,12 +250,6 @@ class NetworkPlan:
                 ioff += bs * out_size
             geometry.extend(int(v) for v in g)
         self.geometry = np.array(geometry, dtype=np.int64)
-        #: Images a thread takes through the stack at a time: about STACK_BLOCK_BYTES of their activations
-        #: and im2col rows, so that each layer reads its input from the cache.
-        per_image = sum(r[2] + (int(g[9] * g[10] * g[3] * g[4] * g[2]) if r[7] >= 0 else 0)
-                        for r, (f, _, _, _) in zip(self.stack, stack) for g in [f["geometry"]] if r[0] == 0)
-        per_image += sum(r[2] for r in self.stack if r[0] != 0)
-        self.block = max(1, min(bs, STACK_BLOCK_BYTES // max(1, per_image * dtype.itemsize)))
         self.layers = np.zeros((len(dense), len(_core.LAYER_COLUMNS)), dtype=np.int64)
         for row, (f, s, o, p) in zip(self.layers, dense):
             m = o[0]
