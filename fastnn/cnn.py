@@ -299,6 +299,24 @@ class CNN:
             return (P[:, 0] >= 0.5).astype(np.int64)
         return P.argmax(axis=1)
 
+    def to_onnx(self, path, *, opset=None, logits=False) -> Path:
+        """Write the network as an ONNX file (``fastnn.onnx.to_onnx``; needs ``pip install 'fastnn[onnx]'``).
+
+        The graph's input ``input`` is (batch, *input_shape), NHWC images as ``predict_proba`` takes, with a
+        dynamic batch dimension, its output ``output`` the network's output (the logits with ``logits``);
+        ``opset`` defaults to ``fastnn.onnx.DEFAULT_OPSET``.  Returns the path.
+        """
+        from . import onnx
+
+        return onnx.to_onnx(self, path, opset=onnx.DEFAULT_OPSET if opset is None else opset, logits=logits)
+
+    def to_torch(self, *, logits=False):
+        """The network as a ``torch.nn.Sequential`` with the same weights (``fastnn.torch.to_torch``); it takes
+        NCHW images: ``images.transpose(0, 3, 1, 2)``."""
+        from .torch import to_torch
+
+        return to_torch(self, logits=logits)
+
     def _loss(self, Z, T):
         """(summed loss, correct, dJ/dZ) of the last layer's output Z (logits unless squared error)."""
         if self.loss == "cross_entropy":

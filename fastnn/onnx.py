@@ -2,17 +2,25 @@
 
 A model is first described as a list of layers, ``(kind, ...)`` tuples (``layers_of``), and each kind has
 one emit function in ``EMITTERS`` that appends its nodes and initializers to the graph: a new layer type
-(a convolution, a pooling, a flatten) is a new describer and a few lines of emit function.  An MLP is
-``("dense", W, b)`` (one ``Gemm``: ``X @ W + b``, W stored as fastnn's (n_in, n_out), so no transpose)
-then ``("activation", name)`` (``Sigmoid``, ``Tanh``, ``Relu``, ``Softmax`` over the last axis, nothing for
-'linear').
+is a describer and a few lines of emit function.  An MLP is ``("dense", W, b)`` (one ``Gemm``:
+``X @ W + b``, W stored as fastnn's (n_in, n_out), so no transpose) then ``("activation", name)``
+(``Sigmoid``, ``Tanh``, ``Relu``, ``Softmax`` over the last axis, nothing for 'linear').
+
+A :class:`~fastnn.cnn.CNN` takes NHWC images, as ``CNN.predict_proba`` does, while ONNX's ``Conv`` and
+``MaxPool`` work on NCHW: the graph starts with ``("transpose", (0, 3, 1, 2))``, runs ``("conv", W, b,
+stride, pads)`` (one ``Conv``, W as ONNX's (C_out, C_in, KH, KW) = fastnn's ``W.transpose(3, 2, 0, 1)``,
+'same' padding as explicit ``pads`` with the odd extra row/column at the bottom/right, as fastnn puts it)
+and ``("maxpool", size)`` (``MaxPool``, kernel = stride = size, trailing rows dropped) in NCHW, and
+transposes back to NHWC (``(0, 2, 3, 1)``) just before ``("flatten",)``, so that ``Flatten`` gives fastnn's
+(H, W, C) order and the dense layers keep their weights as they are.
 
 The graph declares its opset (``DEFAULT_OPSET`` unless asked otherwise) and the lowest IR version that
-opset needs; its one input, ``input``, is (batch, n_features) with a named dynamic batch dimension, and its
-one output, ``output``, is the network's output (probabilities for a classifier; ``logits=True`` stops
-before the last activation).  The tensors keep the model's dtype (float32 or float64).  The graph is
-checked with ``onnx.checker`` (with shape inference) before it is written, atomically
-(``fastnn._io.atomic_write``).
+opset needs; its one input, ``input``, is (batch, n_features) for an MLP, (batch, H, W, C) for a CNN on
+images, with a named dynamic batch dimension, and its one output, ``output``, is the network's output
+(probabilities for a classifier; ``logits=True`` stops before the last activation).  The tensors keep the
+model's dtype (float32 or float64; onnxruntime's CPU provider runs a float64 Gemm but has no float64
+``Conv``, so a CNN to run there is best exported from a float32 model).  The graph is checked with
+``onnx.checker`` (with shape inference) before it is written, atomically (``fastnn._io.atomic_write``).
 
 onnx is an optional dependency (``pip install 'fastnn[onnx]'``, which also brings onnxruntime to run the
 files): it is imported only when a model is exported.
@@ -94,27 +102,82 @@ def _emit_activation(g: _Graph, x: str, layer, output=None) -> str:
     return g.node(op, [x], layer[1], output, **attributes)
 
 
+def _emit_transpose(g: _Graph, x: str, layer, output=None) -> str:
+    return g.node("Transpose", [x], "transpose", output, perm=list(layer[1]))
+
+
+def _emit_conv(g: _Graph, x: str, layer, output=None) -> str:
+    _, W, b, stride, pads = layer
+    return g.node("Conv", [x, g.constant("W", W), g.constant("b", b)], "conv", output,
+                  kernel_shape=list(W.shape[2:]), strides=[stride, stride], pads=list(pads))
+
+
+def _emit_maxpool(g: _Graph, x: str, layer, output=None) -> str:
+    size = layer[1]
+    return g.node("MaxPool", [x], "maxpool", output, kernel_shape=[size, size], strides=[size, size])
+
+
+def _emit_flatten(g: _Graph, x: str, layer, output=None) -> str:
+    return g.node("Flatten", [x], "flatten", output, axis=1)
+
+
 #: layer kind -> emit(graph, input name, layer, output name or None) -> output name.
-EMITTERS = {"dense": _emit_dense, "activation": _emit_activation}
+EMITTERS = {"dense": _emit_dense, "activation": _emit_activation, "transpose": _emit_transpose,
+            "conv": _emit_conv, "maxpool": _emit_maxpool, "flatten": _emit_flatten}
+
+
+def same_pads(layer, input_shape) -> tuple:
+    """(top, left, bottom, right) zeros a fastnn Conv2D adds to an (H, W, C) input: none for 'valid'; for
+    'same' what makes the output ceil(H / stride), the odd extra at the bottom/right (as fastnn computes it)."""
+    if layer.padding == "valid":
+        return (0, 0, 0, 0)
+    (kh, kw), s = layer.kernel_size, layer.stride
+    h, w = input_shape[0], input_shape[1]
+    th = max((-(-h // s) - 1) * s + kh - h, 0)
+    tw = max((-(-w // s) - 1) * s + kw - w, 0)
+    return (th // 2, tw // 2, th - th // 2, tw - tw // 2)
 
 
 def layers_of(model):
-    """The layer list of a fastnn model, ``[(kind, ...), ...]``, and its input width.
+    """The layer list of a fastnn model, ``[(kind, ...), ...]``, and the shape of one input sample.
 
     Returns
     -------
     layers : list of tuples
-        ``("dense", W (n_in, n_out), b (n_out,))`` and ``("activation", name)`` for an MLP.
-    n_inputs : int
+        ``("dense", W (n_in, n_out), b (n_out,))`` and ``("activation", name)`` for an MLP; for a CNN also
+        ``("transpose", perm)``, ``("conv", W (C_out, C_in, KH, KW), b, stride, (top, left, bottom, right))``,
+        ``("maxpool", size)`` and ``("flatten",)`` (see the module's docstring).
+    input_shape : tuple
+        ``(n_features,)`` for an MLP, the CNN's ``input_shape`` ((H, W, C) or (n,)).
     """
+    from .cnn import CNN
+    from .layers import Conv2D, Dense, MaxPool2D
     from .models import MLP
 
     if isinstance(model, MLP):
         layers = []
         for W, b, act in zip(model.weights, model.biases, model.activations):
             layers += [("dense", W, b), ("activation", act)]
-        return layers, model.sizes[0]
-    raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP), got {type(model).__name__}")
+        return layers, (model.sizes[0],)
+    if isinstance(model, CNN):
+        layers = [("transpose", (0, 3, 1, 2))] if len(model.input_shape) == 3 else []
+        shape = model.input_shape
+        for i, layer in enumerate(model.layers):
+            if isinstance(layer, Conv2D):
+                W, b = model.layer_parameters(model.theta, i)
+                layers += [("conv", W.transpose(3, 2, 0, 1), b, layer.stride, same_pads(layer, shape)),
+                           ("activation", layer.activation)]
+            elif isinstance(layer, MaxPool2D):
+                layers.append(("maxpool", layer.size))
+            elif isinstance(layer, Dense):
+                W, b = model.layer_parameters(model.theta, i)
+                layers += [("dense", W, b), ("activation", layer.activation)]
+            else:  # Flatten: back to NHWC first, so that the flat order is fastnn's (H, W, C)
+                layers += [("transpose", (0, 2, 3, 1)), ("flatten",)]
+            shape = model.shapes[i]
+        return layers, model.input_shape
+    raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP or fastnn.cnn.CNN), got "
+                    f"{type(model).__name__}")
 
 
 def _check_opset(onnx, opset) -> int:
@@ -130,7 +193,7 @@ def to_onnx_model(model, *, opset: int = DEFAULT_OPSET, logits: bool = False, gr
 
     Parameters
     ----------
-    model : fastnn.models.MLP
+    model : fastnn.models.MLP or fastnn.cnn.CNN
     opset : int
         ONNX opset to declare, from ``MIN_OPSET`` (13) to the newest the installed onnx knows.
     logits : bool
@@ -143,7 +206,7 @@ def to_onnx_model(model, *, opset: int = DEFAULT_OPSET, logits: bool = False, gr
     """
     onnx = _import_onnx()
     opset = _check_opset(onnx, opset)
-    layers, n_inputs = layers_of(model)
+    layers, input_shape = layers_of(model)
     if logits and layers[-1][0] == "activation":
         layers = layers[:-1]
     dtype = np.dtype(model.dtype)
@@ -155,7 +218,7 @@ def to_onnx_model(model, *, opset: int = DEFAULT_OPSET, logits: bool = False, gr
     n_outputs = next(layer[1].shape[1] for layer in reversed(layers) if layer[0] == "dense")
     graph = onnx.helper.make_graph(
         g.nodes, graph_name or type(model).__name__, [onnx.helper.make_tensor_value_info(INPUT_NAME, elem,
-                                                                                          [BATCH_DIM, n_inputs])],
+                                                                                          [BATCH_DIM, *input_shape])],
         [onnx.helper.make_tensor_value_info(OUTPUT_NAME, elem, [BATCH_DIM, n_outputs])], g.initializers,
         doc_string=repr(model))
     opset_ids = [onnx.helper.make_opsetid("", opset)]
@@ -171,7 +234,7 @@ def to_onnx(model, path, *, opset: int = DEFAULT_OPSET, logits: bool = False) ->
 
     Parameters
     ----------
-    model : fastnn.models.MLP
+    model : fastnn.models.MLP or fastnn.cnn.CNN
     path : str or os.PathLike
         Written as given (``.onnx`` is the usual ending); its folder is created if missing.
     opset : int

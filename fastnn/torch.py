@@ -7,6 +7,17 @@ dtype, with the same weights: fastnn stores a layer's W as (n_in, n_out), so ``L
 ``Linear`` without bias gets zero biases).  Any other module is refused with an error naming it and its
 position.
 
+A :class:`~fastnn.cnn.CNN` becomes a Sequential that takes NCHW images, as PyTorch's ``Conv2d`` does (pass
+``torch.from_numpy(images.transpose(0, 3, 1, 2))`` for fastnn's NHWC ``images``): ``Conv2d`` with weight
+``W.transpose(3, 2, 0, 1)`` (fastnn's (KH, KW, C_in, C_out) -> (C_out, C_in, KH, KW)), its 'same' padding as
+``padding=(top, left)`` when the zeros are symmetric and as an ``nn.ZeroPad2d`` before a ``padding=0``
+convolution when the odd extra row/column goes to the bottom/right (fastnn's rule, which PyTorch's
+symmetric padding cannot express; ``padding='same'`` is accepted by ``from_torch`` too), ``MaxPool2d(size)``,
+``Flatten()`` and ``Linear``.  PyTorch flattens an image in (C, H, W) order and fastnn in (H, W, C), so the
+columns of the first ``Linear`` after ``Flatten`` are fastnn's rows of W permuted to that order.
+``from_torch(module, input_shape=(H, W, C))`` reads such a Sequential back into a CNN (the shape is fastnn's
+NHWC one; it fixes the 'same' paddings and the flatten permutation).
+
 Training the same network in both (the coursework's Q6.1.1): fastnn's optimizers take the gradient of the
 loss *summed* over a batch, so a PyTorch loop matches fastnn's numbers with ``reduction="sum"`` and the same
 learning rate (or ``reduction="mean"`` and a learning rate ``batch_size`` times larger, for SGD and momentum),
@@ -41,19 +52,69 @@ def _activation_modules(torch):
     return {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
+def _flatten_perm(shape):
+    """perm with ``torch_flat[:, j] == fastnn_flat[:, perm[j]]`` for (H, W, C) images: torch flattens (C, H, W)."""
+    h, w, c = shape
+    return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+
+
+def _cnn_to_torch(torch, model, logits):
+    from .layers import Conv2D, Dense, MaxPool2D
+    from .onnx import same_pads
+
+    nn = torch.nn
+    dtype = torch.float32 if model.dtype == np.float32 else torch.float64
+    acts = _activation_modules(torch)
+    modules, shape, perm = [], model.input_shape, None
+    last = len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        params = model.layer_parameters(model.theta, i)
+        if isinstance(layer, Conv2D):
+            top, left, bottom, right = same_pads(layer, shape)
+            symmetric = (top, left) == (bottom, right)
+            if not symmetric:
+                modules.append(nn.ZeroPad2d((left, right, top, bottom)))
+            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                          padding=(top, left) if symmetric else 0, dtype=dtype)
+            weight = params[0].transpose(3, 2, 0, 1)
+        elif isinstance(layer, Dense):
+            m = nn.Linear(layer.n_in, layer.n_out, dtype=dtype)
+            weight = params[0].T if perm is None else params[0][perm].T
+            perm = None
+        elif isinstance(layer, MaxPool2D):
+            m = nn.MaxPool2d(layer.size)
+        else:
+            m, perm = nn.Flatten(), _flatten_perm(shape)
+        if params is not None:
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
+                m.bias.copy_(torch.from_numpy(np.array(params[1])))
+        modules.append(m)
+        act = getattr(layer, "activation", "linear")
+        if not (logits and i == last):
+            if act == "softmax":
+                modules.append(nn.Softmax(dim=-1))
+            elif act != "linear":
+                modules.append(acts[act]())
+        shape = model.shapes[i]
+    return nn.Sequential(*modules)
+
+
 def to_torch(model, *, logits: bool = False):
     """A ``torch.nn.Sequential`` computing the same function as ``model``, with copies of its weights.
 
     Parameters
     ----------
-    model : fastnn.models.MLP
+    model : fastnn.models.MLP or fastnn.cnn.CNN
     logits : bool
         Leave out the last activation (for ``CrossEntropyLoss`` or ``BCEWithLogitsLoss``, which apply it).
 
     Returns
     -------
     torch.nn.Sequential
-        ``Linear`` layers (weight ``W.T``, bias ``b``) and activation modules, in the model's dtype.
+        ``Linear`` layers (weight ``W.T``, bias ``b``) and activation modules, in the model's dtype; for a CNN
+        also ``Conv2d`` (with ``ZeroPad2d`` for asymmetric 'same' padding), ``MaxPool2d`` and ``Flatten``,
+        taking NCHW images (see the module's docstring).
 
     Examples
     --------
@@ -67,10 +128,13 @@ def to_torch(model, *, logits: bool = False):
       (3): Softmax(dim=-1)
     )
     """
+    from .cnn import CNN
     from .models import MLP
 
+    if isinstance(model, CNN):
+        return _cnn_to_torch(_import_torch(), model, logits)
     if not isinstance(model, MLP):
-        raise TypeError(f"model: expected a fastnn.models.MLP, got {type(model).__name__}")
+        raise TypeError(f"model: expected a fastnn.models.MLP or fastnn.cnn.CNN, got {type(model).__name__}")
     torch = _import_torch()
     dtype = torch.float32 if model.dtype == np.float32 else torch.float64
     acts = _activation_modules(torch)
@@ -100,7 +164,7 @@ def _flatten(torch, module, where="module"):
     return [(where, module)]
 
 
-def from_torch(module, *, output_activation=None, loss=None):
+def from_torch(module, *, output_activation=None, loss=None, input_shape=None):
     """A fastnn :class:`~fastnn.models.MLP` with the layers and weights of a PyTorch module.
 
     Parameters
@@ -114,10 +178,15 @@ def from_torch(module, *, output_activation=None, loss=None):
         (``CrossEntropyLoss``, ``BCEWithLogitsLoss``).
     loss : str, optional
         Passed to :class:`~fastnn.models.MLP` (inferred from the output layer when omitted).
+    input_shape : (H, W, C) or (n,), optional
+        Read the module as a :class:`~fastnn.cnn.CNN` taking inputs of this (fastnn, NHWC) shape: then
+        ``Conv2d`` (zero padding 'valid' or fastnn's 'same', given as ``padding=`` or a ``ZeroPad2d`` before
+        it; groups and dilation 1), ``MaxPool2d(k)`` (stride k, no padding), ``Flatten()`` and ``Linear``,
+        each layer with parameters followed by at most one activation, are read.
 
     Returns
     -------
-    fastnn.models.MLP
+    fastnn.models.MLP, or fastnn.cnn.CNN when ``input_shape`` is given
 
     Raises
     ------
@@ -133,6 +202,8 @@ def from_torch(module, *, output_activation=None, loss=None):
     nn = torch.nn
     if not isinstance(module, nn.Module):
         raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    if input_shape is not None:
+        return _cnn_from_torch(torch, module, input_shape, output_activation, loss)
     names = {cls: name for name, cls in _activation_modules(torch).items()}
     linears, acts, dtypes = [], [], set()
     leaves = _flatten(torch, module)
@@ -159,8 +230,10 @@ def from_torch(module, *, output_activation=None, loss=None):
             else:
                 acts.append(names[type(m)])
             continue
+        hint = " (Conv2d, MaxPool2d and Flatten need input_shape=(H, W, C))" if isinstance(
+            m, (nn.Conv2d, nn.MaxPool2d, nn.Flatten, nn.ZeroPad2d)) else ""
         raise TypeError(f"{where}: fastnn has no layer for {type(m).__name__}; supported: Linear, Sigmoid, Tanh, "
-                        "ReLU, Softmax (last), Identity")
+                        f"ReLU, Softmax (last), Identity{hint}")
     if not linears:
         raise ValueError("module: holds no Linear layer")
     if len(acts) < len(linears):
@@ -184,4 +257,154 @@ def from_torch(module, *, output_activation=None, loss=None):
         for l, (_, lin) in enumerate(linears):
             model.weights[l][...] = lin.weight.detach().cpu().numpy().T
             model.biases[l][...] = 0 if lin.bias is None else lin.bias.detach().cpu().numpy()
+    return model
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
+    """``from_torch(module, input_shape=...)``: the CNN of a Sequential of Conv2d, MaxPool2d, Flatten, Linear."""
+    from .cnn import CNN
+    from .layers import Conv2D, Dense, Flatten, MaxPool2D, check_input_shape
+    from .onnx import same_pads
+
+    nn = torch.nn
+    shape = check_input_shape(input_shape)
+    names = {cls: name for name, cls in _activation_modules(torch).items()}
+    layers, params, dtypes, pad = [], [], set(), None
+    # per layer with parameters: [layer arguments, activation or None]; params: (where, weight, bias, perm)
+    pending = None  # index in layers of the last layer that takes an activation and has none yet
+    flat_perm, current, n_shaped, wheres = None, shape, 0, []
+    leaves = [(w, m) for w, m in _flatten(torch, module) if not isinstance(m, nn.Identity)]
+
+    def advance():
+        """The shape the module's layers so far give (a ValueError naming the module that does not fit)."""
+        nonlocal current, n_shaped
+        for k in range(n_shaped, len(layers)):
+            cls, args, _ = layers[k]
+            try:
+                current = cls(**args).output_shape(current)
+            except ValueError as exc:
+                raise ValueError(f"{wheres[k]}: {exc}") from None
+        n_shaped = len(layers)
+        return current
+
+    def close():
+        nonlocal pending
+        if pending is not None:
+            layers[pending] = layers[pending][:-1] + ("linear",)
+            pending = None
+
+    for i, (where, m) in enumerate(leaves):
+        if pad is not None and not isinstance(m, nn.Conv2d):
+            raise ValueError(f"{pad[0]}: ZeroPad2d must come just before a Conv2d")
+        current = advance()
+        if isinstance(m, nn.ZeroPad2d):
+            left, right, top, bottom = (int(p) for p in m.padding)
+            pad = (where, (top, left, bottom, right))
+            continue
+        if isinstance(m, nn.Conv2d):
+            close()
+            if len(current) != 3:
+                raise ValueError(f"{where}: Conv2d after the image was flattened")
+            if m.groups != 1 or _pair(m.dilation) != (1, 1) or m.padding_mode != "zeros":
+                raise ValueError(f"{where}: fastnn's Conv2D has groups=1, dilation=1 and zero padding, got "
+                                 f"groups={m.groups}, dilation={m.dilation}, padding_mode={m.padding_mode!r}")
+            stride = _pair(m.stride)
+            if stride[0] != stride[1]:
+                raise ValueError(f"{where}: fastnn's Conv2D has one stride for both axes, got stride={m.stride}")
+            if isinstance(m.padding, str):
+                pads = None if m.padding == "same" else (0, 0, 0, 0)
+            else:
+                pt, pl = _pair(m.padding)
+                pads = (pt, pl, pt, pl)
+            if pad is not None:
+                if pads != (0, 0, 0, 0):
+                    raise ValueError(f"{where}: a Conv2d after a ZeroPad2d must have padding=0")
+                pads = pad[1]
+            base = dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel_size=tuple(m.kernel_size),
+                        stride=stride[0])
+            padding = "same" if pads is None else next(
+                (p for p in ("valid", "same") if same_pads(Conv2D(**base, padding=p), current) == pads), None)
+            if padding is None:
+                raise ValueError(f"{where}: zero padding (top, left, bottom, right) = {pads} on a {current[:2]} "
+                                 f"image is neither 'valid' nor fastnn's 'same' "
+                                 f"{same_pads(Conv2D(**base, padding='same'), current)}")
+            pad = None
+            layers.append((Conv2D, dict(base, padding=padding), None))
+            wheres.append(where)
+            params.append((m.weight.detach().cpu().numpy().transpose(2, 3, 1, 0),
+                           None if m.bias is None else m.bias.detach().cpu().numpy()))
+            dtypes.add(m.weight.dtype)
+            pending = len(layers) - 1
+        elif isinstance(m, nn.MaxPool2d):
+            close()
+            k, s = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size)
+            if (k[0] != k[1] or s != k or _pair(m.padding) != (0, 0) or _pair(m.dilation) != (1, 1)
+                    or m.ceil_mode or m.return_indices):
+                raise ValueError(f"{where}: fastnn's MaxPool2D is a square window with stride = size, no padding, "
+                                 f"dilation 1 and floor mode, got {m}")
+            layers.append((MaxPool2D, dict(size=k[0]), "-"))
+            wheres.append(where)
+        elif isinstance(m, nn.Flatten):
+            close()
+            if (m.start_dim, m.end_dim) != (1, -1):
+                raise ValueError(f"{where}: fastnn's Flatten is Flatten(start_dim=1, end_dim=-1), got {m}")
+            if len(current) != 3:
+                raise ValueError(f"{where}: Flatten of an input already flat, of shape {current}")
+            flat_perm = _flatten_perm(current)
+            layers.append((Flatten, {}, "-"))
+            wheres.append(where)
+        elif isinstance(m, nn.Linear):
+            close()
+            W = m.weight.detach().cpu().numpy().T
+            if flat_perm is not None:
+                if W.shape[0] == flat_perm.size:
+                    W = W[np.argsort(flat_perm)]
+                flat_perm = None
+            layers.append((Dense, dict(n_in=m.in_features, n_out=m.out_features), None))
+            wheres.append(where)
+            params.append((W, None if m.bias is None else m.bias.detach().cpu().numpy()))
+            dtypes.add(m.weight.dtype)
+            pending = len(layers) - 1
+        elif type(m) in names or isinstance(m, nn.Softmax):
+            if pending is None:
+                raise ValueError(f"{where}: {type(m).__name__} must follow a Conv2d or Linear layer (fastnn layers "
+                                 "are a product then one activation)")
+            if isinstance(m, nn.Softmax):
+                if m.dim not in (-1, 1) or i != len(leaves) - 1 or layers[pending][0] is not Dense:
+                    raise ValueError(f"{where}: fastnn's softmax is over the features (dim=-1) of the last Linear")
+                act = "softmax"
+            else:
+                act = names[type(m)]
+            layers[pending] = layers[pending][:-1] + (act,)
+            pending = None
+        else:
+            raise TypeError(f"{where}: fastnn has no layer for {type(m).__name__}; supported with input_shape: "
+                            "Conv2d, ZeroPad2d (before a Conv2d), MaxPool2d, Flatten, Linear, Sigmoid, Tanh, ReLU, "
+                            "Softmax (last), Identity")
+    if pad is not None:
+        raise ValueError(f"{pad[0]}: ZeroPad2d must come just before a Conv2d")
+    advance()
+    if pending is not None:
+        if output_activation not in (None, "softmax", "sigmoid"):
+            raise ValueError(f"output_activation: expected None, 'softmax' or 'sigmoid', got {output_activation!r}")
+        layers[pending] = layers[pending][:-1] + (output_activation or "linear",)
+    elif output_activation is not None:
+        raise ValueError("output_activation: the module already ends with its activation")
+    if len(dtypes) != 1 or not dtypes <= {torch.float32, torch.float64}:
+        raise TypeError(f"module: expected the weights all float32 or all float64, got "
+                        f"{sorted(str(d) for d in dtypes)}")
+    built = [cls(**args) if act == "-" else cls(**args, activation=act) for cls, args, act in layers]
+    model = CNN(shape, built, loss=loss, dtype="float32" if dtypes == {torch.float32} else "float64")
+    k = 0
+    for i in range(len(built)):
+        if model.offsets[i] is None:
+            continue
+        W, b = model.layer_parameters(model.theta, i)
+        W[...] = params[k][0]
+        b[...] = 0 if params[k][1] is None else params[k][1]
+        k += 1
     return model

@@ -1,4 +1,4 @@
-"""ONNX export (fastnn.onnx, MLP.to_onnx): the checker passes, and onnxruntime gives fastnn's outputs.
+"""ONNX export (fastnn.onnx, MLP.to_onnx, CNN.to_onnx): the checker passes, and onnxruntime gives fastnn's outputs.
 
 Skipped as a whole when onnx or onnxruntime is not installed: both are optional (``pip install 'fastnn[onnx]'``).
 """
@@ -14,6 +14,8 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (o
 
 from fastnn import data  # noqa: E402
 from fastnn import onnx as fonnx  # noqa: E402
+from fastnn.cnn import CNN  # noqa: E402
+from fastnn.layers import Conv2D, Dense, Flatten, MaxPool2D, rows_to_images  # noqa: E402
 from fastnn.models import MLP  # noqa: E402
 from fastnn.train import Trainer  # noqa: E402
 
@@ -103,3 +105,80 @@ def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(TypeError, match="model"):
         fonnx.to_onnx(object(), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+# ------------------------------------------------------------------------------------------------- CNN
+
+CNNS = {  # (input_shape, layers): valid/same padding, strides 1 and 2, 1 and 3 channels, odd sizes
+    "valid-s1-gray": ((9, 11, 1), lambda: [Conv2D(1, 4, 3), MaxPool2D(2), Flatten(), Dense(4 * 3 * 4, 5, "softmax")]),
+    "same-s2-rgb": ((9, 7, 3), lambda: [Conv2D(3, 4, 3, stride=2, padding="same", activation="tanh"),
+                                        Conv2D(4, 5, (2, 3), padding="same"), MaxPool2D(2), Flatten(),
+                                        Dense(5 * 2 * 2, 6, "relu"), Dense(6, 4, "softmax")]),
+    "same-even-s2": ((8, 9, 3), lambda: [Conv2D(3, 3, 4, stride=2, padding="same", activation="sigmoid"),
+                                         Conv2D(3, 2, 3, stride=2, activation="linear"), Flatten(),
+                                         Dense(1 * 2 * 2, 1, "sigmoid")]),
+    "valid-s2-deep": ((13, 13, 1), lambda: [Conv2D(1, 3, 3, stride=2), Conv2D(3, 4, 2, padding="same"),
+                                            MaxPool2D(3), Flatten(), Dense(2 * 2 * 4, 3, "linear")]),
+}
+
+
+def _cnn(name, dtype, seed=3):
+    shape, layers = CNNS[name]
+    model = CNN(shape, layers(), dtype=dtype, seed=seed)
+    model.theta[...] += np.random.default_rng(seed).normal(0, 0.2, model.theta.size)  # biases away from zero too
+    return model
+
+
+@pytest.mark.parametrize("net", list(CNNS))
+def test_onnxruntime_agrees_with_fastnn_on_cnns(tmp_path, rng, net):
+    dtype = "float32"  # onnxruntime's CPU provider has no float64 Conv (see the next test)
+    model = _cnn(net, dtype)
+    path = model.to_onnx(tmp_path / "cnn.onnx")
+    onnx.checker.check_model(str(path), full_check=True)
+    proto = onnx.load(str(path))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert proto.graph.input[0].name == "input" and dims[0].dim_param == "batch"
+    assert [d.dim_value for d in dims[1:]] == list(model.input_shape)  # NHWC, as predict_proba takes
+    sess = _session(path)
+    for n in (1, 7):
+        X = rng.normal(0, 1, (n, *model.input_shape)).astype(dtype)
+        got = sess.run(None, {"input": X})[0]
+        assert got.dtype == np.dtype(dtype) and got.shape == (n, model.n_outputs)
+        np.testing.assert_allclose(got, model.predict_proba(X), rtol=0, atol=ATOL[dtype])
+    X = rng.normal(size=(3, *model.input_shape)).astype(dtype)
+    logits = _session(model.to_onnx(tmp_path / "logits.onnx", logits=True)).run(None, {"input": X})[0]
+    np.testing.assert_allclose(logits, model.forward(X, logits=True), rtol=0, atol=ATOL[dtype])
+
+
+def test_a_float64_cnn_exports_a_checked_float64_graph(tmp_path):
+    model = _cnn("same-s2-rgb", "float64")
+    proto = onnx.load(str(model.to_onnx(tmp_path / "cnn64.onnx")))
+    onnx.checker.check_model(proto, full_check=True)
+    double = onnx.TensorProto.DOUBLE
+    assert proto.graph.input[0].type.tensor_type.elem_type == double
+    assert {i.data_type for i in proto.graph.initializer} == {double}
+    assert [n.op_type for n in proto.graph.node][:3] == ["Transpose", "Conv", "Tanh"]
+    conv = proto.graph.node[1]
+    assert {a.name: list(a.ints) for a in conv.attribute}["pads"] == [1, 1, 1, 1]
+
+
+def test_cnn_on_flat_inputs_is_dense_only(tmp_path, rng):
+    model = CNN((6,), [Dense(6, 4, "tanh"), Dense(4, 3, "softmax")], dtype="float32", seed=0)
+    proto = onnx.load(str(model.to_onnx(tmp_path / "flat.onnx")))
+    assert [n.op_type for n in proto.graph.node] == ["Gemm", "Tanh", "Gemm", "Softmax"]
+    X = rng.normal(size=(5, 6)).astype(np.float32)
+    np.testing.assert_allclose(_session(tmp_path / "flat.onnx").run(None, {"input": X})[0], model.forward(X),
+                               rtol=0, atol=1e-5)
+
+
+@needs_hw36
+def test_onnxruntime_agrees_with_a_trained_cnn_on_hw36_rows(tmp_path):
+    X, Y = data.load_hw36(SHARED, "valid")
+    X, Y = rows_to_images(X[:360].astype(np.float32)), Y[:360]
+    model = CNN((32, 32, 1), [Conv2D(1, 4, 3, stride=2, padding="same"), MaxPool2D(2), Flatten(),
+                              Dense(8 * 8 * 4, 36, "softmax")], dtype="float32", seed=0)
+    before = model.theta.copy()
+    Trainer(model, optimizer="adam", lr=1e-3, batch_size=32, shuffle="epoch", progress=False).fit(X, Y, epochs=2)
+    assert not np.array_equal(model.theta, before)
+    got = _session(model.to_onnx(tmp_path / "hw36_cnn.onnx")).run(None, {"input": X})[0]
+    np.testing.assert_allclose(got, model.predict_proba(X), rtol=0, atol=1e-5)

@@ -8,6 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (optional: pip install 'fastnn[torch]')")
 
+from fastnn.cnn import CNN  # noqa: E402
+from fastnn.layers import Conv2D, Dense, Flatten, MaxPool2D  # noqa: E402
 from fastnn.models import MLP  # noqa: E402
 from fastnn.torch import from_torch, to_torch  # noqa: E402
 from fastnn.train import Trainer  # noqa: E402
@@ -160,3 +162,92 @@ def test_fifty_steps_match_torch_optim(rng, one_torch_thread, net, optimizer, dt
     back = from_torch(seq, output_activation=model.activations[-1] if model.loss != "squared_error" else None)
     np.testing.assert_allclose(model.theta, back.theta, rtol=rtol, atol=atol * 10)
     assert not np.allclose(ours, ours[0], rtol=1e-2)  # the weights moved
+
+
+# ------------------------------------------------------------------------------------------------- CNN
+
+CNNS = {  # (input_shape, layers): valid/same padding, strides 1 and 2, 1 and 3 channels, odd sizes
+    "valid-s1-gray": ((9, 11, 1), lambda: [Conv2D(1, 4, 3), MaxPool2D(2), Flatten(), Dense(4 * 3 * 4, 5, "softmax")]),
+    "same-s2-rgb": ((9, 7, 3), lambda: [Conv2D(3, 4, 3, stride=2, padding="same", activation="tanh"),
+                                        Conv2D(4, 5, (2, 3), padding="same"), MaxPool2D(2), Flatten(),
+                                        Dense(5 * 2 * 2, 6, "relu"), Dense(6, 4, "softmax")]),
+    "same-even-s2": ((8, 9, 3), lambda: [Conv2D(3, 3, 4, stride=2, padding="same", activation="sigmoid"),
+                                         Conv2D(3, 2, 3, stride=2, activation="linear"), Flatten(),
+                                         Dense(1 * 2 * 2, 1, "sigmoid")]),
+    "valid-s2-deep": ((13, 13, 1), lambda: [Conv2D(1, 3, 3, stride=2), Conv2D(3, 4, 2, padding="same"),
+                                            MaxPool2D(3), Flatten(), Dense(2 * 2 * 4, 3, "linear")]),
+}
+
+
+def _cnn(name, dtype, seed=3):
+    shape, layers = CNNS[name]
+    model = CNN(shape, layers(), dtype=dtype, seed=seed)
+    model.theta[...] += np.random.default_rng(seed).normal(0, 0.2, model.theta.size)  # biases away from zero too
+    return model
+
+
+def _run(seq, images):
+    with torch.no_grad():
+        return seq(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))).numpy()  # NHWC -> NCHW
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("net", list(CNNS))
+def test_cnn_to_torch_and_back(rng, net, dtype):
+    model = _cnn(net, dtype)
+    seq = to_torch(model)
+    assert all(p.dtype == TORCH_DTYPES[dtype] for p in seq.parameters())
+    conv = next(m for m in seq if isinstance(m, torch.nn.Conv2d))
+    np.testing.assert_array_equal(conv.weight.detach().numpy(), model.parameters()[0].transpose(3, 2, 0, 1))
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for n in (1, 7):
+        X = rng.normal(size=(n, *model.input_shape)).astype(dtype)
+        np.testing.assert_allclose(_run(seq, X), model.predict_proba(X), rtol=0, atol=tol)
+    back = from_torch(seq, input_shape=model.input_shape)
+    assert (back.layers, back.loss, back.dtype, back.input_shape) == (model.layers, model.loss, model.dtype,
+                                                                      model.input_shape)
+    np.testing.assert_array_equal(back.theta, model.theta)
+    bare = model.to_torch(logits=True)
+    X = rng.normal(size=(3, *model.input_shape)).astype(dtype)
+    np.testing.assert_allclose(_run(bare, X), model.forward(X, logits=True), rtol=0, atol=tol)
+    if model.layers[-1].activation in ("softmax", "sigmoid"):
+        again = from_torch(bare, input_shape=model.input_shape, output_activation=model.layers[-1].activation)
+        assert again.layers == model.layers
+        np.testing.assert_array_equal(again.theta, model.theta)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
+def test_from_torch_reads_a_hand_built_cnn():
+    """padding='same' (stride 1; PyTorch too puts an even kernel's extra zeros at the bottom/right), an explicit
+    ZeroPad2d, a symmetric padding=1, a Conv2d without bias."""
+    nn = torch.nn
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(3, 4, 4, padding="same"), nn.ReLU(), nn.ZeroPad2d((0, 1, 0, 1)),
+                        nn.Conv2d(4, 2, 2, stride=2), nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.Tanh(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3 * 2 * 2, 5), nn.Softmax(dim=1))
+    model = from_torch(seq, input_shape=(9, 9, 3))
+    assert model.layers == [Conv2D(3, 4, 4, padding="same"), Conv2D(4, 2, 2, stride=2, padding="same",
+                                                                    activation="linear"),
+                            Conv2D(2, 3, 3, padding="same", activation="tanh"), MaxPool2D(2), Flatten(),
+                            Dense(12, 5, "softmax")]
+    assert not model.layer_parameters(model.theta, 2)[1].any()
+    X = np.random.default_rng(0).random((4, 9, 9, 3), dtype=np.float32)
+    np.testing.assert_allclose(model.predict_proba(X), _run(seq, X), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("seq,error,match", [
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), TypeError, r"module\[1\].*BatchNorm2d"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2)), TypeError, r"module\[1\].*AvgPool2d"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2)), ValueError, r"module\[0\].*dilation"),
+    (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), ValueError, r"module\[0\].*groups"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3, padding=2)), ValueError, r"module\[0\].*neither 'valid'"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3, stride=(1, 2))), ValueError, "one stride"),
+    (lambda nn: nn.Sequential(nn.MaxPool2d(2, stride=1)), ValueError, r"module\[0\].*stride = size"),
+    (lambda nn: nn.Sequential(nn.Conv2d(3, 2, 3)), ValueError, "3 channels"),
+    (lambda nn: nn.Sequential(nn.Flatten(), nn.Linear(100, 2)), ValueError, r"module\[1\].*\(49,\)"),
+    (lambda nn: nn.Sequential(nn.ZeroPad2d(1), nn.ReLU()), ValueError, "just before a Conv2d"),
+    (lambda nn: nn.Sequential(nn.MaxPool2d(2), nn.ReLU()), ValueError, "must follow a Conv2d or Linear"),
+])
+def test_from_torch_names_the_cnn_module_it_cannot_read(seq, error, match):
+    with pytest.raises(error, match=match):
+        from_torch(seq(torch.nn), input_shape=(7, 7, 1))
