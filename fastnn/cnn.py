@@ -20,12 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
-import struct
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +28,7 @@ import numpy as np
 from . import functional as F
 from ._io import atomic_write
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
-from .models import (LOSSES, MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_model_container,
+from .models import (LOSSES, MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, read_model_file,
                      max_params_limit, open_npy_member, read_member_exactly, read_small_member)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
@@ -437,23 +432,8 @@ class CNN:
         ModelFileError
             (a ``ValueError``) Not a fastnn CNN file, a damaged one, or one over a limit.
         """
-        path = Path(path)
         limit = max_params_limit(max_params)
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise ModelFileError(f"{path}: {what}, not a model file; {_HINT}")
-        with open(path, "rb") as fh:
-            try:
-                check_model_container(path, fh, st.st_size)
-                with zipfile.ZipFile(fh) as zf:
-                    return cls._from_zip(path, zf, limit)
-            except ModelFileError:
-                raise
-            except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, RuntimeError,
-                    zipfile.BadZipFile, zlib.error, struct.error) as exc:
-                raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__}: {exc}); "
-                                     "save or copy the model again") from None
+        return read_model_file(path, lambda p, zf: cls._from_zip(p, zf, limit), _HINT)
 
     @classmethod
     def _from_zip(cls, path, zf, limit):

@@ -378,23 +378,8 @@ class MLP:
         ValueError
             ``max_params`` or ``$FASTNN_MAX_MODEL_PARAMS`` is not a positive whole number.
         """
-        path = Path(path)
         limit = max_params_limit(max_params)
-        st = os.stat(path)  # FileNotFoundError as it is
-        if not stat.S_ISREG(st.st_mode):
-            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise ModelFileError(f"{path}: {what}, not a model file; {_SAVE_HINT}")
-        with open(path, "rb") as fh:
-            try:
-                check_model_container(path, fh, st.st_size)
-                with zipfile.ZipFile(fh) as zf:
-                    return cls._from_zip(path, zf, limit)
-            except ModelFileError:
-                raise
-            except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, RuntimeError,
-                    zipfile.BadZipFile, zlib.error, struct.error) as exc:
-                raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__}: {exc}); "
-                                     "save or copy the model again") from None
+        return read_model_file(path, lambda p, zf: cls._from_zip(p, zf, limit), _SAVE_HINT)
 
     @classmethod
     def _from_zip(cls, path, zf, limit):
@@ -490,6 +475,32 @@ def _read_meta(path, zf) -> dict:
             raise ModelFileError(f"{path}: 'meta' must be a JSON object, got {type(meta).__name__}")
         return meta
     return {}
+
+
+def read_model_file(path, read, hint):
+    """``read(path, zipfile)`` on the model file at ``path``, after the checks every model file gets.
+
+    The path must be a regular file (FileNotFoundError as it is, a ModelFileError for a folder), its
+    container is checked before anything is decompressed (``check_model_container``), and any failure of
+    the archive or of ``read`` other than a ModelFileError becomes one saying the file is damaged.
+    ``hint`` tells the user what file to pass instead.
+    """
+    path = Path(path)
+    st = os.stat(path)  # FileNotFoundError as it is
+    if not stat.S_ISREG(st.st_mode):
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ModelFileError(f"{path}: {what}, not a model file; {hint}")
+    with open(path, "rb") as fh:
+        try:
+            check_model_container(path, fh, st.st_size)
+            with zipfile.ZipFile(fh) as zf:
+                return read(path, zf)
+        except ModelFileError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, RuntimeError,
+                zipfile.BadZipFile, zlib.error, struct.error) as exc:
+            raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__}: {exc}); "
+                                 "save or copy the model again") from None
 
 
 def max_params_limit(max_params) -> int:
