@@ -28,8 +28,8 @@ import numpy as np
 from . import functional as F
 from ._io import atomic_write
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
-from .models import (LOSSES, MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, read_model_file,
-                     max_params_limit, open_npy_member, read_member_exactly, read_small_member)
+from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_loss_and_dtype, find_members,
+                     max_params_limit, open_npy_member, read_member_exactly, read_model_file, read_small_member)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
@@ -45,7 +45,7 @@ _MEMBERS = ("format", "input_shape", "layers", "loss", "theta")
 _HINT = "pass a model file written by CNN.save (an .npz)"
 
 
-class CNN:
+class CNN(Predictor):
     """A stack of Conv2D, MaxPool2D, Flatten and Dense layers ending in a Dense layer.
 
     Parameters
@@ -91,24 +91,7 @@ class CNN:
         if not isinstance(last, Dense):
             raise ValueError(f"layers[{len(layers) - 1}] {last!r}: the last layer must be a Dense layer (the "
                              f"outputs), got output shape {shapes[-1]}")
-        if loss is None:
-            if last.activation == "softmax":
-                loss = "cross_entropy"
-            elif last.activation == "sigmoid" and last.n_out == 1:
-                loss = "binary_cross_entropy"
-            else:
-                loss = "squared_error"
-        if loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-        if loss == "cross_entropy" and last.activation != "softmax":
-            raise ValueError("loss 'cross_entropy' needs a 'softmax' output layer")
-        if loss == "binary_cross_entropy" and (last.activation != "sigmoid" or last.n_out != 1):
-            raise ValueError("loss 'binary_cross_entropy' needs one 'sigmoid' output unit")
-        if loss == "squared_error" and last.activation == "softmax":
-            raise ValueError("loss 'squared_error' with a softmax output is not supported; use 'cross_entropy'")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        loss, dtype = check_loss_and_dtype(loss, last.activation, last.n_out, dtype)
         return input_shape, layers, shapes, loss, dtype
 
     @staticmethod
@@ -283,17 +266,6 @@ class CNN:
             out[s:s + step], _ = self._run(X[s:s + step], self.theta, logits, keep=False)
         return out
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (softmax or sigmoid outputs), (n, n_outputs)."""
-        return self.forward(X)
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted class indices (n,); for one sigmoid output, 1 where p >= 0.5."""
-        P = self.forward(X)
-        if P.shape[1] == 1:
-            return (P[:, 0] >= 0.5).astype(np.int64)
-        return P.argmax(axis=1)
-
     def to_onnx(self, path, *, opset=None, logits=False) -> Path:
         """Write the network as an ONNX file (``fastnn.onnx.to_onnx``; needs ``pip install 'fastnn[onnx]'``).
 
@@ -322,33 +294,6 @@ class CNN:
             loss, delta = F.squared_error(Z, T)
             return loss, 0, delta
         return r.loss, round(r.accuracy * Z.shape[0]), r.delta
-
-    def evaluate(self, X, T):
-        """Loss averaged per sample and accuracy (NaN for the squared error) over a data set.
-
-        Parameters
-        ----------
-        X : (n, *input_shape) ndarray
-        T : targets: one-hot (n, c) or class indices (n,) for cross-entropy, (n, 1) 0/1 for binary
-            cross-entropy, (n, n_outputs) for squared error.
-
-        Returns
-        -------
-        loss : float
-        accuracy : float
-        """
-        X = self.check_inputs(X)
-        if X.shape[0] == 0:
-            raise ValueError("X: empty data set (0 rows)")
-        Z = self.forward(X, logits=self.loss != "squared_error")
-        if self.loss == "cross_entropy":
-            r = F.softmax_cross_entropy(Z, T)
-        elif self.loss == "binary_cross_entropy":
-            r = F.sigmoid_binary_cross_entropy(Z, T)
-        else:
-            loss, _ = F.squared_error(Z, T)
-            return loss / X.shape[0], float("nan")
-        return r.loss / X.shape[0], r.accuracy
 
     def loss_gradient(self, X, T, grad=None, *, theta=None):
         """One batch's summed loss, correct predictions, and the gradient of the loss w.r.t. ``theta``.
@@ -437,14 +382,7 @@ class CNN:
 
     @classmethod
     def _from_zip(cls, path, zf, limit):
-        infos = {}
-        for name in _MEMBERS + ("sizes",):
-            for candidate in (name, name + ".npy"):
-                try:
-                    infos[name] = zf.getinfo(candidate)
-                    break
-                except KeyError:
-                    pass
+        infos = find_members(zf, _MEMBERS + ("sizes",))
         if "format" in infos:
             fmt = read_small_member(path, zf, infos["format"], "format")
             if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != _FORMAT:

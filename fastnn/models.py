@@ -77,7 +77,92 @@ def _check_sigma(sigma, dtype) -> float:
     return value
 
 
-class MLP:
+def check_loss_and_dtype(loss, activation: str, n_out: int, dtype):
+    """A model's loss (inferred from its output layer when None) and dtype, checked: (loss, np.dtype).
+
+    ``activation`` and ``n_out`` describe the output layer: softmax infers cross-entropy, one sigmoid unit
+    binary cross-entropy, anything else the squared error; a loss the output layer cannot feed is refused.
+    """
+    if loss is None:
+        if activation == "softmax":
+            loss = "cross_entropy"
+        elif activation == "sigmoid" and n_out == 1:
+            loss = "binary_cross_entropy"
+        else:
+            loss = "squared_error"
+    if loss not in LOSSES:
+        raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
+    if loss == "cross_entropy" and activation != "softmax":
+        raise ValueError("loss 'cross_entropy' needs a 'softmax' output layer")
+    if loss == "binary_cross_entropy" and (activation != "sigmoid" or n_out != 1):
+        raise ValueError("loss 'binary_cross_entropy' needs one 'sigmoid' output unit")
+    if loss == "squared_error" and activation == "softmax":
+        raise ValueError("loss 'squared_error' with a softmax output is not supported; use 'cross_entropy'")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    return loss, dtype
+
+
+class Predictor:
+    """What every fastnn model offers on top of its ``forward(X, logits=...)``, ``check_inputs(X)`` and
+    ``loss``: probabilities, class predictions and the loss and accuracy over a data set."""
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities (softmax or sigmoid outputs), (n, n_outputs)."""
+        return self.forward(X)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class indices (n,); for one sigmoid output, 1 where p >= 0.5."""
+        P = self.forward(X)
+        if P.shape[1] == 1:
+            return (P[:, 0] >= 0.5).astype(np.int64)
+        return P.argmax(axis=1)
+
+    def evaluate(self, X, T):
+        """Loss averaged per sample and accuracy (NaN for the squared error) over a data set.
+
+        Parameters
+        ----------
+        X : (n, ...) ndarray
+            The model's inputs (an MLP's rows, a CNN's images).
+        T : targets: one-hot (n, c) or class indices (n,) for cross-entropy, (n, 1) 0/1 for binary
+            cross-entropy, (n, n_outputs) for squared error.
+
+        Returns
+        -------
+        loss : float
+        accuracy : float
+        """
+        X = self.check_inputs(X)
+        if X.shape[0] == 0:
+            raise ValueError("X: empty data set (0 rows)")
+        Z = self.forward(X, logits=self.loss != "squared_error")
+        if self.loss == "cross_entropy":
+            r = F.softmax_cross_entropy(Z, T)
+        elif self.loss == "binary_cross_entropy":
+            r = F.sigmoid_binary_cross_entropy(Z, T)
+        else:
+            loss, _ = F.squared_error(Z, T)
+            return loss / X.shape[0], float("nan")
+        return r.loss / X.shape[0], r.accuracy
+
+
+def find_members(zf, names) -> dict:
+    """{name: ZipInfo} of the members of an ``.npz`` present among ``names`` (as np.load: the exact name
+    first, then the name with ``.npy``)."""
+    infos = {}
+    for name in names:
+        for candidate in (name, name + ".npy"):
+            try:
+                infos[name] = zf.getinfo(candidate)
+                break
+            except KeyError:
+                pass
+    return infos
+
+
+class MLP(Predictor):
     """A stack of dense layers, usable as a classifier or an autoencoder.
 
     Parameters
@@ -120,24 +205,7 @@ class MLP:
     def _check_architecture(sizes, activations, loss, dtype):
         """The constructor's checks: (sizes, activations, loss, dtype) normalised, or a ValueError/TypeError."""
         sizes, activations = F.check_layers(sizes, activations)
-        if loss is None:
-            if activations[-1] == "softmax":
-                loss = "cross_entropy"
-            elif activations[-1] == "sigmoid" and sizes[-1] == 1:
-                loss = "binary_cross_entropy"
-            else:
-                loss = "squared_error"
-        if loss not in LOSSES:
-            raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
-        if loss == "cross_entropy" and activations[-1] != "softmax":
-            raise ValueError("loss 'cross_entropy' needs a 'softmax' output layer")
-        if loss == "binary_cross_entropy" and (activations[-1] != "sigmoid" or sizes[-1] != 1):
-            raise ValueError("loss 'binary_cross_entropy' needs one 'sigmoid' output unit")
-        if loss == "squared_error" and activations[-1] == "softmax":
-            raise ValueError("loss 'squared_error' with a softmax output is not supported; use 'cross_entropy'")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        loss, dtype = check_loss_and_dtype(loss, activations[-1], sizes[-1], dtype)
         return sizes, activations, loss, dtype
 
     def _setup(self, sizes, activations, loss, dtype, alloc):
@@ -252,44 +320,6 @@ class MLP:
             out[s:s + EVAL_CHUNK] = pre if logits else h
         return out
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (softmax or sigmoid outputs), (n, n_classes)."""
-        return self.forward(X)
-
-    def predict(self, X) -> np.ndarray:
-        """Predicted class indices (n,); for one sigmoid output, 1 where p >= 0.5."""
-        P = self.forward(X)
-        if P.shape[1] == 1:
-            return (P[:, 0] >= 0.5).astype(np.int64)
-        return P.argmax(axis=1)
-
-    def evaluate(self, X, T):
-        """Loss averaged per sample and accuracy (NaN for the squared error) over a data set.
-
-        Parameters
-        ----------
-        X : (n, sizes[0]) ndarray
-        T : targets: one-hot (n, c) or class indices (n,) for cross-entropy, (n, 1) 0/1 for binary
-            cross-entropy, (n, sizes[-1]) for squared error.
-
-        Returns
-        -------
-        loss : float
-        accuracy : float
-        """
-        X = self.check_inputs(X)
-        if X.shape[0] == 0:
-            raise ValueError("X: empty data set (0 rows)")
-        Z = self.forward(X, logits=self.loss != "squared_error")
-        if self.loss == "cross_entropy":
-            r = F.softmax_cross_entropy(Z, T)
-        elif self.loss == "binary_cross_entropy":
-            r = F.sigmoid_binary_cross_entropy(Z, T)
-        else:
-            loss, _ = F.squared_error(Z, T)
-            return loss / X.shape[0], float("nan")
-        return r.loss / X.shape[0], r.accuracy
-
     # ------------------------------------------------------------------ interop (optional packages)
 
     def to_onnx(self, path, *, opset=None, logits=False) -> Path:
@@ -383,14 +413,7 @@ class MLP:
 
     @classmethod
     def _from_zip(cls, path, zf, limit):
-        infos = {}
-        for name in _MEMBERS:  # as np.load: the exact name first, then the name with .npy
-            for candidate in (name, name + ".npy"):
-                try:
-                    infos[name] = zf.getinfo(candidate)
-                    break
-                except KeyError:
-                    pass
+        infos = find_members(zf, _MEMBERS)
         missing = [n for n in _MEMBERS if n not in infos]
         if missing:
             raise ModelFileError(f"{path}: not a fastnn model file (missing {missing}); {_SAVE_HINT}")
