@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from . import functional as F
-from ._io import atomic_write
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
 from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_loss_and_dtype, find_members,
-                     max_params_limit, open_npy_member, read_member_exactly, read_model_file, read_small_member)
+                     max_params_limit, meta_member, open_npy_member, read_member_exactly, read_meta, read_model_file,
+                     read_small_member, stored_parameters, write_model_file)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
@@ -116,6 +116,8 @@ class CNN(Predictor):
         self.dtype = dtype
         self.offsets, n_params = self._layout(layers)
         self.theta = alloc(n_params, dtype=dtype)
+        #: Facts saved with the model (``save(meta=...)``), e.g. a shipped model's recipe and scores.
+        self.meta = {}
 
     # ----------------------------------------------------------------- parameters
 
@@ -347,19 +349,19 @@ class CNN(Predictor):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path) -> Path:
+    def save(self, path, *, storage=None, meta=None) -> Path:
         """Write the model to an ``.npz`` file atomically, as :meth:`fastnn.models.MLP.save` does; return its
         path (``.npz`` is appended if missing).  The layers are stored as a JSON description, nothing
-        pickled."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        pickled.  ``storage='float16'`` stores the parameters in half precision (loaded back as float32) and
+        ``meta`` (a JSON-serialisable dict, read back as ``.meta``) describes the model, as for the MLP."""
+        return write_model_file(path, self.archive_members(storage=storage, meta=meta))
+
+    def archive_members(self, *, storage=None, meta=None) -> dict:
+        """The arrays :meth:`save` writes, by member name."""
         layers = json.dumps([layer.config() for layer in self.layers])
-        with atomic_write(path, "wb") as fh:
-            np.savez(fh, format=np.array(_FORMAT), input_shape=np.array(self.input_shape, dtype=np.int64),
-                     layers=np.array(layers), loss=np.array(self.loss), theta=self.theta)
-        return path
+        return dict(format=np.array(_FORMAT), input_shape=np.array(self.input_shape, dtype=np.int64),
+                    layers=np.array(layers), loss=np.array(self.loss), theta=stored_parameters(self.theta, storage),
+                    **meta_member(meta))
 
     @classmethod
     def load(cls, path, *, max_params=None) -> "CNN":
@@ -378,10 +380,11 @@ class CNN(Predictor):
             (a ``ValueError``) Not a fastnn CNN file, a damaged one, or one over a limit.
         """
         limit = max_params_limit(max_params)
-        return read_model_file(path, lambda p, zf: cls._from_zip(p, zf, limit), _HINT)
+        return read_model_file(path, lambda p, zf: cls.from_archive(p, zf, limit), _HINT)
 
     @classmethod
-    def _from_zip(cls, path, zf, limit):
+    def from_archive(cls, path, zf, limit):
+        """The model in the open archive ``zf`` of the file ``path`` (see :meth:`fastnn.models.MLP.from_archive`)."""
         infos = find_members(zf, _MEMBERS + ("sizes",))
         if "format" in infos:
             fmt = read_small_member(path, zf, infos["format"], "format")
@@ -417,11 +420,13 @@ class CNN(Predictor):
                                  f"max_params=N) or ${MAX_PARAMS_ENV}")
         shape_t, dtype, stream = open_npy_member(path, zf, infos["theta"], "theta")
         with stream:
-            if dtype.kind != "f" or dtype.itemsize not in (4, 8) or dtype.shape != ():
-                raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
-                                     f"holds {dtype}")
+            if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.shape != ():
+                raise ModelFileError(f"{path}: the parameters must be finite float16, float32 or float64 values, but "
+                                     f"'theta' holds {dtype}")
+            half = dtype.itemsize == 2  # stored in half precision (save(storage='float16')): a float32 model
+            native = np.dtype(np.float32) if half else dtype.newbyteorder("=")
             try:
-                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), dtype.newbyteorder("="))
+                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), native)
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"{path}: invalid model description ({exc})") from None
             count = math.prod(shape_t)
@@ -431,9 +436,13 @@ class CNN(Predictor):
                                      "the file is damaged or was not written by CNN.save")
             model = cls.__new__(cls)
             model._setup(*arch, np.empty)
-            read_member_exactly(path, stream, memoryview(model.theta).cast("B"), "theta")
+            stored = np.empty(n_params, np.float16) if half else model.theta
+            read_member_exactly(path, stream, memoryview(stored).cast("B"), "theta")
         if not dtype.isnative:
-            model.theta.byteswap(inplace=True)
+            stored.byteswap(inplace=True)
+        if half:
+            model.theta[...] = stored
+        model.meta = read_meta(path, zf)
         if not F.all_finite(model.theta):
             raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
                                  "holds NaN or inf")

@@ -359,27 +359,13 @@ class MLP(Predictor):
             JSON-serialisable facts about the model (its recipe, data, scores), read back as ``.meta``; at
             most ``MAX_MODEL_META_BYTES`` once encoded.
         """
-        if storage not in (None, "float16"):
-            raise ValueError(f"storage: expected None or 'float16', got {storage!r}")
-        theta = self.theta
-        if storage == "float16":
-            if not np.all(np.abs(theta) <= np.finfo(np.float16).max):
-                raise ValueError("storage='float16': some parameters are beyond float16's range (65504)")
-            theta = theta.astype(np.float16)
-        members = {}
-        if meta is not None:
-            text = json.dumps(meta, sort_keys=True, allow_nan=False)
-            if len(text.encode()) > MAX_MODEL_META_BYTES // 4 - 128:  # stored as UTF-32 by NumPy
-                raise ValueError(f"meta: {len(text):,} characters once encoded as JSON, too many for a model file")
-            members["meta"] = np.array(text)
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path, "wb") as fh:
-            np.savez(fh, format=np.array(_FORMAT), sizes=np.array(self.sizes, dtype=np.int64),
-                     activations=np.array(self.activations), loss=np.array(self.loss), theta=theta, **members)
-        return path
+        return write_model_file(path, self.archive_members(storage=storage, meta=meta))
+
+    def archive_members(self, *, storage=None, meta=None) -> dict:
+        """The arrays :meth:`save` writes, by member name (see :meth:`save` for ``storage`` and ``meta``)."""
+        return dict(format=np.array(_FORMAT), sizes=np.array(self.sizes, dtype=np.int64),
+                    activations=np.array(self.activations), loss=np.array(self.loss),
+                    theta=stored_parameters(self.theta, storage), **meta_member(meta))
 
     @classmethod
     def load(cls, path, *, max_params=None) -> "MLP":
@@ -409,10 +395,12 @@ class MLP(Predictor):
             ``max_params`` or ``$FASTNN_MAX_MODEL_PARAMS`` is not a positive whole number.
         """
         limit = max_params_limit(max_params)
-        return read_model_file(path, lambda p, zf: cls._from_zip(p, zf, limit), _SAVE_HINT)
+        return read_model_file(path, lambda p, zf: cls.from_archive(p, zf, limit), _SAVE_HINT)
 
     @classmethod
-    def _from_zip(cls, path, zf, limit):
+    def from_archive(cls, path, zf, limit):
+        """The model stored in the open archive ``zf`` (a ``zipfile.ZipFile`` or an :class:`ArchiveView`) of
+        the file ``path``, with at most ``limit`` parameters: :meth:`load` after its file checks."""
         infos = find_members(zf, _MEMBERS)
         missing = [n for n in _MEMBERS if n not in infos]
         if missing:
@@ -472,14 +460,62 @@ class MLP(Predictor):
             stored.byteswap(inplace=True)
         if half:
             model.theta[...] = stored
-        model.meta = _read_meta(path, zf)
+        model.meta = read_meta(path, zf)
         if not F.all_finite(model.theta):
             raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
                                  "holds NaN or inf")
         return model
 
 
-def _read_meta(path, zf) -> dict:
+def write_model_file(path, members) -> Path:
+    """``np.savez`` of ``members`` (name -> array) to ``path`` atomically (see :meth:`MLP.save`); ``.npz`` is
+    appended to a path without it, and missing folders are made. Returns the path written."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, **members)
+    return path
+
+
+class ArchiveView:
+    """The members of an open model archive whose names start with ``prefix``, by their names without it:
+    what ``from_archive`` reads when one file holds several models (``fastnn.ocr.model.OCRModel``)."""
+
+    def __init__(self, zf, prefix):
+        self.zf, self.prefix = zf, prefix
+
+    def getinfo(self, name):
+        return self.zf.getinfo(self.prefix + name)
+
+    def open(self, info):
+        return self.zf.open(info)
+
+
+def stored_parameters(theta, storage):
+    """``theta`` as a model file stores it: as it is (``storage=None``) or in half precision ('float16',
+    checked to be within float16's range)."""
+    if storage not in (None, "float16"):
+        raise ValueError(f"storage: expected None or 'float16', got {storage!r}")
+    if storage == "float16":
+        if not np.all(np.abs(theta) <= np.finfo(np.float16).max):
+            raise ValueError("storage='float16': some parameters are beyond float16's range (65504)")
+        return theta.astype(np.float16)
+    return theta
+
+
+def meta_member(meta) -> dict:
+    """The ``meta`` member of a model file ({} for None): ``meta`` as one JSON text, checked to fit."""
+    if meta is None:
+        return {}
+    text = json.dumps(meta, sort_keys=True, allow_nan=False)
+    if len(text.encode()) > MAX_MODEL_META_BYTES // 4 - 128:  # stored as UTF-32 by NumPy
+        raise ValueError(f"meta: {len(text):,} characters once encoded as JSON, too many for a model file")
+    return {"meta": np.array(text)}
+
+
+def read_meta(path, zf) -> dict:
     """The optional ``meta`` member (a JSON object, see :meth:`MLP.save`), or an empty dict."""
     for candidate in ("meta", "meta.npy"):
         try:
