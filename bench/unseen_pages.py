@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from fastnn.data import CLASSES
+from fastnn.ocr.synth import photograph, tight_glyph
 
 WORDS = """
 THE AND FOR ARE BUT NOT YOU ALL ANY CAN HAD HER WAS ONE OUR OUT DAY GET HAS HIM HIS HOW MAN NEW NOW OLD
@@ -80,14 +81,6 @@ def _glyph_bank(data_dir: Path, split: str):
     return bank
 
 
-def _tight(ink, level=0.25):
-    rows = np.flatnonzero(ink.max(1) > level)
-    cols = np.flatnonzero(ink.max(0) > level)
-    if rows.size == 0:
-        return ink
-    return ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-
 def _text(rng, n_lines):
     words = WORDS.split()
     lines = []
@@ -103,9 +96,8 @@ def _text(rng, n_lines):
 
 
 def make_page(bank, rng, width=2400):
-    """One page: (uint8 RGB image, expected text)."""
-    from scipy import ndimage as ndi
-    from skimage.transform import rescale, rotate
+    """One page: (uint8 RGB image, expected text), photographed by ``fastnn.ocr.synth.photograph``."""
+    from skimage.transform import rescale
 
     h = float(rng.uniform(60, 150))                       # the character height of this page, px
     lines = _text(rng, int(rng.integers(4, 9)))
@@ -121,7 +113,7 @@ def make_page(bank, rng, width=2400):
         for word in words:
             glyphs = []
             for ch in word:
-                g = _tight(bank[ch][int(rng.integers(len(bank[ch])))])
+                g = tight_glyph(bank[ch][int(rng.integers(len(bank[ch])))])
                 scale = h * float(rng.uniform(0.85, 1.1)) / 24.0  # hw36 and MNIST glyphs are ~20-24 px tall
                 glyphs.append(np.clip(rescale(g, scale, order=1, anti_aliasing=True), 0, 1).astype(np.float32))
             word_w = sum(g.shape[1] for g in glyphs) + 0.25 * h * (len(glyphs) - 1)
@@ -142,34 +134,7 @@ def make_page(bank, rng, width=2400):
         y_base += pitch
     text = "\n".join(" ".join(words) for words in kept_lines)
 
-    paper = np.array([0.93, 0.91, 0.86], np.float32) * float(rng.uniform(0.9, 1.0))
-    ink = np.array([0.12, 0.2, 0.6] if rng.random() < 0.5 else [0.1, 0.1, 0.12], np.float32)
-    rgb = np.broadcast_to(paper, (height, width, 3)).copy()
-    if rng.random() < 0.5:  # ruled paper: light blue lines under each text line
-        rule = np.array([0.6, 0.75, 0.9], np.float32)
-        y = margin + h + 0.12 * h
-        while y < height - 4:
-            r = int(y)
-            rgb[r:r + 3] = rule
-            y += pitch
-    a = (ink_alpha * float(rng.uniform(0.8, 1.0)))[..., None]
-    rgb = rgb * (1 - a) + ink * a
-    # lighting: a linear gradient in a random direction, and sometimes a soft shadow over one side
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    theta = float(rng.uniform(0, 2 * np.pi))
-    ramp = (np.cos(theta) * xx / width + np.sin(theta) * yy / height)
-    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
-    light = float(rng.uniform(0.55, 0.8)) + (1 - 0.55) * ramp
-    if rng.random() < 0.4:
-        edge = float(rng.uniform(0.2, 0.8)) * width
-        light = light * (1 - 0.3 / (1 + np.exp((xx - edge) / (0.05 * width))))
-    rgb = rgb * np.clip(light, 0, 1)[..., None]
-    angle = float(rng.uniform(-5, 5))
-    rgb = rotate(rgb, angle, resize=False, mode="edge", order=1)
-    sigma = float(rng.uniform(0.5, 1.8))
-    rgb = ndi.gaussian_filter(rgb, (sigma, sigma, 0))
-    rgb = rgb + rng.normal(0, 0.015, rgb.shape)
-    return (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), text
+    return photograph(ink_alpha, rng, first_rule=margin + h + 0.12 * h, pitch=pitch), text
 
 
 def cmd_make(args) -> int:
@@ -195,16 +160,8 @@ def cmd_make(args) -> int:
 
 def cmd_eval(args) -> int:
     from fastnn import ocr
-    from fastnn.models import MLP
 
-    if args.model:
-        model = MLP.load(args.model)
-    else:
-        try:
-            from fastnn.ocr import load_ocr_model
-        except ImportError:
-            from fastnn.ocr_model import load_ocr_model
-        model = load_ocr_model(None, data=args.data)
+    model = ocr.load_ocr_model(args.model, data=args.data)
     rows = []
     for path in sorted(Path(args.folder).glob("page_*.jpg")):
         expected = path.with_suffix(".txt").read_text()

@@ -31,6 +31,9 @@ __all__ = ["CNN_RECIPES", "cnn_layers", "train_cnn"]
 #: ``invert``: train on ink = 1 - pixel (needs padding 'valid'); the learning rate falls from ``lr`` along
 #: a cosine over the epochs.
 #:
+#: 'wide' is 'small' with twice the channels and units, 16 epochs: the OCR recipe's CNN
+#: (``fastnn.ocr.model``), chosen on characters cut from pages of the validation split.
+#:
 #: 'plain' is the issue's network (3x3 conv16 and conv32, both 'same', each with a 2x2 max-pool, then
 #: 128 ReLU units and the softmax: the network ``bench/bench_conv.py`` times) on the pixels as stored,
 #: with the coursework's optimizer and protocol length (plain SGD on the summed loss, lr 0.002, batch 64,
@@ -39,6 +42,8 @@ __all__ = ["CNN_RECIPES", "cnn_layers", "train_cnn"]
 CNN_RECIPES = {
     "small": dict(conv=(16, 32), kernel=5, padding="valid", invert=True, hidden=128, optimizer="adam", lr=1e-3,
                   batch_size=64, epochs=20, weight_decay=0.0, copies=1, extra=True, dtype="float32"),
+    "wide": dict(conv=(32, 64), kernel=5, padding="valid", invert=True, hidden=256, optimizer="adam", lr=1e-3,
+                 batch_size=64, epochs=16, weight_decay=0.0, copies=1, extra=True, dtype="float32"),
     "plain": dict(conv=(16, 32), kernel=3, padding="same", invert=False, hidden=128, optimizer="sgd", lr=0.002,
                   batch_size=64, epochs=50, weight_decay=0.0, copies=0, extra=False, dtype="float32"),
 }
@@ -70,7 +75,8 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     ----------
     dataset : dict
         ``{"train": (X, Y), "valid": (X, Y)}`` of hw36-layout rows (n, 1024) and one-hot labels (n, 36), as
-        ``fastnn.data.load_hw36`` returns them.
+        ``fastnn.data.load_hw36`` returns them.  Without ``"valid"`` the last epoch's parameters are kept
+        (a recipe whose settings were chosen on the validation split, now trained on it as well).
     recipe : str
         A key of :data:`CNN_RECIPES`; ``epochs``, ``lr``, ``copies`` and any other setting (``overrides``)
         replace the recipe's.
@@ -84,8 +90,8 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     Returns
     -------
     model : CNN
-        The parameters of the epoch with the best validation accuracy; takes upright images as stored
-        (``rows_to_images(X)``), the ink inversion (``invert=True``) folded in.
+        The parameters of the epoch with the best validation accuracy (or the last epoch's); takes upright
+        images as stored (``rows_to_images(X)``), the ink inversion (``invert=True``) folded in.
     history : History
         Per epoch: training loss and accuracy (on the rows trained that epoch), validation loss and
         accuracy, learning rate, seconds; ``best_epoch``.
@@ -115,8 +121,9 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     ink = (lambda rows: 1 - rows_to_images(rows)) if s["invert"] else rows_to_images  # ink = 1 on a zero background
     images[:n] = ink(X)
     T = np.vstack([np.asarray(Y, dtype)] * (copies + 1))
-    Xv = ink(dataset["valid"][0]).astype(dtype)
-    Yv = dataset["valid"][1]
+    valid = None
+    if dataset.get("valid") is not None:
+        valid = (ink(dataset["valid"][0]).astype(dtype), dataset["valid"][1])
     model = CNN((32, 32, 1), cnn_layers(s["conv"], s["kernel"], s["hidden"], Y.shape[1], padding=s["padding"]),
                 dtype=dtype, seed=seed)
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"], shuffle="epoch",
@@ -133,16 +140,20 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
                 images[j * n:(j + 1) * n] = ink(augment(X, rng))
         trainer.lr = float(s["lr"] * 0.5 * (1 + math.cos(math.pi * ep / s["epochs"])))
         trainer.seed = seed * 100_003 + ep  # fit draws its batch order from the trainer's seed: a new one each epoch
-        h = trainer.fit(images, T, 1, valid=(Xv, Yv))
+        h = trainer.fit(images, T, 1, valid=valid)
         for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"):
             getattr(hist, key).extend(getattr(h, key))
-        if best is None or hist.valid_acc[-1] > hist.valid_acc[best]:
+        if valid is None:
+            best = ep
+        elif best is None or hist.valid_acc[-1] > hist.valid_acc[best]:
             best, best_theta = ep, model.theta.copy()
         if bar is not None:
-            bar.update(ep + 1, f"loss {hist.train_loss[-1]:.4g} acc {hist.train_acc[-1]:.3f} "
-                               f"valid_acc {hist.valid_acc[-1]:.4f} ({hist.seconds[-1]:.1f}s)")
+            scored = f"valid_acc {hist.valid_acc[-1]:.4f} " if valid is not None else ""
+            bar.update(ep + 1, f"loss {hist.train_loss[-1]:.4g} acc {hist.train_acc[-1]:.3f} {scored}"
+                               f"({hist.seconds[-1]:.1f}s)")
     hist.best_epoch = best
-    model.theta[...] = best_theta
+    if valid is not None:
+        model.theta[...] = best_theta
     if s["invert"]:
         W, b = model.layer_parameters(model.theta, 0)  # fold: conv(1 - x, W) + b = conv(x, -W) + b + sum W
         b += W.sum(axis=(0, 1, 2))

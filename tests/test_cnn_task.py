@@ -90,7 +90,7 @@ def test_cnn_help_lists_its_options(capsys):
     for option in ("--data", "--out", "--seed", "--progress", "--no-progress", "--recipe", "--epochs", "--lr",
                    "--save"):
         assert f"{option} " in text, option
-    assert "{plain,small}" in text and "(default small)" in text
+    assert "{plain,small,wide}" in text and "(default small)" in text
 
 
 def test_the_task_offers_the_cnn_recipes_and_refuses_others(tmp_path, small, capsys):

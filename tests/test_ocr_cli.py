@@ -20,6 +20,8 @@ import fastnn.train
 from fastnn import cli, ocr
 from fastnn.data import CLASSES, generate_nist36, load_hw36, save_nist36
 from fastnn.models import MLP
+from fastnn.ocr.build import SCORE_PAGES_SEED
+from fastnn.ocr.synth import page_crops
 from fastnn.tasks import pages
 
 TSV_HEADER = "level\tpage_num\tline_num\tword_num\tchar_num\tleft\ttop\twidth\theight\tconf\ttext"
@@ -389,20 +391,28 @@ def test_ocr_train_saves_where_ocr_looks_and_shows_every_step(tiny_data, tmp_pat
     captured = capsys.readouterr()
     headline = dict(line.split(": ", 1) for line in captured.out.splitlines())
     assert headline["model"] == str(fastnn.ocr.model.default_model_path())
-    assert {"test_accuracy", "test_accuracy_as_stored", "train_accuracy"} <= set(headline)
+    assert {"test_accuracy", "test_accuracy_mlp", "test_accuracy_cnn", "test_accuracy_recropped",
+            "test_accuracy_as_stored", "mlp_train_accuracy", "cnn_train_accuracy"} <= set(headline)
     assert 0 <= float(headline["test_accuracy"]) <= 1
-    for step in ("loading hw36", "re-cropping rows", f"epoch {fastnn.ocr.model.EPOCHS}/{fastnn.ocr.model.EPOCHS}",
-                 "evaluating"):
+    epochs = fastnn.ocr.model.EPOCHS
+    for step in ("loading hw36", "cutting characters from pages", "training the MLP", f"epoch {epochs}/{epochs}",
+                 "training the CNN", "evaluating"):
         assert step in captured.err, (step, captured.err)
     model = fastnn.ocr.model.load_ocr_model()  # the cached model `fastnn ocr` would use
-    assert model.sizes[0] == 1024 and model.sizes[-1] == 36
+    assert [type(m).__name__ for m in model.members] == ["MLP", "CNN"]
     X, Y = load_hw36(tiny_data, "test")
-    assert model.evaluate(ocr.recrop_rows(X), Y)[1] == pytest.approx(float(headline["test_accuracy"]), abs=1e-4)
+    crops, _ = page_crops(X, seed=SCORE_PAGES_SEED, per_page=fastnn.ocr.model.PER_PAGE)
+    assert model.accuracy(crops, Y) == pytest.approx(float(headline["test_accuracy"]), abs=5e-5)
+    alone = fastnn.ocr.OCRModel(model.members[1:])
+    assert alone.accuracy(crops, Y) == pytest.approx(float(headline["test_accuracy_cnn"]), abs=5e-5)
+    assert model.accuracy(ocr.recrop_rows(X), Y) == pytest.approx(float(headline["test_accuracy_recropped"]), abs=5e-5)
     out = tmp_path / "elsewhere" / "mine.npz"
     assert cli.main(["ocr-train", "--data", str(tiny_data), "--out", str(out), "--no-progress", "--seed", "1"]) == 0
     captured = capsys.readouterr()
     assert captured.err.strip() == f"output: {out}" and f"model: {out}\n" in captured.out
-    assert not np.array_equal(MLP.load(out).theta, model.theta)  # another seed, another model
+    other = fastnn.ocr.OCRModel.load(out)
+    for mine, theirs in zip(other.members, model.members):  # another seed, other networks
+        assert not np.array_equal(mine.theta, theirs.theta)
 
 
 @pytest.mark.parametrize("case, word", [("out is a folder", "is a folder"), ("out under a file", "is a file, not"),
@@ -423,13 +433,10 @@ def test_ocr_train_refuses_bad_arguments_before_training(case, word, tmp_path, t
 
 
 def test_progress_changes_nothing_that_is_trained(tiny_data, monkeypatch):
-    """The progress hooks (the re-cropping in slices, the reports within each epoch) are display only, and the
+    """The progress hooks (the pages' bar, the reports within each epoch) are display only, and the MLP's
     epoch bar moves within each epoch: through the distorted copies, then through the training's batches."""
     from fastnn.ocr.model import train_ocr_model, training_set
 
-    X, _ = training_set(tiny_data, progress=True)
-    raw = np.vstack([load_hw36(tiny_data, split)[0] for split in ("train", "valid", "extra")])
-    assert np.array_equal(X, ocr.recrop_rows(raw.astype(np.float32)).astype(np.float32))
     updates = []
 
     class Recorder(fastnn.train.ProgressBar):
@@ -437,14 +444,18 @@ def test_progress_changes_nothing_that_is_trained(tiny_data, monkeypatch):
             updates.append((self.label, done, info))
 
     monkeypatch.setattr(fastnn.ocr.model, "ProgressBar", Recorder)
-    monkeypatch.setattr(fastnn.ocr.model, "_REPORT_ROWS", 50)  # so that 324 rows report within
-    monkeypatch.setattr(fastnn.data.augmentation, "REPORT_ROWS", 50)
-    quiet, _ = train_ocr_model(tiny_data, epochs=2, copies=3, progress=False)  # 1296 rows: 11 batches an epoch
+    X, _ = training_set(tiny_data, progress=True)
+    raw = np.vstack([load_hw36(tiny_data, split)[0] for split in ("train", "valid", "extra")])
+    assert np.array_equal(X, page_crops(raw.astype(np.float32), per_page=fastnn.ocr.model.PER_PAGE)[0])
+    pages = [done for label, done, _ in updates if label.startswith("cutting characters from pages")]
+    assert pages == sorted(pages) and 0 < pages[0] < len(X) and pages[-1] == len(X), pages
+    updates.clear()
+    monkeypatch.setattr(fastnn.data.augmentation, "REPORT_ROWS", 50)  # so that 324 rows report within
+    quiet, _ = train_ocr_model(tiny_data, epochs=2, copies=3, progress=False, members=("mlp",))
     assert updates == []
-    shown, _ = train_ocr_model(tiny_data, epochs=2, copies=3, progress=True)
-    assert np.array_equal(quiet.theta, shown.theta)
+    shown, _ = train_ocr_model(tiny_data, epochs=2, copies=3, progress=True, members=("mlp",))
+    assert np.array_equal(quiet.members[0].theta, shown.members[0].theta)
     epochs = [(done, info) for label, done, info in updates if label == "epoch"]
     assert [done for done, _ in epochs] == sorted(done for done, _ in epochs) and epochs[-1][0] == 2
     assert any(0 < done < 0.75 and info.startswith("distorting") for done, info in epochs), epochs
     assert any(0.75 < done < 1 and info.startswith("training loss") for done, info in epochs), epochs
-    assert any(label == "re-cropping rows" and 0 < done < len(X) for label, done, _ in updates), updates

@@ -257,7 +257,7 @@ def fake_training(monkeypatch, tmp_path):
 
     def train(data=None, *, progress=None, **kwargs):
         calls.append(data)
-        return MLP([1024, 36], ["softmax"], seed=len(calls)), None
+        return ocr_model.OCRModel([MLP([1024, 36], ["softmax"], seed=len(calls))]), {}
 
     monkeypatch.setattr(ocr_model, "train_ocr_model", train)
     monkeypatch.setattr(ocr_model, "SHIPPED_MODEL", tmp_path / "no-shipped-model.npz")  # the cache's turn
@@ -280,7 +280,7 @@ def test_model_is_saved_elsewhere_when_the_cache_is_a_file(tmp_path, monkeypatch
         model = load_ocr_model()
     assert fallback.is_file() and len(fake_training) == 1
     again = load_ocr_model()  # found where it went: no second training
-    assert len(fake_training) == 1 and np.array_equal(again.theta, model.theta)
+    assert len(fake_training) == 1 and np.array_equal(again.members[0].theta, model.members[0].theta)
 
 
 def test_model_is_saved_elsewhere_on_a_permission_error(tmp_path, monkeypatch, fake_training):
@@ -289,14 +289,14 @@ def test_model_is_saved_elsewhere_on_a_permission_error(tmp_path, monkeypatch, f
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("FASTNN_CACHE", str(cache))
-    save = ocr_model.MLP.save
+    save = ocr_model.OCRModel.save
 
-    def read_only(self, path):  # a read-only cache folder (root may write anywhere, so it is simulated)
+    def read_only(self, path, **kwargs):  # a read-only cache folder (root may write anywhere, so it is simulated)
         if Path(path).parent == cache:
             raise PermissionError(13, "Permission denied", str(path))
-        return save(self, path)
+        return save(self, path, **kwargs)
 
-    monkeypatch.setattr(ocr_model.MLP, "save", read_only)
+    monkeypatch.setattr(ocr_model.OCRModel, "save", read_only)
     with pytest.warns(RuntimeWarning, match=r"Permission denied.*saved to .*xdg"):
         ocr_model.load_ocr_model()
     assert (tmp_path / "xdg" / "fastnn" / ocr_model.default_model_path().name).is_file()
@@ -329,7 +329,7 @@ def test_model_is_kept_in_memory_when_nothing_is_writable(tmp_path, monkeypatch,
     monkeypatch.setattr(tempfile, "tempdir", str(blocker))
     with pytest.warns(RuntimeWarning, match="kept in memory for this run only.*train it again"):
         model = load_ocr_model()
-    assert model.sizes == [1024, 36] and len(fake_training) == 1
+    assert model.members[0].sizes == [1024, 36] and len(fake_training) == 1
 
 
 def test_private_temp_fallback_is_not_shared(tmp_path, monkeypatch, fake_training):

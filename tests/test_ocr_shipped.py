@@ -12,6 +12,8 @@ import pytest
 
 import fastnn
 from fastnn import ocr
+from fastnn.cnn import CNN
+from fastnn.cnn_recipe import CNN_RECIPES
 from fastnn.models import MLP
 from fastnn.ocr import model as ocr_model
 
@@ -24,14 +26,23 @@ def test_the_model_ships_small_and_describes_itself():
     path = ocr_model.SHIPPED_MODEL
     assert path.is_file(), f"{path} is missing from the package (build it with fastnn ocr-train; see the README)"
     assert path.stat().st_size <= 10 * 2**20
-    model = MLP.load(path)  # header-checked, nothing unpickled
-    assert model.sizes[0] == 1024 and model.sizes[-1] == 36 and model.dtype == np.float32
+    model = ocr_model.OCRModel.load(path)  # header-checked, nothing unpickled
+    mlp, cnn = model.members
+    assert isinstance(mlp, MLP) and mlp.sizes == [1024, *ocr_model.HIDDEN, 36] and mlp.dtype == np.float32
+    assert isinstance(cnn, CNN) and cnn.input_shape == (32, 32, 1) and cnn.dtype == np.float32
     meta = model.meta
     assert meta["recipe_version"] == ocr_model.RECIPE_VERSION
-    assert meta["recipe"]["hidden"] == list(ocr_model.HIDDEN) and meta["recipe"]["epochs"] == ocr_model.EPOCHS
+    recipe = meta["recipe"]
+    assert recipe["members"] == list(ocr_model.MEMBERS) and recipe["per_page"] == ocr_model.PER_PAGE
+    assert recipe["mlp"]["hidden"] == list(ocr_model.HIDDEN) and recipe["mlp"]["epochs"] == ocr_model.EPOCHS
+    assert recipe["cnn"]["recipe"] == ocr_model.CNN_RECIPE
+    assert recipe["cnn"]["conv"] == list(CNN_RECIPES[ocr_model.CNN_RECIPE]["conv"])
     assert meta["data"]["held_out"] == list(ocr_model.HELD_OUT)
     assert "test" not in meta["data"]["hw36"]
-    assert 0.8 < meta["scores"]["hw36_test_accuracy"] <= 1
+    scores = meta["scores"]
+    assert 0.85 < scores["hw36_test_accuracy"] <= 1
+    assert all(0.8 < scores[f"hw36_test_accuracy_{name}"] <= 1 for name in ocr_model.MEMBERS)
+    assert all(page["cer"] <= 0.02 for page in scores["pages"].values())
 
 
 def test_load_ocr_model_prefers_the_shipped_model_to_training(tmp_path, monkeypatch):
@@ -44,11 +55,14 @@ def test_load_ocr_model_prefers_the_shipped_model_to_training(tmp_path, monkeypa
 
     monkeypatch.setattr(ocr_model, "train_ocr_model", refuse)
     model = ocr.load_ocr_model()
-    np.testing.assert_array_equal(model.theta, MLP.load(ocr_model.SHIPPED_MODEL).theta)
+    shipped = ocr_model.OCRModel.load(ocr_model.SHIPPED_MODEL)
+    for mine, theirs in zip(model.members, shipped.members, strict=True):
+        np.testing.assert_array_equal(mine.theta, theirs.theta)
     other = tmp_path / "other.npz"
-    MLP([1024, 36], ["softmax"], seed=1).save(other)
+    MLP([1024, 36], ["softmax"], seed=1).save(other)  # a single network is an OCR model too
     monkeypatch.setenv("FASTNN_OCR_MODEL", str(other))  # the user's choice still wins
-    np.testing.assert_array_equal(ocr.load_ocr_model().theta, MLP.load(other).theta)
+    (chosen,) = ocr.load_ocr_model().members
+    np.testing.assert_array_equal(chosen.theta, MLP.load(other).theta)
 
 
 def test_a_shipped_model_of_another_recipe_is_not_used(tmp_path, monkeypatch):

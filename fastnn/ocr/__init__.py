@@ -17,8 +17,11 @@ One module per stage, each importing only the ones before it:
 :mod:`~fastnn.ocr.image` (loading, size limits, the gray working copy),
 :mod:`~fastnn.ocr.segment` (:func:`find_letters`), :mod:`~fastnn.ocr.layout`
 (:func:`group_lines`), :mod:`~fastnn.ocr.crops` (:func:`crop_characters`,
-:func:`recrop_rows`), :mod:`~fastnn.ocr.model` (the classifier's training
-recipe and its cache, :func:`load_ocr_model`), :mod:`~fastnn.ocr.read`
+:func:`recrop_rows`), :mod:`~fastnn.ocr.synth` (photographed-looking pages
+made from hw36 rows, and the crops the pipeline cuts from them: the
+recipe's training data), :mod:`~fastnn.ocr.model` (the classifier
+:class:`OCRModel`, its training recipe and its cache, :func:`load_ocr_model`),
+:mod:`~fastnn.ocr.read`
 (:func:`read_text`), :mod:`~fastnn.ocr.lexicon` (:class:`Lexicon`, the optional
 word list :func:`read_text` corrects words with), :mod:`~fastnn.ocr.score` (:func:`cer`) and
 :mod:`~fastnn.ocr.draw` (:func:`draw_boxes`). :data:`CLASSES` is
@@ -58,7 +61,8 @@ from .draw import draw_boxes
 from .image import MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, check_image, load_image
 from .layout import group_lines
 from .lexicon import Lexicon
-from .model import SHIPPED_MODEL, default_model_path, load_ocr_model, shipped_model, train_ocr_model, training_set
+from .model import (SHIPPED_MODEL, OCRModel, default_model_path, load_ocr_model, shipped_model, train_ocr_model,
+                    training_set)
 from .read import OCRResult, read_text
 from .score import cer, levenshtein
 from .segment import find_letters
@@ -80,6 +84,7 @@ __all__ = [
     "cer",
     "levenshtein",
     "draw_boxes",
+    "OCRModel",
     "load_ocr_model",
     "train_ocr_model",
     "training_set",

@@ -67,9 +67,10 @@ def recrop_rows(X):
     cut from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass;
     the letters vary in size around 21 pixels and are centred by their box, with fainter strokes). A
     page's crops are all framed one way, so a classifier trained on the rows as they are can tell
-    letters from digits partly by framing, which a page does not have. Training on re-cropped rows removes that
-    cue: each row's ink (pixel < 0.5) is cropped, scaled, centred and re-stroked by the same code as a
-    page crop.
+    letters from digits partly by framing, which a page does not have. Re-cropping removes that cue: each
+    row's ink (pixel < 0.5) is cropped, scaled, centred and re-stroked by the same code as a page crop.
+    (The OCR recipe since version 4 goes further and cuts its rows from generated pages,
+    :func:`fastnn.ocr.synth.page_crops`, which falls back to this for a row it cannot find.)
 
     Parameters
     ----------

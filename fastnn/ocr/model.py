@@ -1,31 +1,38 @@
-"""The character classifier behind ``fastnn.ocr``: a training recipe, its augmentation, and a cache.
+"""The character classifier behind ``fastnn.ocr``: a training recipe, the model file, and a cache.
 
-Recipe (version 3): hw36 train + valid + extra letters and 1000 MNIST digits per class (converted to the
+Recipe (version 4): hw36 train + valid + extra letters and 1000 MNIST digits per class (converted to the
 hw36 layout), minus every MNIST digit whose quantised image equals a hw36 row (the hw36 digits were cut from
-MNIST: 74 of them are hw36 test rows, which version 1 trained on), about 29.5k rows, each re-cropped by
-:func:`fastnn.ocr.crops.recrop_rows` so that it is framed exactly like a character cropped from a page. Every
-epoch trains on those rows plus ``copies`` (1) copy distorted afresh that epoch (rotation, shear, scale,
-aspect, shift, stroke thickness); a 1024-1024-256-36 ReLU/softmax MLP, 16 epochs of Adam in float32 by the
-fused epoch kernel, the learning rate falling from 1e-3 along a cosine. The README gives its training time
-and its scores.
+MNIST: 74 of them are hw36 test rows, which version 1 trained on), about 29.5k rows. Each row is drawn as a
+character on a photographed-looking page and cut back out by the page pipeline itself
+(:func:`fastnn.ocr.synth.page_crops`: :func:`find_letters`, then :func:`crop_characters`), so that it is
+framed exactly like a character of a user's photo. Two networks train on those rows, each epoch with
+``copies`` (1) copy distorted afresh that epoch (rotation, shear, scale, aspect, shift, stroke thickness),
+Adam in float32 by the fused epoch kernels, the learning rate falling from 1e-3 along a cosine:
 
-Why re-crop: hw36's letters and digits come from different sources and are framed differently (the digits,
+* a 1024-1024-256-36 ReLU/softmax MLP, 16 epochs;
+* the convolutional network of :data:`fastnn.cnn_recipe.CNN_RECIPES` ``'wide'`` (two 5x5 conv + 2x2
+  max-pool blocks of 32 and 64 channels, 256 ReLU units, softmax), 16 epochs.
+
+The :class:`OCRModel` averages their probabilities. Versions 1-3 were the MLP alone; version 3 trained it
+on rows re-cropped by :func:`fastnn.ocr.crops.recrop_rows` instead of cut from pages. The choice of each
+part (the page crops, the CNN's width, the pair) was made on pages and page crops of the held-out hw36
+valid split only (the README has the figures).
+
+Why pages: hw36's letters and digits come from different sources and are framed differently (the digits,
 from MNIST, are exactly 20 pixels on their longer side and centred by their centre of mass; the letters vary
-in size around 21 pixels, centred by their box, with fainter strokes). A page's crops are all framed one way,
-and a model trained on the rows as they are reads page digits as letters (6 as G, 0 as O): version 2, the
-same recipe without re-cropping, scores well on hw36 rows as stored and worse on the same rows re-cropped,
-the form a page's characters take. Version 2's errors on a photographed page prompted the search for a
-cause; the fix came from the framing statistics above and was confirmed on the held-out valid rows before it
-was run on the pages, and it has no constant tuned to them (it reuses ``crop_characters``' own code).
-Version 2's settings were selected only by accuracy on the held-out hw36 valid split. The README has the
-figures of that study.
+in size around 21 pixels, centred by their box, with fainter strokes), and a page's crops are all framed
+one way: a model trained on the rows as they are reads page digits as letters (6 as G, 0 as O). Version 3
+re-framed each 32x32 row with the page code's cropping; a page crop, though, comes from a large, blurred,
+JPEG-compressed character thresholded at the page's scale, and a re-cropped 32x32 row has blockier,
+thinner-looking strokes. On the valid split, the same MLP recipe reads 83.6% of characters cut from pages
+when trained on re-cropped rows and 85.3% when trained on page crops.
 
-The network trains on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn much
-better from), and the inversion is folded into the first layer afterwards (W -> -W, b -> b + sum(W)), so the
-saved model takes hw36-layout rows like any other. The hw36 test split stays out for evaluation.
+Both networks train on ink = 1 - pixel (a blank background is then zero input, which ReLU layers learn much
+better from), and the inversion is folded into their first layer afterwards (W -> -W, b -> b + sum(W)), so
+the model takes hw36-layout rows like any other. The hw36 test split stays out for evaluation.
 
 The model fastnn ships (:data:`SHIPPED_MODEL`, package data) is this recipe's, seed 0, in half precision
-with its description in ``MLP.meta`` (``fastnn ocr-train``, :mod:`fastnn.ocr.build`); :func:`load_ocr_model`
+with its description in ``OCRModel.meta`` (``fastnn ocr-train``, :mod:`fastnn.ocr.build`); :func:`load_ocr_model`
 takes it when no other model is named and the cache holds none. Without it, a trained model is cached as
 ``.npz`` (see :func:`default_model_path`) and reused. When that cache cannot be written (``$FASTNN_CACHE``
 names a file, or a read-only directory), the minutes of training are not thrown away:
@@ -48,20 +55,149 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as _data
+from ..cnn import CNN
 from ..data import augment
-from .crops import recrop_rows
-from ..models import MLP
+from ..layers import rows_to_images
+from ..models import MLP, ArchiveView, ModelFileError, find_members, max_params_limit, meta_member, read_meta
+from ..models import read_model_file, read_small_member, write_model_file
 from ..train import History, ProgressBar, Trainer
+from .synth import page_crops
 
-RECIPE_VERSION = 3
-HIDDEN = (1024, 256)
-EPOCHS = 16
-COPIES = 1  # freshly distorted copies of the training rows per epoch
-LR = 1e-3  # Adam's initial learning rate; cosine decay over the epochs
+RECIPE_VERSION = 4
+HIDDEN = (1024, 256)  # the MLP's hidden layers
+EPOCHS = 16  # the MLP's epochs
+COPIES = 1  # freshly distorted copies of the training rows per epoch (both networks)
+LR = 1e-3  # the MLP's Adam initial learning rate; cosine decay over the epochs
+CNN_RECIPE = "wide"  # the CNN's settings: fastnn.cnn_recipe.CNN_RECIPES[CNN_RECIPE]
+MEMBERS = ("mlp", "cnn")  # the networks the recipe trains, whose probabilities the OCRModel averages
 HELD_OUT = ("test",)  # hw36 splits kept out of training (and out of the MNIST digits, see training_set)
+PER_PAGE = 80  # training characters drawn on each generated page
 #: The model fastnn ships (package data), built by ``fastnn ocr-train --data DIR --out <this path>`` (seed 0):
-#: the recipe's model in half precision, with its recipe version, data and scores in ``MLP.meta``.
+#: the recipe's model in half precision, with its recipe version, data and scores in ``OCRModel.meta``.
 SHIPPED_MODEL = Path(__file__).with_name("ocr_model.npz")
+
+_FORMAT = "fastnn.OCRModel/1"
+_HINT = ("pass a file written by OCRModel.save or fastnn ocr-train, or an MLP or CNN file that maps a 32x32 crop "
+         "to the 36 classes")
+
+
+class OCRModel:
+    """The OCR classifier: one or more networks over the 36 classes whose probabilities are averaged.
+
+    Takes rows in the hw36 layout, as :func:`fastnn.ocr.crop_characters` makes them; an
+    :class:`~fastnn.models.MLP` member reads them as they are, a :class:`~fastnn.cnn.CNN` member as
+    upright 32x32 images (:func:`fastnn.layers.rows_to_images`).
+
+    Parameters
+    ----------
+    members : sequence of MLP or CNN
+        Each maps a 32x32 crop (1024 inputs, or a (32, 32, 1) image) to 36 softmax outputs.
+    meta : dict, optional
+        Facts about the model (its recipe, data and scores), saved with it.
+
+    Examples
+    --------
+    >>> model = OCRModel([MLP([1024, 36], ["softmax"], seed=0)])
+    >>> model
+    OCRModel(MLP(1024-36, softmax, loss='cross_entropy', float64, 36,900 parameters))
+    >>> model.predict_proba(np.ones((2, 1024))).shape
+    (2, 36)
+    """
+
+    def __init__(self, members, meta=None):
+        members = list(members)
+        if not members:
+            raise ValueError("OCRModel: expected at least one network, got none")
+        for i, m in enumerate(members):
+            if isinstance(m, MLP):
+                ok = m.sizes[0] == 1024 and m.sizes[-1] == 36 and m.activations[-1] == "softmax"
+                shape = f"{m.sizes[0]} inputs to {m.sizes[-1]} {m.activations[-1]} outputs"
+            elif isinstance(m, CNN):
+                ok = tuple(m.input_shape) == (32, 32, 1) and m.n_outputs == 36 and m.layers[-1].activation == "softmax"
+                shape = f"{tuple(m.input_shape)} images to {m.n_outputs} {m.layers[-1].activation} outputs"
+            else:
+                raise TypeError(f"OCRModel: member {i} is a {type(m).__name__}, expected a fastnn MLP or CNN")
+            if not ok:
+                raise ValueError(f"OCRModel: member {i} maps {shape}; the OCR pipeline needs 1024 inputs (a 32x32 "
+                                 "crop) to 36 softmax outputs (A-Z, 0-9)")
+        self.members = members
+        self.meta = dict(meta or {})
+
+    def __repr__(self):
+        return f"OCRModel({', '.join(repr(m) for m in self.members)})"
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The members' class probabilities averaged, (n, 36) float64, for rows ``X`` (n, 1024)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != 1024:
+            raise ValueError(f"OCRModel: expected rows of 1024 pixels (n, 1024), got shape {X.shape}")
+        P = np.zeros((X.shape[0], 36))
+        for m in self.members:
+            rows = X.astype(m.dtype, copy=False)
+            P += m.predict_proba(rows_to_images(rows) if isinstance(m, CNN) else rows)
+        return P / len(self.members)
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each row, (n,) int64."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def accuracy(self, X, Y) -> float:
+        """The share of rows ``X`` whose most probable class is their label (``Y`` one-hot or indices)."""
+        Y = np.asarray(Y)
+        labels = Y.argmax(axis=1) if Y.ndim == 2 else Y
+        return float(np.mean(self.predict(X) == labels))
+
+    def save(self, path, *, storage=None, meta=None) -> Path:
+        """Write the model to one ``.npz`` file atomically, as :meth:`fastnn.models.MLP.save` does; return its
+        path. Each member is stored as its own save would store it, under ``m<i>/``; ``storage='float16'``
+        stores the parameters in half precision; ``meta`` (default: ``self.meta``) describes the model."""
+        members = {"format": np.array(_FORMAT), "members": np.array([type(m).__name__ for m in self.members]),
+                   **meta_member(self.meta if meta is None else meta)}
+        for i, m in enumerate(self.members):
+            members.update({f"m{i}/{name}": array for name, array in m.archive_members(storage=storage).items()})
+        return write_model_file(path, members)
+
+    @classmethod
+    def load(cls, path, *, max_params=None) -> "OCRModel":
+        """Read an OCR model file (:meth:`save`), or an MLP or CNN file (then the model of that one network).
+
+        Nothing is unpickled; each network gets the checks of its own ``load`` (``max_params`` bounds
+        each). Raises FileNotFoundError, or a ``ModelFileError`` (a ValueError) naming the file and what
+        is wrong with it."""
+        limit = max_params_limit(max_params)
+        return read_model_file(path, lambda p, zf: cls._read(p, zf, limit), _HINT)
+
+    @classmethod
+    def _read(cls, path, zf, limit):
+        infos = find_members(zf, ("format", "members"))
+        fmt = read_small_member(path, zf, infos["format"], "format") if "format" in infos else None
+        fmt = str(fmt) if fmt is not None and fmt.dtype.kind == "U" and fmt.ndim == 0 else fmt
+        if isinstance(fmt, str) and fmt.startswith("fastnn.MLP/"):
+            one = MLP.from_archive(path, zf, limit)
+        elif isinstance(fmt, str) and fmt.startswith("fastnn.CNN/") or fmt is None and "members" not in infos:
+            one = CNN.from_archive(path, zf, limit)
+        elif fmt == _FORMAT and "members" in infos:
+            kinds = read_small_member(path, zf, infos["members"], "members")
+            if kinds.dtype.kind != "U" or kinds.ndim != 1 or not 1 <= kinds.size <= 16:
+                raise ModelFileError(f"{path}: 'members' must name 1 to 16 networks, got a {kinds.dtype} array of "
+                                     f"shape {kinds.shape}")
+            readers = {"MLP": MLP, "CNN": CNN}
+            nets = []
+            for i, kind in enumerate(map(str, kinds)):
+                if kind not in readers:
+                    raise ModelFileError(f"{path}: member {i} is a {kind!r}, expected 'MLP' or 'CNN'")
+                nets.append(readers[kind].from_archive(path, ArchiveView(zf, f"m{i}/"), limit))
+            return cls._checked(path, nets, read_meta(path, zf))
+        else:
+            raise ModelFileError(f"{path}: unknown model format {fmt!r}; {_HINT}")
+        return cls._checked(path, [one], one.meta)
+
+    @classmethod
+    def _checked(cls, path, nets, meta):
+        try:
+            return cls(nets, meta)
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: not an OCR model: {str(exc).removeprefix('OCRModel: ')}") from None
 
 
 def default_model_path() -> Path:
@@ -78,7 +214,7 @@ def default_model_path() -> Path:
             uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
             root = Path(tempfile.gettempdir()) / f"fastnn-{uid}"
     hidden = "-".join(map(str, HIDDEN))
-    return Path(root) / f"ocr-mlp-v{RECIPE_VERSION}-h{hidden}-e{EPOCHS}-c{COPIES}.npz"
+    return Path(root) / f"ocr-v{RECIPE_VERSION}-{'-'.join(MEMBERS)}-h{hidden}-e{EPOCHS}-c{COPIES}-{CNN_RECIPE}.npz"
 
 
 def _quantised(X) -> list:
@@ -89,7 +225,8 @@ def _quantised(X) -> list:
 def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=HELD_OUT, progress=False):
     """The recipe's undistorted training rows (hw36 layout) and one-hot labels, float32, from ``data``.
 
-    Every row comes back re-cropped by :func:`fastnn.ocr.crops.recrop_rows`, framed exactly like a page's crops.
+    Every row comes back as a page's crop of it (:func:`fastnn.ocr.synth.page_crops`, pages seeded by
+    ``seed``): framed exactly like a character of a photographed page.
 
     hw36 train, valid and extra, minus the splits named in ``held_out``, and ``mnist_per_digit`` MNIST-train
     digits per class. The hw36 digits were cut from both MNIST files, so an MNIST row whose quantised image
@@ -97,7 +234,7 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
     test rows among the 10000 digits of seed 0), for the others it is a duplicate. A training row equal to a
     held-out hw36 row is dropped too (the shared hw36 splits have none in common, but the check is cheap).
     The recipe holds out ``test``; the selection study held out ``("valid", "test")``. ``progress`` (True,
-    False or None: on a terminal only) shows the loading and the re-cropping on stderr.
+    False or None: on a terminal only) shows the loading and the pages on stderr.
     """
     steps = _Steps(progress)
     data_dir = _data.find_data_dir(data)
@@ -130,24 +267,52 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
         digits = _data.mnist_to_nist36((X.reshape(-1, 28, 28) * 255).round().astype(np.uint8))
         keep = np.array([key not in hw36_rows for key in _quantised(digits)], dtype=bool)
         parts.append((digits[keep], np.hstack([np.zeros((int(keep.sum()), 26)), y[keep]])))
-    # stacked as float32 to keep the peak memory down; every pixel is a multiple of 1/255, so the cast moves
-    # none across recrop_rows' 0.5 ink threshold
-    X = _recropped(np.vstack([p[0] for p in parts]).astype(np.float32), steps)
+    # stacked as float32 to keep the peak memory down
+    X = np.vstack([p[0] for p in parts]).astype(np.float32)
     Y = np.vstack([p[1] for p in parts]).astype(np.float32)
+    bar = steps.bar(len(X), f"cutting characters from pages ({PER_PAGE} a page)") if len(X) else None
+    X, _ = page_crops(X, seed=seed, per_page=PER_PAGE,
+                      on_progress=None if bar is None else lambda done: bar.update(round(done * len(X))))
     return X, Y
 
 
-def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=None, copies: int = COPIES,
-                    held_out=HELD_OUT):
-    """Train the recipe's classifier; returns (model, history). The model takes hw36-layout rows.
+def train_ocr_model(data=None, *, seed: int = 0, epochs=None, progress=None, copies: int = COPIES,
+                    held_out=HELD_OUT, members=MEMBERS):
+    """Train the recipe's classifier; returns (model, histories): an :class:`OCRModel` that takes
+    hw36-layout rows, and ``{member: History}``.
 
-    Every epoch trains on the undistorted rows plus ``copies`` freshly distorted copies of them (new
-    distortions each epoch), with Adam and a cosine learning rate from ``LR`` down towards zero. The epochs
-    are separate ``Trainer.fit(..., 1)`` calls on one Trainer, which keeps Adam's moments and step count
-    between calls; the learning rate and the shuffling seed are set before each call.
+    ``members`` names the networks to train, from :data:`MEMBERS` ('mlp' and 'cnn'); ``epochs`` (default:
+    each network's own, :data:`EPOCHS` and the CNN recipe's) and ``copies`` apply to each. Every epoch trains
+    on the undistorted rows plus ``copies`` freshly distorted copies of them (new distortions each epoch),
+    with Adam and a cosine learning rate.
     """
+    unknown = [m for m in members if m not in MEMBERS]
+    if unknown or not members:
+        raise ValueError(f"members: expected names from {MEMBERS}, got {list(members)}")
     steps = _Steps(progress)
     X, Y = training_set(data, seed=seed, held_out=held_out, progress=steps.on)
+    nets, histories = [], {}
+    for name in members:
+        steps.say(f"training the {name.upper()}")
+        if name == "mlp":
+            net, hist = _train_mlp(X, Y, seed=seed, epochs=EPOCHS if epochs is None else epochs, copies=copies,
+                                   steps=steps)
+        else:
+            from ..cnn_recipe import train_cnn
+
+            net, hist, _ = train_cnn({"train": (X, Y)}, recipe=CNN_RECIPE, seed=seed, epochs=epochs, copies=copies,
+                                     progress=steps.on)
+        nets.append(net)
+        histories[name] = hist
+    return OCRModel(nets), histories
+
+
+def _train_mlp(X, Y, *, seed, epochs, copies, steps):
+    """The recipe's MLP on rows ``X`` (labels ``Y``): (model, history).
+
+    The epochs are separate ``Trainer.fit(..., 1)`` calls on one Trainer, which keeps Adam's moments and
+    step count between calls; the learning rate and the shuffling seed are set before each call.
+    """
     n = X.shape[0]
     rows = np.empty(((copies + 1) * n, X.shape[1]), np.float32)
     np.subtract(1.0, X, out=rows[:n])  # ink = 1 on a zero background
@@ -177,9 +342,6 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs: int = EPOCHS, progress=
 
 
 # ---- progress reporting: display only, nothing below changes what is trained ----------------------------------
-
-_REPORT_ROWS = 512  # rows between two progress reports of augment and of the re-cropping
-
 
 def progress_steps(progress):
     """What OCR training shows on stderr (``say(text)``, ``bar(total, label)``): see :class:`_Steps`."""
@@ -220,26 +382,16 @@ class _Within:
         self.bar.update(self.ep + (self.part + min(done, 1.0)) / self.parts, f"{self.what} {info}".rstrip())
 
 
-def _recropped(X, steps):
-    """``recrop_rows(X)`` as float32, in slices of rows (each row is re-cropped alone: the same numbers)."""
-    out = np.empty(X.shape, np.float32)
-    bar = steps.bar(len(X), "re-cropping rows") if len(X) else None
-    for start in range(0, len(X), 4 * _REPORT_ROWS):
-        stop = min(start + 4 * _REPORT_ROWS, len(X))
-        out[start:stop] = recrop_rows(X[start:stop])
-        if bar is not None:
-            bar.update(stop)
-    return out
-
-
-def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
+def load_ocr_model(model=None, *, data=None, progress=None) -> OCRModel:
     """The OCR classifier: ``model`` (a path) if given, else ``$FASTNN_OCR_MODEL``, else the cached one (a
     model the user rebuilt with ``fastnn ocr-train``), else the model fastnn ships (:data:`SHIPPED_MODEL`),
     else train it from ``data`` (or ``$FASTNN_DATA``) and cache it.
 
-    A trained model is never lost to an unwritable cache: it goes to a fallback folder (see the module
-    docstring), or stays in memory for this run, with a ``RuntimeWarning`` saying which. A cached file that
-    cannot be loaded raises a ValueError naming it: delete it and the next call trains a new one.
+    ``model`` and ``$FASTNN_OCR_MODEL`` may name an OCR model file (:meth:`OCRModel.save`) or a single MLP or
+    CNN file that maps a 32x32 crop to the 36 classes. A trained model is never lost to an unwritable cache:
+    it goes to a fallback folder (see the module docstring), or stays in memory for this run, with a
+    ``RuntimeWarning`` saying which. A cached file that cannot be loaded raises a ValueError naming it:
+    delete it and the next call trains a new one.
     """
     source = "--model, the model argument" if model else "$FASTNN_OCR_MODEL"
     model = model or os.environ.get("FASTNN_OCR_MODEL")
@@ -247,7 +399,7 @@ def load_ocr_model(model=None, *, data=None, progress=None) -> MLP:
         if not Path(model).is_file():
             what = "is a directory" if Path(model).is_dir() else "does not exist"
             raise FileNotFoundError(f"OCR model {model} (from {source}) {what}: expected a .npz model file")
-        return _checked(MLP.load(model), model, cached=False)
+        return OCRModel.load(model)
     path = default_model_path()
     if path.exists():
         return _load_cached(path)
@@ -268,7 +420,7 @@ def shipped_model():
     (then with a warning: the installation is inconsistent, and the cache or a training takes over)."""
     if not SHIPPED_MODEL.is_file():
         return None
-    model = _checked(MLP.load(SHIPPED_MODEL), SHIPPED_MODEL, cached=False)
+    model = OCRModel.load(SHIPPED_MODEL)
     version = model.meta.get("recipe_version")
     if version != RECIPE_VERSION:
         warnings.warn(f"{SHIPPED_MODEL} was built by OCR recipe version {version}, this fastnn's is {RECIPE_VERSION}: "
@@ -277,24 +429,14 @@ def shipped_model():
     return model
 
 
-def _checked(model, path, *, cached):
-    """``model`` if it maps hw36 rows (1024 pixels) to the 36 classes, else a ValueError naming ``path``."""
-    if model.sizes[0] != 1024 or model.sizes[-1] != 36:
-        advice = "; delete it and fastnn will train a new one" if cached else ""
-        raise ValueError(f"{path}: not an OCR model: it maps {model.sizes[0]} inputs to {model.sizes[-1]} outputs, "
-                         f"the OCR pipeline needs 1024 (a 32x32 crop) to 36 (A-Z, 0-9){advice}")
-    return model
-
-
 def _load_cached(path):
     try:
-        model = MLP.load(path)
+        return OCRModel.load(path)
     except (ValueError, OSError) as exc:
         detail = str(exc)
         detail = detail[len(f"{path}: "):] if detail.startswith(f"{path}: ") else detail
         raise ValueError(f"the cached OCR model {path} cannot be loaded ({detail}); delete that file and fastnn will "
-                         f"train a new one on the next run (a few minutes)") from exc
-    return _checked(model, path, cached=True)
+                         f"train a new one on the next run (about 11 minutes)") from exc
 
 
 def _writable_dir(folder: Path) -> bool:

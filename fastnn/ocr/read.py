@@ -111,10 +111,11 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
     model : object with ``predict_proba``, optional
         Any classifier with ``predict_proba(X) -> P``, ``X`` a
         (n, 1024) float64 array in the hw36 layout and ``P`` (n, 36)
-        probabilities in :data:`CLASSES` order (A-Z then 0-9), e.g. a
-        ``fastnn.models.MLP``. Default: ``fastnn.ocr.load_ocr_model()``,
-        the model the command line uses (``$FASTNN_OCR_MODEL``, else the
-        cached recipe model, else trained from ``$FASTNN_DATA`` and cached).
+        probabilities in :data:`CLASSES` order (A-Z then 0-9), e.g. an
+        :class:`~fastnn.ocr.model.OCRModel` or a ``fastnn.models.MLP``.
+        Default: ``fastnn.ocr.load_ocr_model()``, the model the command line
+        uses (``$FASTNN_OCR_MODEL``, else a model rebuilt into the cache,
+        else the shipped one).
     word_context : bool, optional
         If True (default), a word of two or more characters is read as all
         letters or all digits, whichever the probabilities favour as a

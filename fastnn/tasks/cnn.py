@@ -21,7 +21,7 @@ __all__ = ["MLP_RECIPE_OF", "cnn", "plot_two_models"]
 
 #: The MLP recipe (``fastnn.tasks.classifier.RECIPES``) trained beside each CNN recipe: the same data and
 #: the same kind of protocol.
-MLP_RECIPE_OF = {"plain": "coursework", "small": "strong"}
+MLP_RECIPE_OF = {"plain": "coursework", "small": "strong", "wide": "strong"}
 #: The CNN recipes the task offers (those of ``fastnn.cnn_recipe.CNN_RECIPES``; kept here so that building
 #: the command line imports no model code; a test holds the two to the same keys).
 CNN_RECIPE_NAMES = tuple(MLP_RECIPE_OF)
