@@ -117,6 +117,7 @@ def _npy(value):
     ("missing member", r"not a fastnn CNN file \(missing \['format', 'input_shape', 'layers', 'loss', 'theta'\]\)"),
     ("other format", r"unknown model format 'fastnn.Tree/1'"),
     ("members not names", r"'members' must name 1 to 16 networks"),
+    ("format not a string", r"'format' must be a string, got a int64 array of shape \(2,\)"),
     ("damaged theta", r"damaged|stored, but"),
 ])
 def test_damaged_files_are_refused_with_what_is_wrong(tmp_path, case, message):
@@ -131,6 +132,8 @@ def test_damaged_files_are_refused_with_what_is_wrong(tmp_path, case, message):
             return _npy(np.array("fastnn.Tree/1"))
         if case == "members not names" and name == "members.npy":
             return _npy(np.arange(3))
+        if case == "format not a string" and name == "format.npy":
+            return _npy(np.arange(2))
         if case == "damaged theta" and name == "m0/theta.npy":
             return data[: len(data) // 2]
         return data

@@ -170,12 +170,17 @@ class OCRModel:
     @classmethod
     def _read(cls, path, zf, limit):
         infos = find_members(zf, ("format", "members"))
-        fmt = read_small_member(path, zf, infos["format"], "format") if "format" in infos else None
-        fmt = str(fmt) if fmt is not None and fmt.dtype.kind == "U" and fmt.ndim == 0 else fmt
-        if isinstance(fmt, str) and fmt.startswith("fastnn.MLP/"):
+        fmt = None
+        if "format" in infos:
+            value = read_small_member(path, zf, infos["format"], "format")
+            if value.dtype.kind != "U" or value.ndim != 0:
+                raise ModelFileError(f"{path}: 'format' must be a string, got a {value.dtype} array of shape "
+                                     f"{value.shape}; {_HINT}")
+            fmt = str(value)
+        if fmt is not None and fmt.startswith("fastnn.MLP/"):
             one = MLP.from_archive(path, zf, limit)
-        elif isinstance(fmt, str) and fmt.startswith("fastnn.CNN/") or fmt is None and "members" not in infos:
-            one = CNN.from_archive(path, zf, limit)
+        elif fmt is not None and fmt.startswith("fastnn.CNN/") or fmt is None and "members" not in infos:
+            one = CNN.from_archive(path, zf, limit)  # (a CNN file may lack 'format': CNN.load reads it so)
         elif fmt == _FORMAT and "members" in infos:
             kinds = read_small_member(path, zf, infos["members"], "members")
             if kinds.dtype.kind != "U" or kinds.ndim != 1 or not 1 <= kinds.size <= 16:
