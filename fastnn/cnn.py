@@ -28,8 +28,8 @@ import numpy as np
 from . import functional as F
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
 from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_loss_and_dtype, find_members,
-                     max_params_limit, meta_member, open_npy_member, read_member_exactly, read_meta, read_model_file,
-                     read_small_member, stored_parameters, write_model_file)
+                     max_params_limit, meta_member, model_dtype, open_npy_member, read_model_file,
+                     read_parameters, read_small_member, stored_parameters, write_model_file)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
@@ -420,13 +420,8 @@ class CNN(Predictor):
                                  f"max_params=N) or ${MAX_PARAMS_ENV}")
         shape_t, dtype, stream = open_npy_member(path, zf, infos["theta"], "theta")
         with stream:
-            if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.shape != ():
-                raise ModelFileError(f"{path}: the parameters must be finite float16, float32 or float64 values, but "
-                                     f"'theta' holds {dtype}")
-            half = dtype.itemsize == 2  # stored in half precision (save(storage='float16')): a float32 model
-            native = np.dtype(np.float32) if half else dtype.newbyteorder("=")
             try:
-                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), native)
+                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), model_dtype(path, dtype))
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"{path}: invalid model description ({exc})") from None
             count = math.prod(shape_t)
@@ -436,14 +431,4 @@ class CNN(Predictor):
                                      "the file is damaged or was not written by CNN.save")
             model = cls.__new__(cls)
             model._setup(*arch, np.empty)
-            stored = np.empty(n_params, np.float16) if half else model.theta
-            read_member_exactly(path, stream, memoryview(stored).cast("B"), "theta")
-        if not dtype.isnative:
-            stored.byteswap(inplace=True)
-        if half:
-            model.theta[...] = stored
-        model.meta = read_meta(path, zf)
-        if not F.all_finite(model.theta):
-            raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
-                                 "holds NaN or inf")
-        return model
+            return read_parameters(path, zf, stream, dtype, model)

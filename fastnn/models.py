@@ -433,14 +433,9 @@ class MLP(Predictor):
         theta_info = infos["theta"]
         shape, dtype, stream = open_npy_member(path, zf, theta_info, "theta")
         with stream:
-            if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.shape != ():
-                raise ModelFileError(f"{path}: the parameters must be finite float16, float32 or float64 values, but "
-                                     f"'theta' holds {dtype}")
-            half = dtype.itemsize == 2  # stored in half precision (MLP.save(storage='float16')): a float32 model
             try:
                 sizes, acts, loss, native = cls._check_architecture(sizes, [str(a) for a in acts], str(loss),
-                                                                    np.dtype(np.float32) if half
-                                                                    else dtype.newbyteorder("="))
+                                                                    model_dtype(path, dtype))
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"{path}: invalid model description ({exc})") from None
             _, n_params = F.parameter_offsets(sizes)
@@ -454,17 +449,33 @@ class MLP(Predictor):
                                      "damaged or was not written by MLP.save")
             model = cls.__new__(cls)
             model._setup(sizes, acts, loss, native, np.empty)
-            stored = np.empty(n_params, np.float16) if half else model.theta
-            read_member_exactly(path, stream, memoryview(stored).cast("B"), "theta")
-        if not dtype.isnative:
-            stored.byteswap(inplace=True)
-        if half:
-            model.theta[...] = stored
-        model.meta = read_meta(path, zf)
-        if not F.all_finite(model.theta):
-            raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
-                                 "holds NaN or inf")
-        return model
+            return read_parameters(path, zf, stream, dtype, model)
+
+
+def model_dtype(path, dtype) -> np.dtype:
+    """The dtype of the model whose ``theta`` a file stores as ``dtype``: itself in native byte order, float32
+    for half precision (``save(storage='float16')``); a ModelFileError for anything but float16/32/64."""
+    if dtype.kind != "f" or dtype.itemsize not in (2, 4, 8) or dtype.shape != ():
+        raise ModelFileError(f"{path}: the parameters must be finite float16, float32 or float64 values, but "
+                             f"'theta' holds {dtype}")
+    return np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")
+
+
+def read_parameters(path, zf, stream, dtype, model):
+    """Fill ``model.theta`` (allocated, of :func:`model_dtype`) from the open 'theta' ``stream`` holding
+    ``dtype`` values, and ``model.meta`` from the archive ``zf``; refuse NaN or infinite parameters."""
+    half = dtype.itemsize == 2
+    stored = np.empty(model.theta.size, np.float16) if half else model.theta
+    read_member_exactly(path, stream, memoryview(stored).cast("B"), "theta")
+    if not dtype.isnative:
+        stored.byteswap(inplace=True)
+    if half:
+        model.theta[...] = stored
+    model.meta = read_meta(path, zf)
+    if not F.all_finite(model.theta):
+        raise ModelFileError(f"{path}: the parameters must be finite float32 or float64 values, but 'theta' "
+                             "holds NaN or inf")
+    return model
 
 
 def write_model_file(path, members) -> Path:
