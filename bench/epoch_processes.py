@@ -1,6 +1,7 @@
 """One training epoch of the 1024-64-36 classifier, each contender timed in its own fresh process.
 
     python bench/epoch_processes.py [--processes 12] [--rounds 5] [--batch-sizes 32 1024] [--json OUT]
+                                    [--against LABEL=PYTHON ...] [--threads N] [--only fastnn]
 
 The contenders are fastnn's fused epoch in float32 (``fastnn.tasks.epoch_benchmark.FusedEpoch``),
 the coursework's NumPy float64 loop (``numpy_epoch``) and PyTorch eager in float32 (``torch_epoch``,
@@ -23,6 +24,11 @@ gradient, input gradient) except the first layer's input gradient, i.e. for 1024
 GEMM peak measured in the same run (a child timing a 2048^3 float32 ``numpy.matmul``, best of
 several, on all cores as numpy's BLAS uses them) gives the fraction of the floor that each
 contender reaches (1.0 would mean the epoch costs no more than its products at peak speed).
+
+``--against main=/path/to/venv/bin/python`` adds another build of fastnn as a contender, its children
+run by that interpreter (another checkout's venv): the same epoch, interleaved with the others, so a
+change is measured against the build it replaces in the same run.  ``--threads N`` sets
+FASTNN_NUM_THREADS (and OMP_NUM_THREADS) in every fastnn child; ``--only`` keeps some contenders.
 
 The children run with a temporary directory as working directory, so that they import the
 installed fastnn, not the source tree; the probe line printed first shows which one it is.
@@ -153,8 +159,8 @@ def _child_main(args) -> int:
 
 # ----------------------------------------------------------------------- parent side
 
-def _run_child(workdir: str, *child_args, env=None) -> dict:
-    cmd = [sys.executable, SCRIPT, "--child", *map(str, child_args)]
+def _run_child(workdir: str, *child_args, env=None, python=None) -> dict:
+    cmd = [python or sys.executable, SCRIPT, "--child", *map(str, child_args)]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"child {' '.join(cmd[2:])} failed with exit code {proc.returncode}:\n{proc.stderr}")
@@ -183,6 +189,10 @@ def main(argv=None) -> int:
                     help="run the NumPy and PyTorch children with FASTNN_MALLOPT=0: glibc malloc as in a process "
                          "that never imported fastnn (importing fastnn fixes malloc's thresholds, which speeds up "
                          "their loops too)")
+    ap.add_argument("--against", action="append", default=[], metavar="LABEL=PYTHON",
+                    help="another build of fastnn as a contender, run by that Python (repeatable)")
+    ap.add_argument("--threads", type=int, help="FASTNN_NUM_THREADS and OMP_NUM_THREADS of the fastnn children")
+    ap.add_argument("--only", nargs="+", help="keep only these contenders (fastnn, numpy, torch, or a LABEL)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -203,6 +213,19 @@ def main(argv=None) -> int:
             print(f"note: torch is not importable ({probe.get('torch_error')}); skipping the PyTorch contender")
         else:
             print(f"torch {probe['torch']} ({probe['torch_threads']} threads)")
+        pythons = {}
+        for spec in args.against:
+            label, _, python = spec.partition("=")
+            if not label or not python:
+                ap.error(f"--against: expected LABEL=PYTHON, got {spec!r}")
+            name = f"fastnn@{label}"
+            pythons[name] = python
+            LABELS[name] = f"fastnn {label} float32"
+            contenders.insert(1, name)
+            other = _run_child(workdir, "probe", python=python)
+            print(f"{name}: fastnn {other['fastnn']} from {other['fastnn_file']} ({python})")
+        if args.only:
+            contenders = [c for c in contenders if c in args.only or c.split("@")[-1] in args.only]
         print(f"{os.cpu_count()} cores, load average (1, 5, 15 min) at start: {load_start}")
         n_runs = args.processes * len(args.batch_sizes) * len(contenders)
         print(f"{n_runs} epoch processes ({args.processes} per contender and batch size, interleaved), "
@@ -215,10 +238,13 @@ def main(argv=None) -> int:
             for bs in args.batch_sizes:
                 for c in contenders:
                     env = None
-                    if c != "fastnn" and args.baselines_without_fastnn_malloc:
+                    if not c.startswith("fastnn") and args.baselines_without_fastnn_malloc:
                         env = {**os.environ, "FASTNN_MALLOPT": "0"}  # malloc as in a process without fastnn
-                    runs[(c, bs)].append(_run_child(workdir, c, "--batch-size", bs, "--rounds", args.rounds,
-                                                    env=env))
+                    if c.startswith("fastnn") and args.threads:
+                        env = {**os.environ, "FASTNN_NUM_THREADS": str(args.threads),
+                               "OMP_NUM_THREADS": str(args.threads)}
+                    runs[(c, bs)].append(_run_child(workdir, c.split("@")[0], "--batch-size", bs, "--rounds",
+                                                    args.rounds, env=env, python=pythons.get(c)))
             if p == (args.processes - 1) // 2:
                 gemm.append(_run_child(workdir, "gemm"))
             print(f"  round {p + 1}/{args.processes} done ({time.time() - started:.0f} s, load {_load()})",
