@@ -11,28 +11,60 @@ softmax and tanh use fastnn's own vectorisable ``exp32`` and ``tanh32`` (``_kern
 """
 
 import os
+import platform
 
 #: Compiler flags of the compiled core.  ``-fno-math-errno`` lets sqrt compile to one instruction and
-#: ``-fno-trapping-math`` lets branch-free selects vectorise; neither changes a result.  The core is
-#: built for the machine that installs it (``-march=native``: AVX2 and FMA where the CPU has them);
-#: set FASTNN_MARCH (for example to ``-march=x86-64-v2``) when building for other machines.
-COMPILE_ARGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
-                *os.environ.get("FASTNN_MARCH", "-march=native").split()]
-LINK_ARGS = ["-fopenmp"]
+#: ``-fno-trapping-math`` lets branch-free selects vectorise; neither changes a result.
+COMPILE_ARGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-pthread"]
+LINK_ARGS = ["-pthread"]
+
+#: The copies of the core that ``pip install .`` builds on x86-64, module name -> flags: one per x86-64
+#: level, so that one build runs on any x86-64-v2 CPU and uses AVX2/FMA or AVX-512 where the running
+#: CPU has them (fastnn._kernels loads the best one at import).  Set FASTNN_MARCH to build one copy for
+#: the flags you give instead (``native``, a level such as ``x86-64-v3``, or raw flags such as
+#: ``-march=skylake-avx512``); a CPU without what that copy needs gets a one-line ImportError, not a crash.
+X86_VARIANTS = {
+    "_fastnn_core_v2": ["-march=x86-64-v2", "-mtune=generic"],
+    "_fastnn_core_v3": ["-march=x86-64-v3", "-mtune=generic"],
+    "_fastnn_core_v4": ["-march=x86-64-v4", "-mtune=generic"],
+}
+
+
+def core_variants(environ=os.environ, machine=None) -> dict:
+    """The copies of the core to build here: module name -> extra compiler flags."""
+    march = environ.get("FASTNN_MARCH", "").strip()
+    if march:
+        flags = march.split() if march.startswith("-") else [f"-march={march}"]
+        return {"_fastnn_core_custom": flags}
+    machine = (machine or platform.machine()).lower()
+    if machine in ("x86_64", "amd64"):
+        return dict(X86_VARIANTS)
+    return {"_fastnn_core_generic": []}
+
+
+#: How the core cuts work into parts for its thread team (``fastnn._kernels._core.configure``).  The parts
+#: depend on the shapes only, never on the thread count, so every thread count gives the same numbers.
+#: A product of fewer than 2 * part_flops flops runs whole; a larger one is cut into about
+#: flops / part_flops parts (at most max_parts; max_k_parts along the inner dimension, whose parts each
+#: need a scratch block), each at least min_rows rows / min_cols columns / min_k of the inner dimension
+#: so that every BLAS call stays efficient; an element-wise step (an optimizer update) into parts of
+#: vector_part values; a chunk of images outside the epoch into at most max_image_parts parts, a batch of
+#: the compiled CNN epoch into at most max_batch_parts parts (each part keeps a block of weight gradients).
+PARTS = dict(part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64, min_k=128,
+             vector_part=16384, max_image_parts=16, max_batch_parts=16)
+
+#: Microseconds a waiting thread of the team spins before it sleeps: longer than the gap between two
+#: pieces of work of an epoch, far shorter than a scheduler time slice.  When the team is larger than the
+#: CPUs the process may use, a waiting thread would take the CPU from the one it waits for: it spins
+#: only briefly.
+SPIN_US = 300.0
+SPIN_OVERSUBSCRIBED_US = 2.0
 
 #: Default epsilon of the Adam optimizer.
 ADAM_EPS = 1e-8
 
 #: Relative tolerance used when checking that labels are one-hot rows.
 ONEHOT_ATOL = 1e-6
-
-#: Products of at least this many flops (2 m n k) are cut in two parts for two threads; smaller ones run
-#: as one.  The cut depends on the shapes only, so one thread and two compute the same numbers.
-PARALLEL_GEMM_MIN_FLOPS = 1 << 19
-
-#: Pauses a barrier of the epoch's team spins before it yields the core (a pause is 10-50 ns, so this is
-#: tens of microseconds: longer than a batch's serial middle, far shorter than a scheduler time slice).
-BARRIER_SPIN_PAUSES = 2000
 
 #: glibc malloc thresholds fastnn sets when it is imported (unless MALLOC_TRIM_THRESHOLD_,
 #: MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES are set, or FASTNN_MALLOPT=0): arrays up to 32 MiB come from

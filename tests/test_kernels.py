@@ -147,27 +147,55 @@ def _as_layout(a, layout):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(32, 1024, 64), (1024, 32, 64), (32, 64, 1024), (300, 300, 300), (6, 20000, 3)],
-                         ids=["k-split", "row-split", "col-split", "square", "k-split-odd"])
+@pytest.mark.parametrize("shape", [(32, 1024, 64), (1024, 32, 64), (32, 64, 1024), (300, 300, 300), (6, 200000, 3),
+                                   (1024, 1024, 64), (200, 1000, 1000)],
+                         ids=["k-split", "row-split", "col-split", "square", "k-split-odd", "rows-16", "cols-many"])
 @pytest.mark.parametrize("layout", ["C", "F", "block"])
-def test_large_products_split_over_threads_match_numpy(dtype, shape, layout, rng):
-    """Products above PARALLEL_GEMM_MIN_FLOPS are split in two (rows, columns or the inner dimension).
+def test_large_products_cut_into_parts_match_numpy_on_any_thread_count(dtype, shape, layout, rng):
+    """Large products are cut into parts by their shapes (C's rows, its columns or the inner dimension)
+    that the team shares; every thread count gives the same bits, close to NumPy's.
 
     The kernel takes operands with one unit stride: C- or F-ordered, or a block of a larger array
     (the public layer copies anything else)."""
-    from fastnn._config import PARALLEL_GEMM_MIN_FLOPS
-    from fastnn._kernels._core import gemm
+    from fastnn._kernels._core import gemm, get_num_threads, set_num_threads, split_of_product
 
     m, k, n = shape
-    assert 2 * m * n * k >= PARALLEL_GEMM_MIN_FLOPS
+    cut, parts = split_of_product(m, k, n)
+    assert cut != "none" and parts >= 2
     A = rng.standard_normal((m, k)).astype(dtype)
     B = rng.standard_normal((k, n)).astype(dtype)
     C0 = rng.standard_normal((m, n)).astype(dtype)
-    for alpha, beta in ((1.0, 0.0), (-0.5, 1.0), (2.0, 0.25)):
-        C = C0.copy()
-        gemm(_as_layout(A, layout), _as_layout(B, layout), C, alpha, beta)
-        ref = alpha * (A.astype(np.float64) @ B) + beta * C0
-        close(C, ref, dtype, scale=np.sqrt(k))
+    old = get_num_threads()
+    try:
+        for alpha, beta in ((1.0, 0.0), (-0.5, 1.0), (2.0, 0.25)):
+            out = []
+            for threads in (1, 2, 3, 8):
+                set_num_threads(threads)
+                C = C0.copy()
+                gemm(_as_layout(A, layout), _as_layout(B, layout), C, alpha, beta)
+                out.append(C)
+            for C in out[1:]:
+                np.testing.assert_array_equal(C, out[0])
+            ref = alpha * (A.astype(np.float64) @ B) + beta * C0
+            close(out[0], ref, dtype, scale=np.sqrt(k))
+    finally:
+        set_num_threads(old)
+
+
+def test_products_are_cut_by_their_shapes_alone():
+    """Small products run whole; a large one is cut along its inner dimension when that dominates, else along
+    C's longer side, into more parts the larger it is (within the limits of fastnn._config.PARTS)."""
+    from fastnn._config import PARTS
+    from fastnn._kernels._core import split_of_product
+
+    assert split_of_product(32, 64, 36) == ("none", 1)
+    assert split_of_product(32, 1024, 64)[0] == "k"
+    assert split_of_product(1024, 32, 64)[0] == "rows"
+    assert split_of_product(32, 64, 1024)[0] == "cols"
+    small, big = split_of_product(256, 1024, 64)[1], split_of_product(1024, 1024, 64)[1]
+    assert 2 <= small < big <= PARTS["max_parts"]
+    assert split_of_product(1024, 1024, 64)[1] <= 1024 // PARTS["min_rows"]
+    assert split_of_product(8, 100000, 8)[1] <= PARTS["max_k_parts"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -516,23 +544,26 @@ def test_an_elementwise_activation_may_write_over_its_input(rng):
     close(Z, ref, np.float64)
 
 
-def test_split_products_fall_back_to_one_thread_when_slowed_and_keep_their_numbers(rng):
-    """Outside the epoch a split product forks and joins OpenMP's team per call; when 3 of 4 calls take over
-    twice the best time seen, the next 256 split calls run on one thread. A planted best of 1e-30 s per flop
-    makes every call slow: after the third, calls run on one thread, with the same numbers bitwise."""
+def test_optimizer_updates_in_parts_give_the_same_numbers_on_any_thread_count(rng):
+    """An update of more than one part's values (fastnn._config.PARTS['vector_part']) is cut into parts of the
+    vector that the team shares: every thread count gives the same bits."""
     from fastnn._kernels import _core
 
-    X = rng.standard_normal((64, 1024)).astype(np.float32)
-    W = rng.standard_normal((1024, 256)).astype(np.float32)
-    b = np.zeros(256, np.float32)
-    saved, _ = _core._call_timing()
+    n = 200_003
+    p0 = rng.standard_normal(n).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    assert _core.vector_parts_of(n) > 4
+    old = _core.get_num_threads()
+    out = []
     try:
-        _core._call_timing(1e-30)
-        results = [F.dense_forward(X, W, b, "relu")[1] for _ in range(4)]
-        _, left = _core._call_timing()
-        assert left == 255  # the third call switched, the fourth ran on one thread
+        for threads in (1, 2, 3, 8):
+            _core.set_num_threads(threads)
+            p, m, v = p0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
+            for step in range(1, 4):
+                F.adam_update([p], [g], [m], [v], step, 1e-3)
+            out.append((p, m, v))
     finally:
-        _core._call_timing(saved)
-    for r in results[1:]:
-        np.testing.assert_array_equal(r, results[0])
-    close(results[0], np.maximum(X.astype(np.float64) @ W, 0), np.float32, scale=32)
+        _core.set_num_threads(old)
+    for got in out[1:]:
+        for a, b in zip(got, out[0]):
+            np.testing.assert_array_equal(a, b)

@@ -619,18 +619,21 @@ def test_common_imports_load_no_jit_and_the_installed_fastnn(tmp_path):
         "install it with `pip install .`")
 
 
-def test_thread_setting_follows_omp_num_threads(tmp_path):
-    """The kernels' thread count is OpenMP's: OMP_NUM_THREADS when set (1 and 2 here), else the cores;
-    set_num_threads changes it for the process."""
+def test_thread_setting_follows_the_environment(tmp_path):
+    """The team's size is FASTNN_NUM_THREADS, else OMP_NUM_THREADS (its first entry when a list), else the
+    CPUs the process may use; set_num_threads changes it for the process."""
     script = ("import fastnn.functional as F; a = F.get_num_threads(); F.set_num_threads(3); "
               "print(a, F.get_num_threads())")
-    for value in ("1", "2"):
+    for variables, expected in (({"OMP_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "2"}, "2"),
+                                ({"OMP_NUM_THREADS": "5,2"}, "5"),
+                                ({"OMP_NUM_THREADS": "2", "FASTNN_NUM_THREADS": "7"}, "7")):
         env = _fresh_env(tmp_path)
-        env["OMP_NUM_THREADS"] = value
+        env.pop("FASTNN_NUM_THREADS", None)
+        env.update(variables)
         proc = subprocess.run(_python(script), cwd=tmp_path / "home", env=env, capture_output=True, text=True,
                               timeout=TIMEOUT)
-        _assert_ok(proc, f"OMP_NUM_THREADS={value}")
-        assert proc.stdout.split() == [value, "3"], _describe(proc, f"OMP_NUM_THREADS={value}", ", wrong count")
+        _assert_ok(proc, f"{variables}")
+        assert proc.stdout.split() == [expected, "3"], _describe(proc, f"{variables}", ", wrong count")
 
 
 def test_source_tree_without_its_core_fails_at_import_saying_what_to_do(tmp_path):

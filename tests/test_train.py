@@ -58,11 +58,11 @@ def test_fused_epoch_that_gathers_on_the_second_thread(dtype, optimizer, rng):
     """A first layer whose products are split over the threads and a small rest: with two threads the epoch
     gathers each next batch while the first thread runs the small layers and the loss. It must give one
     thread's numbers exactly, and the step-by-step path's within dtype tolerance."""
-    sizes, acts = [256, 64, 10], ["sigmoid", "softmax"]
-    X = rng.random((150, 256))  # 4 full batches of 32 and one of 22
+    sizes, acts = [1024, 64, 10], ["sigmoid", "softmax"]
+    X = rng.random((150, 1024))  # 4 full batches of 32 and one of 22
     T = np.eye(10)[rng.integers(0, 10, 150)]
-    assert _core.split_kind_of(32, 256, 64) != "none"  # layer 0's products are shared by the threads
-    assert _core.split_kind_of(256, 32, 64) != "none"
+    assert _core.split_kind_of(32, 1024, 64) != "none"  # layer 0's products are shared by the threads
+    assert _core.split_kind_of(1024, 32, 64) != "none"
     assert _core.split_kind_of(32, 64, 10) == "none"   # the rest is serial work
     results = []
     for fused, threads in ((True, 2), (True, 1), (False, 1)):
@@ -233,24 +233,6 @@ def test_coursework_protocol_reproduces_the_drop_in_loop(rng):
         Trainer(model, progress=False).fit(X, Y, 1, order=np.zeros(50, int))
 
 
-def test_thread_chooser_times_both_settings_before_choosing(monkeypatch):
-    """'auto' runs epoch 0 (which warms the caches) with all threads, epoch 1 with one, epoch 2 with all again,
-    then the faster, retrying the other every RETRY_EVERY epochs."""
-    from fastnn.train import ThreadChooser
-
-    chooser = ThreadChooser("auto")
-    chooser.options = [4, 1]
-    seconds = {4: 1.0, 1: 3.0}
-    picked = []
-    for ep in range(13):
-        threads = chooser.pick(ep)
-        picked.append(threads)
-        chooser.record(threads, seconds[threads], ep)
-    assert picked[:3] == [4, 1, 4]
-    assert picked[3:] == [4, 4, 4, 1, 4, 4, 4, 4, 4, 1]
-    assert chooser.RETRY_EVERY == 6
-
-
 def test_thread_choice_does_not_change_the_numbers(rng):
     
     X, T = _data(rng, "classifier", n=300)
@@ -278,27 +260,31 @@ def test_adam_constants_that_would_divide_by_zero_are_refused():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_epoch_that_drops_to_one_thread_midway_gives_the_same_numbers(optimizer, rng):
-    """When other work slows the team of two down, the epoch goes on with one thread from the next batch
-    (``solo_from``). Planting a best batch period of 1 ns makes every batch look slow, so the switch comes
-    after the third batch; the parameters and the loss must equal a one-thread epoch's bitwise."""
-    X = rng.random((640, 1024)).astype(np.float32)  # 10 batches of 64, each well over 50 us of products
-    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 640)]
-    order = rng.permutation(640).astype(np.int64)
+def test_epoch_whose_team_is_slowed_sends_threads_away_and_keeps_the_numbers(optimizer, rng):
+    """When the other threads keep the first one waiting for the parts they hold (as a machine busy with
+    other work makes them), the epoch sends half of them away (``reduced_from``). ``_core._test_lag`` makes
+    the others sleep 2 ms in every part they take, so the first thread waits most of every batch: the
+    parameters, the optimizer state and the loss must still equal a one-thread epoch's bitwise."""
+    X = rng.random((6400, 1024)).astype(np.float32)  # 100 batches of 64, layer 0 cut in parts
+    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 6400)]
+    order = rng.permutation(6400).astype(np.int64)
     results = []
-    for threads in (2, 1):
+    for threads, lag in ((4, 2000), (1, 0)):
         model = MLP([1024, 64, 10], ["sigmoid", "softmax"], dtype="float32", seed=3)
         plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer, batch_size=64,
                             dtype="float32")
-        plan.timing[0] = 1e-9
         state = plan.new_state()
-        r = F.train_epoch(plan, X, T, order, model.theta, state, lr=1e-3, threads=threads)
+        _core._test_lag(0, lag)
+        try:
+            r = F.train_epoch(plan, X, T, order, model.theta, state, lr=1e-3, threads=threads)
+        finally:
+            _core._test_lag(0, 0)
         results.append((r, model.theta.copy(), state[0].copy()))
-    (r2, theta2, s2), (r1, theta1, s1) = results
-    assert r2.solo_from == 4 and r1.solo_from == -1
-    assert (r2.loss, r2.correct, r2.step) == (r1.loss, r1.correct, r1.step) and r1.step == 10
-    np.testing.assert_array_equal(theta2, theta1)
-    np.testing.assert_array_equal(s2, s1)
+    (rs, theta_s, s_s), (r1, theta1, s1) = results
+    assert rs.threads > 1 and rs.reduced_from >= 1 and r1.reduced_from == -1
+    assert (rs.loss, rs.correct, rs.step, rs.batches) == (r1.loss, r1.correct, 100, 100)
+    np.testing.assert_array_equal(theta_s, theta1)
+    np.testing.assert_array_equal(s_s, s1)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -1,34 +1,121 @@
-"""Private compiled kernels: one Cython + OpenMP extension, ``_core``, built when fastnn is installed.
+"""Private compiled kernels: the core (Cython), built when fastnn is installed, and how it is loaded.
 
 Kernels never validate and never allocate: they take input arrays and ``*_out`` arrays and fill the
 outputs.  ``fastnn.functional`` is the validated public layer above them.
 
-Importing this package loads fastnn's private copy of OpenBLAS (the ``scipy-openblas32`` wheel) in
-single-threaded mode and hands its ``cblas_?gemm`` addresses to the core.  The products of small
-networks (32x1024 @ 1024x64) are too small for OpenBLAS's own threads: fastnn cuts each large product
-in two and runs the halves on its own OpenMP threads instead.  NumPy's and SciPy's BLAS are untouched.
+**Which copy of the core.**  On x86-64 the core is built once per x86-64 level (``_fastnn_core_v2``,
+``_v3``, ``_v4``; or one ``_fastnn_core_custom`` for FASTNN_MARCH).  ``_cpu``, compiled for the baseline,
+tells the running CPU's level; this package loads the best copy that the CPU can run, after reading the
+level each copy was compiled for from its file (so a copy built for more than the CPU has is never run:
+a CPU that can run none gets a one-line ImportError, not an illegal instruction).  ``FASTNN_CORE=v2``
+(or v3, v4, custom) asks for one copy.  The loaded copy is ``fastnn._kernels._core``; ``CORE_LEVEL``
+names its level.
+
+**Threads.**  The core's own thread team (``_team.h``) runs the parts of the large products, the
+optimizer step, the images of a convolution and the epoch's roles.  Its size is FASTNN_NUM_THREADS, else
+OMP_NUM_THREADS, else the CPUs the process may use (its CPU affinity, and the CPU quota of its cgroup,
+as a container sets it: :func:`fastnn._kernels.cpus.usable_cpus`); ``fastnn.functional.set_num_threads``
+changes it.  When threadpoolctl is installed the team is registered with it (user_api 'openmp',
+internal_api 'fastnn'), so that ``threadpool_limits(1)``, which scikit-learn and joblib use against
+oversubscription, limits fastnn too.
+
+Importing this package also loads fastnn's private copy of OpenBLAS (the ``scipy-openblas32`` wheel) in
+single-threaded mode and hands its ``cblas_?gemm`` addresses to the core: the team cuts the products
+into parts, each one BLAS call on one thread.  NumPy's and SciPy's BLAS are untouched.
 """
 
 import ctypes
+import importlib
 import importlib.util
+import mmap
 import os
+import sys
 import warnings
 from pathlib import Path
 
-from .._config import BARRIER_SPIN_PAUSES, MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD, PARALLEL_GEMM_MIN_FLOPS
+from .._config import (MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD, PARTS, SPIN_OVERSUBSCRIBED_US, SPIN_US)
+from .cpus import default_threads, usable_cpus
+
+#: x86-64 levels, lowest first.
+LEVELS = ("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4")
+#: The copies of the core, in the order they are preferred when the CPU can run them.
+VARIANTS = ("_fastnn_core_custom", "_fastnn_core_v4", "_fastnn_core_v3", "_fastnn_core_v2", "_fastnn_core_generic")
+_MARKER = b"fastnn-core-level:"
+
+
+def _missing_core(detail) -> ImportError:
+    root = Path(__file__).resolve().parents[2]
+    if (root / "setup.py").exists() and (root / "pyproject.toml").exists():
+        return ImportError(
+            f"fastnn's compiled core is missing: this is fastnn's source tree ({root}), which shadows an "
+            "installed fastnn when Python runs from it, and its extension has not been built here. Run fastnn "
+            "from another directory, or install it in editable mode, which builds the extension in place: "
+            "`pip install -e .`")
+    return ImportError(f"fastnn's compiled core could not be loaded ({detail}); reinstall with `pip install .`")
+
 
 try:
-    from . import _core
+    from . import _cpu
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
-    _root = Path(__file__).resolve().parents[2]
-    if (_root / "setup.py").exists() and (_root / "pyproject.toml").exists():
-        raise ImportError(
-            f"fastnn's compiled core is missing: this is fastnn's source tree ({_root}), which shadows "
-            "an installed fastnn when Python runs from it, and its extension has not been built here. "
-            "Run fastnn from another directory, or install it in editable mode, which builds the extension "
-            "in place: `pip install -e .`"
-        ) from exc
-    raise ImportError(f"fastnn's compiled core could not be loaded ({exc}); reinstall with `pip install .`") from exc
+    raise _missing_core(exc) from exc
+
+#: The running CPU's x86-64 level ('x86-64-v4', ...), or 'generic' on another architecture.
+CPU_LEVEL = _cpu.level()
+
+
+def built_level(path) -> str | None:
+    """The level a copy of the core was compiled for, read from its file without loading it (None: unknown)."""
+    try:
+        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            at = mm.find(_MARKER)
+            if at < 0:
+                return None
+            end = mm.find(b";", at, at + 64)
+            return mm[at + len(_MARKER):end].decode("ascii") if end > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def runs_here(level: str, cpu_level: str = CPU_LEVEL) -> bool:
+    """Whether a copy built for ``level`` runs on a CPU of ``cpu_level``."""
+    if level in LEVELS and cpu_level in LEVELS:
+        return LEVELS.index(level) <= LEVELS.index(cpu_level)
+    return level == "generic" and cpu_level == "generic"
+
+
+def _choose_core() -> tuple[str, str]:
+    """(module name, level) of the copy of the core to load; ImportError naming the problem when none fits."""
+    built = []
+    for name in VARIANTS:
+        spec = importlib.util.find_spec(f"{__name__}.{name}")
+        if spec is not None and spec.origin:
+            built.append((name, spec.origin))
+    if not built:
+        raise _missing_core("no copy of the core was built")
+    forced = os.environ.get("FASTNN_CORE", "").strip()
+    if forced:
+        wanted = [(n, p) for n, p in built if n.endswith("_" + forced) or n.endswith("_" + forced.rsplit("-", 1)[-1])]
+        if not wanted:
+            raise ImportError(f"FASTNN_CORE={forced}: no such copy of fastnn's core; this build has "
+                              f"{', '.join(n.rsplit('_', 1)[-1] for n, _ in built)}")
+        built = wanted
+    refused = []
+    for name, path in built:
+        level = built_level(path)
+        if level is not None and runs_here(level):
+            return name, level
+        refused.append(level or "an unknown level")
+    raise ImportError(f"fastnn's compiled core was built for {' and '.join(sorted(set(refused)))}, which this CPU "
+                      f"({CPU_LEVEL}) cannot run: reinstall fastnn on this machine (pip install --force-reinstall "
+                      f"--no-cache-dir .), without FASTNN_MARCH{' and FASTNN_CORE' if forced else ''}")
+
+
+CORE_MODULE, CORE_LEVEL = _choose_core()
+try:
+    _core = importlib.import_module(f".{CORE_MODULE}", __name__)
+except ImportError as exc:  # pragma: no cover - a damaged install
+    raise _missing_core(exc) from exc
+sys.modules[f"{__name__}._core"] = _core
 
 
 def _load_openblas():
@@ -59,8 +146,48 @@ def _load_openblas():
 
 _openblas = _load_openblas()
 _core.configure(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
-                ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, float(PARALLEL_GEMM_MIN_FLOPS),
-                BARRIER_SPIN_PAUSES)
+                ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, PARTS, SPIN_US,
+                SPIN_OVERSUBSCRIBED_US)
+
+#: The CPUs this process may use (affinity and cgroup quota), read at import.
+CPUS = usable_cpus()
+_core.set_cpus(CPUS)
+_core.set_num_threads(min(default_threads(CPUS), _core.MAX_THREADS))
+
+
+def _register_threadpoolctl():
+    """Let threadpoolctl see and limit the team (only when it is installed; fastnn does not need it)."""
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return False
+    import threadpoolctl
+
+    class FastnnController(threadpoolctl.LibController):
+        """fastnn's thread team, as threadpoolctl sees it."""
+
+        user_api = "openmp"
+        internal_api = "fastnn"
+        filename_prefixes = ("_fastnn_core_",)
+        check_symbols = ("fastnn_get_num_threads", "fastnn_set_num_threads")
+
+        def get_num_threads(self):
+            return self.dynlib.fastnn_get_num_threads()
+
+        def set_num_threads(self, num_threads):
+            self.dynlib.fastnn_set_num_threads(int(num_threads))
+
+        def get_version(self):
+            from .. import __version__
+
+            return __version__
+
+        def set_additional_attributes(self):
+            self.core_level = CORE_LEVEL
+
+    threadpoolctl.register(FastnnController)
+    return True
+
+
+THREADPOOLCTL = _register_threadpoolctl()
 
 
 def _keep_freed_memory():

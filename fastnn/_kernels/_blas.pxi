@@ -1,9 +1,11 @@
 # Matrix products: a private single-threaded OpenBLAS (cblas_?gemm through function pointers that
-# fastnn._kernels sets at import), and the rule that splits a large product into two parts.
+# fastnn._kernels sets at import), and the rule that cuts a large product into parts for the team.
 #
-# The split depends only on the shapes, never on the thread count: part 0 and part 1 are the same
-# arithmetic whether one thread runs both or two threads run one each, so one thread and two give the
-# same numbers bitwise.
+# The cut depends only on the shapes, never on the thread count: part p is the same call whichever
+# thread runs it, so 1, 2, 3 or 64 threads compute the same numbers bitwise.  A product is cut along C's
+# rows or columns (each part computes a block of C), or along the inner dimension when that dominates
+# (each part a partial sum; part 0's into C, the others' into scratch blocks that are added to C in part
+# order afterwards, ``gemm_combine``).
 
 ctypedef void (*sgemm_t)(int order, int ta, int tb, int m, int n, int k, float alpha, const float* A, int lda,
                          const float* B, int ldb, float beta, float* C, int ldc) noexcept nogil
@@ -20,9 +22,25 @@ cdef enum:
     SPLIT_ROWS = 1
     SPLIT_COLS = 2
     SPLIT_K = 3
+    #: Part boundaries along any dimension fall on multiples of this (whole SIMD vectors, BLAS panels).
+    PART_ALIGN = 16
 
-#: Products of at least this many flops (2 m n k) are split in two parts; smaller ones run as one.
-cdef double _split_min_flops = 1 << 19
+# How products are cut (fastnn/_config.py sets them through ``configure``): a product of fewer than
+# 2 * _part_flops flops runs whole; a larger one is cut into about flops / _part_flops parts, at most
+# _max_parts (_max_k_parts along the inner dimension, whose parts each need a scratch block of C's
+# size), each part at least _part_min_rows rows / _part_min_cols columns / _part_min_k of the inner
+# dimension, so that each BLAS call keeps its efficiency.
+cdef double _part_flops = 1 << 20
+cdef int _max_parts = 64
+cdef int _max_k_parts = 8
+cdef int _part_min_rows = 64
+cdef int _part_min_cols = 64
+cdef int _part_min_k = 128
+
+
+ctypedef struct Split:
+    int kind
+    int parts
 
 
 ctypedef struct Mat:
@@ -87,64 +105,122 @@ cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept n
                <double*>B.data, B.ld, beta, <double*>C.data, C.ld)
 
 
-cdef int split_kind(int m, int k, int n) noexcept nogil:
-    """How an (m, k) @ (k, n) product is cut in two: not at all when small; along the inner dimension
-    when it dominates (k >= 4 max(m, n)); else along C's longer side."""
-    if 2.0 * m * n * k < _split_min_flops:
-        return SPLIT_NONE
+cdef Split split_of(int m, int k, int n) noexcept nogil:
+    """How an (m, k) @ (k, n) product is cut: not at all when small; along the inner dimension when it
+    dominates (k >= 4 max(m, n)); else along C's longer side; into parts by its flops (see above)."""
+    cdef Split s
+    cdef double flops = 2.0 * m * n * k
+    cdef int extent, least, cap
+    s.kind = SPLIT_NONE
+    s.parts = 1
+    if flops < 2 * _part_flops:
+        return s
     if k >= 4 * max(m, n):
-        return SPLIT_K
-    return SPLIT_ROWS if m >= n else SPLIT_COLS
+        s.kind, extent, least, cap = SPLIT_K, k, _part_min_k, _max_k_parts
+    elif m >= n:
+        s.kind, extent, least, cap = SPLIT_ROWS, m, _part_min_rows, _max_parts
+    else:
+        s.kind, extent, least, cap = SPLIT_COLS, n, _part_min_cols, _max_parts
+    s.parts = <int>min(<double>cap, flops / _part_flops, <double>(extent // max(least, 1)))
+    if s.parts < 2:
+        s.kind = SPLIT_NONE
+        s.parts = 1
+    return s
 
 
-cdef void gemm_part(Mat A, Mat B, Mat C, double alpha, double beta, int kind, int part, Mat scratch) noexcept nogil:
-    """Part ``part`` (0 or 1) of C = alpha A @ B + beta C cut as ``kind``; SPLIT_NONE has only part 0.
-    SPLIT_K writes part 1's half-sum into ``scratch`` (C's shape); ``gemm_combine`` adds it afterwards."""
+cdef inline int part_bound(int extent, int parts, int p) noexcept nogil:
+    """Where part p of ``parts`` starts along a dimension of ``extent`` (p == parts: the end); interior
+    bounds on multiples of PART_ALIGN (every part is non-empty: parts are at least 2 * PART_ALIGN long)."""
+    if p >= parts:
+        return extent
+    return <int>((<long long>extent * p // parts) // PART_ALIGN * PART_ALIGN)
+
+
+cdef inline Py_ssize_t k_scratch_size(Split s, Mat C) noexcept nogil:
+    """Values of scratch a product cut as ``s`` needs (parts 1.. of an inner-dimension cut)."""
+    return <Py_ssize_t>(s.parts - 1) * C.rows * C.cols if s.kind == SPLIT_K else 0
+
+
+cdef void gemm_part(Mat A, Mat B, Mat C, double alpha, double beta, Split s, int p, char* scratch) noexcept nogil:
+    """Part p of C = alpha A @ B + beta C cut as ``s``.  An inner-dimension part p > 0 writes its partial
+    sum into scratch block p - 1 (C's shape, contiguous); ``gemm_combine`` adds them afterwards."""
     cdef int m = A.rows, k = A.cols, n = B.cols, lo, hi
-    if kind == SPLIT_NONE:
-        if part == 0:
+    if s.kind == SPLIT_NONE:
+        if p == 0:
             gemm_serial(A, B, C, alpha, beta)
-    elif kind == SPLIT_ROWS:
-        lo = m * part // 2
-        hi = m * (part + 1) // 2
+        return
+    if s.kind == SPLIT_ROWS:
+        lo = part_bound(m, s.parts, p)
+        hi = part_bound(m, s.parts, p + 1)
         gemm_serial(sub(A, lo, hi, 0, k), B, sub(C, lo, hi, 0, n), alpha, beta)
-    elif kind == SPLIT_COLS:
-        lo = n * part // 2
-        hi = n * (part + 1) // 2
+    elif s.kind == SPLIT_COLS:
+        lo = part_bound(n, s.parts, p)
+        hi = part_bound(n, s.parts, p + 1)
         gemm_serial(A, sub(B, 0, k, lo, hi), sub(C, 0, m, lo, hi), alpha, beta)
     else:
-        lo = k * part // 2
-        hi = k * (part + 1) // 2
-        if part == 0:
+        lo = part_bound(k, s.parts, p)
+        hi = part_bound(k, s.parts, p + 1)
+        if p == 0:
             gemm_serial(sub(A, 0, m, lo, hi), sub(B, lo, hi, 0, n), C, alpha, beta)
         else:
-            gemm_serial(sub(A, 0, m, lo, hi), sub(B, lo, hi, 0, n), scratch, alpha, 0.0)
+            gemm_serial(sub(A, 0, m, lo, hi), sub(B, lo, hi, 0, n),
+                        mat(scratch + <Py_ssize_t>(p - 1) * m * n * C.itemsize, m, n, C.itemsize), alpha, 0.0)
 
 
-cdef void gemm_combine(Mat C, Mat scratch) noexcept nogil:
-    """C += scratch: the second half-sum of a SPLIT_K product."""
-    cdef Py_ssize_t i, j
-    for i in range(C.rows):
-        if C.itemsize == 4:
-            for j in range(C.cols):
-                (<float*>C.data)[i * C.ld + j] += (<float*>scratch.data)[i * scratch.ld + j]
-        else:
-            for j in range(C.cols):
-                (<double*>C.data)[i * C.ld + j] += (<double*>scratch.data)[i * scratch.ld + j]
+cdef void gemm_combine_rows(Mat C, Split s, const char* scratch, int r0, int r1) noexcept nogil:
+    """Rows [r0, r1) of C += scratch blocks 0, 1, ... in that order (the inner-dimension parts 1, 2, ...)."""
+    cdef Py_ssize_t i, j, q, block = <Py_ssize_t>C.rows * C.cols
+    cdef float* cf
+    cdef double* cd
+    for q in range(s.parts - 1):
+        for i in range(r0, r1):
+            if C.itemsize == 4:
+                cf = <float*>C.data + i * C.ld
+                for j in range(C.cols):
+                    cf[j] += (<const float*>scratch)[q * block + i * C.cols + j]
+            else:
+                cd = <double*>C.data + i * C.ld
+                for j in range(C.cols):
+                    cd[j] += (<const double*>scratch)[q * block + i * C.cols + j]
 
 
-cdef void gemm_split(Mat A, Mat B, Mat C, double alpha, double beta, Mat scratch, int threads) noexcept nogil:
-    """C = alpha A @ B + beta C, its two parts on two threads when ``threads`` > 1 and it is large enough.
-    ``scratch`` must hold C's shape when the product splits along k (see ``split_kind``)."""
-    cdef int kind = split_kind(A.rows, A.cols, B.cols), p
-    if kind == SPLIT_NONE:
+cdef inline void gemm_combine(Mat C, Split s, const char* scratch) noexcept nogil:
+    if s.kind == SPLIT_K:
+        gemm_combine_rows(C, s, scratch, 0, C.rows)
+
+
+# ---------------------------------------------------------------------- a product on the team
+
+ctypedef struct GemmJob:
+    Mat A
+    Mat B
+    Mat C
+    double alpha
+    double beta
+    Split s
+    char* scratch
+
+
+cdef void gemm_job_part(void* arg, uint32_t part, int slot) noexcept nogil:
+    cdef GemmJob* j = <GemmJob*>arg
+    gemm_part(j.A, j.B, j.C, j.alpha, j.beta, j.s, <int>part, j.scratch)
+
+
+cdef int gemm_team(Mat A, Mat B, Mat C, double alpha, double beta, int threads) noexcept nogil:
+    """C = alpha A @ B + beta C, its parts on up to ``threads`` threads of the team; -1 when out of memory
+    (for an inner-dimension cut's scratch)."""
+    cdef GemmJob j
+    j.A, j.B, j.C, j.alpha, j.beta = A, B, C, alpha, beta
+    j.s = split_of(A.rows, A.cols, B.cols)
+    j.scratch = NULL
+    if j.s.parts == 1:
         gemm_serial(A, B, C, alpha, beta)
-        return
-    if threads > 1:
-        for p in prange(2, num_threads=2, schedule="static", chunksize=1):
-            gemm_part(A, B, C, alpha, beta, kind, p, scratch)
-    else:
-        gemm_part(A, B, C, alpha, beta, kind, 0, scratch)
-        gemm_part(A, B, C, alpha, beta, kind, 1, scratch)
-    if kind == SPLIT_K:
-        gemm_combine(C, scratch)
+        return 0
+    if j.s.kind == SPLIT_K:
+        j.scratch = <char*>malloc(<size_t>k_scratch_size(j.s, C) * C.itemsize)
+        if j.scratch == NULL:
+            return -1
+    fnn_team_run(gemm_job_part, &j, j.s.parts, threads)
+    gemm_combine(C, j.s, j.scratch)
+    free(j.scratch)
+    return 0

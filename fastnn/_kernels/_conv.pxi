@@ -8,8 +8,8 @@
 # dense layer.  Pooling and the activations run over contiguous channels; flattening NHWC is free.
 #
 # Every function here works on one range of images (pointers at the range's first image, a count), so
-# that a batch's images can be cut in two parts for two threads: the parts are fixed by the shapes, and
-# one thread running both gives the same numbers as two threads running one each.
+# that a batch's images can be cut into parts for the team: the parts are fixed by the shapes, so any
+# number of threads gives the same numbers.
 
 # Entries of a convolution's geometry vector (fastnn.functional builds it; the epoch plan's table too).
 cdef enum:
@@ -51,10 +51,11 @@ cdef inline ConvGeom conv_geom(const int64_t* v) noexcept nogil:
     return g
 
 
-cdef inline void part_range(Py_ssize_t c0, Py_ssize_t cn, int p, Py_ssize_t* lo, Py_ssize_t* n) noexcept nogil:
-    """Images [lo, lo + n) of part p (0 or 1) of the chunk [c0, c0 + cn)."""
-    lo[0] = c0 + cn * p // 2
-    n[0] = c0 + cn * (p + 1) // 2 - lo[0]
+cdef inline void part_range(Py_ssize_t c0, Py_ssize_t cn, int p, int parts, Py_ssize_t* lo,
+                            Py_ssize_t* n) noexcept nogil:
+    """Images [lo, lo + n) of part p of ``parts`` of the chunk [c0, c0 + cn)."""
+    lo[0] = c0 + cn * p // parts
+    n[0] = c0 + cn * (p + 1) // parts - lo[0]
 
 
 cdef inline bint conv_is_pointwise(const ConvGeom* g) noexcept nogil:

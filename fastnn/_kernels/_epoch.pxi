@@ -1,24 +1,29 @@
-# One whole training epoch of a dense MLP: one OpenMP parallel region for the epoch, with barriers
-# between the phases of a batch instead of a fork and join per phase.
+# One whole training epoch of a dense MLP as one job of the team (_team.h): its parts are the team's
+# roles, which walk the same sequence of steps, batch by batch.
 #
-# Every thread walks the same sequence of steps (so all meet the same barriers):
-#   * a large product is cut in two parts (``split_kind``); thread t runs the parts t, t + nth, ...;
-#     a barrier comes before it when serial work is pending and after it;
+#   * a large product is cut into parts by its shapes (``split_of``); every role takes parts from one
+#     counter shared by the epoch until none is left (so a role that runs late finds its work done by the
+#     others and catches up at once); the optimizer step is cut into parts of the parameter vector;
 #   * everything else (small products, bias and activation, the loss, bias sums, SGD bias steps) is
-#     serial work that thread 0 runs;
-#   * right after layer 0's forward product, the last thread gathers the next batch's rows into the
-#     second input buffer, while thread 0 runs the middle of the batch;
-#   * the optimizer step (other than SGD, which is fused into the weight products) is cut in two halves.
-# The parts and their order are the same for one thread and for two, so both give the same numbers.
+#     serial work that role 0 runs;
+#   * right after layer 0's forward product, another role gathers the next batch's rows into the second
+#     input buffer, while role 0 runs the middle of the batch (role 0 does it itself when no one has).
 #
-# On a machine busy with other work a barrier can wait a whole time slice for a descheduled partner, and a
-# team of two then runs many times slower than one thread.  Thread 0 times every batch: a batch is slow
-# when its period is more than twice the best this plan has seen (plus 50 us), or when thread 0 spent more
-# than half of it waiting for its partner at barriers (quiet, it waits 5-25%).  When 3 of the last 4
-# batches were slow, the epoch goes on with thread 0 alone from the next batch (``solo_from``).  The
+# There is no barrier at which the roles wait for each other.  Role 0 publishes how many serial steps it
+# has done, and every finished part adds one to a count of done parts; before a step that reads what
+# earlier steps wrote, a role waits until those counts reach the steps and parts issued so far (``sync``).
+# So a role that the scheduler leaves out holds nobody up, unless it holds a part it has taken.
+#
+# The parts and their order are fixed by the shapes, so any number of roles gives the same numbers.
+#
+# On a machine busy with other work, a role that has taken a part can be descheduled for a whole time
+# slice while role 0 waits for that part.  Role 0 times every batch: a batch is slow when role 0 spent more
+# than half of it waiting for parts taken by others (quiet, it waits 5-25%).  When 3 of the last 4 batches
+# were slow, the roles from half the team up leave from the next batch on (down to role 0 alone).  The
 # numbers stay the same.
 
-cdef unsigned int _test_lag_us = 0  # tests (_core._test_lag): thread 1 sleeps this long after each batch
+cdef unsigned int _test_lag_us = 0  # tests (_core._test_lag): roles other than 0 sleep this long after each batch
+cdef unsigned int _test_part_lag_us = 0  # tests (_core._test_lag): ... and in each product part they take
 
 
 cdef enum:
@@ -50,6 +55,13 @@ cdef enum:
 
 
 ctypedef struct Epoch:
+    fnn_event_t serial_done  # serial steps role 0 has published
+    fnn_event_t parts_done   # parts finished, over the whole call
+    fnn_event_t gathered     # batches whose rows are in their buffers (batch b's when it reaches b + 1)
+    uint32_t claim           # the next part to take, over the whole call
+    char pad0[60]
+    uint32_t gather_claim    # gathers taken (batch b's is taken when it moves from b to b + 1)
+    char pad1[60]
     const int64_t* layers    # (n_layers, N_COLS)
     const int64_t* offsets   # (N_OFFSETS,) into work
     int n_layers
@@ -69,54 +81,84 @@ ctypedef struct Epoch:
     Py_ssize_t N
     Py_ssize_t d
     Py_ssize_t c
-    fnn_barrier_t bar        # the team's barrier
-    long spin                # pauses a barrier spins before it yields the core
+    int roles                # roles at work: role 0 lowers it when the team is slowed; others leave when above
+    int roles_start
+    int cpus                 # CPUs the process may use
+    long spin                # pauses a wait spins before it sleeps
     double* timing           # IN/OUT the plan's timing (seconds): [0] the best period per full batch seen with
-                             # two threads (0: none yet); OUT [1] thread 0's barrier waits, [2] the epoch
-    Py_ssize_t solo_from     # the first batch that thread 0 runs alone (set by thread 0, read at batch starts)
+                             # more than one role (0: none yet); OUT [1] role 0's waits for others' parts,
+                             # [2] the epoch
+    Py_ssize_t reduced_from  # the first batch run by fewer roles (set by role 0)
     long step                # IN updates done so far; OUT after the epoch
-    double total             # OUT written by thread 0
+    double total             # OUT written by role 0
     Py_ssize_t correct
     double bad_loss
-    int stop                 # set by thread 0 when a batch's loss is not finite; read after barriers
-    Py_ssize_t stopped_at    # the batch whose loss was not finite (-1: none), set with ``stop``
+    int stop                 # set by role 0 when a batch's loss is not finite; read after waiting for that step
+    Py_ssize_t leave_after   # the last batch of this call (-1: none yet): not finite, or interrupted after it
+    int watch_interrupt      # check fnn_interrupted between batches
+    int interrupted          # OUT the call stopped after a batch because of Ctrl-C
     void* net                # a convolutional network's stack (a Net, _conv_epoch.pxi), or NULL
 
 
 ctypedef struct Team:
-    int tid
-    int nth
-    int pending              # serial work since the last barrier (the same on every thread)
-    double last              # thread 0: time of the previous batch's loss step (0: none)
-    unsigned int slow        # thread 0: which of the last 4 batch periods were slow (one bit each)
-    int periods              # thread 0: batch periods timed in this epoch
-    double waited            # thread 0: seconds spent waiting at barriers in this epoch
-    double waited_mark       # thread 0: ``waited`` at the previous batch's loss step
+    int tid                  # the role
+    uint32_t serial_seen     # serial steps passed (every role counts them; role 0 runs them)
+    uint32_t published       # role 0: serial steps published
+    uint32_t parts_base      # parts of the steps passed
+    double last              # role 0: time of the previous batch's loss step (0: none)
+    unsigned int slow        # role 0: which of the last 4 batch periods were slow (one bit each)
+    double waited            # role 0: seconds spent waiting for others' parts in this call
+    double waited_mark       # role 0: ``waited`` at the previous batch's loss step
 
 
 cdef inline bint serial(Team* t, Epoch* e) noexcept nogil:
-    """True on the thread that runs the next piece of serial work (thread 0, until the loss fails)."""
-    t.pending = 1
+    """Count one serial step; True on the role that runs it (role 0, until the loss fails)."""
+    t.serial_seen += 1
     return t.tid == 0 and not e.stop
 
 
 cdef inline void sync(Team* t, Epoch* e) noexcept nogil:
-    cdef double t0
-    if t.nth > 1 and t.pending:
-        if t.tid == 0:
-            t0 = openmp.omp_get_wtime()
-            fnn_barrier_wait(&e.bar, t.nth, e.spin)
-            t.waited += openmp.omp_get_wtime() - t0
-        else:
-            fnn_barrier_wait(&e.bar, t.nth, e.spin)
-    t.pending = 0
+    """Wait until every serial step and every part issued so far is done (role 0 first publishes its steps)."""
+    if t.tid == 0:
+        if t.published != t.serial_seen:
+            t.published = t.serial_seen
+            fnn_event_set(&e.serial_done, t.serial_seen)
+    else:
+        fnn_event_wait(&e.serial_done, t.serial_seen, e.spin, 0)
+    if e.stop:  # no part is taken after the failed loss, and all before it were done
+        return
+    if t.tid == 0:
+        t.waited += fnn_event_wait(&e.parts_done, t.parts_base, e.spin, 1)
+    else:
+        fnn_event_wait(&e.parts_done, t.parts_base, e.spin, 0)
+
+
+cdef inline uint32_t begin_parts(Team* t, Epoch* e, int parts) noexcept nogil:
+    """Wait for the steps before, and count ``parts`` parts; return the first part's number on the counter."""
+    cdef uint32_t base
+    sync(t, e)
+    base = t.parts_base
+    t.parts_base += <uint32_t>parts
+    return base
+
+
+cdef inline bint take_part(Epoch* e, uint32_t base, int parts, int* p) noexcept nogil:
+    """Take the next part of the step whose parts start at ``base``; False when none is left."""
+    cdef uint32_t i
+    if e.stop or not fnn_claim(&e.claim, base + <uint32_t>parts, &i):
+        return False
+    p[0] = <int>(i - base)
+    return True
+
+
+cdef inline void part_done(Epoch* e) noexcept nogil:
+    fnn_event_add(&e.parts_done, 1)
 
 
 cdef void watch_team(Team* t, Epoch* e, Py_ssize_t b, bint full) noexcept nogil:
-    """Thread 0, once per batch while the team is two: time the batch period and decide whether the rest
-    of the epoch runs on thread 0 alone (from batch b + 1; thread 1 reads ``solo_from`` only after the
-    barrier that follows this serial step)."""
-    cdef double now = openmp.omp_get_wtime(), period, best
+    """Role 0, once per batch while more than one role works: time the batch period and decide whether the
+    roles from half the team up leave from batch b + 1 on."""
+    cdef double now = fnn_now(), period, best
     cdef unsigned int v
     cdef int slow_count = 0
     cdef bint slow
@@ -125,51 +167,68 @@ cdef void watch_team(Team* t, Epoch* e, Py_ssize_t b, bint full) noexcept nogil:
         best = e.timing[0]
         if full and (best <= 0 or period < best):
             e.timing[0] = period
-            best = period
-        slow = period > 2 * best + 50e-6 or t.waited - t.waited_mark > 0.5 * period
+        slow = t.waited - t.waited_mark > 0.5 * period
         t.slow = ((t.slow << 1) | slow) & 0xF
-        t.periods += 1
         v = t.slow
         while v:
             slow_count += v & 1
             v >>= 1
         if slow_count >= 3:
-            e.solo_from = b + 1
+            if e.reduced_from < 0:
+                e.reduced_from = b + 1
+            fnn_store_int(&e.roles, max(1, e.roles // 2))
+            if e.roles <= e.cpus:
+                e.spin = fnn_team.spin
+            t.slow = 0
     t.last = now
     t.waited_mark = t.waited
 
 
 cdef void team_product(Team* t, Epoch* e, Mat A, Mat B, Mat C, double alpha, double beta) noexcept nogil:
-    """C = alpha A @ B + beta C: serial work when small, else its two parts shared by the team."""
-    cdef int kind = split_kind(A.rows, A.cols, B.cols), p
-    cdef Mat scratch = mat(e.work + e.offsets[OFF_SCRATCH] * C.itemsize, C.rows, C.cols, C.itemsize)
-    if kind == SPLIT_NONE:
+    """C = alpha A @ B + beta C: serial work when small, else its parts shared by the roles."""
+    cdef Split s = split_of(A.rows, A.cols, B.cols)
+    cdef char* scratch = e.work + e.offsets[OFF_SCRATCH] * C.itemsize
+    cdef uint32_t base
+    cdef int p
+    if s.parts == 1:
         if serial(t, e):
             gemm_serial(A, B, C, alpha, beta)
         return
+    base = begin_parts(t, e, s.parts)
+    while take_part(e, base, s.parts, &p):
+        gemm_part(A, B, C, alpha, beta, s, p, scratch)
+        if t.tid != 0 and _test_part_lag_us:
+            usleep(_test_part_lag_us)
+        part_done(e)
     sync(t, e)
-    if not e.stop:
-        p = t.tid
-        while p < 2:
-            gemm_part(A, B, C, alpha, beta, kind, p, scratch)
-            p += t.nth
-    t.pending = 1
-    sync(t, e)
-    if kind == SPLIT_K and serial(t, e):
-        gemm_combine(C, scratch)
+    if s.kind == SPLIT_K and serial(t, e):
+        gemm_combine(C, s, scratch)
+
+
+cdef inline int vector_parts(Py_ssize_t n) noexcept nogil:
+    """Parts of an element-wise step over n values (the optimizer's): fixed by n."""
+    return <int>max(<Py_ssize_t>1, min(<Py_ssize_t>_max_parts, n // _vector_part))
+
+
+cdef inline Py_ssize_t vector_bound(Py_ssize_t n, int parts, int p) noexcept nogil:
+    if p >= parts:
+        return n
+    return (n * p // parts) // PART_ALIGN * PART_ALIGN
 
 
 cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step, Py_ssize_t P) noexcept nogil:
-    """The optimizer step of parameters [0, P) from ``grad``, its two halves shared by the team."""
-    cdef int p
-    sync(t, e)
-    if not e.stop:
-        p = t.tid
-        while p < 2:
-            optimizer_range(e.opt, theta, <floating*>e.grad, <floating*>e.s1, <floating*>e.s2, P * p // 2,
-                            P * (p + 1) // 2, e.hyper, step)
-            p += t.nth
-    t.pending = 1
+    """The optimizer step of parameters [0, P) from ``grad``, in parts shared by the roles."""
+    cdef int parts = vector_parts(P), p
+    cdef uint32_t base
+    if parts == 1:
+        if serial(t, e):
+            optimizer_range(e.opt, theta, <floating*>e.grad, <floating*>e.s1, <floating*>e.s2, 0, P, e.hyper, step)
+        return
+    base = begin_parts(t, e, parts)
+    while take_part(e, base, parts, &p):
+        optimizer_range(e.opt, theta, <floating*>e.grad, <floating*>e.s1, <floating*>e.s2,
+                        vector_bound(P, parts, p), vector_bound(P, parts, p + 1), e.hyper, step)
+        part_done(e)
     sync(t, e)
 
 
@@ -201,10 +260,19 @@ cdef void gather_batch(Epoch* e, Py_ssize_t lo, Py_ssize_t hi, floating* xout, f
         memcpy(tout + r * e.c, T + i * e.c, e.c * sizeof(floating))
 
 
-cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n, Py_ssize_t gather_lo,
-                             Py_ssize_t gather_hi, int buf) noexcept nogil:
-    """The dense layers' forward from ``inp`` (n, layers[0].n_in); right after layer 0's product the last
-    thread gathers rows order[gather_lo:gather_hi] into the batch buffers ``1 - buf``."""
+cdef void try_gather(Epoch* e, floating* work, Py_ssize_t b, Py_ssize_t lo, Py_ssize_t hi, int buf) noexcept nogil:
+    """Gather batch b's rows order[lo:hi] into the buffers ``buf`` of ``work``, unless another role has taken it."""
+    cdef uint32_t i
+    if hi > lo and fnn_claim(&e.gather_claim, <uint32_t>(b + 1), &i):
+        gather_batch(e, lo, hi, work + e.offsets[OFF_XB1 if buf else OFF_XB0],
+                     work + e.offsets[OFF_TB1 if buf else OFF_TB0])
+        fnn_event_add(&e.gathered, 1)
+
+
+cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n, Py_ssize_t b,
+                             Py_ssize_t gather_lo, Py_ssize_t gather_hi, int buf) noexcept nogil:
+    """The dense layers' forward from ``inp`` (n, layers[0].n_in); right after layer 0's product a role
+    other than 0 gathers batch b + 1's rows order[gather_lo:gather_hi] into the batch buffers ``1 - buf``."""
     cdef int L = e.n_layers, l, m, act, isz = sizeof(floating)
     cdef floating* work = <floating*>e.work
     cdef const int64_t* r
@@ -214,11 +282,8 @@ cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n,
         m = <int>r[COL_OUT]
         pre = mat(work + r[COL_PRE], n, m, isz)
         team_product(t, e, inp, mat(theta + r[COL_W], <int>r[COL_IN], m, isz), pre, 1.0, 0.0)
-        if l == 0 and gather_hi > gather_lo:  # the next batch, into the other buffers, beside the middle of this one
-            t.pending = 1
-            if t.tid == t.nth - 1:
-                gather_batch(e, gather_lo, gather_hi, work + e.offsets[OFF_XB0 if buf else OFF_XB1],
-                             work + e.offsets[OFF_TB0 if buf else OFF_TB1])
+        if l == 0 and t.tid != 0 and not e.stop:  # the next batch, beside the middle of this one
+            try_gather(e, work, b + 1, gather_lo, gather_hi, 1 - buf)
         act = <int>r[COL_ACT]
         if l == L - 1 and e.loss != LOSS_SQUARED_ERROR:
             act = ACT_LINEAR  # the fused loss applies softmax / sigmoid to the logits
@@ -249,9 +314,9 @@ cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexce
             e.correct += ok
         else:
             e.bad_loss = loss
-            e.stopped_at = b
-            e.stop = 1  # nothing is updated from here on; every thread sees it at the next barrier
-        if t.nth > 1:
+            e.leave_after = b
+            e.stop = 1  # nothing is updated from here on; every role sees it when it waits for this step
+        if e.roles > 1:
             watch_team(t, e, b, n == e.batch)
 
 
@@ -282,6 +347,15 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
     team_layer_update(t, e, 0, inp, mat(dA, n, m, isz), theta)
 
 
+cdef inline void end_batch(Team* t, Epoch* e, Py_ssize_t b) noexcept nogil:
+    """The last step of batch b: role 0 looks for Ctrl-C, then everything of the batch is waited for (the
+    batch buffers are reused from here on)."""
+    if serial(t, e) and e.watch_interrupt and fnn_interrupted:
+        e.interrupted = 1
+        e.leave_after = b
+    sync(t, e)
+
+
 cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_t start, int buf,
                      long step) noexcept nogil:
     """One batch: forward, fused loss, backward and update (see the top of this file)."""
@@ -291,40 +365,37 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_
     cdef floating* xb = work + e.offsets[OFF_XB1 if buf else OFF_XB0]
     cdef floating* tb = work + e.offsets[OFF_TB1 if buf else OFF_TB0]
     cdef Mat inp = mat(xb, n, <int>e.d, sizeof(floating))
-    team_dense_forward(t, e, theta, inp, n, stop, nstop, buf)
+    team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf)
     team_loss(t, e, tb, n, b)
     team_dense_backward(t, e, theta, inp, n, NULL)
     if e.opt != OPT_SGD:
         team_optimizer(t, e, theta, step, e.n_params)
-    sync(t, e)  # the batch buffers are reused from here on
+    end_batch(t, e, b)
 
 
 cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
-    """Every batch of the epoch, on one thread of the team."""
+    """Every batch of the epoch, in one role."""
     cdef Py_ssize_t start = 0, b = 0
     cdef int buf = 0
     cdef long step = e.step
-    cdef floating* work = <floating*>e.work
-    if t.tid == 0 and e.N > 0:
-        gather_batch(e, 0, min(<Py_ssize_t>e.batch, e.N), work + e.offsets[OFF_XB0], work + e.offsets[OFF_TB0])
-    t.pending = 1
     while start < e.N:
-        if t.nth > 1 and b >= e.solo_from:  # the team was slowed by other work: thread 0 goes on alone
-            if t.tid != 0:
-                return
-            t.nth = 1
+        if t.tid != 0 and t.tid >= fnn_load_int(&e.roles):
+            return  # the team was slowed by other work: this role leaves
+        if b > 0:  # batch b's rows: gathered by another role during batch b - 1, else by this one now
+            try_gather(e, <floating*>e.work, b, start, min(start + e.batch, e.N), buf)
+        fnn_event_wait(&e.gathered, <uint32_t>(b + 1), e.spin, 0)
         step += 1
         if e.net != NULL:
             team_net_batch(t, e, <Net*>e.net, theta, b, start, buf, step)
         else:
             team_batch(t, e, theta, b, start, buf, step)
-        if t.tid == 1 and _test_lag_us:
+        if t.tid != 0 and _test_lag_us:
             usleep(_test_lag_us)
-        # Read after the batch's last barrier, and by batch number: with no barrier before the loss of the
-        # next batch (a network of small products only), thread 0 can reach that loss, and find it not
-        # finite, before thread 1 has looked.  Thread 1 then still runs batch b + 1 and both leave after it.
-        if e.stopped_at == b:
-            step -= 1
+        # Read after the batch's last step, and by batch number: role 0 may already have decided about a
+        # later batch when a slow role looks.
+        if e.leave_after == b:
+            if e.stop:
+                step -= 1
             break
         buf = 1 - buf
         start += e.batch
@@ -333,19 +404,23 @@ cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
         e.step = step
 
 
-cdef void team_start(Epoch* e, floating* theta) noexcept nogil:
-    """The body of the epoch's parallel region: this thread's place in the team, then its epoch."""
+ctypedef struct EpochJob:
+    Epoch* e
+    char* theta
+    int itemsize
+
+
+cdef void epoch_role(void* arg, uint32_t role, int slot) noexcept nogil:
+    """A part of the epoch's job: one role of the team."""
+    cdef EpochJob* j = <EpochJob*>arg
     cdef Team t
-    t.tid = openmp.omp_get_thread_num()
-    t.nth = openmp.omp_get_num_threads()
-    t.pending = 0
-    t.last = 0
-    t.slow = 0
-    t.periods = 0
-    t.waited = 0
-    t.waited_mark = 0
-    cdef double t0 = openmp.omp_get_wtime()
-    team_epoch(&t, e, theta)
-    if t.tid == 0:
-        e.timing[1] = t.waited
-        e.timing[2] = openmp.omp_get_wtime() - t0
+    cdef double t0 = fnn_now()
+    memset(&t, 0, sizeof(Team))
+    t.tid = <int>role
+    if j.itemsize == 4:
+        team_epoch[float](&t, j.e, <float*>j.theta)
+    else:
+        team_epoch[double](&t, j.e, <double*>j.theta)
+    if role == 0:
+        j.e.timing[1] = t.waited
+        j.e.timing[2] = fnn_now() - t0

@@ -13,6 +13,7 @@ Mixed float32/float64 arguments are computed in float64.
 from __future__ import annotations
 
 import numbers
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -28,6 +29,10 @@ from ._checks import check_out as _check_out
 from ._checks import describe as _describe
 from .conv import (PADDINGS, conv2d_backward, conv2d_forward, conv2d_output_shape, max_pool2d_backward,
                    max_pool2d_forward)
+from ._parts import dense_steps as _dense_steps
+from ._parts import dense_k_scratch as _dense_k_scratch
+from ._parts import vector_step as _vector_step
+from ._parts import with_threads as _with_threads
 from .network import NetworkPlan, network_parameter_offsets, network_plan
 
 __all__ = [
@@ -50,6 +55,8 @@ __all__ = [
     "gather_rows",
     "get_num_threads",
     "set_num_threads",
+    "MAX_THREADS",
+    "core_info",
     "parameter_offsets",
     "EpochPlan",
     "epoch_plan",
@@ -590,21 +597,51 @@ def gather_rows(src, index, *, out=None) -> np.ndarray:
 
 # --------------------------------------------------------------------------- threads
 
+#: The largest thread team (threads, the caller included).
+MAX_THREADS = _core.MAX_THREADS
+
+
 def get_num_threads() -> int:
-    """The number of threads fastnn's kernels use (OpenMP's; at most two share one product)."""
+    """The size of fastnn's thread team in use: the threads a kernel's parts may run on, the caller included.
+
+    At import it is ``FASTNN_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the CPUs this process may use
+    (its CPU affinity and its cgroup's CPU quota, as a container sets them).  ``set_num_threads``,
+    ``Trainer(threads=)`` and threadpoolctl's ``threadpool_limits`` change it.
+    """
     return _core.get_num_threads()
 
 
 def set_num_threads(n: int) -> int:
-    """Set the threads fastnn's kernels use, for this process; return the previous setting.
+    """Set the size of fastnn's thread team for this process; return the previous setting.
 
-    The default is OpenMP's: ``OMP_NUM_THREADS`` when set, else the number of cores.  A large product
-    is always cut in the same two parts, so the numbers do not depend on this setting: one thread runs
-    both parts, two threads one each.  On a machine busy with other work, 1 can be faster.
+    Work is cut into parts by the shapes alone, never by the thread count, so every setting gives the same
+    numbers: more threads only take the parts side by side.  A step with fewer parts than threads keeps
+    only as many busy (a plan's ``work_parts`` lists them).
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"threads: expected a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= _core.MAX_THREADS:
+        raise ValueError(f"threads: expected an integer from 1 to {_core.MAX_THREADS}, got {n!r}")
     return _core.set_num_threads(int(n))
+
+
+def core_info() -> dict:
+    """Which copy of the compiled core runs, and on what: a dict.
+
+    ``core`` is the x86-64 level it was compiled for ('x86-64-v2', 'x86-64-v3', 'x86-64-v4'; or the level
+    of a FASTNN_MARCH build), ``module`` its module, ``cpu`` the running CPU's level, ``threads`` the
+    team's size, ``cpus`` the CPUs the process may use, ``workers`` the team's threads started so far, and
+    ``threadpoolctl`` whether the team is registered with threadpoolctl.
+
+    Examples
+    --------
+    >>> sorted(core_info())
+    ['core', 'cpu', 'cpus', 'module', 'threadpoolctl', 'threads', 'workers']
+    """
+    from .. import _kernels
+
+    info = _core.team_info()
+    return {"core": _kernels.CORE_LEVEL, "module": _kernels.CORE_MODULE, "cpu": _kernels.CPU_LEVEL,
+            "threads": info["size"], "cpus": info["cpus"], "workers": info["workers"],
+            "threadpoolctl": _kernels.THREADPOOLCTL}
 
 
 # ------------------------------------------------------------------------------ epoch
@@ -678,10 +715,14 @@ class EpochPlan:
         params, self.n_params = parameter_offsets(self.sizes)
         widths = self.sizes[1:]
         bs, d, c = batch_size, self.sizes[0], self.sizes[-1]
-        # Workspace blocks, each rounded up to 16 values (64 bytes) so that every block starts aligned.
+        #: The steps of a full batch that the thread team shares, each with its parts (see ``work_parts``).
+        self.steps = _dense_steps(self.sizes, bs)
+        if optimizer != "sgd":
+            self.steps.append(_vector_step("optimizer", self.n_params))
+        # Workspace blocks, each rounded up to 16 values (64 bytes) so that every block starts aligned; the
+        # scratch holds the partial sums of the products cut along their inner dimension.
         blocks = {"xb0": bs * d, "xb1": bs * d, "tb0": bs * c, "tb1": bs * c, "da": bs * max(widths),
-                  "db": bs * max(widths),
-                  "scratch": max(bs * max(widths), max(k * m for k, m in zip(self.sizes[:-1], widths)))}
+                  "db": bs * max(widths), "scratch": _dense_k_scratch(self.sizes, bs)}
         def aligned(n):
             return -(-n // 16) * 16
 
@@ -699,15 +740,36 @@ class EpochPlan:
         #: Lengths of the two optimizer buffers: momentum or Adam's m, and Adam's v (0: unused).
         self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if optimizer == "adam" else 0)
         self.grad = np.zeros(self.state_sizes[0], dtype=dtype)
-        #: Seconds, written by the kernel: [0] the best period per full batch seen with two threads (0: none
-        #: yet), the yardstick by which the epoch notices that other work slows its two threads down (see
-        #: ``train_epoch``); [1] how long thread 0 waited at barriers in the last two-thread epoch, [2]
-        #: that epoch's length.
+        #: Seconds, written by the kernel: [0] the best period per full batch seen with more than one thread
+        #: (0: none yet); [1] how long the first thread waited for parts taken by the others in the last
+        #: call, [2] that call's length (see ``train_epoch``).
         self.timing = np.zeros(3)
 
     def new_state(self):
         """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
         return tuple(np.zeros(n, self.dtype) for n in self.state_sizes)
+
+    @property
+    def max_parts(self) -> int:
+        """The most parts any step of a batch is cut into: more threads than this would only wait."""
+        return max([s["parts"] for s in self.steps], default=1)
+
+    def work_parts(self, threads: int | None = None) -> list[dict]:
+        """How a full batch's work is shared by ``threads`` threads (default: the team's size).
+
+        One dict per step that the team shares: ``step`` (e.g. 'layer 0 forward'), the product's ``shape``
+        (m, k, n) or the step's ``values``, ``cut`` ('rows', 'cols' or 'k' for a product cut along C's rows,
+        its columns or the inner dimension; 'values'; 'none' when it runs whole), ``parts`` and the
+        ``threads`` it keeps busy.  The parts depend on the shapes only: the same for every thread count.
+        Everything else (bias, activation, the loss) runs on the first thread.
+
+        Examples
+        --------
+        >>> plan = epoch_plan([1024, 64, 36], ["sigmoid", "softmax"], "cross_entropy", batch_size=1024)
+        >>> [(s["step"], s["parts"]) for s in plan.work_parts(8)][:2]
+        [('layer 0 forward', 16), ('layer 0 weight gradient', 16)]
+        """
+        return _with_threads(self.steps, get_num_threads() if threads is None else threads)
 
     def __repr__(self):
         return (f"EpochPlan({'-'.join(map(str, self.sizes))}, {'/'.join(self.activations)}, loss={self.loss!r}, "
@@ -755,13 +817,16 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
 
 
 class EpochResult(NamedTuple):
-    """What :func:`train_epoch` returns: the summed loss, the correct predictions, the update count, and
-    the first batch that ran on one thread because other work slowed the two down (-1: none)."""
+    """What :func:`train_epoch` returns: the summed loss, the correct predictions, the update count, the
+    first batch that fewer threads ran because other work slowed the team down (-1: none), the threads
+    the call started with, and the batches it did."""
 
     loss: float
     correct: int
     step: int
-    solo_from: int = -1
+    reduced_from: int = -1
+    threads: int = 1
+    batches: int = 0
 
 
 def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
@@ -794,16 +859,19 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         Added to the loss sum before the first batch: the previous calls' ``loss`` when an epoch is trained
         in several calls, so that its loss sums in the same order, to the same bits, as in one call.
     threads : int, optional
-        Threads for this epoch (default :func:`get_num_threads`; at most two share the work).  When
-        other work on the machine keeps slowing the two down (3 of 4 batches over twice the plan's best
-        period), the rest of the epoch runs on one: the numbers are the same either way.
+        Threads for this epoch (default :func:`get_num_threads`; no more than the plan's ``max_parts`` are
+        started).  When other work on the machine keeps slowing the team down (the first thread waits more
+        than half of 3 of 4 batches for parts taken by others), half the threads leave for the rest of the
+        call, down to one: the numbers are the same either way.
 
     Returns
     -------
     EpochResult
-        ``loss`` summed over the epoch, ``correct`` predictions, ``step`` after the epoch, ``solo_from``.
-        When a batch's loss is not finite the epoch stops before that batch's update and ``loss`` is that
-        value.
+        ``loss`` summed over the epoch, ``correct`` predictions, ``step`` after the epoch,
+        ``reduced_from``, ``threads``, ``batches``.  When a batch's loss is not finite the epoch stops
+        before that batch's update and ``loss`` is that value.  Called from the main thread, Ctrl-C stops
+        the epoch after the batch under way (never inside one) and Python raises KeyboardInterrupt as the
+        call returns; the parameters then hold the finished batches' updates.
     """
     if isinstance(plan, EpochPlan):
         d, c, shape = plan.sizes[0], plan.sizes[-1], f"a 2-D array of shape (N, {plan.sizes[0]})"
@@ -838,11 +906,14 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         raise ValueError(f"step: expected the number of updates done so far (>= 0), got {step!r}")
     if threads is None:
         threads = _core.get_num_threads()
-    elif isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads: expected a positive integer, got {threads!r}")
+    elif (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+          or not 1 <= threads <= _core.MAX_THREADS):
+        raise ValueError(f"threads: expected an integer from 1 to {_core.MAX_THREADS}, got {threads!r}")
     if not np.isfinite(start_loss):
         raise ValueError(f"start_loss: expected the finite loss sum of the epoch's earlier calls, got {start_loss!r}")
+    roles = max(1, min(int(threads), plan.max_parts))
     run = _core.network_epoch if isinstance(plan, NetworkPlan) else _core.mlp_epoch
-    loss, correct, step, solo = run(plan, X, T, order, theta, state[0], state[1], float(lr), int(step), int(threads),
-                                    float(start_loss))
-    return EpochResult(float(loss), int(correct), int(step), int(solo))
+    loss, correct, step, reduced, batches = run(plan, X, T, order, theta, state[0], state[1], float(lr), int(step),
+                                                roles, float(start_loss),
+                                                threading.current_thread() is threading.main_thread())
+    return EpochResult(float(loss), int(correct), int(step), int(reduced), roles, int(batches))

@@ -222,9 +222,13 @@ def conv2d_backward(delta, post, X, W, activation: str = "relu", *, stride: int 
     cols = np.empty((0 if pointwise else chunk, K), dtype)
     dpre = np.empty((chunk, F), dtype)
     gX2 = gX.reshape(N, -1) if gX is not None else np.empty((0, 0), dtype)
+    # the most parts a chunk is cut into (by its size and flops): each part after the first keeps a block of
+    # weight gradients, and each its float64 bias sums
+    images = chunk // (OH * OW)
+    parts = _core.conv_parts_of(images, 2.0 * images * OH * OW * K * F * (2 if gX is not None else 1))
     _core.conv2d_backward(delta.reshape(rows, F), post.reshape(rows, F), X.reshape(N, -1), W.reshape(K, F), code, g,
-                          cols, dpre, np.empty((K, F), dtype), np.empty(3 * F), gW.reshape(K, F), gb, gX2,
-                          gX is not None)
+                          cols, dpre, np.empty((max(parts - 1, 1) * K, F), dtype), np.empty((parts + 1) * F),
+                          gW.reshape(K, F), gb, gX2, gX is not None)
     return gW, gb, gX
 
 

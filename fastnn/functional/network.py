@@ -7,9 +7,10 @@ import numbers
 
 import numpy as np
 
-from .._config import ADAM_EPS
+from .._config import ADAM_EPS, PARTS
 from .._kernels import _core
 from ._checks import check_training_options
+from ._parts import dense_k_scratch, dense_steps, vector_step, with_threads
 from .conv import conv2d_geometry, pool_geometry
 
 __all__ = ["NetworkPlan", "network_plan", "network_parameter_offsets"]
@@ -17,6 +18,9 @@ __all__ = ["NetworkPlan", "network_plan", "network_parameter_offsets"]
 _CONV_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
 #: Bytes of activations and im2col rows a thread of the compiled epoch keeps in flight per block of images.
 STACK_BLOCK_BYTES = 1 << 20
+#: A batch's images are cut into at most this many parts for the thread team (each part keeps a block of
+#: weight gradients, added up in part order after the backward).
+STACK_MAX_PARTS = PARTS["max_batch_parts"]
 #: The compiled epoch keeps the whole batch's im2col rows for the backward when they take at most this many
 #: bytes (the issue's network at batch 32: 5.9 MB), else recomputes them a block at a time in the backward
 #: (at batch 256 they would take 47 MB, far beyond the caches, and batch 256 ran slower than batch 32).
@@ -202,15 +206,6 @@ class NetworkPlan:
         widths = [o[0] for _, _, o, _ in dense]
         first_in = dense[0][1][0]
         self.part_stride = max([int(np.prod(o)) for _, _, o, _ in stack], default=0)
-        blocks = {"xb0": bs * self.input_size, "xb1": bs * self.input_size, "tb0": bs * self.output_size,
-                  "tb1": bs * self.output_size, "da": bs * max(widths), "db": bs * max(widths),
-                  "scratch": max(bs * max(widths + [first_in]), max(s[0] * o[0] for _, s, o, _ in dense)),
-                  "dtop": bs * first_in if stack else 0, "ga": bs * self.part_stride, "gb": bs * self.part_stride}
-        off, offsets = 0, {}
-        for name in _core.NET_WORK_OFFSETS:
-            offsets[name] = off
-            off += _aligned(blocks[name])
-        self.offsets = np.array([offsets[name] for name in _core.NET_WORK_OFFSETS], dtype=np.int64)
         #: Images a thread takes through the stack at a time: about STACK_BLOCK_BYTES of their activations
         #: and im2col rows, so that each layer reads its input from the cache.
         per_image = 0
@@ -220,12 +215,39 @@ class NetworkPlan:
             if f["kind"] == "conv" and not (g[3] == 1 and g[4] == 1 and g[6] == 1):
                 per_image += int(g[9] * g[10] * g[3] * g[4] * g[2])
         self.block = max(1, min(bs, STACK_BLOCK_BYTES // max(1, per_image * dtype.itemsize)))
+        #: Images per part of a batch (the team's threads take parts; each goes through the stack a block at
+        #: a time); a batch of n images has ceil(n / part_images) parts, at most STACK_MAX_PARTS, so that any
+        #: thread count up to that finds parts to share evenly.
+        self.part_images = -(-bs // STACK_MAX_PARTS)
+        self.image_parts = -(-bs // self.part_images)
+        #: The steps of a full batch that the thread team shares, each with its parts (see ``work_parts``).
+        self.steps = []
+        if stack:
+            self.steps.append({"step": "conv stack forward", "images": bs, "cut": "images",
+                               "parts": self.image_parts if stack else 1})
+        self.steps += dense_steps([first_in] + widths, bs, first_input_gradient=bool(stack))
+        if stack:
+            self.steps.append({"step": "conv stack backward", "images": bs, "cut": "images",
+                               "parts": self.image_parts})
+        if optimizer != "sgd" or self.conv_end:
+            self.steps.append(vector_step("optimizer", self.n_params if optimizer != "sgd" else self.conv_end))
+        blocks = {"xb0": bs * self.input_size, "xb1": bs * self.input_size, "tb0": bs * self.output_size,
+                  "tb1": bs * self.output_size, "da": bs * max(widths), "db": bs * max(widths),
+                  "scratch": dense_k_scratch([first_in] + widths, bs, first_input_gradient=bool(stack)),
+                  "dtop": bs * first_in if stack else 0, "ga": bs * self.part_stride, "gb": bs * self.part_stride}
+        off, offsets = 0, {}
+        for name in _core.NET_WORK_OFFSETS:
+            offsets[name] = off
+            off += _aligned(blocks[name])
+        self.offsets = np.array([offsets[name] for name in _core.NET_WORK_OFFSETS], dtype=np.int64)
         cols_per_image = sum(int(f["geometry"][9] * f["geometry"][10] * f["geometry"][3] * f["geometry"][4]
                                  * f["geometry"][2]) for f, _, _, _ in stack if f["kind"] == "conv"
                              and not (f["geometry"][3] == 1 and f["geometry"][4] == 1 and f["geometry"][6] == 1))
         #: True: the whole batch's im2col rows are kept from the forward for the backward; False: each
-        #: part keeps one block's, and the backward computes them again (see KEEP_COLS_BYTES).
+        #: thread keeps one block's (``role_work``), and the backward computes them again (see KEEP_COLS_BYTES).
         self.keep_cols = bs * cols_per_image * dtype.itemsize <= KEEP_COLS_BYTES
+        #: Values of one thread's im2col blocks when the rows are not kept (``role_work``).
+        self.role_stride = 0
         geometry, ioff, doff = [], 0, 0
         self.stack = np.zeros((len(stack), len(_core.STACK_COLUMNS)), dtype=np.int64)
         for row, (f, s, o, p) in zip(self.stack, stack):
@@ -236,15 +258,20 @@ class NetworkPlan:
             if f["kind"] == "conv":
                 K, F = int(g[3] * g[4] * g[2]), int(g[5])
                 pointwise = g[3] == 1 and g[4] == 1 and g[6] == 1
-                cols_off = -1 if pointwise else off
-                # the whole batch's im2col rows, or one block's per part (part p's at cols_off + p * block * OH*OW*K)
-                rows = bs if self.keep_cols else 2 * self.block
-                off += 0 if pointwise else _aligned(rows * int(g[9] * g[10]) * K)
-                gpart_off = off
-                off += _aligned(K * F)
+                cols_rows = int(g[9] * g[10]) * K
+                if pointwise:
+                    cols_off = -1
+                elif self.keep_cols:  # the whole batch's im2col rows, in work
+                    cols_off = off
+                    off += _aligned(bs * cols_rows)
+                else:  # one block's, in each thread's part of role_work
+                    cols_off = self.role_stride
+                    self.role_stride += _aligned(self.block * cols_rows)
+                gpart_off = off  # the weight gradients of parts 1, 2, ...
+                off += _aligned((self.image_parts - 1) * K * F)
                 row[:] = (_core.STACK_KINDS["conv"], in_size, out_size, p[0], p[1], _core.ACTIVATIONS[f["activation"]],
                           out_off, cols_off, len(geometry), gpart_off, doff)
-                doff += 2 * F
+                doff += self.image_parts * F
             else:
                 row[:] = (_core.STACK_KINDS["pool"], in_size, out_size, -1, -1, 0, out_off, ioff, len(geometry), -1, -1)
                 ioff += bs * out_size
@@ -258,11 +285,30 @@ class NetworkPlan:
         self.work = np.zeros(off, dtype=dtype)
         self.iwork = np.zeros(ioff, dtype=np.int32)
         self.dwork = np.zeros(doff, dtype=np.float64)
+        self.rwork = np.zeros(0, dtype=dtype)
         #: Lengths of the two optimizer buffers: momentum or Adam's m, and Adam's v (0: unused).
         self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if optimizer == "adam" else 0)
         self.grad = np.zeros(self.n_params, dtype=dtype)
         #: Seconds, written by the kernel, as EpochPlan.timing.
         self.timing = np.zeros(3)
+
+    def role_work(self, threads: int) -> np.ndarray:
+        """The threads' own im2col blocks, room for ``threads`` threads (grown when a call needs more)."""
+        need = threads * self.role_stride
+        if self.rwork.size < need:
+            self.rwork = np.zeros(need, dtype=self.dtype)
+        return self.rwork
+
+    @property
+    def max_parts(self) -> int:
+        """The most parts any step of a batch is cut into: more threads than this would only wait."""
+        return max([s["parts"] for s in self.steps], default=1)
+
+    def work_parts(self, threads: int | None = None) -> list[dict]:
+        """How a full batch's work is shared by ``threads`` threads (default: the team's size): as
+        :meth:`fastnn.functional.EpochPlan.work_parts`, with the conv stack's forward and backward, cut
+        into parts of the batch's ``images``."""
+        return with_threads(self.steps, _core.get_num_threads() if threads is None else threads)
 
     def new_state(self):
         """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""

@@ -1,0 +1,9 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: nonecheck=False, embedsignature=True
+"""fastnn's compiled core, built for x86-64-v3 CPUs (AVX2, FMA, BMI2: Intel Haswell, AMD Zen and later).
+
+One of the copies of the same code (``_core.pxi``), each compiled for one CPU level; fastnn._kernels
+loads the best one the running CPU has and calls it ``fastnn._kernels._core``.
+"""
+
+include "_core.pxi"
