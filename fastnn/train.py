@@ -42,6 +42,21 @@ class TrainingDiverged(ValueError):
     trainer can be fitted again, e.g. after lowering its ``lr``."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during :meth:`Trainer.fit`: a KeyboardInterrupt, raised after the batch under way.
+
+    The model and the trainer's optimizer state are those of the end of the last finished epoch (the
+    interrupted epoch's batches are undone), and ``history`` holds the finished epochs (also kept as
+    ``trainer.history``), so the same trainer can be fitted again.
+    """
+
+    def __init__(self, history: History, epochs_done: int):
+        super().__init__(f"training interrupted after {epochs_done} finished epoch"
+                         f"{'' if epochs_done == 1 else 's'}; the model holds the end of the last one")
+        self.history = history
+        self.epochs_done = epochs_done
+
+
 @dataclass
 class History:
     """Per-epoch records: losses are averaged per sample, accuracies are fractions in [0, 1]."""
@@ -109,40 +124,6 @@ class ProgressBar:
         self.stream.flush()
 
 
-class ThreadChooser:
-    """Pick the thread count per epoch: the faster of 'all' (fastnn's setting) and 1, re-trying the other
-    now and then."""
-
-    RETRY_EVERY = 6
-
-    def __init__(self, threads):
-        default = F.get_num_threads()
-        self.fixed = None if threads == "auto" else int(threads)
-        self.options = [default, 1]
-        self.seconds = {}
-
-    def pick(self, ep: int) -> int:
-        if self.fixed is not None:
-            choice = self.fixed
-        elif ep == 0 or self.options[0] == 1:
-            choice = self.options[0]  # the first epoch warms the caches: not a fair measurement
-        elif ep == 1:
-            choice = 1
-        elif len(self.seconds) < len(self.options):  # epoch 0 warmed the caches: time "all" again first
-            choice = [o for o in self.options if o not in self.seconds][0]
-        else:
-            best = min(self.seconds, key=self.seconds.get)
-            other = [o for o in self.options if o != best][0]
-            choice = other if ep % self.RETRY_EVERY == 0 else best
-        return choice
-
-    def record(self, threads: int, seconds: float, ep: int) -> None:
-        if ep == 0 and self.fixed is None and self.options[0] != 1:
-            return
-        old = self.seconds.get(threads)
-        self.seconds[threads] = seconds if old is None else 0.5 * old + 0.5 * seconds
-
-
 class _StepPlan:
     """The checked optimizer options of a model trained batch by batch (a CNN): what an EpochPlan holds
     for the step path, without a compiled epoch's workspace."""
@@ -205,10 +186,15 @@ class Trainer:
     checkpoint : path, optional
         Save the model with the best validation accuracy there (``.npz``, atomic).
     threads : 'auto' or int
-        Threads for the fused epoch. 'auto' times epochs with fastnn's thread setting
-        (``fastnn.functional.set_num_threads``, default ``OMP_NUM_THREADS`` or the cores) and with one,
-        keeps the faster and re-tries the other every few epochs: on a busy machine a thread that waits
-        for a descheduled partner costs far more than it saves.
+        Threads for the fused epoch: 'auto' is fastnn's team size (``fastnn.functional.get_num_threads``:
+        FASTNN_NUM_THREADS, OMP_NUM_THREADS or the CPUs the process may use), an int sets it for this
+        trainer.  Any value gives the same numbers; no more threads are started than the epoch has parts,
+        and on a machine busy with other work the epoch sends half of them away (down to one) when they
+        hold the first one up.
+
+    Ctrl-C (SIGINT) stops :meth:`fit` after the batch under way, with or without a progress bar: it raises
+    :class:`TrainingInterrupted` (a KeyboardInterrupt) and leaves the model and the optimizer state as
+    they were at the end of the last finished epoch, whose History the exception carries.
 
     Examples
     --------
@@ -230,8 +216,9 @@ class Trainer:
             raise ValueError(f"shuffle: expected one of {SHUFFLES}, got {shuffle!r}")
         if not (np.isfinite(lr_decay) and lr_decay > 0) or int(lr_step) < 0:
             raise ValueError(f"lr_decay/lr_step: expected lr_decay > 0 and lr_step >= 0, got {lr_decay!r}, {lr_step!r}")
-        if threads != "auto" and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
-            raise ValueError(f"threads: expected 'auto' or a positive integer, got {threads!r}")
+        if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                  or not 1 <= threads <= F.MAX_THREADS):
+            raise ValueError(f"threads: expected 'auto' or an integer from 1 to {F.MAX_THREADS}, got {threads!r}")
         # The plan checks the optimizer, batch size, betas and eps, and holds the fused epoch's workspace.
         if isinstance(model, MLP):
             self.plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer,
@@ -270,6 +257,8 @@ class Trainer:
         self.step = 0
         self.best_theta = None
         self.threads = threads
+        #: The History of the last (or current) :meth:`fit`: its finished epochs, also after Ctrl-C.
+        self.history = None
 
     def __repr__(self):
         return (f"Trainer({self.model!r}, optimizer={self.optimizer!r}, lr={self.lr:g}, "
@@ -448,13 +437,32 @@ class Trainer:
             order = np.asarray(rng.permutation(n), dtype=np.int64)
         bar = None if self.progress is False else (self.progress if hasattr(self.progress, "update")
                                                   else ProgressBar(epochs, "epoch"))
-        hist = History()
-        chooser = ThreadChooser(self.threads)
-        self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs, callback,
-                         chooser)
+        hist = self.history = History()
+        threads = F.get_num_threads() if self.threads == "auto" else int(self.threads)
+        # The state at the end of the last finished epoch (its number, and the model's and optimizer's state),
+        # replaced in one assignment when an epoch is finished, so that Ctrl-C at any moment finds a
+        # consistent pair to roll back to.
+        self._finished = (0, self._snapshot())
+        try:
+            self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs,
+                             callback, threads)
+        except KeyboardInterrupt as exc:
+            done, state = self._finished
+            self._restore(state)
+            for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"):
+                del getattr(hist, key)[done:]
+            if hist.best_epoch is not None and hist.best_epoch >= done:
+                hist.best_epoch = None
+            raise TrainingInterrupted(hist, done) from exc
         return hist
 
-    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, chooser):
+    def _snapshot(self):
+        return (self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step, self.best_theta)
+
+    def _restore(self, state):
+        self.model.theta[...], self.state1[...], self.state2[...], self.step, self.best_theta = state
+
+    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, threads):
         """The epoch loop of :meth:`fit` (``valid`` is None or the checked (X, T) pair)."""
         model = self.model
         best = -np.inf
@@ -464,8 +472,7 @@ class Trainer:
                 lr *= self.lr_decay
             if self.shuffle == "epoch" and ep:
                 order = np.asarray(rng.permutation(n), dtype=np.int64)
-            finite = (model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step)
-            threads = chooser.pick(ep)
+            finite = self._finished[1]
             t0 = time.perf_counter()
             within = None
             if bar is not None:
@@ -477,9 +484,8 @@ class Trainer:
                     bar.update(ep + frac, f"loss {loss_so_far / rows:.4g}{acc}")
             loss, correct = (self.run_epoch(X, T, order, lr, threads, within) if self.fused
                              else self._epoch_steps(X, T, order, lr))
-            chooser.record(threads, time.perf_counter() - t0, ep)
             if not (np.isfinite(loss) and F.all_finite(model.theta)):  # the last update is checked too
-                model.theta[...], self.state1[...], self.state2[...], self.step = finite
+                self._restore(finite)
                 what = f"training loss became {loss}" if not np.isfinite(loss) else "parameters became NaN or inf"
                 kept = f"the end of epoch {ep}" if ep else "before training (its initial values)"
                 raise TrainingDiverged(
@@ -508,6 +514,7 @@ class Trainer:
                 bar.update(ep + 1, info)
             if callback is not None:
                 callback(ep, hist)
+            self._finished = (ep + 1, self._snapshot())
 
     def restore_best(self) -> None:
         """Load the parameters of the best validation epoch into the model."""
