@@ -39,6 +39,6 @@ class ParallelBuildExt(build_ext):
 
 setup(
     ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"})
-    + [Extension("fastnn._kernels._cpu", [f"{KERNELS}/_cpu.c"], extra_compile_args=["-O2"])],
+    + [Extension("fastnn._kernels._cpu", [f"{KERNELS}/_cpu.c"], extra_compile_args=config["CPU_PROBE_ARGS"])],
     cmdclass={"build_ext": ParallelBuildExt},
 )

@@ -30,6 +30,11 @@ X86_VARIANTS = {
 }
 
 
+#: Flags of ``fastnn._kernels._cpu``, which asks the running CPU what it has before any copy of the core is
+#: loaded: the compiler's baseline for the architecture (no -march), so that it runs on every CPU.
+CPU_PROBE_ARGS = ["-O2"]
+
+
 def core_variants(environ=os.environ, machine=None) -> dict:
     """The copies of the core to build here: module name -> extra compiler flags."""
     march = environ.get("FASTNN_MARCH", "").strip()

@@ -63,17 +63,33 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 CPU_LEVEL = _cpu.level()
 
 
-def built_level(path) -> str | None:
-    """The level a copy of the core was compiled for, read from its file without loading it (None: unknown)."""
+def built_marker(path) -> tuple[str, tuple[str, ...]] | None:
+    """(level, extensions) a copy of the core was compiled for, read from its file without loading it (None:
+    no marker: not a copy fastnn can vouch for)."""
     try:
         with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             at = mm.find(_MARKER)
             if at < 0:
                 return None
             end = mm.find(b";", at, at + 64)
-            return mm[at + len(_MARKER):end].decode("ascii") if end > 0 else None
-    except (OSError, ValueError):
+            if end < 0:
+                return None
+            level = mm[at + len(_MARKER):end].decode("ascii")
+            features = ()
+            if mm[end + 1:end + 10] == b"features:":
+                stop = mm.find(b";", end + 10, end + 1024)
+                if stop < 0:
+                    return None
+                features = tuple(f for f in mm[end + 10:stop].decode("ascii").split(",") if f)
+            return level, features
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
+
+
+def built_level(path) -> str | None:
+    """The level a copy of the core was compiled for, read from its file without loading it (None: unknown)."""
+    marker = built_marker(path)
+    return marker[0] if marker else None
 
 
 def runs_here(level: str, cpu_level: str = CPU_LEVEL) -> bool:
@@ -101,13 +117,19 @@ def _choose_core() -> tuple[str, str]:
         built = wanted
     refused = []
     for name, path in built:
-        level = built_level(path)
-        if level is not None and runs_here(level):
+        marker = built_marker(path)
+        if marker is None:
+            refused.append(f"{name} (no level marker: a damaged or foreign file)")
+            continue
+        level, features = marker
+        missing = [f for f in features if not _cpu.supports(f)]
+        if runs_here(level) and not missing:
             return name, level
-        refused.append(level or "an unknown level")
+        refused.append(level + (f" with {', '.join(missing)}" if missing and runs_here(level) else ""))
+    fix = ("unset FASTNN_CORE" if forced else
+           "reinstall fastnn on this machine (pip install --force-reinstall --no-cache-dir .) without FASTNN_MARCH")
     raise ImportError(f"fastnn's compiled core was built for {' and '.join(sorted(set(refused)))}, which this CPU "
-                      f"({CPU_LEVEL}) cannot run: reinstall fastnn on this machine (pip install --force-reinstall "
-                      f"--no-cache-dir .), without FASTNN_MARCH{' and FASTNN_CORE' if forced else ''}")
+                      f"({CPU_LEVEL}) cannot run: {fix}")
 
 
 CORE_MODULE, CORE_LEVEL = _choose_core()
@@ -145,23 +167,41 @@ def _load_openblas():
 
 
 _openblas = _load_openblas()
-_core.configure(ctypes.cast(_openblas.scipy_cblas_sgemm, ctypes.c_void_p).value,
-                ctypes.cast(_openblas.scipy_cblas_dgemm, ctypes.c_void_p).value, PARTS, SPIN_US,
-                SPIN_OVERSUBSCRIBED_US)
+_core.configure(*(ctypes.cast(getattr(_openblas, name), ctypes.c_void_p).value
+                  for name in ("scipy_cblas_sgemm", "scipy_cblas_dgemm", "scipy_openblas_get_num_threads",
+                               "scipy_openblas_set_num_threads")),
+                PARTS, SPIN_US, SPIN_OVERSUBSCRIBED_US)
 
 #: The CPUs this process may use (affinity and cgroup quota), read at import.
 CPUS = usable_cpus()
 _core.set_cpus(CPUS)
-_core.set_num_threads(min(default_threads(CPUS), _core.MAX_THREADS))
+
+
+def _initial_threads() -> int:
+    n = default_threads(CPUS)
+    if n > _core.MAX_THREADS:
+        warnings.warn(f"fastnn: {n} threads asked for (FASTNN_NUM_THREADS / OMP_NUM_THREADS); the team has at most "
+                      f"{_core.MAX_THREADS}", RuntimeWarning, stacklevel=3)
+        n = _core.MAX_THREADS
+    return n
+
+
+_core.set_num_threads(_initial_threads())
 
 
 def _register_threadpoolctl():
-    """Let threadpoolctl see and limit the team (only when it is installed; fastnn does not need it)."""
-    if importlib.util.find_spec("threadpoolctl") is None:
-        return False
-    import threadpoolctl
+    """Let threadpoolctl see and limit the team (only when it is installed; fastnn does not need it).  A
+    threadpoolctl too old for custom controllers (before 3.2), or one that fails to import, is left alone."""
+    try:
+        if importlib.util.find_spec("threadpoolctl") is None:
+            return False
+        import threadpoolctl
 
-    class FastnnController(threadpoolctl.LibController):
+        base, register = threadpoolctl.LibController, threadpoolctl.register
+    except Exception:  # noqa: BLE001 - a broken or old threadpoolctl must not stop fastnn from loading
+        return False
+
+    class FastnnController(base):
         """fastnn's thread team, as threadpoolctl sees it."""
 
         user_api = "openmp"
@@ -183,7 +223,7 @@ def _register_threadpoolctl():
         def set_additional_attributes(self):
             self.core_level = CORE_LEVEL
 
-    threadpoolctl.register(FastnnController)
+    register(FastnnController)
     return True
 
 

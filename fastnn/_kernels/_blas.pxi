@@ -12,8 +12,21 @@ ctypedef void (*sgemm_t)(int order, int ta, int tb, int m, int n, int k, float a
 ctypedef void (*dgemm_t)(int order, int ta, int tb, int m, int n, int k, double alpha, const double* A, int lda,
                          const double* B, int ldb, double beta, double* C, int ldc) noexcept nogil
 
+ctypedef int (*blas_get_threads_t)() noexcept nogil
+ctypedef void (*blas_set_threads_t)(int n) noexcept nogil
+
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
+cdef blas_get_threads_t _blas_get_threads = NULL
+cdef blas_set_threads_t _blas_set_threads = NULL
+
+
+cdef inline void blas_single() noexcept nogil:
+    """Keep the private OpenBLAS on one thread: every part is one BLAS call on one of the team's threads, but
+    threadpoolctl finds that OpenBLAS too, and ``threadpool_limits(n)`` sets it to n threads (a limit that one
+    thread also keeps).  Called when a kernel starts; costs one function call when nothing changed."""
+    if _blas_get_threads != NULL and _blas_get_threads() != 1:
+        _blas_set_threads(1)
 
 cdef enum:
     ROW_MAJOR = 101
@@ -213,6 +226,7 @@ cdef int gemm_team(Mat A, Mat B, Mat C, double alpha, double beta, int threads) 
     j.A, j.B, j.C, j.alpha, j.beta = A, B, C, alpha, beta
     j.s = split_of(A.rows, A.cols, B.cols)
     j.scratch = NULL
+    blas_single()
     if j.s.parts == 1:
         gemm_serial(A, B, C, alpha, beta)
         return 0

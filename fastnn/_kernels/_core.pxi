@@ -22,6 +22,7 @@ from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
+from cpython.exc cimport PyErr_CheckSignals
 from posix.unistd cimport usleep
 
 import numpy as np
@@ -124,15 +125,20 @@ def _test_interrupt(int flag):
 
 # ------------------------------------------------------------------------ configuration
 
-def configure(size_t sgemm, size_t dgemm, dict parts, double spin_us, double spin_oversubscribed_us):
-    """Point the products at cblas_sgemm / cblas_dgemm (addresses); set how work is cut into parts
+def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads, dict parts, double spin_us,
+              double spin_oversubscribed_us):
+    """Point the products at cblas_sgemm / cblas_dgemm and the BLAS's get / set thread count functions
+    (addresses; the BLAS is kept on one thread); set how work is cut into parts
     (``parts``: part_flops, max_parts, max_k_parts, min_rows, min_cols, min_k, vector_part, max_image_parts)
     and how long a waiting thread spins before it sleeps (microseconds; when the team is larger than the
     CPUs it may use, and otherwise)."""
     global _sgemm, _dgemm, _part_flops, _max_parts, _max_k_parts, _part_min_rows, _part_min_cols, _part_min_k
     global _vector_part, _max_image_parts
+    global _blas_get_threads, _blas_set_threads
     _sgemm = <sgemm_t>sgemm
     _dgemm = <dgemm_t>dgemm
+    _blas_get_threads = <blas_get_threads_t>get_threads
+    _blas_set_threads = <blas_set_threads_t>set_threads
     _part_flops = float(parts["part_flops"])
     _max_parts = int(parts["max_parts"])
     _max_k_parts = int(parts["max_k_parts"])
@@ -498,15 +504,24 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
     job.e = &e
     job.theta = <char*>&theta[0]
     job.itemsize = sizeof(floating)
+    if watch_interrupt:
+        # Watch first, then let Python handle a SIGINT that came before the watch: none is lost between
+        # Python's last check and the first batch.
+        watched = fnn_watch_sigint()
+        e.watch_interrupt = watched
+        try:
+            PyErr_CheckSignals()
+        except BaseException:
+            if watched:
+                fnn_unwatch_sigint()
+            raise
     with nogil:
+        blas_single()
         if e.N > 0:  # the first batch's rows, before the team starts
             gather_batch(&e, 0, min(<Py_ssize_t>e.batch, e.N), &work[0] + offsets[OFF_XB0],
                          &work[0] + offsets[OFF_TB0])
         e.gather_claim = 1
         e.gathered.value = 1
-        if watch_interrupt:
-            watched = fnn_watch_sigint()
-            e.watch_interrupt = watched
         fnn_team_run(epoch_role, &job, <uint32_t>e.roles, e.roles)
         if watched:
             fnn_unwatch_sigint()
@@ -589,6 +604,7 @@ def conv2d_forward(const floating[:, ::1] X, const floating[:, ::1] W, const flo
     j.pre, j.out, j.itemsize = <char*>&pre_out[0, 0], <char*>&post_out[0, 0], sizeof(floating)
     chunk = N if j.cols == NULL else max(1, cols.shape[0] // j.g.out_pixels)
     with nogil:
+        blas_single()
         while j.c0 < N:
             j.cn = min(chunk, N - j.c0)
             j.parts = conv_parts(j.cn, 2.0 * j.cn * j.g.out_pixels * j.g.K * j.g.F)
@@ -658,6 +674,7 @@ def conv2d_backward(const floating[:, ::1] delta, const floating[:, ::1] post, c
     gp = <floating*>j.gW_part
     acc = &sums[max_parts * j.g.F]
     with nogil:
+        blas_single()
         for jj in range(j.g.F):
             acc[jj] = 0.0
         while j.c0 < N:

@@ -36,9 +36,10 @@
 
 #define FNN_MAX_THREADS 256  /* the slots fit the ticket's 8 bits of helpers */
 
-/* The x86-64 level this copy of the core was compiled for, from the compiler's own macros.  fastnn._kernels
-   reads the exported string (without running any of the core's code) and loads a copy only on a CPU that
-   has that level: a build never dies of an illegal instruction. */
+/* The x86-64 level this copy of the core was compiled for, and every instruction-set extension the compiler
+   may use in it, from the compiler's own macros.  fastnn._kernels reads the marker from the file (without
+   running any of the core's code) and loads a copy only on a CPU that has all of them: a build never dies
+   of an illegal instruction, whatever FASTNN_MARCH named (-march=sandybridge adds AVX to x86-64-v2). */
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512CD__) && defined(__AVX512DQ__) \
     && defined(__AVX512VL__)
 #define FNN_LEVEL_STR "x86-64-v4"
@@ -51,9 +52,177 @@
 #else
 #define FNN_LEVEL_STR "generic"
 #endif
+
+#ifdef __SSE3__
+#define FNN_F_SSE3 "sse3,"
+#else
+#define FNN_F_SSE3 ""
+#endif
+#ifdef __SSSE3__
+#define FNN_F_SSSE3 "ssse3,"
+#else
+#define FNN_F_SSSE3 ""
+#endif
+#ifdef __SSE4_1__
+#define FNN_F_SSE41 "sse4.1,"
+#else
+#define FNN_F_SSE41 ""
+#endif
+#ifdef __SSE4_2__
+#define FNN_F_SSE42 "sse4.2,"
+#else
+#define FNN_F_SSE42 ""
+#endif
+#ifdef __POPCNT__
+#define FNN_F_POPCNT "popcnt,"
+#else
+#define FNN_F_POPCNT ""
+#endif
+#ifdef __AVX__
+#define FNN_F_AVX "avx,"
+#else
+#define FNN_F_AVX ""
+#endif
+#ifdef __AVX2__
+#define FNN_F_AVX2 "avx2,"
+#else
+#define FNN_F_AVX2 ""
+#endif
+#ifdef __FMA__
+#define FNN_F_FMA "fma,"
+#else
+#define FNN_F_FMA ""
+#endif
+#ifdef __FMA4__
+#define FNN_F_FMA4 "fma4,"
+#else
+#define FNN_F_FMA4 ""
+#endif
+#ifdef __F16C__
+#define FNN_F_F16C "f16c,"
+#else
+#define FNN_F_F16C ""
+#endif
+#ifdef __BMI__
+#define FNN_F_BMI "bmi,"
+#else
+#define FNN_F_BMI ""
+#endif
+#ifdef __BMI2__
+#define FNN_F_BMI2 "bmi2,"
+#else
+#define FNN_F_BMI2 ""
+#endif
+#ifdef __LZCNT__
+#define FNN_F_LZCNT "lzcnt,"
+#else
+#define FNN_F_LZCNT ""
+#endif
+#ifdef __MOVBE__
+#define FNN_F_MOVBE "movbe,"
+#else
+#define FNN_F_MOVBE ""
+#endif
+#ifdef __AVX512F__
+#define FNN_F_AVX512F "avx512f,"
+#else
+#define FNN_F_AVX512F ""
+#endif
+#ifdef __AVX512BW__
+#define FNN_F_AVX512BW "avx512bw,"
+#else
+#define FNN_F_AVX512BW ""
+#endif
+#ifdef __AVX512CD__
+#define FNN_F_AVX512CD "avx512cd,"
+#else
+#define FNN_F_AVX512CD ""
+#endif
+#ifdef __AVX512DQ__
+#define FNN_F_AVX512DQ "avx512dq,"
+#else
+#define FNN_F_AVX512DQ ""
+#endif
+#ifdef __AVX512VL__
+#define FNN_F_AVX512VL "avx512vl,"
+#else
+#define FNN_F_AVX512VL ""
+#endif
+#ifdef __AVX512VNNI__
+#define FNN_F_AVX512VNNI "avx512vnni,"
+#else
+#define FNN_F_AVX512VNNI ""
+#endif
+#ifdef __AVX512BF16__
+#define FNN_F_AVX512BF16 "avx512bf16,"
+#else
+#define FNN_F_AVX512BF16 ""
+#endif
+#ifdef __AVX512VBMI__
+#define FNN_F_AVX512VBMI "avx512vbmi,"
+#else
+#define FNN_F_AVX512VBMI ""
+#endif
+#ifdef __AVX512VBMI2__
+#define FNN_F_AVX512VBMI2 "avx512vbmi2,"
+#else
+#define FNN_F_AVX512VBMI2 ""
+#endif
+#ifdef __AVX512IFMA__
+#define FNN_F_AVX512IFMA "avx512ifma,"
+#else
+#define FNN_F_AVX512IFMA ""
+#endif
+#ifdef __AVX512BITALG__
+#define FNN_F_AVX512BITALG "avx512bitalg,"
+#else
+#define FNN_F_AVX512BITALG ""
+#endif
+#ifdef __AVX512VPOPCNTDQ__
+#define FNN_F_AVX512VPOPCNTDQ "avx512vpopcntdq,"
+#else
+#define FNN_F_AVX512VPOPCNTDQ ""
+#endif
+#ifdef __AVX512FP16__
+#define FNN_F_AVX512FP16 "avx512fp16,"
+#else
+#define FNN_F_AVX512FP16 ""
+#endif
+#ifdef __GFNI__
+#define FNN_F_GFNI "gfni,"
+#else
+#define FNN_F_GFNI ""
+#endif
+#ifdef __VAES__
+#define FNN_F_VAES "vaes,"
+#else
+#define FNN_F_VAES ""
+#endif
+#ifdef __VPCLMULQDQ__
+#define FNN_F_VPCLMULQDQ "vpclmulqdq,"
+#else
+#define FNN_F_VPCLMULQDQ ""
+#endif
+#ifdef __SSE4A__
+#define FNN_F_SSE4A "sse4a,"
+#else
+#define FNN_F_SSE4A ""
+#endif
+#ifdef __XOP__
+#define FNN_F_XOP "xop,"
+#else
+#define FNN_F_XOP ""
+#endif
+#define FNN_FEATURES FNN_F_SSE3 FNN_F_SSSE3 FNN_F_SSE41 FNN_F_SSE42 FNN_F_POPCNT FNN_F_AVX FNN_F_AVX2 FNN_F_FMA \
+    FNN_F_FMA4 FNN_F_F16C FNN_F_BMI FNN_F_BMI2 FNN_F_LZCNT FNN_F_MOVBE FNN_F_AVX512F FNN_F_AVX512BW FNN_F_AVX512CD \
+    FNN_F_AVX512DQ FNN_F_AVX512VL FNN_F_AVX512VNNI FNN_F_AVX512BF16 FNN_F_AVX512VBMI FNN_F_AVX512VBMI2 \
+    FNN_F_AVX512IFMA FNN_F_AVX512BITALG FNN_F_AVX512VPOPCNTDQ FNN_F_AVX512FP16 FNN_F_GFNI FNN_F_VAES \
+    FNN_F_VPCLMULQDQ FNN_F_SSE4A FNN_F_XOP
+
 static const char* FNN_LEVEL = FNN_LEVEL_STR;
 /* The same, findable in the file's bytes: fastnn._kernels reads it before it loads the file. */
-__attribute__((used)) static const char fnn_level_marker[] = "fastnn-core-level:" FNN_LEVEL_STR ";";
+__attribute__((used)) static const char fnn_level_marker[] =
+    "fastnn-core-level:" FNN_LEVEL_STR ";features:" FNN_FEATURES ";";
 
 static inline void fnn_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -176,6 +345,8 @@ struct fnn_team_s {
 static struct fnn_team_s fnn_team = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 1, 1, 20000, 200, 0.0};
 
 static volatile sig_atomic_t fnn_interrupted = 0;
+static struct sigaction fnn_old_sigint;  /* the SIGINT action a watched call replaced */
+static void fnn_on_sigint(int sig, siginfo_t* info, void* context);
 
 /* Pauses for a wait: long enough to cover a short gap between two pieces of work, much shorter than a
    scheduler time slice; shorter when the team is larger than the CPUs it may use. */
@@ -292,6 +463,11 @@ static void fnn_team_after_fork_child(void) {
     memset(&fnn_team.done, 0, sizeof(fnn_event_t));
     fnn_team.jobs = 0;
     fnn_interrupted = 0;
+    /* forked by another thread while a call watched SIGINT: the child is in no such call, so Python's own
+       handler goes back in place (the child's first watched call would otherwise save ours as "Python's") */
+    struct sigaction now;
+    if (sigaction(SIGINT, NULL, &now) == 0 && (now.sa_flags & SA_SIGINFO) && now.sa_sigaction == fnn_on_sigint)
+        sigaction(SIGINT, &fnn_old_sigint, NULL);
 }
 
 /* Once, when the core is loaded: the fork handler and how many pauses make a microsecond here. */
@@ -327,8 +503,6 @@ static inline int fnn_set_num_threads(int n) {
 
 /* ------------------------------------------------------------------------- Ctrl-C */
 
-static struct sigaction fnn_old_sigint;
-
 static void fnn_on_sigint(int sig, siginfo_t* info, void* context) {
     fnn_interrupted = 1;
     if (fnn_old_sigint.sa_flags & SA_SIGINFO) {
@@ -346,6 +520,8 @@ static int fnn_watch_sigint(void) {
     fnn_interrupted = 0;
     if (sigaction(SIGINT, NULL, &old) != 0)
         return 0;
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == fnn_on_sigint)
+        return 1;  /* already watching (a child forked during a watched call): keep the saved handler */
     if (!(old.sa_flags & SA_SIGINFO) && (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN))
         return 0;
     fnn_old_sigint = old;

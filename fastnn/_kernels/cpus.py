@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import warnings
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def _cgroup_paths(proc_cgroup: Path) -> tuple[str | None, str | None]:
 def _ancestors(root: Path, rel: str | None) -> list[Path]:
     """root/rel, its parents up to root, and root itself (a container sees its own cgroup as the root)."""
     out = []
-    if rel:
-        p = root / rel.lstrip("/")
+    rel = posixpath.normpath("/" + rel).lstrip("/") if rel else ""  # no '..' out of the root
+    if rel and rel != ".":
+        p = root / rel
         while True:
             out.append(p)
             if p == root or root not in p.parents:
@@ -71,7 +73,7 @@ def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup",
                 quota, period = float(fields[0]), float(fields[1])
             except ValueError:
                 continue
-            if quota > 0 and period > 0:
+            if quota > 0 and period > 0 and math.isfinite(quota / period):
                 limits.append(quota / period)
     for mount in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
         base = root / mount
@@ -83,7 +85,7 @@ def cgroup_cpu_limit(root: str | os.PathLike = "/sys/fs/cgroup",
                 period = float(_read(d / "cpu.cfs_period_us") or "0")
             except ValueError:
                 continue
-            if quota > 0 and period > 0:
+            if quota > 0 and period > 0 and math.isfinite(quota / period):
                 limits.append(quota / period)
     return min(limits) if limits else None
 
