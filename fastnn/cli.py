@@ -17,6 +17,23 @@ def _print_headline(headline: dict) -> None:
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
 
+class _Version(argparse.Action):
+    """--version: fastnn's version, the copy of the compiled core that this CPU loads and the team's size (the
+    core is imported only when asked, so that building the parser stays light)."""
+
+    def __init__(self, option_strings, version, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show fastnn's version, the copy of its compiled core this CPU loads, and its threads"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .functional import core_info
+
+        info = core_info()
+        print(f"fastnn {self.version} (core {info['core']} on an {info['cpu']} CPU, {info['threads']} threads)")
+        parser.exit()
+
+
 def _run(task, args) -> int:
     """Run one registered task and print its result (see fastnn.tasks.registry for the order)."""
     result = task.run(args)
@@ -43,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"fastnn {__version__}")
+    parser.add_argument("--version", action=_Version, version=__version__)
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in load_tasks().values():
         task.add_parser(sub).set_defaults(func=functools.partial(_run, task))
@@ -63,10 +80,13 @@ def main(argv=None) -> int:
     """
     try:
         parser = build_parser()
+        args = parser.parse_args(argv)
     except ImportError as exc:  # a missing compiled core, whose message says how to fix it
         print(f"fastnn: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while the tasks (numpy, the compiled core...) are being imported
+        print("fastnn: interrupted", file=sys.stderr)
+        return 130
     try:
         return args.func(args)
     except KeyboardInterrupt:

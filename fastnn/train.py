@@ -302,20 +302,15 @@ class Trainer:
         about a quarter of a second each and reports after each; the numbers are the same to the bit.
         """
         lr = self.lr if lr is None else lr
-        state = (self.state1, self.state2)
         if on_progress is None:
-            r = F.train_epoch(self.plan, X, T, order, self.model.theta, state, lr=lr, step=self.step,
-                              threads=threads)
-            self.step = r.step
-            return r.loss, r.correct
+            return self._train_batches(X, T, order, lr, threads, 0.0)
         bs, n = self.batch_size, order.shape[0]
         loss, correct, start, chunk = 0.0, 0, 0, 8  # batches in the next slice: 8, then ~0.25 s worth
         while start < n:
             t0 = time.perf_counter()
             stop = min(start + chunk * bs, n)
-            r = F.train_epoch(self.plan, X, T, order[start:stop], self.model.theta, state, lr=lr, step=self.step,
-                              threads=threads, start_loss=loss)
-            self.step, loss, correct = r.step, r.loss, correct + r.correct
+            loss, ok = self._train_batches(X, T, order[start:stop], lr, threads, loss)
+            correct += ok
             if not np.isfinite(loss):
                 return loss, correct
             per_batch = (time.perf_counter() - t0) / -(-(stop - start) // bs)
@@ -323,6 +318,22 @@ class Trainer:
             start = stop
             on_progress(start / n, loss, correct)
         return loss, correct
+
+    def _train_batches(self, X, T, order, lr, threads, loss):
+        """Every batch of ``order`` through F.train_epoch (the loss sum continuing from ``loss``); return (loss
+        sum, correct), advance ``step``.  A SIGINT stops a compiled call after the batch under way even when
+        Python's handler for it does not raise (a handler of the user's): the call is then resumed after its
+        last batch, so that the epoch stays whole (Python's KeyboardInterrupt, when there is one, is raised as
+        the call returns and never gets here)."""
+        bs, n = self.batch_size, order.shape[0]
+        start, correct = 0, 0
+        while True:
+            r = F.train_epoch(self.plan, X, T, order[start:], self.model.theta, (self.state1, self.state2), lr=lr,
+                              step=self.step, threads=threads, start_loss=loss)
+            self.step, loss, correct = r.step, r.loss, correct + r.correct
+            start += r.batches * bs
+            if start >= n or r.batches <= 0 or not np.isfinite(loss):
+                return loss, correct
 
     def _mlp_gradient(self, xb, tb, grad):
         """One batch of an MLP through fastnn.functional: (summed loss, correct), the gradient into ``grad``."""
@@ -439,20 +450,18 @@ class Trainer:
                                                   else ProgressBar(epochs, "epoch"))
         hist = self.history = History()
         threads = F.get_num_threads() if self.threads == "auto" else int(self.threads)
-        # The state at the end of the last finished epoch (its number, and the model's and optimizer's state),
-        # replaced in one assignment when an epoch is finished, so that Ctrl-C at any moment finds a
-        # consistent pair to roll back to.
-        self._finished = (0, self._snapshot())
+        # The state at the end of the last finished epoch (its number, the model's and optimizer's state and
+        # the best epoch so far), replaced in one assignment when an epoch is finished, so that Ctrl-C at any
+        # moment finds a consistent record to roll back to.
+        self._finished = (0, self._snapshot(), None)
         try:
             self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs,
                              callback, threads)
         except KeyboardInterrupt as exc:
-            done, state = self._finished
+            done, state, hist.best_epoch = self._finished
             self._restore(state)
             for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"):
                 del getattr(hist, key)[done:]
-            if hist.best_epoch is not None and hist.best_epoch >= done:
-                hist.best_epoch = None
             raise TrainingInterrupted(hist, done) from exc
         return hist
 
@@ -514,7 +523,7 @@ class Trainer:
                 bar.update(ep + 1, info)
             if callback is not None:
                 callback(ep, hist)
-            self._finished = (ep + 1, self._snapshot())
+            self._finished = (ep + 1, self._snapshot(), hist.best_epoch)
 
     def restore_best(self) -> None:
         """Load the parameters of the best validation epoch into the model."""
