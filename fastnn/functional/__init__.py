@@ -871,7 +871,10 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         ``reduced_from``, ``threads``, ``batches``.  When a batch's loss is not finite the epoch stops
         before that batch's update and ``loss`` is that value.  Called from the main thread, Ctrl-C stops
         the epoch after the batch under way (never inside one) and Python raises KeyboardInterrupt as the
-        call returns; the parameters then hold the finished batches' updates.
+        call returns; the parameters then hold the finished batches' updates.  When your own SIGINT handler
+        does not raise, the call returns after that batch all the same: ``batches`` then counts fewer than
+        the order's batches, and a call over the rest of the order (``start_loss`` the loss so far) finishes
+        the epoch with the same numbers (``Trainer`` does that).
     """
     if isinstance(plan, EpochPlan):
         d, c, shape = plan.sizes[0], plan.sizes[-1], f"a 2-D array of shape (N, {plan.sizes[0]})"
