@@ -21,7 +21,10 @@ The work uses only the public API that both builds have:
   forward, loss, backward and update per batch from Python);
 * ``ocr``: ``fastnn.ocr.read_text`` of the first shared page (``--data``; skipped without it).
 
-``--threads N`` sets FASTNN_NUM_THREADS and OMP_NUM_THREADS in every child.  Children run from a
+``--threads N`` sets FASTNN_NUM_THREADS and OMP_NUM_THREADS in every child; ``--a-env`` and ``--b-env``
+set variables for one build's children only, so that one build can be compared with itself under two
+settings (``--a t8=PY --b t2=PY --a-env FASTNN_NUM_THREADS=8 --b-env FASTNN_NUM_THREADS=2``: eight threads on
+a machine of two against two).  Children run from a
 temporary directory, so that each imports its installed fastnn, not a source tree.  This is a
 measurement, not a test: nothing here asserts a time.
 """
@@ -168,10 +171,11 @@ def _load():
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _run(python, work, rounds, data, threads, workdir):
+def _run(python, work, rounds, data, threads, workdir, extra=()):
     env = dict(os.environ)
     if threads:
         env.update(FASTNN_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env.update(dict(v.split("=", 1) for v in extra))
     cmd = [python, SCRIPT, "--child", work, "--rounds", str(rounds)] + (["--data", data] if data else [])
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
@@ -188,6 +192,8 @@ def main(argv=None) -> int:
     ap.add_argument("--processes", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="FASTNN_NUM_THREADS of the children (default: unset)")
+    ap.add_argument("--a-env", nargs="*", default=[], metavar="KEY=VALUE", help="environment of A's children only")
+    ap.add_argument("--b-env", nargs="*", default=[], metavar="KEY=VALUE", help="environment of B's children only")
     ap.add_argument("--data", default=os.environ.get("FASTNN_DATA", ""), help="the shared data folder (for ocr)")
     ap.add_argument("--json", help="write every measurement here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -203,6 +209,7 @@ def main(argv=None) -> int:
         if not label or not python:
             ap.error(f"expected LABEL=PYTHON, got {spec!r}")
         builds.append((label, os.path.abspath(python) if os.sep in python else python))
+    envs = {builds[0][0]: args.a_env, builds[1][0]: args.b_env}
     work = [w for w in args.work if w != "ocr" or args.data]
     if "ocr" in args.work and not args.data:
         print("note: no --data (or FASTNN_DATA): the ocr work is skipped")
@@ -214,7 +221,8 @@ def main(argv=None) -> int:
         for p in range(args.processes):
             for w in work:
                 for label, python in (builds if p % 2 == 0 else builds[::-1]):
-                    runs[(w, label)].append(_run(python, w, args.rounds, args.data, args.threads, workdir))
+                    runs[(w, label)].append(_run(python, w, args.rounds, args.data, args.threads, workdir,
+                                                 envs[label]))
             print(f"  round {p + 1}/{args.processes} ({time.time() - started:.0f} s, load {_load()})", flush=True)
     print(f"\n{'work':<8}{'build':<10}{'median ms':>10}{'min ms':>9}{'max ms':>9}{'spread':>8}   check")
     summary = []

@@ -28,8 +28,8 @@ theta = np.random.default_rng(1).normal(0, 0.1, plan.n_params)
 _core._test_lag(20000)  # role 1 sleeps 20 ms after each batch: role 0 reaches batch 1's loss first
 for _ in range(3):  # the kernel itself, with two roles (train_epoch starts no more threads than a product has parts)
     s1, s2 = plan.new_state()
-    loss, correct, step, reduced, batches = _core.mlp_epoch(plan, X, X.copy(), np.arange(64), theta.copy(), s1, s2,
-                                                            1e-3, 0, 2)
+    loss, correct, step, reduced, batches, roles = _core.mlp_epoch(plan, X, X.copy(), np.arange(64), theta.copy(),
+                                                                   s1, s2, 1e-3, 0, 2)
     assert not np.isfinite(loss) and step == 1 and batches == 2, (loss, step, batches)
 print("left together")
 """

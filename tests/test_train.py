@@ -269,22 +269,75 @@ def test_epoch_whose_team_is_slowed_sends_threads_away_and_keeps_the_numbers(opt
     T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 6400)]
     order = rng.permutation(6400).astype(np.int64)
     results = []
-    for threads, lag in ((4, 2000), (1, 0)):
+    for threads, lag in ((4, 2000), (1, 0)):  # 4 threads start whatever the CPUs here (set_cpus below)
         model = MLP([1024, 64, 10], ["sigmoid", "softmax"], dtype="float32", seed=3)
         plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer, batch_size=64,
                             dtype="float32")
         state = plan.new_state()
         _core._test_lag(0, lag)
+        cpus = _core.set_cpus(8)
         try:
             r = F.train_epoch(plan, X, T, order, model.theta, state, lr=1e-3, threads=threads)
         finally:
             _core._test_lag(0, 0)
+            _core.set_cpus(cpus)
         results.append((r, model.theta.copy(), state[0].copy()))
     (rs, theta_s, s_s), (r1, theta1, s1) = results
     assert rs.threads > 1 and rs.reduced_from >= 1 and r1.reduced_from == -1
     assert (rs.loss, rs.correct, rs.step, rs.batches) == (r1.loss, r1.correct, 100, 100)
     np.testing.assert_array_equal(theta_s, theta1)
     np.testing.assert_array_equal(s_s, s1)
+
+
+def test_a_plan_remembers_the_threads_a_slowed_call_kept_and_tries_all_again_later(rng):
+    """After a call that sent threads away, the plan's next calls start with the threads that were left, and
+    every RETRY_FULL_TEAM-th call with all of them again; the numbers are a one-thread epoch's throughout."""
+    X = rng.random((2048, 1024)).astype(np.float32)
+    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 2048)]
+    order = np.arange(2048, dtype=np.int64)
+    plan = F.epoch_plan([1024, 64, 10], ["sigmoid", "softmax"], "cross_entropy", batch_size=64, dtype="float32")
+    theta0 = (np.random.default_rng(3).standard_normal(plan.n_params) * 0.05).astype(np.float32)
+    one = theta0.copy()
+    F.train_epoch(plan, X, T, order, one, plan.new_state(), lr=1e-3, threads=1)
+    cpus = _core.set_cpus(8)  # as on a machine of 8 CPUs, so that 4 threads start whatever this one has
+    _core._test_lag(0, 2000)
+    try:
+        theta = theta0.copy()
+        first = F.train_epoch(plan, X, T, order, theta, plan.new_state(), lr=1e-3, threads=4)
+        _core._test_lag(0, 0)
+        np.testing.assert_array_equal(theta, one)
+        started = []
+        for _ in range(F.RETRY_FULL_TEAM + 1):
+            theta = theta0.copy()
+            r = F.train_epoch(plan, X, T, order, theta, plan.new_state(), lr=1e-3, threads=4)
+            started.append(r.threads)
+            np.testing.assert_array_equal(theta, one)
+    finally:
+        _core._test_lag(0, 0)
+        _core.set_cpus(cpus)
+    assert first.threads == 4 and first.reduced_from >= 1
+    assert all(n < 4 for n in started[:F.RETRY_FULL_TEAM]) and started[F.RETRY_FULL_TEAM] == 4, started
+
+
+def test_an_epoch_starts_no_more_threads_than_the_cpus_the_process_may_use(rng):
+    """A thread beyond the CPUs could only take a CPU from one that holds a part: the epoch starts
+    min(threads, the plan's parts, the CPUs), with the same numbers."""
+    plan = F.epoch_plan([1024, 64, 10], ["sigmoid", "softmax"], "cross_entropy", batch_size=1024, dtype="float32")
+    assert plan.max_parts >= 8
+    X = rng.random((2048, 1024)).astype(np.float32)
+    T = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 2048)]
+    thetas = []
+    for cpus in (1, 3, 8):
+        old = _core.set_cpus(cpus)
+        try:
+            theta = np.zeros(plan.n_params, np.float32)
+            r = F.train_epoch(plan, X, T, np.arange(2048), theta, plan.new_state(), lr=1e-3, threads=16)
+        finally:
+            _core.set_cpus(old)
+        assert r.threads == cpus
+        thetas.append(theta)
+    for theta in thetas[1:]:
+        np.testing.assert_array_equal(theta, thetas[0])
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

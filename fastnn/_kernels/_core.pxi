@@ -51,6 +51,7 @@ cdef extern from "_team.h" nogil:
     void fnn_event_set(fnn_event_t* e, uint32_t v)
     double fnn_event_wait(fnn_event_t* e, uint32_t target, long spin, int timed)
     int fnn_claim(uint32_t* counter, uint32_t limit, uint32_t* index)
+    int fnn_reached(uint32_t value, uint32_t target)
     int fnn_load_int(int* p)
     void fnn_store_int(int* p, int v)
     void fnn_team_run(fnn_part_fn fn, void* arg, uint32_t parts, int threads)
@@ -163,8 +164,16 @@ def set_num_threads(int n):
 
 
 def set_cpus(int n):
-    """Tell the team how many CPUs the process may use (waits spin only briefly in a larger team)."""
+    """Tell the team how many CPUs the process may use (waits spin only briefly in a larger team, and an epoch
+    starts no more threads); return the previous value."""
+    old = fnn_team.cpus
     fnn_team.cpus = max(1, n)
+    return old
+
+
+def get_cpus():
+    """The CPUs the process may use, as the team was told (fastnn._kernels.CPUS at import)."""
+    return fnn_team.cpus
 
 
 def team_info():
@@ -417,8 +426,8 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     # after the batch during which SIGINT arrives); IN/OUT theta (P,), state1, state2 (optimizer buffers), the
     # plan's work, grad and timing
     """Train one epoch over ``order`` in batches of plan.batch_size; return (loss sum, correct, step,
-    reduced_from, batches): reduced_from is the first batch run by fewer threads because the team was slowed
-    (-1: none), batches the batches done.
+    reduced_from, batches, roles): reduced_from is the first batch run by fewer threads because the team was
+    slowed (-1: none), batches the batches done, roles the threads at work at the end.
 
     Stops at the first batch whose loss is not finite (before its update) and returns that loss; with
     ``watch_interrupt``, stops after the batch during which Ctrl-C was pressed (Python then raises
@@ -526,7 +535,7 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
         if watched:
             fnn_unwatch_sigint()
     batches = (e.leave_after + 1) if e.leave_after >= 0 else (e.N + e.batch - 1) // e.batch
-    return (e.bad_loss if e.stop else e.total), e.correct, e.step, e.reduced_from, batches
+    return (e.bad_loss if e.stop else e.total), e.correct, e.step, e.reduced_from, batches, e.roles
 
 
 # ------------------------------------------------------------------------ convolution

@@ -90,14 +90,15 @@ ctypedef struct Epoch:
                              # [2] the epoch
     Py_ssize_t reduced_from  # the first batch run by fewer roles (set by role 0)
     long step                # IN updates done so far; OUT after the epoch
-    double total             # OUT written by role 0
-    Py_ssize_t correct
     double bad_loss
     int stop                 # set by role 0 when a batch's loss is not finite; read after waiting for that step
     Py_ssize_t leave_after   # the last batch of this call (-1: none yet): not finite, or interrupted after it
     int watch_interrupt      # check fnn_interrupted between batches
     int interrupted          # OUT the call stopped after a batch because of Ctrl-C
     void* net                # a convolutional network's stack (a Net, _conv_epoch.pxi), or NULL
+    char pad2[64]            # what role 0 writes every batch, away from what the others read every batch
+    double total             # OUT written by role 0
+    Py_ssize_t correct
 
 
 ctypedef struct Team:
@@ -381,7 +382,8 @@ cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
     while start < e.N:
         if t.tid != 0 and t.tid >= fnn_load_int(&e.roles):
             return  # the team was slowed by other work: this role leaves
-        if b > 0:  # batch b's rows: gathered by another role during batch b - 1, else by this one now
+        if b > 0 and not fnn_reached(fnn_event_get(&e.gathered), <uint32_t>(b + 1)):
+            # batch b's rows: gathered by another role during batch b - 1, else by this one now
             try_gather(e, <floating*>e.work, b, start, min(start + e.batch, e.N), buf)
         fnn_event_wait(&e.gathered, <uint32_t>(b + 1), e.spin, 0)
         step += 1

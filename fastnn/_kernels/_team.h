@@ -328,6 +328,7 @@ struct fnn_team_s {
     int n_workers;           /* workers started in this process */
     int size;                /* the team size in use (threads, the caller included) */
     int cpus;                /* CPUs the process may use (set from Python: affinity and quota) */
+    int active;              /* threads of the latest job (its caller included) */
     long spin;               /* pauses a waiting thread spins before it sleeps */
     long spin_oversubscribed;
     double pauses_per_us;
@@ -342,16 +343,18 @@ struct fnn_team_s {
     int started;             /* pthread_atfork registered */
     unsigned long jobs;      /* jobs run with helpers (a statistic for tests) */
 };
-static struct fnn_team_s fnn_team = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 1, 1, 20000, 200, 0.0};
+static struct fnn_team_s fnn_team = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 1, 1, 1, 20000, 200, 0.0};
 
 static volatile sig_atomic_t fnn_interrupted = 0;
 static struct sigaction fnn_old_sigint;  /* the SIGINT action a watched call replaced */
 static void fnn_on_sigint(int sig, siginfo_t* info, void* context);
 
 /* Pauses for a wait: long enough to cover a short gap between two pieces of work, much shorter than a
-   scheduler time slice; shorter when the team is larger than the CPUs it may use. */
+   scheduler time slice; shorter when the latest job ran more threads than the CPUs the process may use
+   (a job of two parts keeps spinning in a team of eight). */
 static inline long fnn_spin(void) {
-    return fnn_team.size > fnn_team.cpus ? fnn_team.spin_oversubscribed : fnn_team.spin;
+    return __atomic_load_n(&fnn_team.active, __ATOMIC_RELAXED) > fnn_team.cpus ? fnn_team.spin_oversubscribed
+                                                                               : fnn_team.spin;
 }
 
 /* Run the parts of the current job that are left, as the thread of ``slot``; return the parts it ran.
@@ -440,6 +443,7 @@ static void fnn_team_run(fnn_part_fn fn, void* arg, uint32_t parts, int threads)
     helpers = fnn_team_grow(threads - 1);
     if (helpers > threads - 1)
         helpers = threads - 1;
+    __atomic_store_n(&fnn_team.active, helpers + 1, __ATOMIC_RELAXED);
     target = fnn_event_get(&fnn_team.done) + parts;
     __atomic_store_n(&fnn_team.fn, fn, __ATOMIC_RELEASE);
     __atomic_store_n(&fnn_team.arg, arg, __ATOMIC_RELEASE);

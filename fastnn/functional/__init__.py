@@ -646,6 +646,10 @@ def core_info() -> dict:
 
 # ------------------------------------------------------------------------------ epoch
 
+#: A plan whose call had to send threads away starts its next calls with the threads that were left; every
+#: RETRY_FULL_TEAM-th call starts with all of them again (the machine may have become quiet).
+RETRY_FULL_TEAM = 8
+
 def parameter_offsets(sizes) -> tuple[list[tuple[int, int]], int]:
     """Where each dense layer's weights and bias live in one flat parameter vector.
 
@@ -744,6 +748,7 @@ class EpochPlan:
         #: (0: none yet); [1] how long the first thread waited for parts taken by the others in the last
         #: call, [2] that call's length (see ``train_epoch``).
         self.timing = np.zeros(3)
+        self._threads_memory = (None, 0)  # see train_epoch
 
     def new_state(self):
         """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
@@ -859,10 +864,12 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         Added to the loss sum before the first batch: the previous calls' ``loss`` when an epoch is trained
         in several calls, so that its loss sums in the same order, to the same bits, as in one call.
     threads : int, optional
-        Threads for this epoch (default :func:`get_num_threads`; no more than the plan's ``max_parts`` are
-        started).  When other work on the machine keeps slowing the team down (the first thread waits more
-        than half of 3 of 4 batches for parts taken by others), half the threads leave for the rest of the
-        call, down to one: the numbers are the same either way.
+        Threads for this epoch (default :func:`get_num_threads`; no more than the plan's ``max_parts``, nor
+        than the CPUs the process may use, are started).  When other work on the machine keeps slowing the
+        team down (the first thread waits more than half of 3 of 4 batches for parts taken by others), half
+        the threads leave for the rest of the call, down to one, and the plan's next calls start with those
+        that were left (all of them again every RETRY_FULL_TEAM-th call): the numbers are the same either
+        way.
 
     Returns
     -------
@@ -914,9 +921,21 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         raise ValueError(f"threads: expected an integer from 1 to {_core.MAX_THREADS}, got {threads!r}")
     if not np.isfinite(start_loss):
         raise ValueError(f"start_loss: expected the finite loss sum of the epoch's earlier calls, got {start_loss!r}")
-    roles = max(1, min(int(threads), plan.max_parts))
+    # No more threads than the plan's largest step has parts, nor than the CPUs the process may use: in the
+    # epoch every step waits for the parts of the one before, and a thread beyond the CPUs only takes the CPU
+    # from one that holds a part (measured: 8 threads on 2 CPUs ran the batch-1024 epoch 20% slower than 2).
+    roles = max(1, min(int(threads), plan.max_parts, _core.get_cpus()))
+    # A call that had to send threads away (a busy machine, or more threads than CPUs) makes the plan's next
+    # calls start with the threads that were left; every RETRY_FULL_TEAM-th call tries the whole team again.
+    hint, since = plan._threads_memory
+    if hint is not None and hint < roles and since < RETRY_FULL_TEAM:
+        start, plan._threads_memory = hint, (hint, since + 1)
+    else:
+        start, plan._threads_memory = roles, (None, 0)
     run = _core.network_epoch if isinstance(plan, NetworkPlan) else _core.mlp_epoch
-    loss, correct, step, reduced, batches = run(plan, X, T, order, theta, state[0], state[1], float(lr), int(step),
-                                                roles, float(start_loss),
-                                                threading.current_thread() is threading.main_thread())
-    return EpochResult(float(loss), int(correct), int(step), int(reduced), roles, int(batches))
+    loss, correct, step, reduced, batches, left = run(plan, X, T, order, theta, state[0], state[1], float(lr),
+                                                      int(step), start, float(start_loss),
+                                                      threading.current_thread() is threading.main_thread())
+    if reduced >= 0 or start < roles:
+        plan._threads_memory = (int(left), plan._threads_memory[1])
+    return EpochResult(float(loss), int(correct), int(step), int(reduced), start, int(batches))

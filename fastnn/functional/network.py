@@ -291,6 +291,7 @@ class NetworkPlan:
         self.grad = np.zeros(self.n_params, dtype=dtype)
         #: Seconds, written by the kernel, as EpochPlan.timing.
         self.timing = np.zeros(3)
+        self._threads_memory = (None, 0)  # see functional.train_epoch
 
     def role_work(self, threads: int) -> np.ndarray:
         """The threads' own im2col blocks, room for ``threads`` threads (grown when a call needs more)."""
