@@ -37,11 +37,11 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from _subproc import how_it_ended, python_command
 
 import fastnn
 
@@ -413,19 +413,12 @@ def _fresh_env(tmp_path, hang=HANG, **extra):
 
 
 def _python(script, *args):
-    """The command line that runs ``script`` (a string) with the test's interpreter."""
-    return [sys.executable, "-c", script, *map(str, args)]
+    return python_command(script, *args)
 
 
 def _describe(proc, label, problem=""):
     """A failure message: how the process ended (a signal by name), ``problem``, its command, stdout and stderr."""
-    rc = proc.returncode
-    how = f"exited with {rc}"
-    if rc is not None and rc < 0:
-        try:
-            how = f"was killed by {signal.Signals(-rc).name} (returncode {rc})"
-        except ValueError:
-            how = f"was killed by signal {-rc} (returncode {rc})"
+    how = how_it_ended(proc)
     return (f"scenario '{label}': the driver process {how}{problem}\n$ {shlex.join(map(str, proc.args))[:2000]}\n"
             f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}")
 

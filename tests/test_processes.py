@@ -31,7 +31,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _subproc import how_it_ended, python_command
 
 TIMEOUT = 120  # seconds for one process, or for a group started together: a hang fails instead of blocking CI
 SOURCE_PACKAGE = Path(__file__).resolve().parents[1] / "fastnn"  # the source tree's package, never to be imported
@@ -65,19 +65,12 @@ def _fresh_env(tmp_path):
 
 
 def _python(script, *args):
-    """The command line that runs ``script`` (a string) with the installed fastnn's interpreter."""
-    return [sys.executable, "-c", script, *map(str, args)]
+    return python_command(script, *args)
 
 
 def _describe(proc, label, problem=""):
     """A failure message: how the process ended (a signal by name), ``problem``, its command, stdout and stderr."""
-    rc = proc.returncode
-    how = f"exited with {rc}"
-    if rc is not None and rc < 0:
-        try:
-            how = f"was killed by {signal.Signals(-rc).name} (returncode {rc})"
-        except ValueError:
-            how = f"was killed by signal {-rc} (returncode {rc})"
+    how = how_it_ended(proc)
     return (f"process '{label}' {how}{problem}\n$ {shlex.join(map(str, proc.args))}\n"
             f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}")
 
