@@ -52,11 +52,12 @@ def core_variants(environ=os.environ, machine=None) -> dict:
 #: A product of fewer than 2 * part_flops flops runs whole; a larger one is cut into about
 #: flops / part_flops parts (at most max_parts; max_k_parts along the inner dimension, whose parts each
 #: need a scratch block), each at least min_rows rows / min_cols columns / min_k of the inner dimension
-#: so that every BLAS call stays efficient; an element-wise step (an optimizer update) into parts of
-#: vector_part values; a chunk of images outside the epoch into at most max_image_parts parts, a batch of
-#: the compiled CNN epoch into at most max_batch_parts parts (each part keeps a block of weight gradients).
+#: so that every BLAS call stays efficient; a step over values (an optimizer update; in the epoch, bias and
+#: activation, the loss, a derivative, a bias gradient) into parts of vector_part values; a chunk of images
+#: outside the epoch into at most max_image_parts parts, a batch of the compiled CNN epoch into at most
+#: max_batch_parts parts (each part keeps a block of weight gradients).
 PARTS = dict(part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64, min_k=128,
-             vector_part=16384, max_image_parts=16, max_batch_parts=16)
+             vector_part=8192, max_image_parts=16, max_batch_parts=16)
 
 #: Microseconds a waiting thread of the team spins before it sleeps: longer than the gap between two
 #: pieces of work of an epoch, far shorter than a scheduler time slice.  When the team is larger than the

@@ -200,6 +200,22 @@ def vector_parts_of(Py_ssize_t n):
     return vector_parts(n)
 
 
+def rows_parts_of(Py_ssize_t n, Py_ssize_t m):
+    """Parts of a row-wise step of the epoch over n rows of m values (bias and activation, the loss, which has
+    at most MAX_LOSS_PARTS)."""
+    return rows_parts(n, m)
+
+
+def column_parts_of(Py_ssize_t n, Py_ssize_t m):
+    """Parts of the epoch's column sums (a bias gradient) over n rows of m columns."""
+    return column_parts(n, m)
+
+
+def loss_parts_of(Py_ssize_t n, Py_ssize_t m):
+    """Parts of the epoch's fused loss over n rows of m outputs."""
+    return <int>min(<Py_ssize_t>rows_parts(n, m), <Py_ssize_t>MAX_LOSS_PARTS)
+
+
 def conv_parts_of(Py_ssize_t images, double flops):
     """Parts of a chunk of ``images`` images whose convolution costs ``flops`` in all, outside the epoch."""
     return conv_parts(images, flops)

@@ -30,6 +30,8 @@ cdef enum:
     LOSS_SOFTMAX_CE = 0
     LOSS_SIGMOID_BCE = 1
     LOSS_SQUARED_ERROR = 2
+    #: At most this many parts of rows in a batch's loss.
+    MAX_LOSS_PARTS = 64
 
 # Columns of the plan's layer table, one row per layer (fastnn.functional.EpochPlan builds it).
 cdef enum:
@@ -99,6 +101,8 @@ ctypedef struct Epoch:
     char pad2[64]            # what role 0 writes every batch, away from what the others read every batch
     double total             # OUT written by role 0
     Py_ssize_t correct
+    double loss_parts[MAX_LOSS_PARTS]       # a batch's loss, part by part (added in part order by role 0)
+    Py_ssize_t correct_parts[MAX_LOSS_PARTS]
 
 
 ctypedef struct Team:
@@ -217,6 +221,75 @@ cdef inline Py_ssize_t vector_bound(Py_ssize_t n, int parts, int p) noexcept nog
     return (n * p // parts) // PART_ALIGN * PART_ALIGN
 
 
+cdef inline int rows_parts(Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """Parts of a row-wise step over n rows of m values (bias and activation, the loss): by its values, at
+    most one per row; fixed by the shape."""
+    return <int>min(<Py_ssize_t>vector_parts(n * m), max(n, <Py_ssize_t>1))
+
+
+cdef inline int column_parts(Py_ssize_t n, Py_ssize_t m) noexcept nogil:
+    """Parts of the column sums over n rows of m columns: by its values, at least PART_ALIGN columns each."""
+    return <int>min(<Py_ssize_t>vector_parts(n * m), max(<Py_ssize_t>1, m // PART_ALIGN))
+
+
+cdef void team_bias_activate(Team* t, Epoch* e, floating* Z, const floating* b, int n, int m, int act,
+                             floating* A) noexcept nogil:
+    """Z += b row-wise, then A = act(Z): serial work when small, else parts of rows shared by the roles (the
+    same values whatever the cut: each row is its own)."""
+    cdef int parts = rows_parts(n, m), p
+    cdef Py_ssize_t r0, r1
+    cdef uint32_t base
+    if parts == 1:
+        if serial(t, e):
+            bias_activate(Z, b, n, m, act, A)
+        return
+    base = begin_parts(t, e, parts)
+    while take_part(e, base, parts, &p):
+        r0 = <Py_ssize_t>n * p // parts
+        r1 = <Py_ssize_t>n * (p + 1) // parts
+        bias_activate(Z + r0 * m, b, r1 - r0, m, act, A + r0 * m)
+        part_done(e)
+    sync(t, e)
+
+
+cdef void team_delta_pre(Team* t, Epoch* e, const floating* delta, const floating* A, Py_ssize_t size, int act,
+                         floating* dpre) noexcept nogil:
+    """dpre = delta * act'(A), element-wise: serial work when small, else parts shared by the roles."""
+    cdef int parts = vector_parts(size), p
+    cdef Py_ssize_t lo
+    cdef uint32_t base
+    if parts == 1:
+        if serial(t, e):
+            delta_pre_flat(delta, A, size, act, dpre)
+        return
+    base = begin_parts(t, e, parts)
+    while take_part(e, base, parts, &p):
+        lo = vector_bound(size, parts, p)
+        delta_pre_flat(delta + lo, A + lo, vector_bound(size, parts, p + 1) - lo, act, dpre + lo)
+        part_done(e)
+    sync(t, e)
+
+
+cdef void team_column_sums(Team* t, Epoch* e, const floating* D, int n, int m, floating* out, double lr, double wd,
+                           bint sgd) noexcept nogil:
+    """``column_sums_update`` (a bias gradient or SGD's bias step): serial work when small, else parts of the
+    columns shared by the roles (each column's sum over the rows in order: the same bits whatever the cut)."""
+    cdef int parts = column_parts(n, m), p
+    cdef Py_ssize_t c0, c1
+    cdef uint32_t base
+    if parts == 1:
+        if serial(t, e):
+            column_sums_update(D, n, m, out, lr, wd, sgd)
+        return
+    base = begin_parts(t, e, parts)
+    while take_part(e, base, parts, &p):
+        c0 = vector_bound(m, parts, p)
+        c1 = vector_bound(m, parts, p + 1)
+        column_sums_update(D + c0, n, c1 - c0, out + c0, lr, wd, sgd, m)
+        part_done(e)
+    sync(t, e)
+
+
 cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step, Py_ssize_t P) noexcept nogil:
     """The optimizer step of parameters [0, P) from ``grad``, in parts shared by the roles."""
     cdef int parts = vector_parts(P), p
@@ -241,12 +314,10 @@ cdef void team_layer_update(Team* t, Epoch* e, int l, Mat X, Mat dpre, floating*
     cdef floating* grad = <floating*>e.grad
     cdef double lr = e.hyper.lr, wd = e.hyper.wd
     if e.opt == OPT_SGD:
-        if serial(t, e):
-            column_sums_update(<floating*>dpre.data, X.rows, m, theta + r[COL_B], lr, wd, True)
+        team_column_sums(t, e, <floating*>dpre.data, X.rows, m, theta + r[COL_B], lr, wd, True)
         team_product(t, e, transpose(X), dpre, mat(theta + r[COL_W], k, m, sizeof(floating)), -lr, 1.0 - lr * wd)
     else:
-        if serial(t, e):
-            column_sums_update(<floating*>dpre.data, X.rows, m, grad + r[COL_B], 0.0, 0.0, False)
+        team_column_sums(t, e, <floating*>dpre.data, X.rows, m, grad + r[COL_B], 0.0, 0.0, False)
         team_product(t, e, transpose(X), dpre, mat(grad + r[COL_W], k, m, sizeof(floating)), 1.0, 0.0)
 
 
@@ -288,28 +359,53 @@ cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n,
         act = <int>r[COL_ACT]
         if l == L - 1 and e.loss != LOSS_SQUARED_ERROR:
             act = ACT_LINEAR  # the fused loss applies softmax / sigmoid to the logits
-        if serial(t, e):
-            bias_activate(<floating*>pre.data, theta + r[COL_B], n, m, act, work + r[COL_POST])
+        team_bias_activate(t, e, <floating*>pre.data, theta + r[COL_B], n, m, act, work + r[COL_POST])
         inp = mat(work + r[COL_POST], n, m, isz)
 
 
-cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexcept nogil:
-    """The fused loss of the last layer against the targets tb (serial): dA = dJ/d(its pre-activation)."""
+cdef double loss_rows(Epoch* e, floating* tb, Py_ssize_t r0, Py_ssize_t r1, int m, Py_ssize_t* ok) noexcept nogil:
+    """The fused loss of rows [r0, r1) of the last layer against the targets tb: their summed loss and correct
+    predictions, dA = dJ/d(the pre-activation) of those rows."""
     cdef floating* work = <floating*>e.work
-    cdef floating* dA = work + e.offsets[OFF_DA]
-    cdef floating* dB = work + e.offsets[OFF_DB]
+    cdef floating* dA = work + e.offsets[OFF_DA] + r0 * m
+    cdef floating* dB = work + e.offsets[OFF_DB] + r0 * m
     cdef const int64_t* r = e.layers + N_COLS * (e.n_layers - 1)
-    cdef int m = <int>r[COL_OUT]
-    cdef Py_ssize_t ok = 0
+    cdef floating* pre = work + r[COL_PRE] + r0 * m
+    cdef floating* post = work + r[COL_POST] + r0 * m
+    cdef Py_ssize_t rows = r1 - r0
     cdef double loss
+    ok[0] = 0
+    if e.loss == LOSS_SOFTMAX_CE:
+        return softmax_ce_onehot(pre, tb + r0 * m, rows, m, post, dA, ok)
+    if e.loss == LOSS_SIGMOID_BCE:
+        return sigmoid_bce(pre, tb + r0 * m, rows * m, post, dA, ok)
+    loss = squared_error_sum(post, tb + r0 * m, rows * m, dB)
+    delta_pre_flat(dB, post, rows * m, <int>r[COL_ACT], dA)
+    return loss
+
+
+cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexcept nogil:
+    """The fused loss of the last layer against the targets tb: dA = dJ/d(its pre-activation).  Serial work
+    when small; else parts of rows shared by the roles, their float64 sums added in part order by role 0."""
+    cdef const int64_t* r = e.layers + N_COLS * (e.n_layers - 1)
+    cdef int m = <int>r[COL_OUT], parts = <int>min(<Py_ssize_t>rows_parts(n, m), <Py_ssize_t>MAX_LOSS_PARTS), p, q
+    cdef Py_ssize_t ok = 0
+    cdef double loss = 0.0
+    cdef uint32_t base
+    if parts > 1:
+        base = begin_parts(t, e, parts)
+        while take_part(e, base, parts, &p):
+            e.loss_parts[p] = loss_rows(e, tb, <Py_ssize_t>n * p // parts, <Py_ssize_t>n * (p + 1) // parts, m,
+                                        &e.correct_parts[p])
+            part_done(e)
+        sync(t, e)
     if serial(t, e):
-        if e.loss == LOSS_SOFTMAX_CE:
-            loss = softmax_ce_onehot(<floating*>work + r[COL_PRE], <floating*>tb, n, m, work + r[COL_POST], dA, &ok)
-        elif e.loss == LOSS_SIGMOID_BCE:
-            loss = sigmoid_bce(<floating*>work + r[COL_PRE], <floating*>tb, n * m, work + r[COL_POST], dA, &ok)
+        if parts == 1:
+            loss = loss_rows(e, tb, 0, n, m, &ok)
         else:
-            loss = squared_error_sum(<floating*>work + r[COL_POST], <floating*>tb, n * m, dB)
-            delta_pre_flat(<floating*>dB, <floating*>work + r[COL_POST], n * m, <int>r[COL_ACT], dA)
+            for q in range(parts):
+                loss += e.loss_parts[q]
+                ok += e.correct_parts[q]
         if isfinite(loss):
             e.total += loss
             e.correct += ok
@@ -338,8 +434,8 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
         team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + r[COL_W], k, m, isz)), mat(dB, n, k, isz),
                      1.0, 0.0)
         team_layer_update(t, e, l, mat(work + below[COL_POST], n, k, isz), mat(dA, n, m, isz), theta)
-        if serial(t, e):
-            delta_pre_flat(<floating*>dB, <floating*>work + below[COL_POST], n * k, <int>below[COL_ACT], dA)
+        team_delta_pre(t, e, <floating*>dB, <floating*>work + below[COL_POST], <Py_ssize_t>n * k, <int>below[COL_ACT],
+                       dA)
     k = <int>e.layers[COL_IN]
     m = <int>e.layers[COL_OUT]
     if gX0 != NULL:

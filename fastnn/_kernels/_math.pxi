@@ -254,19 +254,22 @@ cdef void bias_activate(floating* Z, const floating* b, Py_ssize_t n, Py_ssize_t
 
 
 cdef void column_sums_update(const floating* D, Py_ssize_t n, Py_ssize_t m, floating* out, double lr,
-                             double wd, bint sgd) noexcept nogil:
+                             double wd, bint sgd, Py_ssize_t ld=-1) noexcept nogil:
     """out[j] = sum_i D[i, j] (a bias gradient), or with ``sgd`` the bias step
-    out[j] -= lr (sum_i D[i, j] + wd out[j]).  The sums accumulate in float64 whatever D's dtype, in
-    column chunks held on the stack."""
+    out[j] -= lr (sum_i D[i, j] + wd out[j]), for the m columns of D's n rows (ld values apart; default m).
+    The sums accumulate in float64 whatever D's dtype, each column's over its rows in order, in column
+    chunks held on the stack: any cut of the columns gives the same bits."""
     cdef double acc[256]
     cdef Py_ssize_t i, j, j0, w
+    if ld < 0:
+        ld = m
     for j0 in range(0, m, 256):
         w = min(256, m - j0)
         for j in range(w):
             acc[j] = 0.0
         for i in range(n):
             for j in range(w):
-                acc[j] += D[i * m + j0 + j]
+                acc[j] += D[i * ld + j0 + j]
         if sgd:
             for j in range(w):
                 out[j0 + j] = <floating>(out[j0 + j] - lr * (acc[j] + wd * out[j0 + j]))

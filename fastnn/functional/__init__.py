@@ -762,17 +762,18 @@ class EpochPlan:
     def work_parts(self, threads: int | None = None) -> list[dict]:
         """How a full batch's work is shared by ``threads`` threads (default: the team's size).
 
-        One dict per step that the team shares: ``step`` (e.g. 'layer 0 forward'), the product's ``shape``
-        (m, k, n) or the step's ``values``, ``cut`` ('rows', 'cols' or 'k' for a product cut along C's rows,
-        its columns or the inner dimension; 'values'; 'none' when it runs whole), ``parts`` and the
-        ``threads`` it keeps busy.  The parts depend on the shapes only: the same for every thread count.
-        Everything else (bias, activation, the loss) runs on the first thread.
+        One dict per step of a batch, in the order they run: ``step`` (e.g. 'layer 0 forward', 'layer 0
+        bias and activation', 'loss', 'layer 0 bias gradient', 'optimizer'), a product's ``shape`` (m, k, n)
+        or the step's ``values`` (and ``rows``), ``cut`` ('rows', 'cols' or 'k' for a product cut along C's
+        rows, its columns or the inner dimension; 'rows', 'cols' or 'values' for the other steps; 'none'
+        when it runs whole, on the first thread), ``parts`` and the ``threads`` it keeps busy.  The parts
+        depend on the shapes only: the same for every thread count.
 
         Examples
         --------
         >>> plan = epoch_plan([1024, 64, 36], ["sigmoid", "softmax"], "cross_entropy", batch_size=1024)
-        >>> [(s["step"], s["parts"]) for s in plan.work_parts(8)][:2]
-        [('layer 0 forward', 16), ('layer 0 weight gradient', 16)]
+        >>> {s["step"]: s["parts"] for s in plan.work_parts(8)}["layer 0 forward"]
+        16
         """
         return _with_threads(self.steps, get_num_threads() if threads is None else threads)
 

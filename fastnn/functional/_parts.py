@@ -17,28 +17,43 @@ def product_step(name: str, m: int, k: int, n: int) -> dict:
 
 
 def dense_steps(sizes, n: int, first_input_gradient: bool = False) -> list[dict]:
-    """The products of one batch of n rows through dense layers of widths ``sizes``: each layer's forward
-    (X @ W), its weight gradient (X.T @ dpre) and, but for the first layer (unless
-    ``first_input_gradient``: a CNN's dense layers pass a gradient back to the stack), its input
-    gradient (dpre @ W.T)."""
+    """The steps of one batch of n rows through dense layers of widths ``sizes``: each layer's forward
+    (X @ W), bias and activation, its bias gradient (column sums), its weight gradient (X.T @ dpre) and,
+    but for the first layer (unless ``first_input_gradient``: a CNN's dense layers pass a gradient back to
+    the stack), its input gradient (dpre @ W.T) and the activation's derivative applied to it; the loss."""
     steps = []
     for l, (k, m) in enumerate(zip(sizes[:-1], sizes[1:])):
         steps.append(product_step(f"layer {l} forward", n, k, m))
-        steps.append(product_step(f"layer {l} weight gradient", k, n, m))
+        steps.append(elementwise_step(f"layer {l} bias and activation", n, m, "rows", _core.rows_parts_of(n, m)))
+    steps.append(elementwise_step("loss", n, sizes[-1], "rows", _core.loss_parts_of(n, sizes[-1])))
+    for l, (k, m) in reversed(list(enumerate(zip(sizes[:-1], sizes[1:])))):
         if l > 0 or first_input_gradient:
             steps.append(product_step(f"layer {l} input gradient", n, m, k))
+        if l > 0:
+            steps.append(elementwise_step(f"layer {l - 1} activation gradient", n, k, "values",
+                                          _core.vector_parts_of(n * k)))
+        steps.append(elementwise_step(f"layer {l} bias gradient", n, m, "cols", _core.column_parts_of(n, m)))
+        steps.append(product_step(f"layer {l} weight gradient", k, n, m))
     return steps
+
+
+def elementwise_step(name: str, n: int, m: int, cut: str, parts: int) -> dict:
+    """A step over n rows of m values (bias and activation, the loss, a derivative, column sums)."""
+    return {"step": name, "values": int(n) * int(m), "rows": int(n), "cut": cut if parts > 1 else "none",
+            "parts": int(parts)}
 
 
 def vector_step(name: str, values: int) -> dict:
     """An element-wise step over ``values`` values (the optimizer's update) as a plan step."""
-    return {"step": name, "values": int(values), "cut": "values", "parts": int(_core.vector_parts_of(int(values)))}
+    parts = int(_core.vector_parts_of(int(values)))
+    return {"step": name, "values": int(values), "cut": "values" if parts > 1 else "none", "parts": parts}
 
 
 def k_scratch(steps) -> int:
     """Values of scratch the inner-dimension cuts of ``steps`` need: parts 1, 2, ... each write a block of
     C's size."""
-    return max([(s["parts"] - 1) * s["shape"][0] * s["shape"][2] for s in steps if s["cut"] == "k"], default=0)
+    return max([(s["parts"] - 1) * s["shape"][0] * s["shape"][2] for s in steps if s["cut"] == "k" and "shape" in s],
+               default=0)
 
 
 def dense_k_scratch(sizes, batch_size: int, first_input_gradient: bool = False) -> int:
