@@ -59,11 +59,15 @@ def core_variants(environ=os.environ, machine=None) -> dict:
 PARTS = dict(part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64, min_k=128,
              vector_part=8192, max_image_parts=16, max_batch_parts=16)
 
-#: Microseconds a waiting thread of the team spins before it sleeps: longer than the gap between two
-#: pieces of work of an epoch, far shorter than a scheduler time slice.  When the team is larger than the
-#: CPUs the process may use, a waiting thread would take the CPU from the one it waits for: it spins
-#: only briefly.
-SPIN_US = 300.0
+#: Microseconds a waiting thread of the team spins (the pause instruction), then yields its CPU
+#: (sched_yield), before it sleeps: together longer than the gap between two pieces of work of an epoch or
+#: between two calls of a Python loop, far shorter than a scheduler time slice.  The spin is short because
+#: in a virtual machine a long run of pauses makes the hypervisor take the CPU away: with 300 us of pauses,
+#: one process in two ran the batch-32 CNN epoch 1.5x slower for its whole life on this project's machine.
+#: When a job has more threads than the CPUs the process may use, a waiting thread spins only briefly and
+#: then sleeps, so that it does not take the CPU from the one it waits for.
+SPIN_US = 30.0
+YIELD_US = 300.0
 SPIN_OVERSUBSCRIBED_US = 2.0
 
 #: Default epsilon of the Adam optimizer.

@@ -33,7 +33,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from .._config import (MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD, PARTS, SPIN_OVERSUBSCRIBED_US, SPIN_US)
+from .._config import (MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD, PARTS, SPIN_OVERSUBSCRIBED_US, SPIN_US,
+                       YIELD_US)
 from .cpus import default_threads, usable_cpus
 
 #: x86-64 levels, lowest first.
@@ -170,7 +171,7 @@ _openblas = _load_openblas()
 _core.configure(*(ctypes.cast(getattr(_openblas, name), ctypes.c_void_p).value
                   for name in ("scipy_cblas_sgemm", "scipy_cblas_dgemm", "scipy_openblas_get_num_threads",
                                "scipy_openblas_set_num_threads")),
-                PARTS, SPIN_US, SPIN_OVERSUBSCRIBED_US)
+                PARTS, SPIN_US, YIELD_US, SPIN_OVERSUBSCRIBED_US)
 
 #: The CPUs this process may use (affinity and cgroup quota), read at import.
 CPUS = usable_cpus()

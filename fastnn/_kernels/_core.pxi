@@ -41,6 +41,7 @@ cdef extern from "_team.h" nogil:
         int cpus
         long spin
         long spin_oversubscribed
+        double yield_s
         double pauses_per_us
         unsigned long jobs
     fnn_team_state fnn_team
@@ -49,13 +50,13 @@ cdef extern from "_team.h" nogil:
     uint32_t fnn_event_get(fnn_event_t* e)
     void fnn_event_add(fnn_event_t* e, uint32_t n)
     void fnn_event_set(fnn_event_t* e, uint32_t v)
-    double fnn_event_wait(fnn_event_t* e, uint32_t target, long spin, int timed)
+    double fnn_event_wait(fnn_event_t* e, uint32_t target, long spin, double yield_s, int timed)
     int fnn_claim(uint32_t* counter, uint32_t limit, uint32_t* index)
     int fnn_reached(uint32_t value, uint32_t target)
     int fnn_load_int(int* p)
     void fnn_store_int(int* p, int v)
     void fnn_team_run(fnn_part_fn fn, void* arg, uint32_t parts, int threads)
-    void fnn_team_init(double spin_us, double spin_oversubscribed_us)
+    void fnn_team_init(double spin_us, double yield_us, double spin_oversubscribed_us)
     int fnn_get_num_threads()
     int fnn_set_num_threads(int n)
     int fnn_team_grow(int n)
@@ -127,12 +128,12 @@ def _test_interrupt(int flag):
 # ------------------------------------------------------------------------ configuration
 
 def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads, dict parts, double spin_us,
-              double spin_oversubscribed_us):
+              double yield_us, double spin_oversubscribed_us):
     """Point the products at cblas_sgemm / cblas_dgemm and the BLAS's get / set thread count functions
     (addresses; the BLAS is kept on one thread); set how work is cut into parts
     (``parts``: part_flops, max_parts, max_k_parts, min_rows, min_cols, min_k, vector_part, max_image_parts)
-    and how long a waiting thread spins before it sleeps (microseconds; when the team is larger than the
-    CPUs it may use, and otherwise)."""
+    and how long a waiting thread spins, then yields, before it sleeps (microseconds; and its spin when a
+    job has more threads than the CPUs the process may use)."""
     global _sgemm, _dgemm, _part_flops, _max_parts, _max_k_parts, _part_min_rows, _part_min_cols, _part_min_k
     global _vector_part, _max_image_parts
     global _blas_get_threads, _blas_set_threads
@@ -148,7 +149,7 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
     _part_min_k = int(parts["min_k"])
     _vector_part = int(parts["vector_part"])
     _max_image_parts = int(parts["max_image_parts"])
-    fnn_team_init(spin_us, spin_oversubscribed_us)
+    fnn_team_init(spin_us, yield_us, spin_oversubscribed_us)
 
 
 def get_num_threads():
@@ -180,7 +181,7 @@ def team_info():
     """The team's state: workers started in this process, jobs run with helpers, the team size, the CPUs,
     and the spins (pauses) of a wait."""
     return {"workers": fnn_team.n_workers, "jobs": fnn_team.jobs, "size": fnn_team.size, "cpus": fnn_team.cpus,
-            "spin": fnn_team.spin, "spin_oversubscribed": fnn_team.spin_oversubscribed,
+            "spin": fnn_team.spin, "spin_oversubscribed": fnn_team.spin_oversubscribed, "yield_s": fnn_team.yield_s,
             "pauses_per_us": fnn_team.pauses_per_us}
 
 
@@ -521,6 +522,7 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
     e.roles_start = e.roles
     e.cpus = fnn_team.cpus
     e.spin = fnn_team.spin_oversubscribed if e.roles > e.cpus else fnn_team.spin
+    e.yield_s = 0.0 if e.roles > e.cpus else fnn_team.yield_s
     e.timing = &timing[0]
     e.reduced_from = -1
     e.total = start_loss

@@ -86,7 +86,8 @@ ctypedef struct Epoch:
     int roles                # roles at work: role 0 lowers it when the team is slowed; others leave when above
     int roles_start
     int cpus                 # CPUs the process may use
-    long spin                # pauses a wait spins before it sleeps
+    long spin                # pauses a wait spins before it yields
+    double yield_s           # then seconds it yields before it sleeps
     double* timing           # IN/OUT the plan's timing (seconds): [0] the best period per full batch seen with
                              # more than one role (0: none yet); OUT [1] role 0's waits for others' parts,
                              # [2] the epoch
@@ -129,13 +130,13 @@ cdef inline void sync(Team* t, Epoch* e) noexcept nogil:
             t.published = t.serial_seen
             fnn_event_set(&e.serial_done, t.serial_seen)
     else:
-        fnn_event_wait(&e.serial_done, t.serial_seen, e.spin, 0)
+        fnn_event_wait(&e.serial_done, t.serial_seen, e.spin, e.yield_s, 0)
     if e.stop:  # no part is taken after the failed loss, and all before it were done
         return
     if t.tid == 0:
-        t.waited += fnn_event_wait(&e.parts_done, t.parts_base, e.spin, 1)
+        t.waited += fnn_event_wait(&e.parts_done, t.parts_base, e.spin, e.yield_s, 1)
     else:
-        fnn_event_wait(&e.parts_done, t.parts_base, e.spin, 0)
+        fnn_event_wait(&e.parts_done, t.parts_base, e.spin, e.yield_s, 0)
 
 
 cdef inline uint32_t begin_parts(Team* t, Epoch* e, int parts) noexcept nogil:
@@ -184,6 +185,7 @@ cdef void watch_team(Team* t, Epoch* e, Py_ssize_t b, bint full) noexcept nogil:
             fnn_store_int(&e.roles, max(1, e.roles // 2))
             if e.roles <= e.cpus:
                 e.spin = fnn_team.spin
+                e.yield_s = fnn_team.yield_s
             t.slow = 0
     t.last = now
     t.waited_mark = t.waited
@@ -481,7 +483,7 @@ cdef void team_epoch(Team* t, Epoch* e, floating* theta) noexcept nogil:
         if b > 0 and not fnn_reached(fnn_event_get(&e.gathered), <uint32_t>(b + 1)):
             # batch b's rows: gathered by another role during batch b - 1, else by this one now
             try_gather(e, <floating*>e.work, b, start, min(start + e.batch, e.N), buf)
-        fnn_event_wait(&e.gathered, <uint32_t>(b + 1), e.spin, 0)
+        fnn_event_wait(&e.gathered, <uint32_t>(b + 1), e.spin, e.yield_s, 0)
         step += 1
         if e.net != NULL:
             team_net_batch(t, e, <Net*>e.net, theta, b, start, buf, step)

@@ -7,10 +7,11 @@
    sleep; it never holds anyone up.  The training epoch is a job too: its parts are the team's roles
    (_epoch.pxi), which share the products' parts through event counters of their own.
 
-   Waiting (a worker for a job, a thread for parts to finish) spins for a few tens of microseconds, then
-   sleeps on a futex; the thread that changes the counter wakes sleepers only when there are any.  When
-   the team is larger than the CPUs the process may use, waits spin only briefly, so that a waiting
-   thread does not take the CPU from the one it waits for.
+   Waiting (a worker for a job, a thread for parts to finish) spins a few tens of microseconds, yields the
+   CPU for a few hundred more, then sleeps on a futex; the thread that changes the counter wakes sleepers
+   only when there are any.  When the latest job has more threads than the CPUs the process may use, waits
+   spin only briefly and then sleep, so that a waiting thread does not take the CPU from the one it waits
+   for.
 
    fork: the child has none of the parent's workers.  A pthread_atfork child handler forgets them (and
    any job the parent was running in another thread); the child's first job starts new ones.  Workers
@@ -271,19 +272,30 @@ static inline void fnn_event_set(fnn_event_t* e, uint32_t v) {
     fnn_event_wake(e);
 }
 
-/* Wait until the counter reaches target: ``spin`` pauses, then sleep.  Returns the seconds waited when
-   ``timed`` (0 otherwise: no clock is read when the counter is already there). */
-static double fnn_event_wait(fnn_event_t* e, uint32_t target, long spin, int timed) {
+/* Wait until the counter reaches target: ``spin`` pauses, then up to ``yield_s`` seconds of sched_yield, then
+   sleep on the futex.  Returns the seconds waited when ``timed`` (0 otherwise: no clock is read when the
+   counter is already there).  The pauses are kept short: in a virtual machine a long run of them makes the
+   hypervisor take the CPU away (pause-loop exiting), and processes that spun 300 us ran a whole CNN epoch
+   1.5x slower; yielding costs a system call each time but keeps the thread ready. */
+static double fnn_event_wait(fnn_event_t* e, uint32_t target, long spin, double yield_s, int timed) {
     uint32_t v;
-    double t0;
+    double t0, now;
     long i;
     if (fnn_reached(__atomic_load_n(&e->value, __ATOMIC_ACQUIRE), target))
         return 0.0;
-    t0 = timed ? fnn_now() : 0.0;
+    t0 = (timed || yield_s > 0) ? fnn_now() : 0.0;
     for (i = 0; i < spin; i++) {
         fnn_pause();
         if (fnn_reached(__atomic_load_n(&e->value, __ATOMIC_ACQUIRE), target))
             return timed ? fnn_now() - t0 : 0.0;
+    }
+    if (yield_s > 0) {
+        do {
+            sched_yield();
+            if (fnn_reached(__atomic_load_n(&e->value, __ATOMIC_ACQUIRE), target))
+                return timed ? fnn_now() - t0 : 0.0;
+            now = fnn_now();
+        } while (now - t0 < yield_s);
     }
     __atomic_add_fetch(&e->sleepers, 1, __ATOMIC_SEQ_CST);
     while (!fnn_reached(v = __atomic_load_n(&e->value, __ATOMIC_SEQ_CST), target)) {
@@ -329,8 +341,9 @@ struct fnn_team_s {
     int size;                /* the team size in use (threads, the caller included) */
     int cpus;                /* CPUs the process may use (set from Python: affinity and quota) */
     int active;              /* threads of the latest job (its caller included) */
-    long spin;               /* pauses a waiting thread spins before it sleeps */
+    long spin;               /* pauses a waiting thread spins before it yields */
     long spin_oversubscribed;
+    double yield_s;          /* then seconds it yields before it sleeps (none when oversubscribed) */
     double pauses_per_us;
     /* the current job: written by its caller before it publishes the ticket */
     fnn_part_fn fn;
@@ -343,7 +356,7 @@ struct fnn_team_s {
     int started;             /* pthread_atfork registered */
     unsigned long jobs;      /* jobs run with helpers (a statistic for tests) */
 };
-static struct fnn_team_s fnn_team = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 1, 1, 1, 20000, 200, 0.0};
+static struct fnn_team_s fnn_team = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 1, 1, 1, 2000, 200, 300e-6, 0.0};
 
 static volatile sig_atomic_t fnn_interrupted = 0;
 static struct sigaction fnn_old_sigint;  /* the SIGINT action a watched call replaced */
@@ -352,10 +365,11 @@ static void fnn_on_sigint(int sig, siginfo_t* info, void* context);
 /* Pauses for a wait: long enough to cover a short gap between two pieces of work, much shorter than a
    scheduler time slice; shorter when the latest job ran more threads than the CPUs the process may use
    (a job of two parts keeps spinning in a team of eight). */
-static inline long fnn_spin(void) {
-    return __atomic_load_n(&fnn_team.active, __ATOMIC_RELAXED) > fnn_team.cpus ? fnn_team.spin_oversubscribed
-                                                                               : fnn_team.spin;
+static inline int fnn_oversubscribed(void) {
+    return __atomic_load_n(&fnn_team.active, __ATOMIC_RELAXED) > fnn_team.cpus;
 }
+static inline long fnn_spin(void) { return fnn_oversubscribed() ? fnn_team.spin_oversubscribed : fnn_team.spin; }
+static inline double fnn_yield(void) { return fnn_oversubscribed() ? 0.0 : fnn_team.yield_s; }
 
 /* Run the parts of the current job that are left, as the thread of ``slot``; return the parts it ran.
    A worker takes parts only of a job that called at least ``slot`` workers. */
@@ -389,7 +403,7 @@ static void* fnn_worker_main(void* p) {
     fnn_worker_t* me = &fnn_team.workers[w];
     uint32_t seen = 0;  /* ``go`` was 0 when this thread was created: a call made before it ran is not missed */
     for (;;) {
-        fnn_event_wait(&me->go, seen + 1, fnn_spin(), 0);
+        fnn_event_wait(&me->go, seen + 1, fnn_spin(), fnn_yield(), 0);
         seen = fnn_event_get(&me->go);
         fnn_team_work(w + 1);
     }
@@ -452,7 +466,7 @@ static void fnn_team_run(fnn_part_fn fn, void* arg, uint32_t parts, int threads)
         fnn_event_add(&fnn_team.workers[w].go, 1);
     fnn_team.jobs++;
     fnn_team_work(0);
-    fnn_event_wait(&fnn_team.done, target, fnn_spin(), 0);
+    fnn_event_wait(&fnn_team.done, target, fnn_spin(), fnn_yield(), 0);
     __atomic_store_n(&fnn_team.owned, 0, __ATOMIC_RELEASE);
 }
 
@@ -475,7 +489,7 @@ static void fnn_team_after_fork_child(void) {
 }
 
 /* Once, when the core is loaded: the fork handler and how many pauses make a microsecond here. */
-static void fnn_team_init(double spin_us, double spin_oversubscribed_us) {
+static void fnn_team_init(double spin_us, double yield_us, double spin_oversubscribed_us) {
     double t0, t1;
     long i, n = 20000;
     if (!fnn_team.started) {
@@ -491,6 +505,7 @@ static void fnn_team_init(double spin_us, double spin_oversubscribed_us) {
     }
     fnn_team.spin = (long)(spin_us * fnn_team.pauses_per_us) + 1;
     fnn_team.spin_oversubscribed = (long)(spin_oversubscribed_us * fnn_team.pauses_per_us) + 1;
+    fnn_team.yield_s = yield_us * 1e-6;
 }
 
 static inline int fnn_get_num_threads(void) { return fnn_team.size; }
