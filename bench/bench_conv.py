@@ -129,8 +129,8 @@ class TorchEpoch:
 
 
 def sgemm_peak_gflops(n=2048, repeat=3, threads=2) -> float:
-    """GFLOP/s of the best of ``repeat`` (n, n) @ (n, n) float32 products through fastnn's BLAS (split in two
-    parts for two threads)."""
+    """GFLOP/s of the best of ``repeat`` (n, n) @ (n, n) float32 products through fastnn's BLAS (cut into parts
+    for the thread team)."""
     rng = np.random.default_rng(1)
     A = rng.standard_normal((n, n), dtype=np.float32)
     B = rng.standard_normal((n, n), dtype=np.float32)
@@ -335,7 +335,7 @@ def compare(batches, rounds, threads=2, json_path=None, with_phases=False):
     for fn in runners.values():  # warm-up: first touches, thread pools, torch's kernels
         fn()
     times = {k: [] for k in runners}
-    solo = {bs: 0 for bs in batches}
+    reduced = {bs: 0 for bs in batches}
     peaks = []
     for r in range(rounds):
         peaks.append(sgemm_peak_gflops(threads=threads))
@@ -346,8 +346,8 @@ def compare(batches, rounds, threads=2, json_path=None, with_phases=False):
                 t = time.perf_counter()
                 res = runners[(impl, bs)]()
                 times[(impl, bs)].append(time.perf_counter() - t)
-                if impl == "fastnn" and res.solo_from >= 0:
-                    solo[bs] += 1
+                if impl == "fastnn" and res.reduced_from >= 0:
+                    reduced[bs] += 1
         print(f"round {r + 1}/{rounds}: " + ", ".join(f"{i} b={b} {t[-1]:.2f}s" for (i, b), t in times.items())
               + f", sgemm {peaks[-1]:.0f} GFLOP/s", file=sys.stderr, flush=True)
     peak = statistics.median(peaks)
@@ -369,9 +369,9 @@ def compare(batches, rounds, threads=2, json_path=None, with_phases=False):
                   f"{'' if impl == 'fastnn' else f'{sp:.2f}x':>8}")
             rows.append(dict(batch=bs, impl=impl, median_s=med, times=times[(impl, bs)], gflops=rate,
                              fraction_of_peak=rate / peak, torch_over_fastnn=sp))
-        if solo[bs]:
-            print(f"      (fastnn b={bs}: {solo[bs]} of {rounds} epochs went on one thread part-way: the team was "
-                  "slowed by other work)")
+        if reduced[bs]:
+            print(f"      (fastnn b={bs}: {reduced[bs]} of {rounds} epochs went on with fewer threads part-way: the "
+                  "team was slowed by other work)")
     result = dict(flops_per_epoch=flops, sgemm_peak_gflops=peaks, threads=threads, rows=rows)
     if with_phases:
         for bs in batches:

@@ -522,7 +522,7 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
     e.roles_start = e.roles
     e.cpus = fnn_team.cpus
     e.spin = fnn_team.spin_oversubscribed if e.roles > e.cpus else fnn_team.spin
-    e.yield_s = 0.0 if e.roles > e.cpus else fnn_team.yield_s
+    e.yield_s = 0.0 if e.roles > e.cpus else -1.0  # oversubscribed: sleep; else yield until the step can go on
     e.timing = &timing[0]
     e.reduced_from = -1
     e.total = start_loss

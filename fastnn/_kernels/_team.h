@@ -272,8 +272,8 @@ static inline void fnn_event_set(fnn_event_t* e, uint32_t v) {
     fnn_event_wake(e);
 }
 
-/* Wait until the counter reaches target: ``spin`` pauses, then up to ``yield_s`` seconds of sched_yield, then
-   sleep on the futex.  Returns the seconds waited when ``timed`` (0 otherwise: no clock is read when the
+/* Wait until the counter reaches target: ``spin`` pauses, then up to ``yield_s`` seconds of sched_yield (for
+   ever when it is negative), then sleep on the futex.  Returns the seconds waited when ``timed`` (0 otherwise: no clock is read when the
    counter is already there).  The pauses are kept short: in a virtual machine a long run of them makes the
    hypervisor take the CPU away (pause-loop exiting), and processes that spun 300 us ran a whole CNN epoch
    1.5x slower; yielding costs a system call each time but keeps the thread ready. */
@@ -289,13 +289,13 @@ static double fnn_event_wait(fnn_event_t* e, uint32_t target, long spin, double 
         if (fnn_reached(__atomic_load_n(&e->value, __ATOMIC_ACQUIRE), target))
             return timed ? fnn_now() - t0 : 0.0;
     }
-    if (yield_s > 0) {
+    if (yield_s != 0) {  /* < 0: yield until the counter is there, never sleep */
         do {
             sched_yield();
             if (fnn_reached(__atomic_load_n(&e->value, __ATOMIC_ACQUIRE), target))
                 return timed ? fnn_now() - t0 : 0.0;
-            now = fnn_now();
-        } while (now - t0 < yield_s);
+            now = yield_s > 0 ? fnn_now() : t0;
+        } while (yield_s < 0 || now - t0 < yield_s);
     }
     __atomic_add_fetch(&e->sleepers, 1, __ATOMIC_SEQ_CST);
     while (!fnn_reached(v = __atomic_load_n(&e->value, __ATOMIC_SEQ_CST), target)) {

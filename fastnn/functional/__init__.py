@@ -648,7 +648,7 @@ def core_info() -> dict:
 
 #: A plan whose call had to send threads away starts its next calls with the threads that were left; every
 #: RETRY_FULL_TEAM-th call starts with all of them again (the machine may have become quiet).
-RETRY_FULL_TEAM = 8
+RETRY_FULL_TEAM = 4
 
 def parameter_offsets(sizes) -> tuple[list[tuple[int, int]], int]:
     """Where each dense layer's weights and bias live in one flat parameter vector.
@@ -867,8 +867,9 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
     threads : int, optional
         Threads for this epoch (default :func:`get_num_threads`; no more than the plan's ``max_parts``, nor
         than the CPUs the process may use, are started).  When other work on the machine keeps slowing the
-        team down (the first thread waits more than half of 3 of 4 batches for parts taken by others), half
-        the threads leave for the rest of the call, down to one, and the plan's next calls start with those
+        team down (in 3 of 4 batches the first thread waits more than half the batch for parts taken by
+        others, or the batch takes over twice the plan's best), half the threads leave for the rest of the
+        call, down to one, and the plan's next calls start with those
         that were left (all of them again every RETRY_FULL_TEAM-th call): the numbers are the same either
         way.
 
