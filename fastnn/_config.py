@@ -49,15 +49,15 @@ def core_variants(environ=os.environ, machine=None) -> dict:
 
 #: How the core cuts work into parts for its thread team (``fastnn._kernels._core.configure``).  The parts
 #: depend on the shapes only, never on the thread count, so every thread count gives the same numbers.
-#: A product of fewer than 2 * part_flops flops runs whole; a larger one is cut into about
-#: flops / part_flops parts (at most max_parts; max_k_parts along the inner dimension, whose parts each
-#: need a scratch block), each at least min_rows rows / min_cols columns / min_k of the inner dimension
-#: so that every BLAS call stays efficient; a step over values (an optimizer update; in the epoch, bias and
-#: activation, the loss, a derivative, a bias gradient) into parts of vector_part values; a chunk of images
-#: outside the epoch into at most max_image_parts parts, a batch of the compiled CNN epoch into at most
-#: max_batch_parts parts (each part keeps a block of weight gradients).
-PARTS = dict(part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64, min_k=128,
-             vector_part=8192, max_image_parts=16, max_batch_parts=16)
+#: A product of fewer than split_min_flops flops (half a million: tens of microseconds) runs whole; a larger
+#: one is cut into two parts, or about flops / part_flops when that is more (at most max_parts; max_k_parts
+#: along the inner dimension, whose parts each need a scratch block), each at least min_rows rows / min_cols
+#: columns / min_k of the inner dimension so that every BLAS call stays efficient; a step over values (an
+#: optimizer update; in the epoch, bias and activation, the loss, a derivative, a bias gradient) into parts
+#: of vector_part values; a chunk of images outside the epoch into at most max_image_parts parts, a batch of
+#: the compiled CNN epoch into at most max_batch_parts parts (each part keeps a block of weight gradients).
+PARTS = dict(split_min_flops=1 << 19, part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64,
+             min_k=128, vector_part=8192, max_image_parts=16, max_batch_parts=16)
 
 #: Microseconds a waiting thread of the team spins (the pause instruction), then yields its CPU
 #: (sched_yield), before it sleeps: together longer than the gap between two pieces of work of an epoch or

@@ -39,10 +39,11 @@ cdef enum:
     PART_ALIGN = 16
 
 # How products are cut (fastnn/_config.py sets them through ``configure``): a product of fewer than
-# 2 * _part_flops flops runs whole; a larger one is cut into about flops / _part_flops parts, at most
-# _max_parts (_max_k_parts along the inner dimension, whose parts each need a scratch block of C's
-# size), each part at least _part_min_rows rows / _part_min_cols columns / _part_min_k of the inner
+# _split_min_flops flops runs whole; a larger one is cut into about flops / _part_flops parts, at least
+# two, at most _max_parts (_max_k_parts along the inner dimension, whose parts each need a scratch block
+# of C's size), each part at least _part_min_rows rows / _part_min_cols columns / _part_min_k of the inner
 # dimension, so that each BLAS call keeps its efficiency.
+cdef double _split_min_flops = 1 << 19
 cdef double _part_flops = 1 << 20
 cdef int _max_parts = 64
 cdef int _max_k_parts = 8
@@ -126,7 +127,7 @@ cdef Split split_of(int m, int k, int n) noexcept nogil:
     cdef int extent, least, cap
     s.kind = SPLIT_NONE
     s.parts = 1
-    if flops < 2 * _part_flops:
+    if flops < _split_min_flops:
         return s
     if k >= 4 * max(m, n):
         s.kind, extent, least, cap = SPLIT_K, k, _part_min_k, _max_k_parts
@@ -134,7 +135,7 @@ cdef Split split_of(int m, int k, int n) noexcept nogil:
         s.kind, extent, least, cap = SPLIT_ROWS, m, _part_min_rows, _max_parts
     else:
         s.kind, extent, least, cap = SPLIT_COLS, n, _part_min_cols, _max_parts
-    s.parts = <int>min(<double>cap, flops / _part_flops, <double>(extent // max(least, 1)))
+    s.parts = <int>min(<double>cap, max(2.0, flops / _part_flops), <double>(extent // max(least, 1)))
     if s.parts < 2:
         s.kind = SPLIT_NONE
         s.parts = 1

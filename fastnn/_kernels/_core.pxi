@@ -131,16 +131,18 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
               double yield_us, double spin_oversubscribed_us):
     """Point the products at cblas_sgemm / cblas_dgemm and the BLAS's get / set thread count functions
     (addresses; the BLAS is kept on one thread); set how work is cut into parts
-    (``parts``: part_flops, max_parts, max_k_parts, min_rows, min_cols, min_k, vector_part, max_image_parts)
+    (``parts``: split_min_flops, part_flops, max_parts, max_k_parts, min_rows, min_cols, min_k, vector_part,
+    max_image_parts)
     and how long a waiting thread spins, then yields, before it sleeps (microseconds; and its spin when a
     job has more threads than the CPUs the process may use)."""
-    global _sgemm, _dgemm, _part_flops, _max_parts, _max_k_parts, _part_min_rows, _part_min_cols, _part_min_k
+    global _sgemm, _dgemm, _split_min_flops, _part_flops, _max_parts, _max_k_parts, _part_min_rows, _part_min_cols, _part_min_k
     global _vector_part, _max_image_parts
     global _blas_get_threads, _blas_set_threads
     _sgemm = <sgemm_t>sgemm
     _dgemm = <dgemm_t>dgemm
     _blas_get_threads = <blas_get_threads_t>get_threads
     _blas_set_threads = <blas_set_threads_t>set_threads
+    _split_min_flops = float(parts["split_min_flops"])
     _part_flops = float(parts["part_flops"])
     _max_parts = int(parts["max_parts"])
     _max_k_parts = int(parts["max_k_parts"])
