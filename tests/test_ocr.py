@@ -248,7 +248,12 @@ def test_ocr_command_line(ocr_model, tmp_path, capsys):
 def test_the_shipped_model_is_what_the_recipe_trains(ocr_model):
     """The recipe, run here, rebuilds the shipped model's MLP: on the machine that built it the half-precision
     weights are the same bits; elsewhere (another BLAS kernel, another JPEG library under the generated
-    pages) the two must still agree on nearly every held-out character cut from a page."""
+    pages) the two must still agree on nearly every held-out character cut from a page, and score alike.
+
+    What "nearly" is, measured: four builds of this recipe whose products rounded differently (another CPU's
+    OpenBLAS kernels, another cut of the core's products) agree on 96.3-96.6% of these characters, pair by
+    pair, and score 85.4-85.9%; the recipe before (another augmentation) agrees with them on 91.0-91.3% and
+    scores 84.1%."""
     from fastnn.data import load_hw36
     from fastnn.models import MLP
     from fastnn.ocr.build import SCORE_PAGES_SEED
@@ -261,7 +266,11 @@ def test_the_shipped_model_is_what_the_recipe_trains(ocr_model):
     (mlp,) = ocr_model.members
     trained = MLP(mlp.sizes, mlp.activations, dtype="float32")
     trained.theta[...] = mlp.theta.astype(np.float16)
-    X, _ = load_hw36(SHARED, "test")
+    X, Y = load_hw36(SHARED, "test")
     X, _ = page_crops(X, seed=SCORE_PAGES_SEED, per_page=PER_PAGE)
-    agree = np.mean(OCRModel([trained]).predict(X) == shipped.predict(X))
-    assert agree >= 0.97, f"the recipe's MLP and the shipped one agree on {agree:.1%} of hw36 test"
+    ours, theirs = OCRModel([trained]).predict(X), shipped.predict(X)
+    agree = np.mean(ours == theirs)
+    assert agree >= 0.94, f"the recipe's MLP and the shipped one agree on {agree:.1%} of hw36 test"
+    labels = np.asarray(Y).argmax(axis=1)
+    ours, theirs = np.mean(ours == labels), np.mean(theirs == labels)
+    assert abs(ours - theirs) <= 0.01, f"the recipe's MLP scores {ours:.1%}, the shipped one {theirs:.1%}"
