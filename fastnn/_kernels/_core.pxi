@@ -111,8 +111,9 @@ cdef int _max_image_parts = 16
 def _test_lag(unsigned int microseconds, unsigned int in_parts=0):
     """Tests only: make the epoch's roles other than 0 sleep after each batch (0: off), so that role 0 runs
     ahead into the next batch as a descheduled partner would let it, and ``in_parts`` microseconds inside
-    each product part they take, as a partner descheduled while it holds a part would; return the previous
-    settings."""
+    each product part they take, as a partner descheduled while it holds a part would (role 0 then takes no
+    product part while other roles work, so that it waits however the machine schedules them); return the
+    previous settings."""
     global _test_lag_us, _test_part_lag_us
     old = (_test_lag_us, _test_part_lag_us)
     _test_lag_us = microseconds

@@ -208,7 +208,9 @@ cdef void team_product(Team* t, Epoch* e, Mat A, Mat B, Mat C, double alpha, dou
             gemm_serial(A, B, C, alpha, beta)
         return
     base = begin_parts(t, e, s.parts)
-    while take_part(e, base, s.parts, &p):
+    # Tests (_test_lag's in_parts): role 0 leaves the parts to the lagging roles while there are any, as if
+    # they had taken them first, so that it waits for them whether or not they got a CPU before it.
+    while not (t.tid == 0 and _test_part_lag_us and fnn_load_int(&e.roles) > 1) and take_part(e, base, s.parts, &p):
         gemm_part(A, B, C, alpha, beta, s, p, scratch)
         if t.tid != 0 and _test_part_lag_us:
             usleep(_test_part_lag_us)
