@@ -27,12 +27,17 @@ machines, a save on one machine can remove the live temporary of a save of the s
 that save then fails with an error, and the old file is kept whole.)
 
 A new file gets the mode the user's umask gives any new file (the temporary is created with 0o666 and
-the kernel applies the umask and any default ACL); an existing file keeps its permission bits.
+the kernel applies the umask and any default ACL); an existing file keeps its permission bits.  A writer can
+refuse to replace a file that is read-only (``overwrite=False``: its mode gives its owner no write
+permission, or this user cannot write it), as ``cp`` does; the rename itself would replace it, since it
+needs only the folder to be writable.  A symbolic link at ``path`` is replaced by the new file (the file it
+pointed to is left as it was); the mode kept, and the read-only test, are those of the file it points to.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -178,8 +183,18 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+#: The errors only a write gives (a full disk, a quota, a file size limit, a failing device).
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EIO") if hasattr(errno, name))
+
+
+def _read_only(path: Path, st: os.stat_result) -> bool:
+    """Whether the existing file ``path`` (of status ``st``) is read-only for this user."""
+    return not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK)
+
+
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=None, keep_mode: bool = True):
+def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=None, keep_mode: bool = True,
+                 overwrite: bool = True):
     """Write ``path`` atomically: a ``with`` block writes a temporary file that replaces ``path`` at its end.
 
     Parameters
@@ -191,6 +206,11 @@ def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=Non
     keep_mode : bool
         An existing ``path`` keeps its permission bits (default); otherwise, and for a new file, the file
         gets the mode the umask gives a new file (0o644 for the usual umask 0o022).
+    overwrite : bool
+        Replace ``path`` even when it is read-only (default).  False refuses a read-only ``path`` with a
+        ``PermissionError`` before anything is written: one whose mode gives its owner no write permission
+        (checked by the bits, so that root is refused too) or that ``os.access`` says this user cannot write.
+        The message names the file and says ``overwrite=True`` replaces it.
 
     Yields
     ------
@@ -205,15 +225,17 @@ def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=Non
     if mode not in ("wb", "w"):
         raise ValueError(f"mode: expected 'wb' or 'w', got {mode!r}")
     path = Path(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if not overwrite and st is not None and stat.S_ISREG(st.st_mode) and _read_only(path, st):
+        raise PermissionError(f"{path}: the file is read-only (mode {stat.S_IMODE(st.st_mode):#o}), so it was left "
+                              "as it is; make it writable or pass overwrite=True to replace it")
     remove_stale_temporaries(path)
     keep = None
-    if keep_mode:
-        try:
-            st = os.stat(path)
-            if stat.S_ISREG(st.st_mode):
-                keep = stat.S_IMODE(st.st_mode) & 0o777
-        except OSError:
-            pass
+    if keep_mode and st is not None and stat.S_ISREG(st.st_mode):
+        keep = stat.S_IMODE(st.st_mode) & 0o777
     fd, tmp = _create_temporary(path)
     try:
         if mode == "wb":
@@ -238,9 +260,11 @@ def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=Non
             if fcntl is None:
                 fh.close()  # Windows cannot rename an open file; it has no lock to keep either
             os.replace(tmp, path)  # the lock (held by fh) is released only after the rename
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRNOS:
+            exc.filename = str(path)  # a write through fh names no file: say which one was being written
         raise
     _fsync_folder(path.parent)
 

@@ -28,7 +28,7 @@ import numpy as np
 from . import functional as F
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
 from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_loss_and_dtype, find_members,
-                     max_params_limit, meta_member, model_dtype, open_npy_member, read_model_file,
+                     max_params_limit, member_label, meta_member, model_dtype, open_npy_member, read_model_file,
                      read_parameters, read_small_member, stored_parameters, write_model_file)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
@@ -349,12 +349,14 @@ class CNN(Predictor):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path, *, storage=None, meta=None) -> Path:
+    def save(self, path, *, storage=None, meta=None, overwrite=False) -> Path:
         """Write the model to an ``.npz`` file atomically, as :meth:`fastnn.models.MLP.save` does; return its
         path (``.npz`` is appended if missing).  The layers are stored as a JSON description, nothing
         pickled.  ``storage='float16'`` stores the parameters in half precision (loaded back as float32) and
-        ``meta`` (a JSON-serialisable dict, read back as ``.meta``) describes the model, as for the MLP."""
-        return write_model_file(path, self.archive_members(storage=storage, meta=meta))
+        ``meta`` (a JSON-serialisable dict, read back as ``.meta``) describes the model, as for the MLP.
+        An existing ``path`` that is read-only (mode without the owner's write bit, e.g. 0o444) is kept and a
+        ``PermissionError`` raised, unless ``overwrite=True``."""
+        return write_model_file(path, self.archive_members(storage=storage, meta=meta), overwrite=overwrite)
 
     def archive_members(self, *, storage=None, meta=None) -> dict:
         """The arrays :meth:`save` writes, by member name."""
@@ -412,7 +414,8 @@ class CNN(Predictor):
                 raise ValueError(f"{len(configs):,} layers, more than MAX_MODEL_LAYERS ({MAX_MODEL_LAYERS:,})")
             layers = [layer_from_config(c) for c in configs]
         except (ValueError, TypeError, RecursionError) as exc:
-            raise ModelFileError(f"{path}: invalid layer description ({exc})") from None
+            where = member_label(zf, "layers")
+            raise ModelFileError(f"{path}: invalid layer description in '{where}' ({exc})") from None
         _, n_params = cls._layout(layers)
         if n_params > limit:
             raise ModelFileError(f"{path}: its layers declare {n_params:,} parameters, more than the limit of "
@@ -420,8 +423,9 @@ class CNN(Predictor):
                                  f"max_params=N) or ${MAX_PARAMS_ENV}")
         shape_t, dtype, stream = open_npy_member(path, zf, infos["theta"], "theta")
         with stream:
+            native = model_dtype(path, dtype)
             try:
-                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), model_dtype(path, dtype))
+                arch = cls._check_architecture([int(s) for s in shape], layers, str(loss), native)
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"{path}: invalid model description ({exc})") from None
             count = math.prod(shape_t)

@@ -5,19 +5,23 @@ one optimizer call and trained by one compiled epoch kernel
 (see ``fastnn.train``).  Models save to and load from ``.npz`` files, written
 atomically (``fastnn._io.atomic_write``) and read without unpickling anything;
 ``MLP.load`` checks a file against ``MAX_MODEL_PARAMS`` and the other limits
-below before it allocates or decompresses anything large.  The readers of those
-checks (``check_model_container``, ``open_npy_member``, ``read_small_member``,
-``read_member_exactly``, ``max_params_limit``) are shared with ``fastnn.cnn.CNN.load``.
+below before it allocates or decompresses anything large, and any failure to read
+one is a ``ModelFileError`` naming the file (and the member, when one is at fault).
+The readers of those checks (``read_model_file``, ``check_model_container``,
+``open_npy_member``, ``read_small_member``, ``read_member_exactly``, ``max_params_limit``)
+are shared with ``fastnn.cnn.CNN.load`` and ``fastnn.ocr.OCRModel.load``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
 import os
 import stat
 import struct
+import tokenize
 import zipfile
 import zlib
 from io import BytesIO
@@ -58,6 +62,22 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty
 _NPY_HEADER_READ = 16 * 1024  # bytes read to parse a .npy header (NumPy refuses headers over 10,000)
 _READ_CHUNK = 1 << 20  # bytes decompressed per read of the parameters
 _SAVE_HINT = "pass a model file written by MLP.save or CNN.save (an .npz)"
+_O_OPEN = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_REASON_CHARS = 200  # most characters of an exception's text quoted in a ModelFileError (NumPy's quote a header)
+#: What NumPy's ``.npy`` header parser raises for a damaged header: ValueError for most, but its second parse
+#: (meant for headers written by Python 2) runs the tokenizer (``tokenize.TokenError``, SyntaxError), a
+#: dict key may be unhashable (TypeError), and deep nesting hits the limits of Python's parser and of
+#: recursion (MemoryError, RecursionError).  The header parsed is at most ``_NPY_HEADER_READ`` bytes, so a
+#: MemoryError there is the parser's limit, never a large allocation.
+_NPY_HEADER_ERRORS = (ValueError, TypeError, SyntaxError, tokenize.TokenError, KeyError, IndexError, OverflowError,
+                      MemoryError, RecursionError)
+#: What reading or decompressing a damaged zip member raises (a bad CRC or local header, a truncated stream,
+#: an unsupported flag, a seek past the end), or a failing disk.
+_ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, struct.error, ValueError,
+                    OverflowError, OSError)
+#: What the zip directory's reader raises for a damaged one (``zipfile.ZipFile`` of the open file).
+_ZIP_DIRECTORY_ERRORS = (zipfile.BadZipFile, EOFError, struct.error, ValueError, OverflowError, OSError, KeyError,
+                         IndexError)
 
 
 class ModelFileError(ValueError):
@@ -340,14 +360,15 @@ class MLP(Predictor):
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path, *, storage=None, meta=None) -> Path:
+    def save(self, path, *, storage=None, meta=None, overwrite=False) -> Path:
         """Write the model to an ``.npz`` file atomically; return its path (``.npz`` is appended if missing).
 
         The file is written to a temporary in the same folder, flushed to disk and renamed over ``path``
         (``fastnn._io.atomic_write``): a reader, a crash or a power cut leaves the old file or the new one,
         never a part of one, and temporaries left by earlier saves of ``path`` that were killed are
         removed.  A new file gets the mode the umask gives a new file (0o644 for the usual 0o022); an
-        existing one keeps its mode.
+        existing one keeps its mode.  An existing file that is read-only (see ``overwrite``) is refused.
+        A symbolic link at ``path`` is replaced by the new file; the file it pointed to is left as it was.
 
         Parameters
         ----------
@@ -358,8 +379,23 @@ class MLP(Predictor):
         meta : dict, optional
             JSON-serialisable facts about the model (its recipe, data, scores), read back as ``.meta``; at
             most ``MAX_MODEL_META_BYTES`` once encoded.
+        overwrite : bool
+            Replace ``path`` even when it is read-only: its mode gives its owner no write permission (as
+            ``chmod 444`` leaves it), or this user cannot write it.  By default such a file is kept and a
+            ``PermissionError`` naming it is raised; a writable file is always replaced.  A replaced
+            read-only file stays read-only.
+
+        Raises
+        ------
+        PermissionError
+            ``path`` is read-only and ``overwrite`` is False, or its folder cannot be written.
+
+        Examples
+        --------
+        >>> MLP([4, 3], ["softmax"]).save("/tmp/model.npz", overwrite=True)  # doctest: +SKIP
+        PosixPath('/tmp/model.npz')
         """
-        return write_model_file(path, self.archive_members(storage=storage, meta=meta))
+        return write_model_file(path, self.archive_members(storage=storage, meta=meta), overwrite=overwrite)
 
     def archive_members(self, *, storage=None, meta=None) -> dict:
         """The arrays :meth:`save` writes, by member name (see :meth:`save` for ``storage`` and ``meta``)."""
@@ -433,9 +469,9 @@ class MLP(Predictor):
         theta_info = infos["theta"]
         shape, dtype, stream = open_npy_member(path, zf, theta_info, "theta")
         with stream:
+            native = model_dtype(path, dtype)
             try:
-                sizes, acts, loss, native = cls._check_architecture(sizes, [str(a) for a in acts], str(loss),
-                                                                    model_dtype(path, dtype))
+                sizes, acts, loss, native = cls._check_architecture(sizes, [str(a) for a in acts], str(loss), native)
             except (ValueError, TypeError) as exc:
                 raise ModelFileError(f"{path}: invalid model description ({exc})") from None
             _, n_params = F.parameter_offsets(sizes)
@@ -466,7 +502,7 @@ def read_parameters(path, zf, stream, dtype, model):
     ``dtype`` values, and ``model.meta`` from the archive ``zf``; refuse NaN or infinite parameters."""
     half = dtype.itemsize == 2
     stored = np.empty(model.theta.size, np.float16) if half else model.theta
-    read_member_exactly(path, stream, memoryview(stored).cast("B"), "theta")
+    read_member_exactly(path, stream, memoryview(stored).cast("B"), member_label(zf, "theta"))
     if not dtype.isnative:
         stored.byteswap(inplace=True)
     if half:
@@ -478,14 +514,15 @@ def read_parameters(path, zf, stream, dtype, model):
     return model
 
 
-def write_model_file(path, members) -> Path:
-    """``np.savez`` of ``members`` (name -> array) to ``path`` atomically (see :meth:`MLP.save`); ``.npz`` is
-    appended to a path without it, and missing folders are made. Returns the path written."""
+def write_model_file(path, members, *, overwrite=False) -> Path:
+    """``np.savez`` of ``members`` (name -> array) to ``path`` atomically (see :meth:`MLP.save`, and its
+    ``overwrite`` for a read-only file); ``.npz`` is appended to a path without it, and missing folders are
+    made. Returns the path written."""
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as fh:
+    with atomic_write(path, "wb", overwrite=overwrite) as fh:
         np.savez(fh, **members)
     return path
 
@@ -502,6 +539,11 @@ class ArchiveView:
 
     def open(self, info):
         return self.zf.open(info)
+
+
+def member_label(zf, name) -> str:
+    """How messages name the member ``name`` of ``zf``: with the prefix of an :class:`ArchiveView` ('m0/theta')."""
+    return zf.prefix + name if isinstance(zf, ArchiveView) else name
 
 
 def stored_parameters(theta, storage):
@@ -534,15 +576,16 @@ def read_meta(path, zf) -> dict:
         except KeyError:
             continue
         text = read_small_member(path, zf, info, "meta")
+        label = member_label(zf, "meta")
         if text.dtype.kind != "U" or text.ndim != 0:
-            raise ModelFileError(f"{path}: 'meta' must be one JSON text, got a {text.dtype} array of shape "
+            raise ModelFileError(f"{path}: '{label}' must be one JSON text, got a {text.dtype} array of shape "
                                  f"{text.shape}")
         try:
             meta = json.loads(str(text))
-        except ValueError as exc:
-            raise ModelFileError(f"{path}: 'meta' is not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            raise ModelFileError(f"{path}: '{label}' is not valid JSON ({_reason(exc)})") from None
         if not isinstance(meta, dict):
-            raise ModelFileError(f"{path}: 'meta' must be a JSON object, got {type(meta).__name__}")
+            raise ModelFileError(f"{path}: '{label}' must be a JSON object, got {type(meta).__name__}")
         return meta
     return {}
 
@@ -550,27 +593,68 @@ def read_meta(path, zf) -> dict:
 def read_model_file(path, read, hint):
     """``read(path, zipfile)`` on the model file at ``path``, after the checks every model file gets.
 
-    The path must be a regular file (FileNotFoundError as it is, a ModelFileError for a folder), its
-    container is checked before anything is decompressed (``check_model_container``), and any failure of
-    the archive or of ``read`` other than a ModelFileError becomes one saying the file is damaged.
-    ``hint`` tells the user what file to pass instead.
+    The path must be a regular file (FileNotFoundError as it is, a ModelFileError for a folder or a FIFO,
+    which is not waited on).  It is opened once, and its size, the check of its container before anything
+    is decompressed (``check_model_container``) and ``read`` all use that open file: a save renamed over
+    ``path`` meanwhile is never mixed with it, and the load gets the old model or the new one, whole.
+    Every failure to read a member is a ModelFileError naming the file and the member (``open_npy_member``,
+    ``read_small_member``); a damaged zip directory, or any other failure of ``read`` that is not one
+    already, becomes one saying the file is damaged.  ``hint`` tells the user what file to pass instead.
     """
     path = Path(path)
-    st = os.stat(path)  # FileNotFoundError as it is
-    if not stat.S_ISREG(st.st_mode):
-        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise ModelFileError(f"{path}: {what}, not a model file; {hint}")
-    with open(path, "rb") as fh:
+    try:
+        fd = os.open(path, _O_OPEN)  # FileNotFoundError as it is
+    except (IsADirectoryError, PermissionError):
+        if os.path.isdir(path):  # (Windows does not open a folder)
+            raise ModelFileError(f"{path}: a folder, not a model file; {hint}") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ModelFileError(f"{path}: {what}, not a model file; {hint}")
+        fh = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with fh:
         try:
             check_model_container(path, fh, st.st_size)
-            with zipfile.ZipFile(fh) as zf:
+            try:
+                zf = zipfile.ZipFile(fh)
+            except _ZIP_DIRECTORY_ERRORS as exc:
+                raise ModelFileError(f"{path}: damaged or truncated model file (its zip directory: {_reason(exc)}); "
+                                     "save or copy the model again") from None
+            with zf:
                 return read(path, zf)
         except ModelFileError:
             raise
         except (ValueError, TypeError, KeyError, IndexError, OverflowError, EOFError, OSError, RuntimeError,
                 zipfile.BadZipFile, zlib.error, struct.error) as exc:
-            raise ModelFileError(f"{path}: damaged or truncated model file ({type(exc).__name__}: {exc}); "
+            raise ModelFileError(f"{path}: damaged or truncated model file ({_reason(exc)}); "
                                  "save or copy the model again") from None
+
+
+def _reason(exc) -> str:
+    """An exception as a clause of a ModelFileError: one line, its type unless a ValueError, at most
+    ``_REASON_CHARS`` of its text."""
+    text = " ".join(str(exc).split())
+    if len(text) > _REASON_CHARS:
+        text = text[:_REASON_CHARS - 3] + "..."
+    if text and isinstance(exc, ValueError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _member_errors(path, name):
+    """Turn a failure to read or decompress the member ``name`` into a ModelFileError naming it and the file."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except _ZIP_READ_ERRORS as exc:
+        raise ModelFileError(f"{path}: '{name}' is damaged ({_reason(exc)}); save or copy the model again") from None
 
 
 def max_params_limit(max_params) -> int:
@@ -645,20 +729,25 @@ def _looks_like_text(sample: bytes) -> bool:
 
 
 def open_npy_member(path, zf, info, name):
-    """Parse the .npy header of zip member ``info`` and check the member's stored size against it.
+    """Parse the .npy header of zip member ``info`` (named ``name`` in ``zf``) and check the member's stored
+    size against it.
 
     Returns (shape, dtype, stream): ``stream`` is positioned at the first data byte, and the member holds
     exactly ``prod(shape) * dtype.itemsize`` data bytes (checked against ``ZipInfo.file_size`` before any
-    data is decompressed).  Object (pickled) arrays are refused here.
+    data is decompressed).  Object (pickled) arrays are refused here, and any failure to read or parse the
+    header is a ModelFileError naming the member.
     """
+    name = member_label(zf, name)
     if info.flag_bits & 0x1:
         raise ModelFileError(f"{path}: '{name}' is encrypted; {_SAVE_HINT}")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ModelFileError(f"{path}: '{name}' uses zip compression method {info.compress_type}; fastnn reads "
                              "stored or deflated members only")
-    stream = zf.open(info)
+    with _member_errors(path, name):
+        stream = zf.open(info)
     try:
-        head = BytesIO(stream.read(min(info.file_size, _NPY_HEADER_READ)))
+        with _member_errors(path, name):
+            head = BytesIO(stream.read(min(info.file_size, _NPY_HEADER_READ)))
         try:
             version = npy_format.read_magic(head)
             if version == (1, 0):
@@ -667,11 +756,16 @@ def open_npy_member(path, zf, info, name):
                 shape, _fortran, dtype = npy_format.read_array_header_2_0(head)
             else:
                 raise ValueError(f".npy format version {version} is not supported")
-        except ValueError as exc:
-            raise ModelFileError(f"{path}: '{name}' is not a readable NumPy array ({exc}); {_SAVE_HINT}") from None
+        except _NPY_HEADER_ERRORS as exc:
+            raise ModelFileError(f"{path}: '{name}' is not a readable NumPy array ({_reason(exc)}); "
+                                 f"{_SAVE_HINT}") from None
         if dtype.hasobject:
             raise ModelFileError(f"{path}: '{name}' holds Python objects (pickled data), which fastnn never loads; "
                                  f"{_SAVE_HINT}")
+        if min(shape, default=0) < 0 or dtype.itemsize == 0:
+            what = "a negative length" if min(shape, default=0) < 0 else "elements of no size"
+            raise ModelFileError(f"{path}: '{name}' declares a {dtype} array of shape {shape}, with {what}; the "
+                                 "file is damaged or was not written by fastnn")
         data_bytes = math.prod(shape) * dtype.itemsize
         offset = head.tell()
         if info.file_size != offset + data_bytes:
@@ -704,27 +798,44 @@ class _Rest:
 
 
 def read_member_exactly(path, stream, buf, name) -> None:
-    """Fill ``buf`` (a byte memoryview) from ``stream`` in bounded chunks; the zip checks its CRC at the end."""
-    pos = 0
-    while pos < len(buf):
-        chunk = stream.read(min(_READ_CHUNK, len(buf) - pos))
-        if not chunk:
-            raise ModelFileError(f"{path}: '{name}' ends after {pos:,} of {len(buf):,} bytes; the file is truncated")
-        buf[pos:pos + len(chunk)] = chunk
-        pos += len(chunk)
-    if stream.read(1):
-        raise ModelFileError(f"{path}: '{name}' holds more data than its header declares; the file is damaged")
+    """Fill ``buf`` (a byte memoryview) from ``stream`` in bounded chunks; the zip checks its CRC at the end.
+    Any failure is a ModelFileError naming the member ``name``."""
+    with _member_errors(path, name):
+        pos = 0
+        while pos < len(buf):
+            chunk = stream.read(min(_READ_CHUNK, len(buf) - pos))
+            if not chunk:
+                raise ModelFileError(f"{path}: '{name}' ends after {pos:,} of {len(buf):,} bytes; the file is "
+                                     "truncated")
+            buf[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        if stream.read(1):
+            raise ModelFileError(f"{path}: '{name}' holds more data than its header declares; the file is damaged")
 
 
 def read_small_member(path, zf, info, name) -> np.ndarray:
-    """Read one of the small members (format, sizes, activations, loss), at most MAX_MODEL_META_BYTES."""
+    """Read one of the small members (format, sizes, activations, loss, meta...), at most
+    MAX_MODEL_META_BYTES; text holding a code unit that is no Unicode character is refused."""
+    label = member_label(zf, name)
     if info.file_size > MAX_MODEL_META_BYTES:
-        raise ModelFileError(f"{path}: '{name}' is {info.file_size:,} bytes, more than MAX_MODEL_META_BYTES = "
+        raise ModelFileError(f"{path}: '{label}' is {info.file_size:,} bytes, more than MAX_MODEL_META_BYTES = "
                              f"{MAX_MODEL_META_BYTES:,} (a real one is a few hundred); {_SAVE_HINT}")
     shape, dtype, stream = open_npy_member(path, zf, info, name)
     with stream:
         if dtype.names is not None or dtype.subdtype is not None:
-            raise ModelFileError(f"{path}: '{name}' has the structured dtype {dtype}; {_SAVE_HINT}")
+            raise ModelFileError(f"{path}: '{label}' has the structured dtype {dtype}; {_SAVE_HINT}")
         data = bytearray(math.prod(shape) * dtype.itemsize)
-        read_member_exactly(path, stream, memoryview(data), name)
+        read_member_exactly(path, stream, memoryview(data), label)
+    if dtype.kind == "U":
+        _check_characters(path, data, dtype, label)
     return np.frombuffer(bytes(data), dtype=dtype).reshape(shape)
+
+
+def _check_characters(path, data, dtype, name) -> None:
+    """Refuse the text of a 'U' member (UTF-32 code units) that holds a code unit above U+10FFFF or a surrogate:
+    NumPy would make a broken Python string of it, on which ``json.loads`` raises SystemError."""
+    units = np.frombuffer(data, dtype=np.dtype(np.uint32).newbyteorder(dtype.byteorder))
+    bad = (units > 0x10FFFF) | ((units >= 0xD800) & (units <= 0xDFFF))
+    if bad.any():
+        raise ModelFileError(f"{path}: '{name}' holds U+{int(units[bad][0]):04X}, which is not a character; the "
+                             "file is damaged or was not written by fastnn")

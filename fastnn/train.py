@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -184,7 +185,9 @@ class Trainer:
         :class:`ProgressBar`, or an adapter placing one ``fit`` within a longer job) is reported to
         instead of a new bar, ``done`` counted in epochs of each ``fit``.
     checkpoint : path, optional
-        Save the model with the best validation accuracy there (``.npz``, atomic).
+        Save the model with the best validation accuracy there (``.npz``, atomic).  An existing file that is
+        read-only (e.g. mode 0o444) is not replaced, a ``PermissionError`` at the first save, unless it is
+        the file this trainer saved last, unchanged since (a umask such as 0o277 makes those read-only).
     threads : 'auto' or int
         Threads for the fused epoch: 'auto' is fastnn's team size (``fastnn.functional.get_num_threads``:
         FASTNN_NUM_THREADS, OMP_NUM_THREADS or the CPUs the process may use), an int sets it for this
@@ -253,6 +256,7 @@ class Trainer:
         self.fused = bool(fused)
         self.progress = progress
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self._own_checkpoint = None  # (path, st_dev, st_ino, st_mode) of the checkpoint this trainer saved last
         self.state1, self.state2 = self.plan.new_state()
         self.step = 0
         self.best_theta = None
@@ -465,6 +469,19 @@ class Trainer:
             raise TrainingInterrupted(hist, done) from exc
         return hist
 
+    def _save_checkpoint(self, model):
+        """Save ``model`` to ``checkpoint``: over the file this trainer saved last even when it is read-only, over
+        any other read-only file never (``save(overwrite=False)``: the user protected it)."""
+        own = self._own_checkpoint
+        try:
+            st = os.stat(own[0]) if own is not None else None
+        except OSError:
+            st = None
+        ours = st is not None and (st.st_dev, st.st_ino, st.st_mode) == own[1:]
+        saved = model.save(self.checkpoint, overwrite=ours)
+        st = os.stat(saved)
+        self._own_checkpoint = (saved, st.st_dev, st.st_ino, st.st_mode)
+
     def _snapshot(self):
         return (self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step, self.best_theta)
 
@@ -517,7 +534,7 @@ class Trainer:
                     hist.best_epoch = ep
                     self.best_theta = model.theta.copy()
                     if self.checkpoint is not None:
-                        model.save(self.checkpoint)
+                        self._save_checkpoint(model)
                 info += f" valid_loss {vl:.4g}" + ("" if np.isnan(va) else f" valid_acc {va:.3f}")
             if bar is not None:
                 bar.update(ep + 1, info)

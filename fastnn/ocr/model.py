@@ -147,15 +147,17 @@ class OCRModel:
         labels = Y.argmax(axis=1) if Y.ndim == 2 else Y
         return float(np.mean(self.predict(X) == labels))
 
-    def save(self, path, *, storage=None, meta=None) -> Path:
+    def save(self, path, *, storage=None, meta=None, overwrite=False) -> Path:
         """Write the model to one ``.npz`` file atomically, as :meth:`fastnn.models.MLP.save` does; return its
         path. Each member is stored as its own save would store it, under ``m<i>/``; ``storage='float16'``
-        stores the parameters in half precision; ``meta`` (default: ``self.meta``) describes the model."""
+        stores the parameters in half precision; ``meta`` (default: ``self.meta``) describes the model. An
+        existing ``path`` that is read-only (mode without the owner's write bit, e.g. 0o444) is kept and a
+        ``PermissionError`` raised, unless ``overwrite=True``."""
         members = {"format": np.array(_FORMAT), "members": np.array([type(m).__name__ for m in self.members]),
                    **meta_member(self.meta if meta is None else meta)}
         for i, m in enumerate(self.members):
             members.update({f"m{i}/{name}": array for name, array in m.archive_members(storage=storage).items()})
-        return write_model_file(path, members)
+        return write_model_file(path, members, overwrite=overwrite)
 
     @classmethod
     def load(cls, path, *, max_params=None) -> "OCRModel":
