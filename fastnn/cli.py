@@ -6,15 +6,23 @@ Every task ends by printing its headline figures as `name: value` lines, so scri
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import os
 import sys
 
+#: Warnings that speak to programmers, not to the user of a command: kept out unless asked for (-W,
+#: PYTHONWARNINGS, -X dev). Python's default filters hide them too, but not from code run as __main__
+#: nor under a test runner; fastnn's own deprecations are still shown.
+_PROGRAMMERS_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+#: The errors only a write gives: an OSError that carries no file name and one of these was writing output.
+_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
 
-def _print_headline(headline: dict) -> None:
+
+def _headline_lines(headline: dict) -> list:
     """The task's headline figures as `name: value` lines (floats to 4 decimals, integers as integers)."""
-    for key, value in headline.items():
-        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return [f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}" for key, value in headline.items()]
 
 
 class _Version(argparse.Action):
@@ -34,11 +42,20 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _print_out(lines) -> None:
+    """Print ``lines`` on stdout; a failure (a full disk, a closed pipe) is an OSError naming standard output."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), "standard output") from exc
+
+
 def _run(task, args) -> int:
     """Run one registered task and print its result (see fastnn.tasks.registry for the order)."""
     result = task.run(args)
-    for line in task.lines(result) if task.lines else ():
-        print(line)
+    _print_out(task.lines(result) if task.lines else ())
     for line in task.notes(result) if task.notes else ():
         print(line, file=sys.stderr)
     if task.data_line:  # say which data the 36-class tasks trained on (after success: a failure stays one line)
@@ -49,7 +66,7 @@ def _run(task, args) -> int:
               file=sys.stderr)
     if getattr(args, "out", None) is not None:
         print(f"output: {os.path.abspath(args.out)}", file=sys.stderr)
-    _print_headline(task.headline(result))
+    _print_out(_headline_lines(task.headline(result)))
     return int(result.get("exit_status", 0)) if isinstance(result, dict) else 0
 
 
@@ -63,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, version=__version__)
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for task in load_tasks().values():
-        task.add_parser(sub).set_defaults(func=functools.partial(_run, task))
+        task.add_parser(sub).set_defaults(func=functools.partial(_run, task), registered_task=task)
     return parser
 
 
@@ -72,12 +89,116 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def main(argv=None) -> int:
-    """Run one task; every failure is one line on stderr and a non-zero exit, never a traceback.
+class _OneLineWarnings(contextlib.AbstractContextManager):
+    """While a command runs, every warning is one line on stderr, ``fastnn TASK: warning: MESSAGE``, each
+    distinct line once; so are the log records of the readers (tifffile...) that no logging handler takes.
 
-    Exit codes: 2 for input the task refuses (a file, an argument, a model that does not fit), 3 for an
-    internal error (set FASTNN_DEBUG=1 to see its traceback), 130 when interrupted.
+    Python's full form (file, line number, source line) says nothing to the user, and a message's own
+    newlines would break "one line". The warnings in :data:`_PROGRAMMERS_WARNINGS` are kept out unless
+    the user's options ask for warnings (``-W``, ``PYTHONWARNINGS``, ``-X dev``); ``-W error`` still makes
+    a warning an error. Nothing changes under FASTNN_DEBUG=1. Everything is restored on exit.
     """
+
+    def __init__(self):
+        self.prefix = "fastnn"  # "fastnn TASK" once the command line is parsed
+        self._shown = set()
+        self._stack = None
+
+    def __enter__(self):
+        if os.environ.get("FASTNN_DEBUG"):
+            return self
+        import logging
+        import warnings
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(warnings.catch_warnings())
+        if not (sys.warnoptions or sys.flags.dev_mode):
+            for category in _PROGRAMMERS_WARNINGS:
+                warnings.filterwarnings("ignore", category=category)
+            warnings.filterwarnings("default", category=DeprecationWarning, module=r"fastnn(\.|$)")
+        warnings.showwarning = self._showwarning
+        show = self._show
+
+        class LastResort(logging.Handler):
+            """logging's handler of the records (WARNING and above) that no other handler takes."""
+
+            def emit(self, record):
+                try:
+                    show(record.getMessage())
+                except Exception:
+                    self.handleError(record)
+
+        stack.callback(setattr, logging, "lastResort", logging.lastResort)
+        logging.lastResort = LastResort(logging.WARNING)
+        self._stack = stack
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+        return False
+
+    def _showwarning(self, message, category, filename, lineno, file=None, line=None):
+        self._show(message, file)
+
+    def _show(self, message, stream=None):
+        text = _one_line(message)
+        if text.startswith("fastnn: "):  # fastnn's own messages name it already
+            text = text[len("fastnn: "):]
+        line = f"{self.prefix}: warning: {text}"
+        if line in self._shown:
+            return
+        self._shown.add(line)
+        stream = stream if stream is not None else sys.stderr
+        if stream is None:  # pythonw: no stderr
+            return
+        try:
+            over_a_bar = stream.isatty()  # a progress bar may be drawn on this line: clear it (it is redrawn)
+        except (AttributeError, ValueError, OSError):
+            over_a_bar = False
+        with contextlib.suppress(OSError, ValueError):  # a closed or full stderr loses the warning, as in Python
+            stream.write(("\r\033[K" if over_a_bar else "") + line + "\n")
+            stream.flush()
+
+
+def _file_name(name) -> str:
+    return os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+
+
+def _os_error(exc: OSError, task, args) -> str:
+    """An OSError in words that name its file: the exception's own, else the outputs the command writes.
+
+    ``[Errno 28] No space left on device`` names no file when the failing write went through a file object
+    (the exception then carries no ``filename``); a full disk, a quota or a file size limit only fail writes,
+    so the command's output options (``--out``, ``--out-dir``...) name what was being written.
+    """
+    if exc.strerror is None:  # fastnn's own message, which says which file
+        return _one_line(exc)
+    if exc.filename is not None:
+        where = _file_name(exc.filename)
+        if exc.filename2 is not None:
+            where += f" -> {_file_name(exc.filename2)}"
+        return f"{where}: {exc.strerror}"
+    outputs = task.outputs(args) if exc.errno in _WRITE_ERRNOS else []
+    if outputs:
+        return f"{exc.strerror} (writing {' or '.join(f'{flag} {value}' for flag, value in outputs)})"
+    return _one_line(exc)
+
+
+def main(argv=None) -> int:
+    """Run one task; every failure is one line on stderr and a non-zero exit, never a traceback, and every
+    warning one line ``fastnn TASK: warning: ...`` (see :class:`_OneLineWarnings`).
+
+    Exit codes: 2 for input the task refuses (a file, an argument, a model that does not fit; a warning that
+    ``-W error`` made an error), 3 for an internal error (set FASTNN_DEBUG=1 to see its traceback), 130 when
+    interrupted.
+    """
+    with _OneLineWarnings() as warnings_shown:
+        return _main(argv, warnings_shown)
+
+
+def _main(argv, warnings_shown) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -87,6 +208,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while the tasks (numpy, the compiled core...) are being imported
         print("fastnn: interrupted", file=sys.stderr)
         return 130
+    warnings_shown.prefix = f"fastnn {args.task}"
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -96,9 +218,15 @@ def main(argv=None) -> int:
         print(f"fastnn {args.task}: error: out of memory (is an input file far larger than it should be?)",
               file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError, KeyError, OverflowError, ImportError) as exc:
+    except OSError as exc:
+        print(f"fastnn {args.task}: error: {_os_error(exc, args.registered_task, args)}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, KeyError, OverflowError, ImportError) as exc:
         # ImportError: a missing compiled core or optional package, which the message says how to fix
         print(f"fastnn {args.task}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Warning as exc:  # a warning that -W error (or PYTHONWARNINGS) made an error
+        print(f"fastnn {args.task}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: still one line, with the way to the traceback
         if os.environ.get("FASTNN_DEBUG"):

@@ -130,5 +130,6 @@ register("cnn", cnn,
                               "beside the coursework MLP (default %(default)s)"),
                   Option("--epochs", type=positive_int, help="training epochs of both models (default: the recipes')"),
                   Option("--lr", type=positive_float, help="the CNN's peak learning rate (default: the recipe's)"),
-                  Option("--save", metavar="MODEL.npz", help="also save the trained CNN here (default: not saved)")],
+                  Option("--save", metavar="MODEL.npz", output=True,
+                         help="also save the trained CNN here (default: not saved)")],
          data_line=True, lines=confused_pairs_line)

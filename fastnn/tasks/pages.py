@@ -8,7 +8,9 @@ Every argument is checked before anything slow runs (loading, let alone training
 exists, is a file and has an image header (``fastnn.ocr.check_image``, which decodes nothing), the expected
 text and the word list are read, and the output names are free.  In a batch, an image whose pixels then
 fail to decode (truncated, corrupt) is reported in one line on stderr and the others are read; the command
-then exits with status 2.
+then exits with status 2.  A warning raised while an image is checked or read (a reader's "Corrupt EXIF
+data", an image too thin to hold characters) is issued again with the image's name (:func:`_about_image`),
+so that in a batch it says which image it is about.
 
 Output formats (``--format``), one per image:
 
@@ -29,9 +31,11 @@ Output formats (``--format``), one per image:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from .._io import atomic_write
@@ -115,17 +119,40 @@ def image_paths(arguments) -> list:
     return paths
 
 
+@contextlib.contextmanager
+def _about_image(path):
+    """Issue the warnings raised in the ``with`` block again, each once, as ``image 'PATH': MESSAGE``.
+
+    The readers' warnings ("Corrupt EXIF data", "Truncated File Read") do not say which file they are
+    about.  The filters decide as before: an ignored warning stays out, and one that ``-W error`` makes an
+    error is raised where it happens.  Not thread-safe (``warnings.catch_warnings``): the tasks read their
+    images one after the other.
+    """
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:
+        seen = set()
+        for w in caught:
+            key = (w.category, str(w.message))
+            if key not in seen:
+                seen.add(key)
+                warnings.warn_explicit(f"image {os.fspath(path)!r}: {w.message}", w.category, w.filename, w.lineno)
+
+
 def check_images(paths) -> list:
     """``fastnn.ocr.check_image`` of every path (headers only); one ValueError naming every bad one.
 
-    Returns the (width, height) each declares.
+    Returns the (width, height) each declares.  Warnings name the image (:func:`_about_image`).
     """
     from ..ocr.image import check_image
 
     sizes, problems = [], []
     for path in paths:
         try:
-            sizes.append(check_image(path))
+            with _about_image(path):
+                sizes.append(check_image(path))
         except ValueError as exc:
             problems.append(str(exc))
     if len(problems) == 1:
@@ -308,19 +335,20 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     bar = ProgressBar(len(paths), "image") if _show_progress(progress) else None
     results, failed, pages, tsv_rows, text_lines = [], [], [], [], []
     for number, path in enumerate(paths, 1):
-        try:
-            image = ocr.load_image(path)
-        except ValueError as exc:  # the header was fine, the pixels are not: report it and read the others
-            failed.append((path, str(exc)))
-            if bar is not None:
-                bar.update(number, f"{path.name}: cannot be read")
-            continue
-        height, width = image.shape[:2]
-        res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
-        del image
-        if boxes:
-            ocr.draw_boxes(res.binary, res.boxes, res.lines, pictures[number - 1])
-            res.binary = None
+        with _about_image(path):
+            try:
+                image = ocr.load_image(path)
+            except ValueError as exc:  # the header was fine, the pixels are not: report it and read the others
+                failed.append((path, str(exc)))
+                if bar is not None:
+                    bar.update(number, f"{path.name}: cannot be read")
+                continue
+            height, width = image.shape[:2]
+            res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+            del image
+            if boxes:
+                ocr.draw_boxes(res.binary, res.boxes, res.lines, pictures[number - 1])
+                res.binary = None
         results.append((path, res))
         content = page_content(res, path, number, width, height, fmt)
         if fmt == "json":
@@ -366,13 +394,15 @@ def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progr
     from ..ocr.image import check_image
 
     expected_text = read_expected(expected)  # both files before the model: a wrong one fails at once
-    check_image(image)
+    with _about_image(image):
+        check_image(image)
     words = _load_lexicon(lexicon)
     from .. import ocr
     from ..ocr.model import load_ocr_model
 
     classifier = load_ocr_model(model, data=data, progress=progress)
-    res = ocr.read_text(ocr.load_image(image), classifier, lexicon=words)
+    with _about_image(image):
+        res = ocr.read_text(ocr.load_image(image), classifier, lexicon=words)
     headline = {"cer": ocr.cer(res.text, expected_text), "cer_nospace": ocr.cer(res.text, expected_text, True)}
     return {"headline": headline, "text": res.text, "lines": [res.text]}
 
@@ -473,10 +503,11 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                          help="text (default); json: lines, words and characters with their boxes and "
                               "confidences; tsv: Tesseract's columns, one row per page, line, word and character"),
                   Option("--json", param="as_json", action="store_true", help="the same as --format json"),
-                  Option("--out-dir", metavar="DIR",
+                  Option("--out-dir", metavar="DIR", output=True,
                          help="write one file per image into DIR (<image>.txt, .json or .tsv) instead of printing"),
-                  Option("--boxes", metavar="OUT.png", help="draw the boxes over the binary image, coloured by line "
-                                                            "(several images: OUT-<image>.png)"),
+                  Option("--boxes", metavar="OUT.png", output=True,
+                         help="draw the boxes over the binary image, coloured by line (several images: "
+                              "OUT-<image>.png)"),
                   _LEXICON],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,

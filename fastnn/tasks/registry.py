@@ -38,7 +38,9 @@ Each :class:`Option` adds one argparse argument, passed to the function as the k
 destination (or ``param``).  Its default, unless given, is the function's default, so the two cannot
 disagree; ``%(default)s`` in its help shows it.  ``convert`` turns the parsed value into the argument
 when the task runs, inside the command line's error handling (``MLP.load`` of a ``--model`` path, so a
-bad file is a one-line error, not an argparse usage message).
+bad file is a one-line error, not an argparse usage message).  ``output=True`` marks an option naming a
+file or folder the task writes, as ``--out`` does: the command line names them when a write fails
+without saying where (a full disk, :meth:`Task.outputs`).
 
 How ``fastnn.cli`` prints a task's result: ``lines(result)`` on stdout (confusion's most confused pairs,
 the text of a page); ``notes(result)`` on stderr; with ``data_line=True``, which data the task trained on,
@@ -98,13 +100,15 @@ def positive_float(text: str) -> float:
 
 
 class Option:
-    """One argument of a task: ``Option(*flags, param=None, convert=None, **add_argument_kwargs)``.
+    """One argument of a task: ``Option(*flags, param=None, convert=None, output=False, **add_argument_kwargs)``.
 
     ``param`` names the function's keyword (default: argparse's destination, ``--batch-size`` ->
-    ``batch_size``); ``convert(value)`` is applied when the task runs.
+    ``batch_size``); ``convert(value)`` is applied when the task runs; ``output=True``: the value is a file
+    or folder the task writes (see :meth:`Task.outputs`).
     """
 
-    def __init__(self, *flags: str, param: str | None = None, convert: Callable | None = None, **kwargs):
+    def __init__(self, *flags: str, param: str | None = None, convert: Callable | None = None, output: bool = False,
+                 **kwargs):
         if not flags:
             raise ValueError("Option: expected at least one flag or a positional name")
         self.flags = flags
@@ -112,6 +116,7 @@ class Option:
         self.dest = kwargs.get("dest") or (long[0][2:].replace("-", "_") if long else flags[0].lstrip("-"))
         self.param = param or self.dest
         self.convert = convert
+        self.output = output
         self.kwargs = kwargs
 
     def __repr__(self):
@@ -174,6 +179,13 @@ class Task:
             value = getattr(args, opt.dest)
             kwargs[opt.param] = opt.convert(value) if opt.convert is not None else value
         return kwargs
+
+    def outputs(self, args: argparse.Namespace) -> list:
+        """The files and folders the parsed ``args`` tell the task to write, as (flag, value) pairs: ``--out``
+        and the options marked ``output=True``, when given."""
+        named = [("--out", getattr(args, "out", None))] if "out" in self.common else []
+        named += [(opt.flags[0], getattr(args, opt.dest, None)) for opt in self.options if opt.output]
+        return [(flag, value) for flag, value in named if value is not None]
 
     def run(self, args: argparse.Namespace):
         """Call the task's function with the parsed ``args``; return its result."""
