@@ -2,7 +2,7 @@
 
 :func:`run_sweep` runs a task (``classify``, any function returning a dict with a ``headline``) once per point
 of a grid of its options (learning rates, hidden sizes, seeds...), each run one ``client.submit`` on a Dask
-cluster: by default a ``LocalCluster`` of worker processes, one thread each (the kernels of a run use
+cluster: by default a local cluster of worker processes, one thread each (the kernels of a run use
 ``threads`` cores, 1 by default, so that the runs share the machine's cores instead of fighting over them), or an
 existing cluster at ``scheduler``.  Results stream back with ``as_completed``, and each is written the moment it
 arrives, atomically, as ``OUT/runs/<key>.json``; a sweep started again with the same ``out`` skips the runs whose
@@ -11,6 +11,10 @@ traceback) and reported, the others go on; it is tried again when the sweep is r
 ``OUT/sweep.md`` (a table of every run, best first), ``OUT/sweep.json`` and ``OUT/sweep_heatmap.png`` (the
 metric over the two grid axes with the most values, averaged over the other axes).
 
+The local cluster listens on 127.0.0.1 only, over TLS with throw-away credentials that only the sweep holds,
+and serves no HTTP (no dashboard): no other user of the machine can connect to it.  A cluster at
+``scheduler`` is its owner's to secure; the client uses Dask's security configuration (``distributed.comm.tls.*``).
+
 Each run's own files (the task's plots, model and report) are written by its worker into ``OUT/runs/<key>/``:
 on a cluster of several machines, that is on the worker's disk unless ``OUT`` is on a shared file system.
 ``data`` must be a folder the workers can read (the same path on every machine).
@@ -18,7 +22,8 @@ on a cluster of several machines, that is on the worker's disk unless ``OUT`` is
 :func:`run_ocr` reads a folder of pages, one task per page: the client reads each image file and sends its
 bytes, so the workers need no shared file system; it writes what ``fastnn ocr --out-dir`` writes.
 
-Dask and distributed are an optional extra (``pip install 'fastnn[dask]'``), imported only when a sweep starts.
+Dask, distributed and cryptography (the local cluster's TLS credentials) are an optional extra
+(``pip install 'fastnn[dask]'``), imported only when a sweep starts.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ __all__ = ["DASK_EXTRA", "HEATMAP_NAME", "parse_grid", "parse_values", "run_key"
            "run_ocr", "sweep_table"]
 
 #: What to install when dask is missing.
-DASK_EXTRA = "pip install 'fastnn[dask]' (dask and distributed)"
+DASK_EXTRA = "pip install 'fastnn[dask]' (dask, distributed and cryptography)"
 #: The heatmap's file name in ``out``.
 HEATMAP_NAME = "sweep_heatmap.png"
 #: Parameters a grid or ``fixed`` cannot set: the sweep sets them for every run.
@@ -212,8 +217,70 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _plain_remote(address: str) -> bool:
+    """Whether the scheduler at ``address`` is reached unencrypted over the network: a ``tcp://`` or ``ws://``
+    address (or one with no scheme, which Dask reads as ``tcp://``) of a host other than this machine's
+    loopback (``localhost``, ``127.x.x.x``, ``::1``).  Host names are not resolved; an address Dask cannot
+    parse is not judged (connecting to it fails)."""
+    import ipaddress
+
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address, strict=False)
+        host, _ = parse_host_port(location, default_port=8786)
+    except ValueError:
+        return False
+    if scheme not in ("tcp", "ws") or not host or host.lower() == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return True
+
+
+def _without_http(server_class):
+    """``server_class`` (Dask's Scheduler or Worker) that starts no HTTP server.
+
+    Dask starts one on every scheduler (port 8787, else another) and worker whether or not a dashboard is
+    asked for, and it answers anyone (``/json/identity.json``, ``/info/...``); a sweep shows no dashboard.
+    """
+    def start_http_server(self, *args, **kwargs):
+        self.http_server = None
+
+    namespace = {"start_http_server": start_http_server, "__module__": __name__}
+    return type(server_class.__name__, (server_class,), namespace)
+
+
+def _scheduler_without_http(**options):
+    """The local cluster's scheduler (SpecCluster's ``cls``): Dask's, without its HTTP server."""
+    return _without_http(_distributed().Scheduler)(**options)
+
+
+def _worker_without_http(**options):
+    """In a worker process, the worker its Nanny starts (the Nanny's ``worker_class``): Dask's, without its
+    HTTP server."""
+    return _without_http(_distributed().Worker)(**options)
+
+
+def _temporary_security(distributed):
+    """Throw-away TLS credentials, in memory, for a local cluster and its client (``Security.temporary()``)."""
+    try:
+        return distributed.Security.temporary()
+    except ImportError as exc:  # cryptography is missing: never fall back to an open cluster
+        raise ImportError(f"fastnn sweep needs cryptography for its local cluster's TLS: {DASK_EXTRA} "
+                          f"({exc})") from None
+
+
 class _Cluster:
-    """A Dask client: on ``scheduler`` when given, else on a new LocalCluster (closed at the end)."""
+    """A Dask client: on ``scheduler`` when given, else on a new local cluster (closed at the end).
+
+    The local cluster listens on 127.0.0.1 only, over TLS with throw-away credentials that only this client
+    and the cluster's own processes hold (``require_encryption``: another local user can neither submit work
+    nor talk to a worker), and it runs no HTTP server.  On ``scheduler``, the client uses Dask's own security
+    configuration (``distributed.comm.tls.*``, or ``distributed.client.security-loader``), as ``Client``
+    does by default; a plain ``tcp://`` address of another machine is warned about.
+    """
 
     def __init__(self, scheduler, workers, runs, threads, connect_timeout):
         distributed = _distributed()
@@ -222,6 +289,13 @@ class _Cluster:
             if workers is not None:
                 raise ValueError("--workers sets the local cluster's size; with --scheduler, the cluster's own "
                                  "workers run the sweep")
+            if _plain_remote(scheduler):
+                import warnings
+
+                warnings.warn(f"fastnn: --scheduler {scheduler} is plain tcp:// to another machine: the runs "
+                              "and their results cross the network unencrypted, and whoever reaches that port can "
+                              "run code on the cluster; give a tls:// address with Dask's TLS configuration "
+                              "(distributed.comm.tls.*)", RuntimeWarning, stacklevel=3)
             try:
                 self.client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
             except (OSError, ValueError, TypeError) as exc:
@@ -231,15 +305,20 @@ class _Cluster:
         else:
             import logging
 
-            import warnings
-
             n = workers or max(1, min(_cores(), runs))
-            with warnings.catch_warnings():  # "Port 8787 is already in use": another cluster's; we show no dashboard
-                warnings.filterwarnings("ignore", message="Port .* is already in use")
-                self.cluster = distributed.LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                    silence_logs=logging.ERROR, env={"OMP_NUM_THREADS": str(threads)})
-            self.client = distributed.Client(self.cluster, set_as_default=False)
+            security = _temporary_security(distributed)
+            node = {"host": "127.0.0.1", "protocol": "tls://", "security": security, "dashboard": False,
+                    "dashboard_address": None}
+            scheduler_spec = {"cls": _scheduler_without_http, "options": {**node, "port": 0}}
+            # memory_limit: each worker a 1/n share of the memory, as LocalCluster gives
+            worker_spec = {"cls": distributed.Nanny,
+                           "options": {**node, "nthreads": 1, "worker_class": _worker_without_http,
+                                       "memory_limit": 1 / n, "silence_logs": logging.ERROR,
+                                       "env": {"OMP_NUM_THREADS": str(threads)}}}
+            self.cluster = distributed.SpecCluster(
+                scheduler=scheduler_spec, workers=dict.fromkeys(range(n), worker_spec), worker=worker_spec,
+                security=security, silence_logs=logging.ERROR)
+            self.client = distributed.Client(self.cluster, security=security, set_as_default=False)
             self.description = f"a local Dask cluster of {n} worker processes"
 
     def close(self):
@@ -310,7 +389,9 @@ def run_sweep(task, grid: dict, *, out, fixed=None, scheduler=None, workers=None
     fixed : dict, optional
         Keywords passed to every run (``epochs=5``, ``data=...``).
     scheduler : str, optional
-        Address of a running Dask scheduler (``tcp://host:8786``); default: a new ``LocalCluster``.
+        Address of a running Dask scheduler (``tls://host:8786``), reached with Dask's security
+        configuration (``distributed.comm.tls.*``); a plain ``tcp://`` address of another machine is warned
+        about.  Default: a new local cluster, TLS on 127.0.0.1 with throw-away credentials, no HTTP server.
     workers : int, optional
         Worker processes of the local cluster (default: the cores, at most one per run to do).
     threads : int
