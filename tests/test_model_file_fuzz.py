@@ -399,12 +399,15 @@ def test_loads_while_two_processes_save_see_one_whole_file(tmp_path):
     stop = tmp_path / "stop"
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(stop), str(tmp_path / f"ready{w}"),
                                  str(w), str(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=_child_env()) for w, s in WIDTHS.items()]
+                                env=_child_env(), cwd=tmp_path)  # not a checkout: -c imports from the cwd first
+               for w, s in WIDTHS.items()]
     errors, seen = [], {w: 0 for w in WIDTHS}
     try:
         deadline = time.monotonic() + 60
         while not all((tmp_path / f"ready{w}").exists() for w in WIDTHS):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in writers), "a writer did not start"
+            ended = [p.communicate(timeout=TIMEOUT)[1] for p in writers if p.poll() is not None]
+            assert not ended, f"a writer ended before its first save: {ended[0][-2000:]}"
+            assert time.monotonic() < deadline, "a writer did not save within 60 s"
             time.sleep(0.01)
         loads, stop_at = 0, time.monotonic() + 8
         while loads < 3000 and time.monotonic() < stop_at:
