@@ -1,5 +1,7 @@
-"""Helpers the process tests share: the command line of a Python child, and how a child ended."""
+"""Helpers the process tests share: the command line of a Python child, how a child ended, and a failure
+message about it."""
 
+import shlex
 import signal
 import sys
 
@@ -18,3 +20,10 @@ def how_it_ended(proc) -> str:
         except ValueError:
             return f"was killed by signal {-rc} (returncode {rc})"
     return f"exited with {rc}"
+
+
+def describe(proc, heading, problem="") -> str:
+    """A failure message: ``heading`` ("process 'x'"), how the process ended (a signal by name), ``problem``,
+    its command (at most 2,000 characters), stdout and stderr."""
+    return (f"{heading} {how_it_ended(proc)}{problem}\n$ {shlex.join(map(str, proc.args))[:2000]}\n"
+            f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}")

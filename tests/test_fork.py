@@ -34,14 +34,13 @@ as under libgomp, and checks that the scenario then fails that way.
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from _subproc import how_it_ended, python_command
+from _subproc import describe, python_command
 
 import fastnn
 
@@ -417,10 +416,7 @@ def _python(script, *args):
 
 
 def _describe(proc, label, problem=""):
-    """A failure message: how the process ended (a signal by name), ``problem``, its command, stdout and stderr."""
-    how = how_it_ended(proc)
-    return (f"scenario '{label}': the driver process {how}{problem}\n$ {shlex.join(map(str, proc.args))[:2000]}\n"
-            f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}")
+    return describe(proc, f"scenario '{label}': the driver process", problem)
 
 
 def _run(cmd, tmp_path, label, env=None, timeout=DRIVER_TIMEOUT):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _zipfiles import rezip
 
 import fastnn
 from fastnn.cli import main
@@ -211,18 +212,8 @@ def _mutated_copy(src, dst, target, rng, compression):
         done.append(what)
         return new
 
-    _rezip(src, dst, change, compression)
+    rezip(src, dst, change, compression)
     return done[0]
-
-
-def _rezip(src, dst, change, compression):
-    """Copy the zip ``src`` to ``dst`` with each member's bytes passed through ``change`` (valid CRCs)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression) as zout:
-        for item in zin.infolist():
-            data = change(item.filename, zin.read(item.filename))
-            if data is not None:
-                zout.writestr(item.filename, data)
-    return dst
 
 
 def _structure_spots(path):
@@ -300,7 +291,7 @@ def test_raw_byte_flips_load_or_raise_a_model_file_error(kind, tmp_path, rng):
 # ------------------------------------------------------------------------------- the issue's two examples
 
 def _with_member(good, dst, member, data):
-    return _rezip(good, dst, lambda name, old: data if name == member else old, zipfile.ZIP_STORED)
+    return rezip(good, dst, lambda name, old: data if name == member else old, zipfile.ZIP_STORED)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # NumPy's note on Python 2 headers

@@ -6,6 +6,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from _zipfiles import rezip
 
 from fastnn.cnn import CNN
 from fastnn.cnn_recipe import cnn_layers
@@ -95,15 +96,6 @@ def test_networks_of_the_wrong_shape_are_refused_by_name(tmp_path):
         OCRModel([MLP([1024, 36], ["softmax"])]).predict_proba(np.ones((3, 32, 32)))
 
 
-def _rewrite(src, dst, change):
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for item in zin.infolist():
-            data = change(item.filename, zin.read(item.filename))
-            if data is not None:
-                zout.writestr(item.filename, data)
-    return dst
-
-
 def _npy(value):
     import io
 
@@ -138,7 +130,7 @@ def test_damaged_files_are_refused_with_what_is_wrong(tmp_path, case, message):
             return data[: len(data) // 2]
         return data
 
-    bad = _rewrite(good, tmp_path / "bad.npz", change)
+    bad = rezip(good, tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=message) as info:
         OCRModel.load(bad)
     assert "bad.npz" in str(info.value)

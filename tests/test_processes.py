@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _subproc import how_it_ended, python_command
+from _subproc import describe, python_command
 
 TIMEOUT = 120  # seconds for one process, or for a group started together: a hang fails instead of blocking CI
 SOURCE_PACKAGE = Path(__file__).resolve().parents[1] / "fastnn"  # the source tree's package, never to be imported
@@ -69,10 +69,7 @@ def _python(script, *args):
 
 
 def _describe(proc, label, problem=""):
-    """A failure message: how the process ended (a signal by name), ``problem``, its command, stdout and stderr."""
-    how = how_it_ended(proc)
-    return (f"process '{label}' {how}{problem}\n$ {shlex.join(map(str, proc.args))}\n"
-            f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}")
+    return describe(proc, f"process '{label}'", problem)
 
 
 def _differs(expected):
