@@ -140,3 +140,19 @@ def test_numpy_epoch_rejects_bad_batch_size(data):
     X, Y = data
     with pytest.raises(ValueError, match="batch_size"):
         B.numpy_epoch(X, Y, B.init_params((1024, 4, 36)), 0, LR)
+
+
+def test_the_benchmark_suite_collects():
+    """`make bench` collects every module of bench/ (a stale import there once stopped the whole suite, and
+    nothing ran bench/ in CI): pytest --collect-only, in a child process from bench/, as `make bench` runs it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    if not (bench / "conftest.py").exists():
+        pytest.skip("bench/ is not beside the tests (an installed copy of the tests)")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                          cwd=bench, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " collected" in proc.stdout and "error" not in proc.stdout.lower(), proc.stdout[-3000:]
