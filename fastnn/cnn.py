@@ -27,9 +27,9 @@ import numpy as np
 
 from . import functional as F
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
-from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_loss_and_dtype, find_members,
-                     max_params_limit, member_label, meta_member, model_dtype, open_npy_member, read_model_file,
-                     read_parameters, read_small_member, stored_parameters, write_model_file)
+from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_format, check_loss_and_dtype,
+                     find_members, max_params_limit, member_label, meta_member, model_dtype, open_npy_member,
+                     read_model_file, read_parameters, read_small_member, stored_parameters, write_model_file)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
@@ -377,9 +377,11 @@ class CNN(Predictor):
         Raises
         ------
         FileNotFoundError
-            No file at ``path``.
+            No file at ``path`` (nor at ``path`` + '.npz', the file ``save(path)`` writes, which is read when
+            ``path`` is missing).
         ModelFileError
-            (a ``ValueError``) Not a fastnn CNN file, a damaged one, or one over a limit.
+            (a ``ValueError``) Not a fastnn CNN file (an MLP or OCR model file: the message names its loader),
+            a damaged one, or one over a limit.
         """
         limit = max_params_limit(max_params)
         return read_model_file(path, lambda p, zf: cls.from_archive(p, zf, limit), _HINT)
@@ -389,11 +391,7 @@ class CNN(Predictor):
         """The model in the open archive ``zf`` of the file ``path`` (see :meth:`fastnn.models.MLP.from_archive`)."""
         infos = find_members(zf, _MEMBERS + ("sizes",))
         if "format" in infos:
-            fmt = read_small_member(path, zf, infos["format"], "format")
-            if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != _FORMAT:
-                shown = str(fmt) if fmt.dtype.kind == "U" and fmt.ndim == 0 else f"{fmt.dtype} array {fmt.shape}"
-                hint = "; it is an MLP: load it with fastnn.models.MLP.load" if shown.startswith("fastnn.MLP/") else ""
-                raise ModelFileError(f"{path}: unknown model format {shown!r} (CNN.load reads {_FORMAT!r}){hint}")
+            check_format(path, zf, read_small_member(path, zf, infos["format"], "format"), _FORMAT, "CNN.load")
         missing = [n for n in _MEMBERS if n not in infos]
         if missing:
             raise ModelFileError(f"{path}: not a fastnn CNN file (missing {missing}); {_HINT}")

@@ -7,7 +7,7 @@ atomically (``fastnn._io.atomic_write``) and read without unpickling anything;
 ``MLP.load`` checks a file against ``MAX_MODEL_PARAMS`` and the other limits
 below before it allocates or decompresses anything large, and any failure to read
 one is a ``ModelFileError`` naming the file (and the member, when one is at fault).
-The readers of those checks (``read_model_file``, ``check_model_container``,
+The readers of those checks (``read_model_file``, ``check_format``, ``check_model_container``,
 ``open_npy_member``, ``read_small_member``, ``read_member_exactly``, ``max_params_limit``)
 are shared with ``fastnn.cnn.CNN.load`` and ``fastnn.ocr.OCRModel.load``.
 """
@@ -56,6 +56,10 @@ MAX_MODEL_META_BYTES = 64 * 1024
 MAX_ZIP_DIRECTORY_BYTES = 64 * 1024
 
 _FORMAT = "fastnn.MLP/1"
+#: The model files fastnn writes, by the start of their 'format' member: what each is and the loader that reads it.
+MODEL_FILE_KINDS = {"fastnn.MLP/": ("an MLP model file", "fastnn.models.MLP.load"),
+                    "fastnn.CNN/": ("a CNN model file", "fastnn.cnn.CNN.load"),
+                    "fastnn.OCRModel/": ("an OCR model file", "fastnn.ocr.OCRModel.load")}
 _MEMBERS = ("format", "sizes", "activations", "loss", "theta")
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty zip
@@ -182,6 +186,21 @@ def find_members(zf, names) -> dict:
     return infos
 
 
+def check_format(path, zf, fmt, expected, reader) -> None:
+    """Refuse a 'format' member ``fmt`` (an array from ``read_small_member``) other than ``expected``, the
+    format ``reader`` (e.g. 'MLP.load') reads: when the file is another kind of fastnn model, the
+    ModelFileError says which and the loader to use instead (:data:`MODEL_FILE_KINDS`)."""
+    if fmt.dtype.kind == "U" and fmt.ndim == 0 and str(fmt) == expected:
+        return
+    shown = str(fmt) if fmt.dtype.kind == "U" and fmt.ndim == 0 else f"{fmt.dtype} array of shape {fmt.shape}"
+    if not isinstance(zf, ArchiveView):  # (a member of an OCR model file is read by the kind its file names)
+        for prefix, (what, loader) in MODEL_FILE_KINDS.items():
+            if shown.startswith(prefix) and not expected.startswith(prefix):
+                raise ModelFileError(f"{path}: {what} ({shown}), which {reader} does not read: load it with "
+                                     f"{loader}")
+    raise ModelFileError(f"{path}: unknown model format {shown!r} ({reader} reads {expected!r})")
+
+
 class MLP(Predictor):
     """A stack of dense layers, usable as a classifier or an autoencoder.
 
@@ -190,7 +209,8 @@ class MLP(Predictor):
     sizes : sequence of int
         Layer widths from input to output, e.g. ``[1024, 64, 36]``.
     activations : sequence of str
-        One per layer, from {'sigmoid', 'tanh', 'relu', 'linear', 'softmax'}; 'softmax' only last.
+        One per layer (a list even for one layer: a lone string is refused), from {'sigmoid', 'tanh', 'relu',
+        'linear', 'softmax'}; 'softmax' only last.
     loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}, optional
         Inferred when omitted: softmax output -> cross-entropy, one sigmoid output -> binary
         cross-entropy, anything else -> total squared error (an autoencoder).
@@ -224,6 +244,14 @@ class MLP(Predictor):
     @staticmethod
     def _check_architecture(sizes, activations, loss, dtype):
         """The constructor's checks: (sizes, activations, loss, dtype) normalised, or a ValueError/TypeError."""
+        if isinstance(activations, str):  # one name, not a list: list("relu") would be four names
+            sizes = list(sizes)
+            n = len(sizes) - 1
+            if n >= 1:  # (too few widths: check_layers says so)
+                hidden = activations if activations in F.ACTIVATIONS and activations != "softmax" else "relu"
+                example = [hidden] * (n - 1) + ["softmax"]
+                raise ValueError(f"activations: expected a list of one name per layer (here {n}: e.g. {example}), "
+                                 f"got the string {activations!r}")
         sizes, activations = F.check_layers(sizes, activations)
         loss, dtype = check_loss_and_dtype(loss, activations[-1], sizes[-1], dtype)
         return sizes, activations, loss, dtype
@@ -423,10 +451,12 @@ class MLP(Predictor):
         Raises
         ------
         FileNotFoundError
-            No file at ``path``.
+            No file at ``path`` (nor at ``path`` + '.npz', the file ``save(path)`` writes, which is read when
+            ``path`` is missing).
         ModelFileError
-            (a ``ValueError``) Not a fastnn model file, a damaged one, or one over a limit: ``max_params``,
-            ``MAX_MODEL_LAYERS``, ``MAX_MODEL_META_BYTES`` (each small member), ``MAX_ZIP_DIRECTORY_BYTES``.
+            (a ``ValueError``) Not a fastnn model file (a CNN or OCR model file: the message names its loader),
+            a damaged one, or one over a limit: ``max_params``, ``MAX_MODEL_LAYERS``, ``MAX_MODEL_META_BYTES``
+            (each small member), ``MAX_ZIP_DIRECTORY_BYTES``.
         ValueError
             ``max_params`` or ``$FASTNN_MAX_MODEL_PARAMS`` is not a positive whole number.
         """
@@ -438,13 +468,11 @@ class MLP(Predictor):
         """The model stored in the open archive ``zf`` (a ``zipfile.ZipFile`` or an :class:`ArchiveView`) of
         the file ``path``, with at most ``limit`` parameters: :meth:`load` after its file checks."""
         infos = find_members(zf, _MEMBERS)
+        if "format" in infos:  # (first: another model's file lacks this one's members)
+            check_format(path, zf, read_small_member(path, zf, infos["format"], "format"), _FORMAT, "MLP.load")
         missing = [n for n in _MEMBERS if n not in infos]
         if missing:
             raise ModelFileError(f"{path}: not a fastnn model file (missing {missing}); {_SAVE_HINT}")
-        fmt = read_small_member(path, zf, infos["format"], "format")
-        if fmt.dtype.kind != "U" or fmt.ndim != 0 or str(fmt) != _FORMAT:
-            shown = str(fmt) if fmt.dtype.kind == "U" and fmt.ndim == 0 else f"{fmt.dtype} array of shape {fmt.shape}"
-            raise ModelFileError(f"{path}: unknown model format {shown!r} (this fastnn reads {_FORMAT!r})")
         sizes = read_small_member(path, zf, infos["sizes"], "sizes")
         if sizes.dtype.kind not in "iu" or sizes.ndim != 1:
             raise ModelFileError(f"{path}: 'sizes' must be a vector of layer widths (integers), got a {sizes.dtype} "
@@ -514,13 +542,20 @@ def read_parameters(path, zf, stream, dtype, model):
     return model
 
 
+def model_file_path(path) -> Path:
+    """The file a save to ``path`` writes: ``path`` with ``.npz`` appended unless it ends in ``.npz``
+    ('m' -> 'm.npz', 'm.model' -> 'm.model.npz'); a load of a missing ``path`` reads this one."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    return path
+
+
 def write_model_file(path, members, *, overwrite=False) -> Path:
     """``np.savez`` of ``members`` (name -> array) to ``path`` atomically (see :meth:`MLP.save`, and its
     ``overwrite`` for a read-only file); ``.npz`` is appended to a path without it, and missing folders are
     made. Returns the path written."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    path = model_file_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb", overwrite=overwrite) as fh:
         np.savez(fh, **members)
@@ -594,20 +629,28 @@ def read_model_file(path, read, hint):
     """``read(path, zipfile)`` on the model file at ``path``, after the checks every model file gets.
 
     The path must be a regular file (FileNotFoundError as it is, a ModelFileError for a folder or a FIFO,
-    which is not waited on).  It is opened once, and its size, the check of its container before anything
-    is decompressed (``check_model_container``) and ``read`` all use that open file: a save renamed over
-    ``path`` meanwhile is never mixed with it, and the load gets the old model or the new one, whole.
+    which is not waited on).  A missing ``path`` without the ``.npz`` that a save appends is read as the
+    file that save wrote (:func:`model_file_path`: 'm' as 'm.npz'), and messages name that file.  It is
+    opened once, and its size, the check of its container before anything is decompressed
+    (``check_model_container``) and ``read`` all use that open file: a save renamed over ``path`` meanwhile
+    is never mixed with it, and the load gets the old model or the new one, whole.
     Every failure to read a member is a ModelFileError naming the file and the member (``open_npy_member``,
     ``read_small_member``); a damaged zip directory, or any other failure of ``read`` that is not one
     already, becomes one saying the file is damaged.  ``hint`` tells the user what file to pass instead.
     """
     path = Path(path)
     try:
-        fd = os.open(path, _O_OPEN)  # FileNotFoundError as it is
-    except (IsADirectoryError, PermissionError):
-        if os.path.isdir(path):  # (Windows does not open a folder)
-            raise ModelFileError(f"{path}: a folder, not a model file; {hint}") from None
-        raise
+        fd = _open_model_file(path, hint)
+    except FileNotFoundError as exc:
+        saved = model_file_path(path)
+        if saved == path:
+            raise  # as it is
+        try:
+            fd = _open_model_file(saved, hint)
+        except FileNotFoundError:
+            raise FileNotFoundError(exc.errno, f"{exc.strerror} (nor {saved.name}, the file a save to it writes)",
+                                    str(path)) from None
+        path = saved
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -633,6 +676,16 @@ def read_model_file(path, read, hint):
                 zipfile.BadZipFile, zlib.error, struct.error) as exc:
             raise ModelFileError(f"{path}: damaged or truncated model file ({_reason(exc)}); "
                                  "save or copy the model again") from None
+
+
+def _open_model_file(path, hint) -> int:
+    """A read-only descriptor of ``path``: FileNotFoundError as it is, a ModelFileError for a folder."""
+    try:
+        return os.open(path, _O_OPEN)
+    except (IsADirectoryError, PermissionError):
+        if os.path.isdir(path):  # (Windows does not open a folder)
+            raise ModelFileError(f"{path}: a folder, not a model file; {hint}") from None
+        raise
 
 
 def _reason(exc) -> str:

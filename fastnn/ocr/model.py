@@ -59,7 +59,7 @@ from ..cnn import CNN
 from ..data import augment
 from ..layers import rows_to_images
 from ..models import MLP, ArchiveView, ModelFileError, find_members, max_params_limit, meta_member, read_meta
-from ..models import read_model_file, read_small_member, write_model_file
+from ..models import model_file_path, read_model_file, read_small_member, write_model_file
 from ..train import History, ProgressBar, Trainer
 from .synth import page_crops
 
@@ -403,6 +403,8 @@ def load_ocr_model(model=None, *, data=None, progress=None) -> OCRModel:
     source = "--model, the model argument" if model else "$FASTNN_OCR_MODEL"
     model = model or os.environ.get("FASTNN_OCR_MODEL")
     if model:
+        if not Path(model).exists() and model_file_path(model).is_file():
+            model = model_file_path(model)  # the file a save to ``model`` wrote, as OCRModel.load reads it
         if not Path(model).is_file():
             what = "is a directory" if Path(model).is_dir() else "does not exist"
             raise FileNotFoundError(f"OCR model {model} (from {source}) {what}: expected a .npz model file")
