@@ -10,6 +10,7 @@ import contextlib
 import errno
 import functools
 import os
+import select
 import sys
 
 #: Warnings that speak to programmers, not to the user of a command: kept out unless asked for (-W,
@@ -42,14 +43,53 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+class _ReaderGone(Exception):
+    """Standard output is a pipe whose reader has closed it (`fastnn ocr page.jpg | head -3`): stop quietly."""
+
+
 def _print_out(lines) -> None:
-    """Print ``lines`` on stdout; a failure (a full disk, a closed pipe) is an OSError naming standard output."""
+    """Print ``lines`` on stdout; a failure (a full disk) is an OSError naming standard output, a closed pipe
+    :class:`_ReaderGone`."""
     try:
         for line in lines:
             print(line)
         sys.stdout.flush()
     except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise _ReaderGone() from exc
         raise OSError(exc.errno, exc.strerror or str(exc), "standard output") from exc
+
+
+def _reader_gone(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write to a standard output whose reader has closed it (a task's own ``print``).
+
+    A broken pipe of anything else (a subprocess, a socket) stays an error: a pipe or socket without a
+    reader polls as an error or a hang-up.
+    """
+    if isinstance(exc, _ReaderGone):
+        return True
+    if not isinstance(exc, OSError) or exc.errno != errno.EPIPE:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no file descriptor: not a pipe
+        return False
+    if not hasattr(select, "poll"):  # Windows: trust the error
+        return True
+    poll = select.poll()
+    poll.register(fd, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at os.devnull, so that Python's last flush at exit meets no closed pipe (which
+    would print "Exception ignored ... BrokenPipeError")."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
 
 
 def _run(task, args) -> int:
@@ -192,7 +232,7 @@ def main(argv=None) -> int:
 
     Exit codes: 2 for input the task refuses (a file, an argument, a model that does not fit; a warning that
     ``-W error`` made an error), 3 for an internal error (set FASTNN_DEBUG=1 to see its traceback), 130 when
-    interrupted.
+    interrupted; 0, with no message, when stdout is a pipe whose reader closed it early (``| head -3``).
     """
     with _OneLineWarnings() as warnings_shown:
         return _main(argv, warnings_shown)
@@ -218,7 +258,10 @@ def _main(argv, warnings_shown) -> int:
         print(f"fastnn {args.task}: error: out of memory (is an input file far larger than it should be?)",
               file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, _ReaderGone) as exc:
+        if _reader_gone(exc):  # the reader of a pipe has what it wanted (`| head`): normal use, no error
+            _quiet_stdout()
+            return 0
         print(f"fastnn {args.task}: error: {_os_error(exc, args.registered_task, args)}", file=sys.stderr)
         return 2
     except (ValueError, TypeError, KeyError, OverflowError, ImportError) as exc:

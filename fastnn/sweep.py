@@ -263,13 +263,28 @@ def _worker_without_http(**options):
     return _without_http(_distributed().Worker)(**options)
 
 
+def _no_cryptography(exc: ImportError) -> ImportError:
+    """The ImportError of a missing cryptography, naming the extra to install."""
+    return ImportError(f"fastnn sweep needs cryptography for its local cluster's TLS: {DASK_EXTRA} ({exc})")
+
+
 def _temporary_security(distributed):
     """Throw-away TLS credentials, in memory, for a local cluster and its client (``Security.temporary()``)."""
     try:
         return distributed.Security.temporary()
     except ImportError as exc:  # cryptography is missing: never fall back to an open cluster
-        raise ImportError(f"fastnn sweep needs cryptography for its local cluster's TLS: {DASK_EXTRA} "
-                          f"({exc})") from None
+        raise _no_cryptography(exc) from None
+
+
+def _check_cluster_packages(scheduler) -> None:
+    """Import what the cluster needs (distributed; cryptography for a local cluster's TLS) before anything is
+    written, so that a sweep refused for a missing package leaves no folder behind."""
+    _distributed()
+    if scheduler is None:
+        try:
+            import cryptography.x509  # noqa: F401  (what Security.temporary() uses)
+        except ImportError as exc:
+            raise _no_cryptography(exc) from None
 
 
 class _Cluster:
@@ -449,7 +464,6 @@ def run_sweep(task, grid: dict, *, out, fixed=None, scheduler=None, workers=None
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file, not a folder")
     runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
 
     points = [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
     plans, done = [], {}
@@ -475,6 +489,9 @@ def run_sweep(task, grid: dict, *, out, fixed=None, scheduler=None, workers=None
             done[key] = record
         plans.append((key, point, kwargs, arguments))
     todo = [p for p in plans if p[0] not in done]
+    if todo:
+        _check_cluster_packages(scheduler)
+    runs_dir.mkdir(parents=True, exist_ok=True)
 
     failed_now = []
     started = time.perf_counter()
@@ -708,8 +725,10 @@ def run_ocr(images, *, out_dir, fmt="text", model=None, lexicon=None, scheduler=
         if output in seen:
             raise ValueError(f"--out-dir: {seen[output]} and {path} would both write {output}; rename one")
         seen[output] = path
-    folder.mkdir(parents=True, exist_ok=True)
     todo = [(n, p, o) for n, (p, o) in enumerate(zip(paths, outputs), 1) if not o.exists()]
+    if todo:
+        _check_cluster_packages(scheduler)
+    folder.mkdir(parents=True, exist_ok=True)
     skipped = [p for p, o in zip(paths, outputs) if o.exists()]
     words = None
     if lexicon is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import image_grid, out_folder, plot_curves, pyplot, save_figure, upright, write_report
+from .common import curve_style, image_grid, out_folder, plot_curves, pyplot, save_figure, upright, write_report
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["RECIPES", "train_classifier", "classify", "first_layer_weights", "lr_study", "confusion_matrix",
@@ -178,8 +178,9 @@ def lr_study(data=None, out="fastnn-output", *, seed=42, lr=0.002, epochs=None, 
         ep = np.arange(1, len(hist.train_acc) + 1)
         for ax, tr, va, name in ((ax1, hist.train_acc, hist.valid_acc, "accuracy"),
                                  (ax2, hist.train_loss, hist.valid_loss, "average loss")):
-            line, = ax.plot(ep, tr, label=f"lr={rate:g} training")
-            ax.plot(ep, va, "--", color=line.get_color(), label=f"lr={rate:g} validation")
+            line, = ax.plot(ep, tr, label=f"lr={rate:g} training", **curve_style(len(ep)))
+            ax.plot(ep, va, "--", color=line.get_color(), label=f"lr={rate:g} validation",
+                    **curve_style(len(ep)))
             ax.set(xlabel="epoch", ylabel=name, title=f"learning rates: {name}")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

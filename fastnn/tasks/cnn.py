@@ -14,7 +14,7 @@ import numpy as np
 
 from .classifier import (RECIPES, confused_pairs, confused_pairs_line, confusion_matrix, hw36_extra, plot_confusion,
                          train_classifier)
-from .common import out_folder, pyplot, save_figure, write_report
+from .common import curve_style, out_folder, pyplot, save_figure, write_report
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["MLP_RECIPE_OF", "cnn", "plot_two_models"]
@@ -34,9 +34,10 @@ def plot_two_models(runs, path, title):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     for label, hist in runs:
         ep = np.arange(1, len(hist.train_loss) + 1)
+        style = curve_style(len(ep))
         for ax, tr, va in ((ax1, hist.train_acc, hist.valid_acc), (ax2, hist.train_loss, hist.valid_loss)):
-            line, = ax.plot(ep, tr, label=f"{label} training")
-            ax.plot(ep, va, "--", color=line.get_color(), label=f"{label} validation")
+            line, = ax.plot(ep, tr, label=f"{label} training", **style)
+            ax.plot(ep, va, "--", color=line.get_color(), label=f"{label} validation", **style)
     ax1.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
     ax2.set(xlabel="epoch", ylabel="average loss per sample", title=f"{title}: loss")
     for ax in (ax1, ax2):

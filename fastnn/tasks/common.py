@@ -15,7 +15,10 @@ import numpy as np
 from .._io import atomic_savefig, atomic_write
 
 __all__ = ["pyplot", "out_folder", "save_figure", "write_report", "format_value", "jsonable", "plot_curves",
-           "image_grid", "upright"]
+           "curve_style", "image_grid", "upright"]
+
+#: Curves of at most this many epochs are drawn with a marker at each point (one point draws no line).
+FEW_EPOCHS = 20
 
 
 def pyplot():
@@ -83,18 +86,25 @@ def write_report(out: Path, task: str, title: str, headline: dict, details: dict
     return content
 
 
+def curve_style(n_epochs: int) -> dict:
+    """``Axes.plot`` keywords for a curve of ``n_epochs`` points: a dot at each when they are few
+    (:data:`FEW_EPOCHS`), so that a one-epoch run shows its point rather than an empty plot."""
+    return {"marker": "o", "markersize": 4} if n_epochs <= FEW_EPOCHS else {}
+
+
 def plot_curves(hist, path: Path, title: str, lr_label: str = "") -> Path:
     """Accuracy and average loss per epoch of a ``fastnn.train.History``, training and validation, side by side."""
     plt = pyplot()
     epochs = np.arange(1, len(hist.train_loss) + 1)
+    style = curve_style(len(epochs))
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(epochs, hist.train_acc, label="training" + lr_label)
+    ax1.plot(epochs, hist.train_acc, label="training" + lr_label, **style)
     if hist.valid_acc:
-        ax1.plot(epochs, hist.valid_acc, label="validation" + lr_label)
+        ax1.plot(epochs, hist.valid_acc, label="validation" + lr_label, **style)
     ax1.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
-    ax2.plot(epochs, hist.train_loss, label="training" + lr_label)
+    ax2.plot(epochs, hist.train_loss, label="training" + lr_label, **style)
     if hist.valid_loss:
-        ax2.plot(epochs, hist.valid_loss, label="validation" + lr_label)
+        ax2.plot(epochs, hist.valid_loss, label="validation" + lr_label, **style)
     ax2.set(xlabel="epoch", ylabel="average loss per sample", title=f"{title}: loss")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)

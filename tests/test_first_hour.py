@@ -1,0 +1,164 @@
+"""What a new user hit in the first hour (issue 21): `fastnn ... | head` is not an error, one-epoch curves
+show their points, and a sweep refused for a missing Dask leaves no folder behind.
+
+The pipes are real: a `python -m fastnn` child whose stdout is a pipe the test closes, run outside the checkout
+with PYTHONPATH set to the fastnn under test (as in tests/test_cli_warnings.py). The OCR model is an untrained
+MLP saved to .npz and given with --model, as in tests/test_ocr_cli.py.
+"""
+
+import dataclasses
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fastnn
+from fastnn import cli
+from fastnn import sweep as sweeps
+from fastnn.models import MLP
+from fastnn.tasks import common
+from fastnn.train import History
+
+ROOT = Path(fastnn.__file__).resolve().parents[1]
+#: What a quiet end must not print on stderr.
+_NOISE = ("error", "Broken pipe", "BrokenPipeError", "Exception ignored", "Traceback")
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_DEBUG", "PYTHONWARNINGS", "PYTHONDEVMODE")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return str(MLP([1024, 16, 36], ["relu", "softmax"], seed=3).save(tmp_path_factory.mktemp("model") / "m.npz"))
+
+
+@pytest.fixture
+def page(tmp_path):
+    """A white page with two black bars, two characters for the reader."""
+    img = np.full((200, 400), 255, np.uint8)
+    img[60:130, 60:75] = 0
+    img[60:130, 160:175] = 0
+    Image.fromarray(img).save(tmp_path / "page.png")
+    return tmp_path / "page.png"
+
+
+# ------------------------------------------------------------------------------------ a reader closes the pipe
+
+
+#: `fastnn toy` with a line-buffered stdout: the task's own first print meets the closed pipe (not the
+#: command line's printer of the headline).
+_TOY_OWN_PRINT = ("import sys; sys.stdout.reconfigure(line_buffering=True); from fastnn.cli import main; "
+                  "sys.exit(main(['toy']))")
+
+
+def _closed_pipe_run(python_args, cwd):
+    """`python PYTHON_ARGS` with stdout a pipe whose reader has gone before anything is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write to stdout fails with EPIPE
+    try:
+        with open(cwd / "stderr.txt", "w+") as err:
+            proc = subprocess.run([sys.executable, *map(str, python_args)], cwd=cwd, env=_env(),
+                                  stdout=write_end, stderr=err, timeout=300)
+            err.seek(0)
+            return proc.returncode, err.read()
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("command", ["toy", "toy's own print", "ocr"])
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(command, page, model_path, tmp_path):
+    python_args = {"toy": ["-m", "fastnn", "toy"], "toy's own print": ["-c", _TOY_OWN_PRINT],
+                   "ocr": ["-m", "fastnn", "ocr", page, "--model", model_path]}[command]
+    status, err = _closed_pipe_run(python_args, tmp_path)
+    assert status == 0, err
+    assert not any(word in err for word in _NOISE), err
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("head") is None, reason="needs bash and head")
+def test_head_in_a_pipefail_pipeline(tmp_path):
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", f"'{sys.executable}' -m fastnn toy | head -1"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("itr: ") and len(proc.stdout.splitlines()) == 1, proc.stdout
+    assert not any(word in proc.stderr for word in _NOISE), proc.stderr
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_still_an_error(monkeypatch, capsys):
+    from fastnn.tasks.registry import TASKS, load_tasks
+
+    def fail(**kwargs):
+        raise BrokenPipeError(32, "Broken pipe")  # a subprocess's or a socket's, not stdout's
+
+    load_tasks()
+    monkeypatch.setitem(TASKS, "toy", dataclasses.replace(TASKS["toy"], function=fail))
+    assert cli.main(["toy"]) == 2
+    assert "fastnn toy: error: " in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ one-epoch curves
+
+
+def _one_epoch():
+    return History(train_loss=[0.9], train_acc=[0.6], valid_loss=[1.0], valid_acc=[0.55])
+
+
+def _figures(monkeypatch, module):
+    """Keep the figures ``module`` saves (it closes them otherwise)."""
+    kept = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, path, **kw: kept.append(fig) or Path(path))
+    return kept
+
+
+def _assert_every_point_shows(figures):
+    lines = [line for fig in figures for ax in fig.axes for line in ax.get_lines()]
+    assert lines
+    for line in lines:
+        assert line.get_marker() not in (None, "None", "", " "), line.get_label()
+
+
+def test_one_epoch_curves_show_their_points(monkeypatch, tmp_path):
+    common.pyplot()
+    kept = _figures(monkeypatch, common)
+    common.plot_curves(_one_epoch(), tmp_path / "curves.png", "one epoch")
+    _assert_every_point_shows(kept)
+
+
+def test_one_epoch_cnn_curves_show_their_points(monkeypatch, tmp_path):
+    tasks_cnn = importlib.import_module("fastnn.tasks.cnn")
+    kept = _figures(monkeypatch, tasks_cnn)
+    tasks_cnn.plot_two_models([("CNN", _one_epoch()), ("MLP", _one_epoch())], tmp_path / "cnn.png", "one epoch")
+    _assert_every_point_shows(kept)
+
+
+# ------------------------------------------------------------------------------------- a sweep without Dask
+
+
+@pytest.mark.parametrize("missing", ["distributed", "cryptography.x509"])
+def test_a_sweep_without_dask_leaves_no_folder(missing, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, missing, None)  # `import distributed` (or cryptography's) raises ImportError
+    monkeypatch.setattr(sweeps, "_Cluster", None)  # nothing may start
+    out = tmp_path / "fastnn-sweep-classify"
+    assert cli.main(["sweep", "classify", "--grid", "lr=0.01,0.1", "--epochs", "1", "--out", str(out)]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fastnn sweep: error: fastnn sweep needs "), err
+    assert "pip install 'fastnn[dask]'" in err[0], err
+
+
+def test_a_sweep_of_pages_without_dask_leaves_no_folder(page, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    monkeypatch.setattr(sweeps, "_Cluster", None)
+    out = tmp_path / "text"
+    assert cli.main(["sweep", "ocr", str(page), "--out-dir", str(out)]) == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fastnn sweep needs Dask" in err[0], err
