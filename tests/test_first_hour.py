@@ -162,3 +162,23 @@ def test_a_sweep_of_pages_without_dask_leaves_no_folder(page, tmp_path, monkeypa
     assert not out.exists()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "fastnn sweep needs Dask" in err[0], err
+
+
+# ---------------------------------------------------------------------------------------- --epochs
+
+
+@pytest.mark.parametrize("task", ["demo", "weights"])
+def test_demo_and_weights_take_epochs(task, tmp_path, monkeypatch, capsys):
+    """`fastnn demo --epochs 1` and `fastnn weights --epochs 1` are a quick look (they had no --epochs): every
+    training of the run is one epoch long."""
+    import json
+
+    monkeypatch.delenv("FASTNN_DATA", raising=False)  # the generated set: no data needed, and fast
+    out = tmp_path / "out"
+    assert cli.main([task, "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    classify = json.loads((out / "classify.json").read_text())
+    assert classify["settings"]["epochs"] == 1 and len(classify["history"]["train_loss"]) == 1
+    assert (out / "weights_trained.png").is_file()
+    if task == "demo":
+        autoencoder = json.loads((out / "autoencoder.json").read_text())
+        assert len(autoencoder["history"]["train_loss"]) == 1

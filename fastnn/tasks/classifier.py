@@ -127,17 +127,18 @@ def _weight_images(W):
     return (imgs - lo) / np.maximum(hi - lo, 1e-12)
 
 
-def first_layer_weights(data=None, out="fastnn-output", *, seed=42, model=None, init_model=None, progress=None):
+def first_layer_weights(data=None, out="fastnn-output", *, seed=42, model=None, init_model=None, progress=None,
+                        epochs=None):
     """The 64 first-layer weight vectors as an 8x8 grid of 32x32 images, at initialisation and after training.
 
-    Trains the coursework classifier unless a trained ``model`` (and its ``init_model``) is given.
-    Writes ``weights_init.png`` and ``weights_trained.png``.
+    Trains the coursework classifier (``epochs``: default the recipe's) unless a trained ``model`` (and its
+    ``init_model``) is given. Writes ``weights_init.png`` and ``weights_trained.png``.
     """
     from ..models import MLP
 
     out = out_folder(out)
     if model is None:
-        res = classify(data, out, seed=seed, progress=progress)
+        res = classify(data, out, seed=seed, progress=progress, epochs=epochs)
         model, init_model = res["model"], res["init_model"]
     if init_model is None:
         init_model = MLP(model.sizes, model.activations, dtype=model.dtype).init("xavier", seed=seed)
@@ -275,7 +276,7 @@ register("classify", classify,
          data_line=True)
 register("weights", first_layer_weights,
          help="the first-layer weights as an 8x8 grid of images, at initialisation and after training",
-         data_line=True)
+         options=[_EPOCHS], data_line=True)
 register("lr-study", lr_study,
          help="the classifier at the tuned learning rate, 10x and 0.1x: six curves and the best's test accuracy",
          options=[_EPOCHS, Option("--lr", type=positive_float, help="the tuned learning rate (default %(default)g)")],
