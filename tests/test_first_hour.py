@@ -182,3 +182,19 @@ def test_demo_and_weights_take_epochs(task, tmp_path, monkeypatch, capsys):
     if task == "demo":
         autoencoder = json.loads((out / "autoencoder.json").read_text())
         assert len(autoencoder["history"]["train_loss"]) == 1
+
+
+def test_cnn_help_describes_every_recipe_as_it_is():
+    """`fastnn cnn --help` says what each recipe is (it listed 'wide' without a word): its name, its
+    convolutions, units and epochs as fastnn.cnn_recipe.CNN_RECIPES holds them, and the MLP beside it."""
+    from fastnn.cnn_recipe import CNN_RECIPES
+    from fastnn.tasks.cnn import MLP_RECIPE_OF
+
+    text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["cnn"].format_help().split())
+    for name, r in CNN_RECIPES.items():
+        start = text.index(f"{name}: ")
+        part = text[start:text.find(";", start) if ";" in text[start:] else len(text)]
+        k = r["kernel"]
+        assert f"{k}x{k} conv{r['conv'][0]}/conv{r['conv'][1]}" in part, (name, part)
+        assert f"{r['hidden']} ReLU" in part and f"{r['epochs']} epochs" in part, (name, part)
+        assert ("coursework MLP" if MLP_RECIPE_OF[name] == "coursework" else f"'{MLP_RECIPE_OF[name]}' MLP") in part
