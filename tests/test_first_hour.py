@@ -198,3 +198,21 @@ def test_cnn_help_describes_every_recipe_as_it_is():
         assert f"{k}x{k} conv{r['conv'][0]}/conv{r['conv'][1]}" in part, (name, part)
         assert f"{r['hidden']} ReLU" in part and f"{r['epochs']} epochs" in part, (name, part)
         assert ("coursework MLP" if MLP_RECIPE_OF[name] == "coursework" else f"'{MLP_RECIPE_OF[name]}' MLP") in part
+
+
+def test_training_on_the_generated_set_is_said_before_it_trains(tmp_path, monkeypatch, capsys):
+    """Without real data, the 36-class tasks say so when the data is loaded, before the training (it was said
+    only after it), in one warning line; and once more beside the output at the end."""
+    import warnings
+
+    from fastnn.data import GeneratedDataWarning
+
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", GeneratedDataWarning)  # (pytest's configuration hides it elsewhere)
+        assert cli.main(["weights", "--epochs", "2", "--out", str(tmp_path), "--progress"]) == 0
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert lines[0].startswith("fastnn weights: warning: no real data") and "generated set" in lines[0], lines[:3]
+    assert any("epoch" in line for line in lines[1:]), lines  # the training's progress came after it
+    assert sum("no real data" in line for line in lines) == 1
+    assert "data: generated (synthetic fonts), not handwriting" in lines

@@ -31,7 +31,7 @@ files are parsed by hand.
 """
 
 from .augmentation import augment
-from .dataset import load_dataset
+from .dataset import GeneratedDataWarning, load_dataset
 from .generated import GENERATED_SIZES, generate_nist36, generated_splits
 from .labels import CLASSES, N_CLASSES, labels_to_chars, onehot
 from .mnist import load_mnist, mnist_binary, mnist_multiclass, mnist_to_nist36, read_idx
@@ -61,6 +61,7 @@ __all__ = [
     "generate_nist36",
     "generated_splits",
     "labels_to_chars",
+    "GeneratedDataWarning",
     "load_dataset",
     "load_hw36",
     "load_mnist",

@@ -1,9 +1,16 @@
 """``load_dataset``: the real hw36 set when a data folder is configured, else the generated set."""
 
+import warnings
+
 from .generated import generated_splits
 from .nist36 import HW36_SPLITS, find_data_dir, load_hw36
 
-__all__ = ["load_dataset"]
+__all__ = ["GeneratedDataWarning", "load_dataset"]
+
+
+class GeneratedDataWarning(UserWarning):
+    """:func:`load_dataset` found no real data and returns the generated set (synthetic fonts, not handwriting):
+    said when the data is loaded, before anything trains on it (``fastnn classify`` shows it as one line)."""
 
 
 def load_dataset(data=None, seed=0):
@@ -25,6 +32,11 @@ def load_dataset(data=None, seed=0):
         (N, 1024) float64 and ``Y`` (N, 36) float64 one-hot; ``"source"`` is
         ``"hw36 at <dir>"`` or ``"generated (synthetic fonts)"``.
 
+    Warns
+    -----
+    GeneratedDataWarning
+        When no data folder is configured and the generated set is returned.
+
     Raises
     ------
     FileNotFoundError
@@ -39,6 +51,8 @@ def load_dataset(data=None, seed=0):
     """
     data_dir = find_data_dir(data)
     if data_dir is None:
+        warnings.warn("no real data (a data folder, or $FASTNN_DATA): using the generated set (synthetic fonts), "
+                      "not handwriting", GeneratedDataWarning, stacklevel=2)
         dataset = generated_splits(seed=seed)
         dataset["source"] = "generated (synthetic fonts)"
         return dataset
