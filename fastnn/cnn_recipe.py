@@ -14,7 +14,6 @@ validation split only.
 from __future__ import annotations
 
 import math
-import sys
 
 import numpy as np
 
@@ -85,7 +84,10 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     extra : (X, Y), optional
         hw36's 'extra' letters, added to the training rows when the recipe says ``extra=True``.
     progress : bool, optional
-        One line per epoch on stderr (default: when stderr is a terminal).
+        Show the training on stderr, on one bar labelled with the model (``CNN small epoch 3/20``): on a
+        terminal redrawn within each epoch (the distorted copies, then the batches), elsewhere a plain line
+        per epoch (its loss, accuracy and seconds) and within a long one at a modest rate (None and True,
+        as :class:`~fastnn.train.Trainer`); False shows nothing.  Display only: the same numbers either way.
 
     Returns
     -------
@@ -129,17 +131,18 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"], shuffle="epoch",
                       weight_decay=s["weight_decay"], seed=seed, progress=False)
     rng = np.random.default_rng(seed)
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(s["epochs"], "epoch") if show else None
+    bar = ProgressBar(s["epochs"], f"CNN {recipe} epoch", each_unit=True) if progress is not False else None
     hist, best = History(), None
     for ep in range(s["epochs"]):
         if copies:
             from .data import augment
 
             for j in range(1, copies + 1):
-                images[j * n:(j + 1) * n] = ink(augment(X, rng))
+                shown = None if bar is None else _EpochPart(bar, ep, j - 1, copies + 1, "distorting")
+                images[j * n:(j + 1) * n] = ink(augment(X, rng, on_progress=shown))
         trainer.lr = float(s["lr"] * 0.5 * (1 + math.cos(math.pi * ep / s["epochs"])))
         trainer.seed = seed * 100_003 + ep  # fit draws its batch order from the trainer's seed: a new one each epoch
+        trainer.progress = False if bar is None else _EpochPart(bar, ep, copies, copies + 1, "training")
         h = trainer.fit(images, T, 1, valid=valid)
         for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"):
             getattr(hist, key).extend(getattr(h, key))
@@ -159,3 +162,22 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
         b += W.sum(axis=(0, 1, 2))
         W *= -1
     return model, hist, s
+
+
+class _EpochPart:
+    """Part ``part`` of ``parts`` of epoch ``ep`` on the epoch ``bar`` (display only): called with the fraction
+    done by :func:`fastnn.data.augment`, or updated with ``(done, info)`` by a one-epoch ``Trainer.fit`` (its
+    ``progress``), whose end-of-epoch update is left to :func:`train_cnn`'s, which has the validation and time."""
+
+    def __init__(self, bar, ep, part, parts, what):
+        self.bar, self.ep, self.part, self.parts, self.what = bar, ep, part, parts, what
+
+    def __repr__(self):
+        return f"_EpochPart({self.bar.label!r}, epoch {self.ep + 1}, part {self.part + 1}/{self.parts}, {self.what!r})"
+
+    def __call__(self, fraction):
+        self.update(fraction, f"{fraction:.0%}")
+
+    def update(self, done, info=""):
+        if done < 1:
+            self.bar.update(self.ep + (self.part + done) / self.parts, f"{self.what} {info}".rstrip())

@@ -85,15 +85,18 @@ class ProgressBar:
 
     On a terminal the line is redrawn in place at every update (within an epoch too).  Elsewhere (a log
     file, a pipe, CI) plain lines are written at a modest rate: the first update, then at most one line per
-    ``every`` seconds and per tenth of the work, and the last.
+    ``every`` seconds and per tenth of the work, and the last; with ``each_unit`` also one at the end of
+    every unit (every epoch: for epochs long enough that a line each is no flood).
     """
 
-    def __init__(self, total: int, label: str = "", stream=None, width: int = 24, every: float = 5.0):
+    def __init__(self, total: int, label: str = "", stream=None, width: int = 24, every: float = 5.0,
+                 each_unit: bool = False):
         self.total = max(int(total), 1)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.every = every
+        self.each_unit = bool(each_unit)
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
         self.last_line = None  # (time, fraction) of the last plain line
@@ -117,6 +120,7 @@ class ProgressBar:
             if frac >= 1:
                 self.stream.write("\n")
         elif (self.last_line is None or frac >= 1
+              or (self.each_unit and float(done).is_integer() and frac > self.last_line[1])
               or (now - self.last_line[0] >= self.every and frac - self.last_line[1] >= 0.1)):
             self.stream.write(line + "\n")
             self.last_line = (now, frac)
