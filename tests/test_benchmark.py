@@ -156,3 +156,124 @@ def test_the_benchmark_suite_collects():
                           cwd=bench, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " collected" in proc.stdout and "error" not in proc.stdout.lower(), proc.stdout[-3000:]
+
+
+# ------------------------------------------------ issue 21: the baseline's BLAS threads and the load
+
+TINY = dict(batch_size=16, dtype="float32", hidden=HIDDEN, n_samples=64, epochs=1, torch=False)
+
+
+def _blas_threads_during(monkeypatch, name):
+    """Replace the baseline ``B.<name>`` with one that records, at each call, the threads of the BLAS libraries
+    threadpoolctl sees other than fastnn's private OpenBLAS, and fastnn's team size."""
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl sets the baseline's BLAS threads")
+    from fastnn import functional as F
+
+    seen = []
+    real = getattr(B, name)
+
+    def recording(*args, **kwargs):
+        blas = [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"
+                and "scipy_openblas32" not in lib["filepath"]]
+        seen.append((blas, F.get_num_threads()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(B, name, recording)
+    return seen
+
+
+def test_the_numpy_baseline_runs_with_one_blas_thread_by_default(monkeypatch):
+    from fastnn import functional as F
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [(lib["filepath"], lib["num_threads"]) for lib in threadpoolctl.threadpool_info()]
+    seen = _blas_threads_during(monkeypatch, "numpy_epoch")
+    r = B.bench_epoch(**TINY)
+    assert len(seen) == 2  # the warm-up epoch and the measured one
+    for blas, team in seen:
+        assert blas and set(blas) == {1}, seen
+        assert team == F.get_num_threads()  # a BLAS limit leaves fastnn's team alone
+    assert r["baseline_threads"] == 1 and r["conditions"]["numpy_blas_threads"] == 1
+    # the limit holds only while the baseline runs
+    assert [(lib["filepath"], lib["num_threads"]) for lib in threadpoolctl.threadpool_info()] == before
+
+
+def test_baseline_threads_is_honoured(monkeypatch):
+    seen = _blas_threads_during(monkeypatch, "numpy_epoch")
+    r = B.bench_epoch(**TINY, baseline_threads=2)
+    assert seen and all(blas and set(blas) == {2} for blas, _ in seen), seen
+    assert r["conditions"]["numpy_blas_threads"] == 2
+
+
+def test_the_autoencoder_baseline_runs_with_one_blas_thread_by_default(monkeypatch):
+    seen = _blas_threads_during(monkeypatch, "numpy_autoencoder_epoch")
+    r = B.bench_autoencoder_epoch(batch_size=36, dtype="float64", n_samples=72, epochs=1)
+    assert seen and all(blas and set(blas) == {1} for blas, _ in seen), seen
+    assert r["conditions"]["numpy_blas_threads"] == 1
+
+
+def test_the_conditions_are_in_the_result():
+    from fastnn import functional as F
+
+    r = B.bench_epoch(**TINY)
+    c = r["conditions"]
+    assert c["fastnn_threads"] == F.get_num_threads() and c["cpus"] >= 1
+    for key in ("load_start", "load_end"):
+        assert c[key] is None or c[key] >= 0
+    assert "numpy_blas_threads" in c
+    if c["numpy_blas_threads"] is None:
+        assert "threadpoolctl" in c["baseline_threads_note"]
+    assert "conditions" not in B._headline(r)  # the headline stays numbers
+
+
+def test_without_threadpoolctl_the_result_says_the_threads_were_not_set(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_threadpoolctl(name, *args, **kwargs):
+        if name == "threadpoolctl":
+            raise ImportError("No module named 'threadpoolctl'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_threadpoolctl)
+    r = B.bench_epoch(**TINY)
+    assert r["numpy_s_per_epoch"] > 0
+    assert r["conditions"]["numpy_blas_threads"] is None
+    assert "could not be set" in r["conditions"]["baseline_threads_note"]
+    assert any(line.startswith("note: threadpoolctl is not installed") for line in B._notes(r))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_bench_epoch_rejects_bad_baseline_threads(bad):
+    with pytest.raises(ValueError, match="baseline_threads"):
+        B.bench_epoch(**{**TINY, "baseline_threads": bad})
+
+
+def test_the_command_line_prints_the_threads_and_the_load(capsys):
+    """No --n-samples: one batch of the 10800 samples, one hidden unit, one epoch."""
+    from fastnn import cli
+
+    argv = ["bench-epoch", "--batch-size", "10800", "--hidden", "1", "--epochs", "1", "--no-torch"]
+    assert cli.main(argv + ["--baseline-threads", "2"]) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("threads: ")]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("threads: fastnn ") and "; load " in lines[0]
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        assert "numpy BLAS unknown" in lines[0]
+    else:
+        assert ", numpy BLAS 2;" in lines[0]
+    assert "baseline_threads: 2" in out.splitlines()
+
+
+def test_the_command_line_refuses_zero_baseline_threads(capsys):
+    from fastnn import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench-epoch", "--baseline-threads", "0"])
+    assert exc.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "--baseline-threads" in errors[0] and "positive integer" in errors[0], errors

@@ -22,10 +22,20 @@ take microseconds.
 Times are the best of the measured epochs, after one warm-up epoch that keeps
 first-touch page faults and thread-pool start-up (and the previous implementation's
 still-spinning worker threads) out of the numbers.
+
+The NumPy baselines run with one BLAS thread unless asked otherwise (``baseline_threads``):
+a threaded BLAS stalls when the machine is busy, and the speedup then measures the load,
+not the code (issue 21: 64.9, 22.3 and 3.8 within minutes on one machine).  The limit is
+threadpoolctl's ``threadpool_limits(user_api='blas')``, only around the baseline's epochs;
+without threadpoolctl the baseline runs with its BLAS's own setting and the result says so.
+Each result's ``conditions`` record the threads every contender used and the load average
+before and after the run.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import time
 
 import numpy as np
@@ -110,6 +120,52 @@ def _best_each(fns: dict, epochs: int) -> dict:
             times.append(time.perf_counter() - t0)
         best[name] = min(times)
     return best
+
+
+def _load_average():
+    """The 1-minute load average, or None where the system has none (Windows)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
+def _start_conditions() -> dict:
+    """The conditions of a run, as it starts: fastnn's threads, the CPUs it may use, the load average."""
+    from .. import functional as F
+
+    info = F.core_info()
+    return {"fastnn_threads": info["threads"], "cpus": info["cpus"], "load_start": _load_average()}
+
+
+def _baseline_blas_threads(info) -> int | None:
+    """The most threads of the BLAS libraries in threadpoolctl's ``info`` other than fastnn's private
+    OpenBLAS (scipy-openblas32, which the baselines do not call); None when threadpoolctl sees none."""
+    spec = importlib.util.find_spec("scipy_openblas32")
+    private = os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+    threads = [lib["num_threads"] for lib in info if lib.get("user_api") == "blas"
+               and not (private and os.path.abspath(lib["filepath"]).startswith(os.path.abspath(private) + os.sep))]
+    return max(threads) if threads else None
+
+
+def _best_each_baseline(fns: dict, epochs: int, threads: int, conditions: dict) -> dict:
+    """:func:`_best_each` of baselines whose BLAS libraries are limited to ``threads`` threads (threadpoolctl's
+    ``threadpool_limits(user_api='blas')``, only while they run: fastnn's team is not a BLAS and is never
+    limited).  Records in ``conditions`` the BLAS threads threadpoolctl reports inside the limit
+    (``numpy_blas_threads``), or why they could not be set (``baseline_threads_note``)."""
+    try:
+        from threadpoolctl import threadpool_info, threadpool_limits
+    except ImportError:
+        conditions["numpy_blas_threads"] = None
+        conditions["baseline_threads_note"] = ("threadpoolctl is not installed: the baseline's BLAS threads could "
+                                               "not be set (pip install threadpoolctl)")
+        return _best_each(fns, epochs)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        conditions["numpy_blas_threads"] = _baseline_blas_threads(threadpool_info())
+        if conditions["numpy_blas_threads"] is None:
+            conditions["baseline_threads_note"] = ("threadpoolctl sees no BLAS library: the baseline's BLAS "
+                                                   "threads are unknown")
+        return _best_each(fns, epochs)
 
 
 # ------------------------------------------------------------------------------ data
@@ -416,7 +472,7 @@ class FusedEpoch:
 # ---------------------------------------------------------------------------- benches
 
 def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_samples: int = 10800, epochs: int = 3,
-                seed: int = 0, torch: bool = True, lr: float = 2e-3, out=None) -> dict:
+                seed: int = 0, torch: bool = True, lr: float = 2e-3, out=None, baseline_threads: int = 1) -> dict:
     """Seconds per training epoch of the 1024-H-36 classifier: fastnn fused vs NumPy (float64) vs PyTorch.
 
     Parameters
@@ -437,17 +493,25 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
     lr : float
     out : path, optional
         Folder to write the report into (``bench_epoch.json`` and ``bench_epoch.md``); None writes nothing.
+    baseline_threads : int
+        BLAS threads of the NumPy baseline (one by default: a threaded BLAS stalls on a busy machine).
+        Set with threadpoolctl while the baseline runs; without threadpoolctl, ``conditions`` says they
+        could not be set.
 
     Returns
     -------
     dict
         ``fused_s_per_epoch``, ``numpy_s_per_epoch``, ``speedup_vs_numpy``, and with PyTorch
-        ``torch_s_per_epoch``, ``speedup_vs_torch``, ``torch_threads``; plus the arguments.
+        ``torch_s_per_epoch``, ``speedup_vs_torch``, ``torch_threads``; plus the arguments; and
+        ``conditions``: ``fastnn_threads``, ``numpy_blas_threads`` (as threadpoolctl reports them inside
+        the limit; None when unknown, with ``baseline_threads_note``), ``torch_threads`` with PyTorch,
+        ``cpus``, and the 1-minute load average at the start and the end (``load_start``, ``load_end``).
 
     Raises
     ------
     ValueError
-        For a non-positive ``batch_size``, ``hidden``, ``n_samples``, ``epochs`` or ``lr``, or an unknown dtype.
+        For a non-positive ``batch_size``, ``hidden``, ``n_samples``, ``epochs``, ``lr`` or
+        ``baseline_threads``, or an unknown dtype.
 
     Examples
     --------
@@ -462,7 +526,9 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
     n_samples = _positive(n_samples, "n_samples")
     epochs = _positive(epochs, "epochs")
     lr = _rate(lr, "lr")
+    baseline_threads = _positive(baseline_threads, "baseline_threads")
     dt = _dtype(dtype)
+    conditions = _start_conditions()
     X, Y = make_data(n_samples, seed=seed)
     sizes = (N_PIXELS, hidden, N_CLASSES)
     params = init_params(sizes, seed=seed)
@@ -474,9 +540,10 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
         b[...] = params[f"b{l}"]
     fused = FusedEpoch(model, X.astype(dt), Y.astype(dt), order, optimizer="sgd", lr=lr, batch_size=batch_size)
     np_params = {k: v.copy() for k, v in params.items()}
-    fns = {"fused": fused, "numpy": lambda: numpy_epoch(X, Y, np_params, batch_size, lr, order=order)}
+    baseline = {"numpy": lambda: numpy_epoch(X, Y, np_params, batch_size, lr, order=order)}
+    fns = {"fused": fused}
     result = {"batch_size": batch_size, "dtype": dt.name, "hidden": hidden, "n_samples": n_samples,
-              "epochs": epochs}
+              "epochs": epochs, "baseline_threads": baseline_threads}
     if torch:
         try:
             tmod = _import_torch()
@@ -487,24 +554,29 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
             Xt = tmod.from_numpy(np.ascontiguousarray(X, dtype=dt))
             yt = tmod.from_numpy(Y.argmax(axis=1))
             fns["torch"] = lambda: torch_epoch(Xt, yt, net, batch_size, lr, order=order)
-            result["torch_threads"] = tmod.get_num_threads()
-    best = _best_each(fns, epochs)
+            result["torch_threads"] = conditions["torch_threads"] = tmod.get_num_threads()
+    best = _best_each({"fused": fns.pop("fused")}, epochs)
+    best.update(_best_each_baseline(baseline, epochs, baseline_threads, conditions))
+    best.update(_best_each(fns, epochs))
+    conditions["load_end"] = _load_average()
     result["fused_s_per_epoch"] = best["fused"]
     result["numpy_s_per_epoch"] = best["numpy"]
     result["speedup_vs_numpy"] = best["numpy"] / best["fused"]
     if "torch" in best:
         result["torch_s_per_epoch"] = best["torch"]
         result["speedup_vs_torch"] = best["torch"] / best["fused"]
+    result["conditions"] = conditions
     if out is not None:
         timed = [k for k in result if k.endswith(("_per_epoch", "speedup_vs_numpy", "speedup_vs_torch"))]
         write_report(out_folder(out), "bench_epoch", f"One training epoch of 1024-{hidden}-36, batch {batch_size}",
                      {k: result[k] for k in timed},
-                     {"seed": seed, "lr": lr, **{k: v for k, v in result.items() if k not in timed}}, [])
+                     {"seed": seed, "lr": lr, **{k: v for k, v in result.items() if k not in timed + ["conditions"]},
+                      **conditions}, [])
     return result
 
 
 def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: int = 10800, epochs: int = 3,
-                            seed: int = 0, lr: float = 3e-5, momentum: float = 0.9) -> dict:
+                            seed: int = 0, lr: float = 3e-5, momentum: float = 0.9, baseline_threads: int = 1) -> dict:
     """Seconds per epoch of the coursework's 1024-32-32-32-1024 autoencoder: fastnn fused vs NumPy (float64).
 
     relu/relu/relu/sigmoid layers, summed squared error, momentum SGD (``M = mu M - lr g``).
@@ -519,17 +591,20 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
         Measured epochs, after one warm-up epoch; the best is reported.
     seed : int
     lr, momentum : float
+    baseline_threads : int
+        BLAS threads of the NumPy baseline, as in :func:`bench_epoch`.
 
     Returns
     -------
     dict
-        ``fused_s_per_epoch``, ``numpy_s_per_epoch``, ``speedup_vs_numpy``; plus the arguments.
+        ``fused_s_per_epoch``, ``numpy_s_per_epoch``, ``speedup_vs_numpy``; plus the arguments; and
+        ``conditions`` as in :func:`bench_epoch`.
 
     Raises
     ------
     ValueError
-        For a non-positive ``batch_size``, ``n_samples``, ``epochs`` or ``lr``, a momentum outside [0, 1),
-        or an unknown dtype.
+        For a non-positive ``batch_size``, ``n_samples``, ``epochs``, ``lr`` or ``baseline_threads``, a
+        momentum outside [0, 1), or an unknown dtype.
 
     Examples
     --------
@@ -546,7 +621,9 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
     momentum = float(momentum)
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+    baseline_threads = _positive(baseline_threads, "baseline_threads")
     dt = _dtype(dtype)
+    conditions = _start_conditions()
     X, _ = make_data(n_samples, seed=seed)
     params = init_params(AUTOENCODER_SIZES, seed=seed)
     order = np.random.default_rng(seed).permutation(n_samples)
@@ -558,13 +635,15 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
     fused = FusedEpoch(model, X.astype(dt), None, order, optimizer="momentum", lr=lr, momentum=momentum,
                        batch_size=batch_size)
     np_params = {k: v.copy() for k, v in params.items()}
-    best = _best_each(
-        {"fused": fused,
-         "numpy": lambda: numpy_autoencoder_epoch(X, np_params, batch_size, lr, momentum=momentum, order=order)},
-        epochs)
+    best = _best_each({"fused": fused}, epochs)
+    best.update(_best_each_baseline(
+        {"numpy": lambda: numpy_autoencoder_epoch(X, np_params, batch_size, lr, momentum=momentum, order=order)},
+        epochs, baseline_threads, conditions))
+    conditions["load_end"] = _load_average()
     result = {"batch_size": batch_size, "dtype": dt.name, "n_samples": n_samples, "epochs": epochs,
-              "fused_s_per_epoch": best["fused"], "numpy_s_per_epoch": best["numpy"],
-              "speedup_vs_numpy": best["numpy"] / best["fused"]}
+              "baseline_threads": baseline_threads, "fused_s_per_epoch": best["fused"],
+              "numpy_s_per_epoch": best["numpy"], "speedup_vs_numpy": best["numpy"] / best["fused"],
+              "conditions": conditions}
     return result
 
 
@@ -573,6 +652,23 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
 def _headline(result) -> dict:
     """Every number of the result (the arguments, the times, the speedups), as before there was a report."""
     return {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _notes(result) -> list:
+    """On stderr: why PyTorch was skipped; the threads of each contender and the load, in one line; why the
+    baseline's BLAS threads are unknown."""
+    c = result["conditions"]
+    lines = [f"torch: skipped: {result['torch_skipped']}"] if "torch_skipped" in result else []
+    blas = "unknown" if c["numpy_blas_threads"] is None else c["numpy_blas_threads"]
+    threads = f"fastnn {c['fastnn_threads']}, numpy BLAS {blas}"
+    if "torch_threads" in c:
+        threads += f", torch {c['torch_threads']}"
+    load = ("unknown" if c["load_start"] is None or c["load_end"] is None
+            else f"{c['load_start']:.2f} -> {c['load_end']:.2f}")
+    lines.append(f"threads: {threads}; load {load} ({c['cpus']} CPUs)")
+    if "baseline_threads_note" in c:
+        lines.append(f"note: {c['baseline_threads_note']}")
+    return lines
 
 
 register("bench-epoch", bench_epoch, help="time the fused epoch against the plain NumPy loop (and PyTorch)",
@@ -584,9 +680,11 @@ register("bench-epoch", bench_epoch, help="time the fused epoch against the plai
                   Option("--hidden", type=positive_int, help="hidden units (default %(default)s)"),
                   Option("--epochs", type=positive_int, help="timed epochs, best is reported (default %(default)s)"),
                   Option("--no-torch", param="torch", convert=lambda skip: not skip, action="store_true",
-                         help="skip the PyTorch baseline")],
+                         help="skip the PyTorch baseline"),
+                  Option("--baseline-threads", type=positive_int, metavar="N",
+                         help="BLAS threads of the NumPy baseline, set with threadpoolctl (default %(default)s: "
+                              "a threaded BLAS stalls when the machine is busy)")],
          common_help={"out": "folder for the report, bench_epoch.json and bench_epoch.md (default: no files)",
                       "seed": "seed of the random data, the initial weights and the sample order "
                               "(default %(default)s)"},
-         headline=_headline,
-         notes=lambda result: [f"torch: skipped: {result['torch_skipped']}"] if "torch_skipped" in result else [])
+         headline=_headline, notes=_notes)
