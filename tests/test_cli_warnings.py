@@ -24,7 +24,6 @@ from PIL import Image
 import fastnn
 import fastnn._io
 from fastnn import cli, ocr
-from fastnn.models import MLP
 
 ROOT = Path(fastnn.__file__).resolve().parents[1]
 
@@ -47,11 +46,6 @@ def _corrupt_exif_jpeg(path):
     data[tiff + 8: tiff + 10] = b"\xff\xff"
     path.write_bytes(bytes(data))
     return path
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(MLP([1024, 16, 36], ["relu", "softmax"], seed=3).save(tmp_path_factory.mktemp("model") / "m.npz"))
 
 
 @pytest.fixture

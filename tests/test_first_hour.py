@@ -21,7 +21,6 @@ from PIL import Image
 import fastnn
 from fastnn import cli
 from fastnn import sweep as sweeps
-from fastnn.models import MLP
 from fastnn.tasks import common
 from fastnn.train import History
 
@@ -34,11 +33,6 @@ def _env():
     env = {k: v for k, v in os.environ.items() if k not in ("FASTNN_DEBUG", "PYTHONWARNINGS", "PYTHONDEVMODE")}
     env["PYTHONPATH"] = str(ROOT)
     return env
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(MLP([1024, 16, 36], ["relu", "softmax"], seed=3).save(tmp_path_factory.mktemp("model") / "m.npz"))
 
 
 @pytest.fixture

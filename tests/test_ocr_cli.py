@@ -39,11 +39,6 @@ def _bars(widths=(5, 3), height=200):
     return img
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(MLP([1024, 16, 36], ["relu", "softmax"], seed=3).save(tmp_path_factory.mktemp("model") / "m.npz"))
-
-
 @pytest.fixture
 def folder(tmp_path):
     """a.png (two words), B.PNG (one word, upper-case suffix), c.jpeg, plus files a folder must not contribute."""

@@ -1,0 +1,12 @@
+"""Fixtures several test files share."""
+
+import pytest
+
+from fastnn.models import MLP
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory):
+    """An untrained 1024-16-36 MLP file: a classifier `fastnn ocr --model` takes, for tests of the command
+    line's plumbing, not of reading."""
+    return str(MLP([1024, 16, 36], ["relu", "softmax"], seed=3).save(tmp_path_factory.mktemp("model") / "m.npz"))
