@@ -210,3 +210,23 @@ def test_training_on_the_generated_set_is_said_before_it_trains(tmp_path, monkey
     assert any("epoch" in line for line in lines[1:]), lines  # the training's progress came after it
     assert sum("no real data" in line for line in lines) == 1
     assert "data: generated (synthetic fonts), not handwriting" in lines
+
+
+def test_the_lr_study_bars_say_which_rate_they_train(tmp_path, monkeypatch, capsys):
+    """`fastnn lr-study` trains three rates one after another; each bar says which (they were all 'epoch')."""
+    monkeypatch.delenv("FASTNN_DATA", raising=False)
+    assert cli.main(["lr-study", "--epochs", "1", "--lr", "0.002", "--out", str(tmp_path), "--progress"]) == 0
+    err = capsys.readouterr().err
+    for rate in ("0.02", "0.002", "0.0002"):
+        assert f"lr {rate} epoch 1/1" in err, err
+
+
+def test_the_boxes_picture_is_at_most_2000_pixels_across(tmp_path):
+    """What the README and `--boxes`' help say: a page wider than 2000 pixels is drawn at 1/k of its size."""
+    from fastnn.ocr import draw_boxes
+
+    binary = np.zeros((900, 4100), bool)
+    binary[100:200, 300:360] = True
+    path = draw_boxes(binary, np.array([[100, 300, 200, 360]]), [[[0]]], tmp_path / "boxes.png")
+    width, height = Image.open(path).size
+    assert abs(width - 4100 / 3) <= 1 and abs(height - 900 / 3) <= 1, (width, height)

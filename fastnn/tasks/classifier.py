@@ -170,8 +170,14 @@ def lr_study(data=None, out="fastnn-output", *, seed=42, lr=0.002, epochs=None, 
     rates = [lr * 10, lr, lr / 10]
     runs = {}
     for rate in rates:
+        shown = progress  # each run's bar says the rate it trains ("lr 0.02 epoch 3/50")
+        if progress is not False:
+            from ..train import ProgressBar
+
+            total = RECIPES["coursework"]["epochs"] if epochs is None else int(epochs)
+            shown = ProgressBar(total, f"lr {rate:g} epoch")
         model, hist, _, _ = train_classifier(dataset, "coursework", seed=seed, epochs=epochs, lr=rate,
-                                             progress=progress)
+                                             progress=shown)
         runs[rate] = (model, hist)
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
