@@ -12,6 +12,9 @@ from .._io import atomic_savefig
 def draw_boxes(binary, boxes, lines, path):
     """Save a PNG of the boxes over the binary image, one colour per line.
 
+    The PNG is at most 2000 pixels on its longer side: a larger image is drawn at 1/k of its size (every
+    k-th pixel, k = ceil(longer side / 2000)), the boxes scaled with it; ``boxes`` are in the image's pixels.
+
     Parameters
     ----------
     binary : (H, W) array_like

@@ -506,8 +506,9 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                   Option("--out-dir", metavar="DIR", output=True,
                          help="write one file per image into DIR (<image>.txt, .json or .tsv) instead of printing"),
                   Option("--boxes", metavar="OUT.png", output=True,
-                         help="draw the boxes over the binary image, coloured by line (several images: "
-                              "OUT-<image>.png)"),
+                         help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
+                              "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
+                              "several images: OUT-<image>.png)"),
                   _LEXICON],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
