@@ -36,11 +36,12 @@ def hw36_extra(data):
 
 
 def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=None, hidden=None, batch_size=None,
-                     extra=None, progress=None):
+                     extra=None, progress=None, label=None):
     """Train the 36-class MLP with a recipe from RECIPES; return (model, history, trainer, settings).
 
     ``epochs``, ``lr``, ``hidden`` (units of the hidden layer) and ``batch_size``, when given, replace the
-    recipe's (``fastnn sweep`` varies them).
+    recipe's (``fastnn sweep`` varies them).  ``label`` names the progress bar's unit when the trainer's own
+    bar is shown ("lr 0.02 epoch 3/50"; default: "epoch").
 
     The 'coursework' recipe follows the coursework's protocol exactly: ``np.random.seed(seed)``-style
     draws (a ``RandomState``) for the Xavier weights, then one permutation for batches reused every
@@ -72,6 +73,10 @@ def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=N
         order = rs.permutation(X.shape[0])
     else:
         model.init("xavier", seed=seed)
+    if label is not None and progress is not False and not hasattr(progress, "update"):
+        from ..train import ProgressBar
+
+        progress = ProgressBar(s["epochs"], label)
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"], shuffle=s["shuffle"],
                       seed=seed, progress=progress)
     hist = trainer.fit(X, Y, s["epochs"], valid=dataset["valid"], order=order)
@@ -169,15 +174,9 @@ def lr_study(data=None, out="fastnn-output", *, seed=42, lr=0.002, epochs=None, 
     dataset = dataset or data_sets.load_dataset(data, seed=seed)
     rates = [lr * 10, lr, lr / 10]
     runs = {}
-    for rate in rates:
-        shown = progress  # each run's bar says the rate it trains ("lr 0.02 epoch 3/50")
-        if progress is not False:
-            from ..train import ProgressBar
-
-            total = RECIPES["coursework"]["epochs"] if epochs is None else int(epochs)
-            shown = ProgressBar(total, f"lr {rate:g} epoch")
+    for rate in rates:  # each run's bar says the rate it trains ("lr 0.02 epoch 3/50")
         model, hist, _, _ = train_classifier(dataset, "coursework", seed=seed, epochs=epochs, lr=rate,
-                                             progress=shown)
+                                             progress=progress, label=f"lr {rate:g} epoch")
         runs[rate] = (model, hist)
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))

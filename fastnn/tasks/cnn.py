@@ -73,7 +73,6 @@ def cnn(data=None, out="fastnn-output", *, recipe="small", seed=0, epochs=None, 
     from .. import data as data_sets
     from ..cnn_recipe import CNN_RECIPES, train_cnn
     from ..layers import rows_to_images
-    from ..train import ProgressBar
 
     if recipe not in CNN_RECIPES or recipe not in MLP_RECIPE_OF:
         raise ValueError(f"recipe: expected one of {CNN_RECIPE_NAMES}, got {recipe!r}")
@@ -87,12 +86,8 @@ def cnn(data=None, out="fastnn-output", *, recipe="small", seed=0, epochs=None, 
 
     model, hist, s = train_cnn(dataset, recipe=recipe, seed=seed, epochs=epochs, lr=lr, extra=extra,
                                progress=progress)
-    mlp_progress = progress  # the MLP's bar named like the CNN's ("MLP strong epoch 3/20")
-    if progress is not False:
-        mlp_progress = ProgressBar(RECIPES[mlp_recipe]["epochs"] if epochs is None else int(epochs),
-                                   f"MLP {mlp_recipe} epoch")
     mlp, mlp_hist, _, mlp_s = train_classifier(dataset, mlp_recipe, seed=seed, epochs=epochs, extra=extra,
-                                               progress=mlp_progress)
+                                               progress=progress, label=f"MLP {mlp_recipe} epoch")
     (Xv, Yv), (Xt, Yt) = dataset["valid"], dataset["test"]
     valid_loss, valid_acc = model.evaluate(rows_to_images(Xv), Yv)
     test_loss, test_acc = model.evaluate(rows_to_images(Xt), Yt)
