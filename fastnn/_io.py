@@ -183,8 +183,9 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-#: The errors only a write gives (a full disk, a quota, a file size limit, a failing device).
-_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EIO") if hasattr(errno, name))
+#: The errors only a write gives (a full disk, a quota, a file size limit): an OSError of these that names no
+#: file is about the file being written (the command line names its output options then).
+WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
 
 
 def _read_only(path: Path, st: os.stat_result) -> bool:
@@ -263,8 +264,8 @@ def atomic_write(path, mode: str = "wb", *, encoding: str = "utf-8", newline=Non
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None and exc.errno in _WRITE_ERRNOS:
-            exc.filename = str(path)  # a write through fh names no file: say which one was being written
+        if isinstance(exc, OSError) and exc.filename is None and (exc.errno in WRITE_ERRNOS or exc.errno == errno.EIO):
+            exc.filename = str(path)  # a write through fh (or a failing device under it) names no file: say which
         raise
     _fsync_folder(path.parent)
 

@@ -13,12 +13,12 @@ import os
 import select
 import sys
 
+from ._io import WRITE_ERRNOS
+
 #: Warnings that speak to programmers, not to the user of a command: kept out unless asked for (-W,
 #: PYTHONWARNINGS, -X dev). Python's default filters hide them too, but not from code run as __main__
 #: nor under a test runner; fastnn's own deprecations are still shown.
 _PROGRAMMERS_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
-#: The errors only a write gives: an OSError that carries no file name and one of these was writing output.
-_WRITE_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
 
 
 def _headline_lines(headline: dict) -> list:
@@ -220,7 +220,7 @@ def _os_error(exc: OSError, task, args) -> str:
         if exc.filename2 is not None:
             where += f" -> {_file_name(exc.filename2)}"
         return f"{where}: {exc.strerror}"
-    outputs = task.outputs(args) if exc.errno in _WRITE_ERRNOS else []
+    outputs = task.outputs(args) if exc.errno in WRITE_ERRNOS else []
     if outputs:
         return f"{exc.strerror} (writing {' or '.join(f'{flag} {value}' for flag, value in outputs)})"
     return _one_line(exc)
