@@ -1,5 +1,6 @@
 """Argument checks shared by the modules of fastnn.functional: the dtype policy, array and buffer checks,
-activation names and hyperparameters.  Each raises a ValueError or TypeError that names the argument."""
+activation names, hyperparameters and the options of a training run.  Each raises a ValueError or TypeError
+that names the argument."""
 
 from __future__ import annotations
 
@@ -122,6 +123,15 @@ def check_adam(beta1, beta2, eps, names=("beta1", "beta2")):
         raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
 
 
+def all_finite(x, chunk_elements: int = 1 << 18) -> bool:
+    """True when every value of ``x`` is finite, checked in row chunks of about 256k values."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        return bool(np.isfinite(x))
+    rows = max(1, chunk_elements // max(1, x[:1].size))
+    return all(np.isfinite(x[s:s + rows]).all() for s in range(0, x.shape[0], rows))
+
+
 def check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
     if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != dtype or not a.flags.c_contiguous:
         raise ValueError(f"{name}: expected a C-contiguous {np.dtype(dtype)} array of shape {shape}, got "
@@ -131,12 +141,25 @@ def check_array(a, name: str, shape: tuple, dtype, writeable=False) -> None:
         raise ValueError(f"{name}: is read-only and cannot be updated in place")
 
 
+def check_loss_name(loss) -> str:
+    """``loss`` if it names one of the kernels' losses, else a ValueError that lists them."""
+    if not isinstance(loss, str) or loss not in _core.LOSSES:
+        raise ValueError(f"loss: expected one of {tuple(_core.LOSSES)}, got {loss!r}")
+    return loss
+
+
 def check_training_options(loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
     """A compiled epoch's options, checked: (loss, optimizer, batch_size, dtype, momentum, betas, eps,
     weight_decay) as (str, str, int, np.dtype, float, (float, float), float, float)."""
-    if loss not in _core.LOSSES:
-        raise ValueError(f"loss: expected one of {tuple(_core.LOSSES)}, got {loss!r}")
-    if optimizer not in _core.OPTIMIZERS:
+    return (check_loss_name(loss),) + check_optimizer_options(optimizer, batch_size, dtype, momentum, betas, eps,
+                                                              weight_decay)
+
+
+def check_optimizer_options(optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
+    """The optimizer's options of a training run (compiled epoch or batch by batch), checked: (optimizer,
+    batch_size, dtype, momentum, betas, eps, weight_decay) as (str, int, np.dtype, float, (float, float),
+    float, float)."""
+    if not isinstance(optimizer, str) or optimizer not in _core.OPTIMIZERS:
         raise ValueError(f"optimizer: expected one of {tuple(_core.OPTIMIZERS)}, got {optimizer!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
         raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
@@ -149,4 +172,4 @@ def check_training_options(loss, optimizer, batch_size, dtype, momentum, betas, 
     check_adam(*betas, float(eps), names=("betas", "betas"))
     momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
     weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
-    return loss, optimizer, int(batch_size), dtype, momentum, betas, float(eps), weight_decay
+    return optimizer, int(batch_size), dtype, momentum, betas, float(eps), weight_decay

@@ -1,5 +1,8 @@
 """The compiled training epoch of a convolutional network: conv and max-pool layers on NHWC images, a
-flatten, dense layers and a fused loss (:func:`network_plan`, trained by ``functional.train_epoch``)."""
+flatten, dense layers and a fused loss.  :func:`conv_epoch_plan` (formerly ``network_plan``, still an alias)
+checks the layer stack and the training options and lays out the workspace in a :class:`NetworkPlan`, which
+:func:`~fastnn.functional.train_epoch` trains with.  (A dense network's epoch, an MLP's, is planned by
+:func:`~fastnn.functional.epoch_plan`.)"""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from .._kernels import _core
 from ._checks import check_training_options
 from ._parts import dense_k_scratch, dense_steps, vector_step, with_threads
 from .conv import conv2d_geometry, pool_geometry
+from .optim import StepPlan
 
-__all__ = ["NetworkPlan", "network_plan", "network_parameter_offsets"]
+__all__ = ["NetworkPlan", "conv_epoch_plan", "network_plan", "network_parameter_offsets"]
 
 _CONV_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
 #: Bytes of activations and im2col rows a thread of the compiled epoch keeps in flight per block of images.
@@ -173,12 +177,13 @@ def _aligned(n: int) -> int:
     return -(-n // 16) * 16  # 64 bytes: every workspace block starts aligned
 
 
-class NetworkPlan:
+class NetworkPlan(StepPlan):
     """Everything the compiled epoch of a convolutional network needs besides the data, the parameters and
-    the learning rate: the layer tables, one batch's workspace and the gradient buffer.
+    the learning rate: the optimizer's options (a :class:`~fastnn.functional.StepPlan`), the layer tables,
+    one batch's workspace and the gradient buffer.
 
-    Built by :func:`network_plan`.  Its arrays are the kernel's scratch: reuse one plan for many epochs, and
-    one plan per training run at a time.
+    Built by :func:`conv_epoch_plan`.  Its arrays are the kernel's scratch: reuse one plan for many epochs,
+    and one plan per training run at a time.
     """
 
     def __init__(self, described, input_shape, loss, optimizer, batch_size, dtype, momentum, betas, eps,
@@ -186,19 +191,13 @@ class NetworkPlan:
         self.layer_fields = tuple(f for f, _, _ in described)
         self.input_shape = tuple(input_shape)
         self.loss = loss
-        self.optimizer = optimizer
-        self.batch_size = bs = batch_size
-        self.dtype = dtype
-        self.mu = betas[0] if optimizer == "adam" else momentum
-        self.beta2 = betas[1] if optimizer == "adam" else 0.0
-        self.eps = eps if optimizer == "adam" else 0.0
-        self.weight_decay = weight_decay
         self.loss_code = _core.LOSSES[loss]
-        self.optimizer_code = _core.OPTIMIZERS[optimizer]
         self.input_size = int(np.prod(self.input_shape))
         self.output_size = described[-1][2][0]
         #: Per layer (w_off, b_off) in theta, or None (see network_parameter_offsets).
-        self.offsets_of_layers, self.n_params = _parameter_offsets(described)
+        self.offsets_of_layers, n_params = _parameter_offsets(described)
+        super().__init__(n_params, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
+        bs = batch_size
         rows = [(f, s, o, p) for (f, s, o), p in zip(described, self.offsets_of_layers)]
         stack = [r for r in rows if r[0]["kind"] in ("conv", "pool")]
         dense = [r for r in rows if r[0]["kind"] == "dense"]
@@ -286,8 +285,6 @@ class NetworkPlan:
         self.iwork = np.zeros(ioff, dtype=np.int32)
         self.dwork = np.zeros(doff, dtype=np.float64)
         self.rwork = np.zeros(0, dtype=dtype)
-        #: Lengths of the two optimizer buffers: momentum or Adam's m, and Adam's v (0: unused).
-        self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if optimizer == "adam" else 0)
         self.grad = np.zeros(self.n_params, dtype=dtype)
         #: Seconds, written by the kernel, as EpochPlan.timing.
         self.timing = np.zeros(3)
@@ -311,10 +308,6 @@ class NetworkPlan:
         into parts of the batch's ``images``."""
         return with_threads(self.steps, _core.get_num_threads() if threads is None else threads)
 
-    def new_state(self):
-        """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""
-        return tuple(np.zeros(n, self.dtype) for n in self.state_sizes)
-
     def __repr__(self):
         kinds = "-".join(f["kind"] for f in self.layer_fields)
         return (f"NetworkPlan({self.input_shape} {kinds}, loss={self.loss!r}, optimizer={self.optimizer!r}, "
@@ -322,9 +315,14 @@ class NetworkPlan:
                 f"{self.work.nbytes + self.grad.nbytes + self.iwork.nbytes + self.dwork.nbytes:,} bytes)")
 
 
-def network_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32, dtype="float64", momentum=0.9,
-                 betas=(0.9, 0.999), eps=ADAM_EPS, weight_decay=0.0) -> NetworkPlan:
+def conv_epoch_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32, dtype="float64", momentum=0.9,
+                    betas=(0.9, 0.999), eps=ADAM_EPS, weight_decay=0.0) -> NetworkPlan:
     """Plan the compiled training epoch of a convolutional network: check the description, lay out the workspace.
+
+    The network is a stack of conv, pool, flatten and dense layers on images; a dense network given by its
+    layer widths (an MLP) is planned by :func:`~fastnn.functional.epoch_plan` instead.  Both plans are
+    trained by :func:`~fastnn.functional.train_epoch`.  ``network_plan`` is this function's former name, kept
+    as an alias (the same function).
 
     Parameters
     ----------
@@ -348,12 +346,17 @@ def network_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32, d
 
     Examples
     --------
-    >>> plan = network_plan([("conv", 1, 16, 3, 1, "same", "relu"), ("pool", 2), ("conv", 16, 32, 3, 1, "same", "relu"),
-    ...                      ("pool", 2), ("flatten",), ("dense", 2048, 128, "relu"), ("dense", 128, 36, "softmax")],
-    ...                     (32, 32, 1), "cross_entropy", batch_size=32, dtype="float32")
+    >>> plan = conv_epoch_plan([("conv", 1, 16, 3, 1, "same", "relu"), ("pool", 2),
+    ...                         ("conv", 16, 32, 3, 1, "same", "relu"), ("pool", 2), ("flatten",),
+    ...                         ("dense", 2048, 128, "relu"), ("dense", 128, 36, "softmax")],
+    ...                        (32, 32, 1), "cross_entropy", batch_size=32, dtype="float32")
     >>> plan.n_params
-    271140
+    271716
     """
     described = _describe_layers(layers, input_shape)
     options = check_training_options(loss, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
     return NetworkPlan(described, tuple(int(v) for v in input_shape), *options)
+
+
+#: The former name of :func:`conv_epoch_plan` (the same function).
+network_plan = conv_epoch_plan
