@@ -1,12 +1,13 @@
 """ONNX export: ``to_onnx(model, path)`` writes a fastnn network as an ONNX graph that onnxruntime runs.
 
-A model is first described as a list of layers, ``(kind, ...)`` tuples (``layers_of``), and each kind has
-one emit function in ``EMITTERS`` that appends its nodes and initializers to the graph: a new layer type
-is a describer and a few lines of emit function.  An MLP is ``("dense", W, b)`` (one ``Gemm``:
+The exporter reads a model's neutral layer list (``model.layer_list()``, :mod:`fastnn.models.base`) and
+imports no model class.  ``layers_of`` turns that list into ONNX steps, ``(kind, ...)`` tuples, and each
+kind has one emit function in ``EMITTERS`` that appends its nodes and initializers to the graph: a new
+layer kind is a few lines in each.  A dense layer is ``("dense", W, b)`` (one ``Gemm``:
 ``X @ W + b``, W stored as fastnn's (n_in, n_out), so no transpose) then ``("activation", name)``
 (``Sigmoid``, ``Tanh``, ``Relu``, ``Softmax`` over the last axis, nothing for 'linear').
 
-A :class:`~fastnn.cnn.CNN` takes NHWC images, as ``CNN.predict_proba`` does, while ONNX's ``Conv`` and
+A :class:`~fastnn.models.CNN` takes NHWC images, as ``CNN.predict_proba`` does, while ONNX's ``Conv`` and
 ``MaxPool`` work on NCHW: the graph starts with ``("transpose", (0, 3, 1, 2))``, runs ``("conv", W, b,
 stride, pads)`` (one ``Conv``, W as ONNX's (C_out, C_in, KH, KW) = fastnn's ``W.transpose(3, 2, 0, 1)``,
 'same' padding as explicit ``pads`` with the odd extra row/column at the bottom/right, as fastnn puts it)
@@ -126,58 +127,38 @@ EMITTERS = {"dense": _emit_dense, "activation": _emit_activation, "transpose": _
             "conv": _emit_conv, "maxpool": _emit_maxpool, "flatten": _emit_flatten}
 
 
-def same_pads(layer, input_shape) -> tuple:
-    """(top, left, bottom, right) zeros a fastnn Conv2D adds to an (H, W, C) input: none for 'valid'; for
-    'same' what makes the output ceil(H / stride), the odd extra at the bottom/right (as fastnn computes it)."""
-    if layer.padding == "valid":
-        return (0, 0, 0, 0)
-    (kh, kw), s = layer.kernel_size, layer.stride
-    h, w = input_shape[0], input_shape[1]
-    th = max((-(-h // s) - 1) * s + kh - h, 0)
-    tw = max((-(-w // s) - 1) * s + kw - w, 0)
-    return (th // 2, tw // 2, th - th // 2, tw - tw // 2)
-
-
 def layers_of(model):
-    """The layer list of a fastnn model, ``[(kind, ...), ...]``, and the shape of one input sample.
+    """The ONNX steps of a fastnn model, ``[(kind, ...), ...]``, and the shape of one input sample, from the
+    model's neutral layer list (``model.layer_list()``, see :mod:`fastnn.models.base`).
 
     Returns
     -------
     layers : list of tuples
-        ``("dense", W (n_in, n_out), b (n_out,))`` and ``("activation", name)`` for an MLP; for a CNN also
+        ``("dense", W (n_in, n_out), b (n_out,))`` and ``("activation", name)``; for image models also
         ``("transpose", perm)``, ``("conv", W (C_out, C_in, KH, KW), b, stride, (top, left, bottom, right))``,
         ``("maxpool", size)`` and ``("flatten",)`` (see the module's docstring).
     input_shape : tuple
-        ``(n_features,)`` for an MLP, the CNN's ``input_shape`` ((H, W, C) or (n,)).
+        ``model.input_shape``: ``(n_features,)`` for an MLP, (H, W, C) or (n,) for a CNN.
     """
-    from .cnn import CNN
-    from .layers import Conv2D, Dense, MaxPool2D
-    from .models import MLP
-
-    if isinstance(model, MLP):
-        layers = []
-        for W, b, act in zip(model.weights, model.biases, model.activations):
-            layers += [("dense", W, b), ("activation", act)]
-        return layers, (model.sizes[0],)
-    if isinstance(model, CNN):
-        layers = [("transpose", (0, 3, 1, 2))] if len(model.input_shape) == 3 else []
-        shape = model.input_shape
-        for i, layer in enumerate(model.layers):
-            if isinstance(layer, Conv2D):
-                W, b = model.layer_parameters(model.theta, i)
-                layers += [("conv", W.transpose(3, 2, 0, 1), b, layer.stride, same_pads(layer, shape)),
-                           ("activation", layer.activation)]
-            elif isinstance(layer, MaxPool2D):
-                layers.append(("maxpool", layer.size))
-            elif isinstance(layer, Dense):
-                W, b = model.layer_parameters(model.theta, i)
-                layers += [("dense", W, b), ("activation", layer.activation)]
-            else:  # Flatten: back to NHWC first, so that the flat order is fastnn's (H, W, C)
-                layers += [("transpose", (0, 2, 3, 1)), ("flatten",)]
-            shape = model.shapes[i]
-        return layers, model.input_shape
-    raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP or fastnn.cnn.CNN), got "
-                    f"{type(model).__name__}")
+    if not callable(getattr(model, "layer_list", None)):
+        raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP or fastnn.models.CNN), got "
+                        f"{type(model).__name__}")
+    input_shape = tuple(model.input_shape)
+    steps = [("transpose", (0, 3, 1, 2))] if len(input_shape) == 3 else []  # ONNX's Conv takes NCHW
+    for layer in model.layer_list():
+        kind = layer[0]
+        if kind == "dense":
+            steps += [("dense", layer[1], layer[2]), ("activation", layer[3])]
+        elif kind == "conv":
+            _, W, b, stride, pads, act = layer
+            steps += [("conv", W.transpose(3, 2, 0, 1), b, stride, pads), ("activation", act)]
+        elif kind == "maxpool":
+            steps.append(("maxpool", layer[1]))
+        elif kind == "flatten":  # back to NHWC first, so that the flat order is fastnn's (H, W, C)
+            steps += [("transpose", (0, 2, 3, 1)), ("flatten",)]
+        else:
+            raise ValueError(f"model: a layer of kind {kind!r}, which fastnn.onnx does not export")
+    return steps, input_shape
 
 
 def _check_opset(onnx, opset) -> int:
@@ -193,7 +174,7 @@ def to_onnx_model(model, *, opset: int = DEFAULT_OPSET, logits: bool = False, gr
 
     Parameters
     ----------
-    model : fastnn.models.MLP or fastnn.cnn.CNN
+    model : fastnn.models.MLP or fastnn.models.CNN (any fastnn model)
     opset : int
         ONNX opset to declare, from ``MIN_OPSET`` (13) to the newest the installed onnx knows.
     logits : bool
@@ -234,7 +215,7 @@ def to_onnx(model, path, *, opset: int = DEFAULT_OPSET, logits: bool = False) ->
 
     Parameters
     ----------
-    model : fastnn.models.MLP or fastnn.cnn.CNN
+    model : fastnn.models.MLP or fastnn.models.CNN (any fastnn model)
     path : str or os.PathLike
         Written as given (``.onnx`` is the usual ending); its folder is created if missing.
     opset : int
@@ -249,7 +230,7 @@ def to_onnx(model, path, *, opset: int = DEFAULT_OPSET, logits: bool = False) ->
     Examples
     --------
     >>> from fastnn.models import MLP
-    >>> MLP([1024, 64, 36], ["sigmoid", "softmax"], dtype="float32").to_onnx("mlp.onnx")  # doctest: +SKIP
+    >>> to_onnx(MLP([1024, 64, 36], ["sigmoid", "softmax"], dtype="float32"), "mlp.onnx")  # doctest: +SKIP
     PosixPath('mlp.onnx')
     >>> import onnxruntime  # doctest: +SKIP
     >>> onnxruntime.InferenceSession("mlp.onnx").run(None, {"input": X.astype("float32")})[0]  # doctest: +SKIP

@@ -7,7 +7,7 @@ dtype, with the same weights: fastnn stores a layer's W as (n_in, n_out), so ``L
 ``Linear`` without bias gets zero biases).  Any other module is refused with an error naming it and its
 position.
 
-A :class:`~fastnn.cnn.CNN` becomes a Sequential that takes NCHW images, as PyTorch's ``Conv2d`` does (pass
+A :class:`~fastnn.models.CNN` becomes a Sequential that takes NCHW images, as PyTorch's ``Conv2d`` does (pass
 ``torch.from_numpy(images.transpose(0, 3, 1, 2))`` for fastnn's NHWC ``images``): ``Conv2d`` with weight
 ``W.transpose(3, 2, 0, 1)`` (fastnn's (KH, KW, C_in, C_out) -> (C_out, C_in, KH, KW)), its 'same' padding as
 ``padding=(top, left)`` when the zeros are symmetric and as an ``nn.ZeroPad2d`` before a ``padding=0``
@@ -58,54 +58,12 @@ def _flatten_perm(shape):
     return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
 
 
-def _cnn_to_torch(torch, model, logits):
-    from .layers import Conv2D, Dense, MaxPool2D
-    from .onnx import same_pads
-
-    nn = torch.nn
-    dtype = torch.float32 if model.dtype == np.float32 else torch.float64
-    acts = _activation_modules(torch)
-    modules, shape, perm = [], model.input_shape, None
-    last = len(model.layers) - 1
-    for i, layer in enumerate(model.layers):
-        params = model.layer_parameters(model.theta, i)
-        if isinstance(layer, Conv2D):
-            top, left, bottom, right = same_pads(layer, shape)
-            symmetric = (top, left) == (bottom, right)
-            if not symmetric:
-                modules.append(nn.ZeroPad2d((left, right, top, bottom)))
-            m = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                          padding=(top, left) if symmetric else 0, dtype=dtype)
-            weight = params[0].transpose(3, 2, 0, 1)
-        elif isinstance(layer, Dense):
-            m = nn.Linear(layer.n_in, layer.n_out, dtype=dtype)
-            weight = params[0].T if perm is None else params[0][perm].T
-            perm = None
-        elif isinstance(layer, MaxPool2D):
-            m = nn.MaxPool2d(layer.size)
-        else:
-            m, perm = nn.Flatten(), _flatten_perm(shape)
-        if params is not None:
-            with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
-                m.bias.copy_(torch.from_numpy(np.array(params[1])))
-        modules.append(m)
-        act = getattr(layer, "activation", "linear")
-        if not (logits and i == last):
-            if act == "softmax":
-                modules.append(nn.Softmax(dim=-1))
-            elif act != "linear":
-                modules.append(acts[act]())
-        shape = model.shapes[i]
-    return nn.Sequential(*modules)
-
-
 def to_torch(model, *, logits: bool = False):
     """A ``torch.nn.Sequential`` computing the same function as ``model``, with copies of its weights.
 
     Parameters
     ----------
-    model : fastnn.models.MLP or fastnn.cnn.CNN
+    model : fastnn.models.MLP or fastnn.models.CNN
     logits : bool
         Leave out the last activation (for ``CrossEntropyLoss`` or ``BCEWithLogitsLoss``, which apply it).
 
@@ -128,30 +86,47 @@ def to_torch(model, *, logits: bool = False):
       (3): Softmax(dim=-1)
     )
     """
-    from .cnn import CNN
-    from .models import MLP
-
-    if isinstance(model, CNN):
-        return _cnn_to_torch(_import_torch(), model, logits)
-    if not isinstance(model, MLP):
-        raise TypeError(f"model: expected a fastnn.models.MLP or fastnn.cnn.CNN, got {type(model).__name__}")
+    if not callable(getattr(model, "layer_list", None)):
+        raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP or fastnn.models.CNN), got "
+                        f"{type(model).__name__}")
     torch = _import_torch()
-    dtype = torch.float32 if model.dtype == np.float32 else torch.float64
+    nn = torch.nn
+    dtype = torch.float32 if np.dtype(model.dtype) == np.float32 else torch.float64
     acts = _activation_modules(torch)
-    modules = []
-    for l, (W, b, act) in enumerate(zip(model.weights, model.biases, model.activations)):
-        linear = torch.nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
-        with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-            linear.bias.copy_(torch.from_numpy(np.array(b)))
-        modules.append(linear)
-        if logits and l == model.n_layers - 1:
+    layers = model.layer_list()
+    modules, perm = [], None  # perm: the flat order torch's Flatten gives, for the next Linear's rows
+    for i, layer in enumerate(layers):
+        kind, act, params = layer[0], "linear", None
+        if kind == "conv":
+            _, W, b, stride, (top, left, bottom, right), act = layer
+            symmetric = (top, left) == (bottom, right)
+            if not symmetric:
+                modules.append(nn.ZeroPad2d((left, right, top, bottom)))
+            m = nn.Conv2d(W.shape[2], W.shape[3], W.shape[:2], stride=stride,
+                          padding=(top, left) if symmetric else 0, dtype=dtype)
+            params = (W.transpose(3, 2, 0, 1), b)
+        elif kind == "dense":
+            _, W, b, act = layer
+            m = nn.Linear(W.shape[0], W.shape[1], dtype=dtype)
+            params, perm = ((W.T if perm is None else W[perm].T), b), None
+        elif kind == "maxpool":
+            m = nn.MaxPool2d(layer[1])
+        elif kind == "flatten":
+            m, perm = nn.Flatten(), _flatten_perm(layer[1])
+        else:
+            raise ValueError(f"model: a layer of kind {kind!r}, which fastnn.torch does not export")
+        if params is not None:
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(np.ascontiguousarray(params[0])))
+                m.bias.copy_(torch.from_numpy(np.array(params[1])))
+        modules.append(m)
+        if logits and i == len(layers) - 1:
             break
         if act == "softmax":
-            modules.append(torch.nn.Softmax(dim=-1))
+            modules.append(nn.Softmax(dim=-1))
         elif act != "linear":
             modules.append(acts[act]())
-    return torch.nn.Sequential(*modules)
+    return nn.Sequential(*modules)
 
 
 def _flatten(torch, module, where="module"):
@@ -179,14 +154,14 @@ def from_torch(module, *, output_activation=None, loss=None, input_shape=None):
     loss : str, optional
         Passed to :class:`~fastnn.models.MLP` (inferred from the output layer when omitted).
     input_shape : (H, W, C) or (n,), optional
-        Read the module as a :class:`~fastnn.cnn.CNN` taking inputs of this (fastnn, NHWC) shape: then
+        Read the module as a :class:`~fastnn.models.CNN` taking inputs of this (fastnn, NHWC) shape: then
         ``Conv2d`` (zero padding 'valid' or fastnn's 'same', given as ``padding=`` or a ``ZeroPad2d`` before
         it; groups and dilation 1), ``MaxPool2d(k)`` (stride k, no padding), ``Flatten()`` and ``Linear``,
         each layer with parameters followed by at most one activation, are read.
 
     Returns
     -------
-    fastnn.models.MLP, or fastnn.cnn.CNN when ``input_shape`` is given
+    fastnn.models.MLP, or fastnn.models.CNN when ``input_shape`` is given
 
     Raises
     ------
@@ -266,9 +241,8 @@ def _pair(v):
 
 def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
     """``from_torch(module, input_shape=...)``: the CNN of a Sequential of Conv2d, MaxPool2d, Flatten, Linear."""
-    from .cnn import CNN
-    from .layers import Conv2D, Dense, Flatten, MaxPool2D, check_input_shape
-    from .onnx import same_pads
+    from .models import CNN
+    from .models.layers import Conv2D, Dense, Flatten, MaxPool2D, check_input_shape
 
     nn = torch.nn
     shape = check_input_shape(input_shape)
@@ -327,11 +301,11 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
             base = dict(in_channels=m.in_channels, out_channels=m.out_channels, kernel_size=tuple(m.kernel_size),
                         stride=stride[0])
             padding = "same" if pads is None else next(
-                (p for p in ("valid", "same") if same_pads(Conv2D(**base, padding=p), current) == pads), None)
+                (p for p in ("valid", "same") if Conv2D(**base, padding=p).pads(current) == pads), None)
             if padding is None:
                 raise ValueError(f"{where}: zero padding (top, left, bottom, right) = {pads} on a {current[:2]} "
                                  f"image is neither 'valid' nor fastnn's 'same' "
-                                 f"{same_pads(Conv2D(**base, padding='same'), current)}")
+                                 f"{Conv2D(**base, padding='same').pads(current)}")
             pad = None
             layers.append((Conv2D, dict(base, padding=padding), None))
             wheres.append(where)

@@ -2,15 +2,16 @@
 
 The trainer has two paths that compute the same thing:
 
-* the **fast path** (default for every ``MLP``): one compiled call
-  (``fastnn.functional.train_epoch``, planned once by ``epoch_plan``) runs a
-  whole epoch, every batch's forward, fused loss, backward and update;
-* the **step path** (``fused=False``): the same kernels called batch by batch
-  from Python through ``fastnn.functional``.
+* the **fast path** (the default): one compiled call
+  (``fastnn.functional.train_epoch``, of the plan the model builds with its
+  ``epoch_plan``) runs a whole epoch, every batch's forward, fused loss,
+  backward and update;
+* the **step path** (``fused=False``, or a model whose ``epoch_plan`` is
+  None): the model's ``loss_gradient`` batch by batch from Python through
+  ``fastnn.functional``, and the same optimizer updates.
 
-A :class:`~fastnn.cnn.CNN` trains with the same options; its batches run
-through ``CNN.loss_gradient`` (the conv, pool and dense functions of
-``fastnn.functional``) and the same optimizer updates.
+The trainer knows models only through their interface (:mod:`fastnn.models.base`):
+an :class:`~fastnn.models.MLP` and a :class:`~fastnn.models.CNN` train alike.
 
 The tests hold the two to the same numbers within dtype tolerance.  Gradients
 are those of the loss summed over a batch (the coursework's convention), so
@@ -19,11 +20,10 @@ learning rates carry over from coursework scripts unchanged.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
-import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +31,8 @@ import numpy as np
 
 from . import functional as F
 from ._config import ADAM_EPS, ONEHOT_ATOL
-from .cnn import CNN
-from .models import MLP
+from .models.base import Model
+from .progress import ProgressBar
 
 SHUFFLES = ("once", "epoch", "none")
 
@@ -41,6 +41,10 @@ class TrainingDiverged(ValueError):
     """The loss or the parameters became NaN or inf.  The model and the trainer's optimizer state (momentum
     or Adam's moments and step count) are rolled back to the end of the last finite epoch, so the same
     trainer can be fitted again, e.g. after lowering its ``lr``."""
+
+
+class ChanceLevelWarning(UserWarning):
+    """A classifier's training ended no better than always predicting the most frequent class."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -80,89 +84,18 @@ class History:
         return f"History({n} epochs{last})"
 
 
-class ProgressBar:
-    """A one-line text progress bar on stderr (no dependency), with a live time estimate.
-
-    On a terminal the line is redrawn in place at every update (within an epoch too).  Elsewhere (a log
-    file, a pipe, CI) plain lines are written at a modest rate: the first update, then at most one line per
-    ``every`` seconds and per tenth of the work, and the last; with ``each_unit`` also one at the end of
-    every unit (every epoch: for epochs long enough that a line each is no flood).
-    """
-
-    def __init__(self, total: int, label: str = "", stream=None, width: int = 24, every: float = 5.0,
-                 each_unit: bool = False):
-        self.total = max(int(total), 1)
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.every = every
-        self.each_unit = bool(each_unit)
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
-        self.last_line = None  # (time, fraction) of the last plain line
-        self.finished = False
-
-    def update(self, done: float, info: str = "") -> None:
-        """Show ``done`` units of ``total`` (a float: 2.5 is half-way through the third epoch)."""
-        if self.finished:
-            return
-        frac = min(done / self.total, 1.0)
-        self.finished = frac >= 1
-        filled = int(round(frac * self.width))
-        now = time.perf_counter()
-        elapsed = now - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        current = min(max(math.ceil(done), 1), self.total)  # the epoch under way, or just finished
-        line = (f"{self.label} {current}/{self.total} [{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{elapsed:.1f}s<{eta:.1f}s {info}")
-        if self.tty:
-            self.stream.write("\r" + line + "\033[K")
-            if frac >= 1:
-                self.stream.write("\n")
-        elif (self.last_line is None or frac >= 1
-              or (self.each_unit and float(done).is_integer() and frac > self.last_line[1])
-              or (now - self.last_line[0] >= self.every and frac - self.last_line[1] >= 0.1)):
-            self.stream.write(line + "\n")
-            self.last_line = (now, frac)
-        else:
-            return
-        self.stream.flush()
-
-
-class _StepPlan:
-    """The checked optimizer options of a model trained batch by batch (a CNN): what an EpochPlan holds
-    for the step path, without a compiled epoch's workspace."""
-
-    def __init__(self, n_params, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
-        if optimizer not in F.OPTIMIZERS:
-            raise ValueError(f"optimizer: expected one of {F.OPTIMIZERS}, got {optimizer!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        betas = tuple(betas)
-        if len(betas) != 2:
-            raise ValueError(f"betas: expected Adam's two decay rates, each in [0, 1), got {betas!r}")
-        for beta in betas:
-            F.check_hyperparameter(beta, "betas", 0.0, 1.0, high_open=True)
-        if not F.check_hyperparameter(eps, "eps", 0.0) > 0:
-            raise ValueError(f"eps: Adam's epsilon must be a finite number > 0, got {eps!r}")
-        F.check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
-        F.check_hyperparameter(weight_decay, "weight_decay", 0.0)
-        self.optimizer, self.batch_size, self.dtype = optimizer, int(batch_size), dtype
-        self.state_sizes = (0 if optimizer == "sgd" else n_params, n_params if optimizer == "adam" else 0)
-
-    def new_state(self):
-        return tuple(np.zeros(n, self.dtype) for n in self.state_sizes)
-
-
 class Trainer:
-    """Mini-batch training of an :class:`~fastnn.models.MLP` or a :class:`~fastnn.cnn.CNN`.
+    """Mini-batch training of a fastnn model (:class:`~fastnn.models.MLP`, :class:`~fastnn.models.CNN`).
 
     Parameters
     ----------
-    model : MLP or CNN
+    model : fastnn.models.Model
     optimizer : {'sgd', 'momentum', 'nesterov', 'adam'}
     lr : float
-        Learning rate (for the gradient of the loss summed over a batch).
+        Learning rate, for the gradient of the loss *summed* over a batch (the coursework's convention), not
+        averaged as in PyTorch and Keras: their SGD and momentum rates divided by ``batch_size`` give the
+        same steps here.  A classifier whose training ends no better than always predicting the most
+        frequent class gets a :class:`ChanceLevelWarning` saying so.
     momentum : float
         ``mu`` of momentum and Nesterov (``M = mu M - lr g; W += M``).
     betas : (float, float)
@@ -180,9 +113,9 @@ class Trainer:
     seed : int
         Seeds the batch order.
     fused : bool
-        Run each epoch as one compiled call (default) or batch by batch.  A CNN whose layers the compiled
-        epoch does not run (see :meth:`fastnn.cnn.CNN.network_layers`) trains batch by batch (``fused`` is
-        then False).
+        Run each epoch as one compiled call (default) or batch by batch.  A model whose layers the compiled
+        epoch does not run (its ``epoch_plan`` is None, e.g. a CNN of :meth:`fastnn.models.CNN.network_layers`
+        None) trains batch by batch (``fused`` is then False).
     progress : bool, None or a ProgressBar
         Show progress on stderr: on a terminal a bar redrawn within each epoch, elsewhere plain lines at
         a modest rate (None and True); False shows nothing.  An object with ``update(done, info)`` (a
@@ -205,6 +138,7 @@ class Trainer:
 
     Examples
     --------
+    >>> from fastnn.models import MLP
     >>> model = MLP([2, 8, 2], ["tanh", "softmax"], seed=0)
     >>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]] * 8); y = np.array([0, 1, 1, 0] * 8)
     >>> hist = Trainer(model, optimizer="adam", lr=0.05, batch_size=8, progress=False).fit(X, y, epochs=200)
@@ -212,11 +146,12 @@ class Trainer:
     1.0
     """
 
-    def __init__(self, model: MLP | CNN, *, optimizer="sgd", lr=1e-3, momentum=0.9, betas=(0.9, 0.999), eps=ADAM_EPS,
+    def __init__(self, model: Model, *, optimizer="sgd", lr=1e-3, momentum=0.9, betas=(0.9, 0.999), eps=ADAM_EPS,
                  weight_decay=0.0, batch_size=32, shuffle="once", lr_decay=1.0, lr_step=0, seed=0, fused=True,
                  progress=None, checkpoint=None, threads="auto"):
-        if not isinstance(model, (MLP, CNN)):
-            raise TypeError(f"model: expected a fastnn.models.MLP or a fastnn.cnn.CNN, got {type(model).__name__}")
+        if not isinstance(model, Model):
+            raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP, fastnn.models.CNN), got "
+                            f"{type(model).__name__}")
         if not (np.isfinite(lr) and lr > 0):
             raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
         if shuffle not in SHUFFLES:
@@ -226,25 +161,15 @@ class Trainer:
         if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
                                   or not 1 <= threads <= F.MAX_THREADS):
             raise ValueError(f"threads: expected 'auto' or an integer from 1 to {F.MAX_THREADS}, got {threads!r}")
-        # The plan checks the optimizer, batch size, betas and eps, and holds the fused epoch's workspace.
-        if isinstance(model, MLP):
-            self.plan = F.epoch_plan(model.sizes, model.activations, model.loss, optimizer=optimizer,
-                                     batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas,
-                                     eps=eps, weight_decay=weight_decay)
-            self.n_outputs = model.sizes[-1]
-        else:
-            self.n_outputs = model.n_outputs
-            self.plan = _StepPlan(model.theta.size, optimizer, batch_size, model.dtype, momentum, betas, eps,
-                                  weight_decay)
-            stack = model.network_layers()
-            if stack is None:  # a stack the compiled epoch does not run: batch by batch
-                fused = False
-            elif fused:
-                self.plan = F.network_plan(stack, model.input_shape, model.loss, optimizer=optimizer,
-                                           batch_size=batch_size, dtype=model.dtype, momentum=momentum, betas=betas,
-                                           eps=eps, weight_decay=weight_decay)
-                if self.plan.n_params != model.theta.size or list(self.plan.offsets_of_layers) != model.offsets:
-                    raise RuntimeError("the compiled epoch lays out the parameters differently from fastnn.cnn.CNN")
+        # The plan checks the optimizer, batch size, betas and eps; a compiled epoch's plan also holds its
+        # workspace.  A model the compiled epoch cannot run trains batch by batch.
+        options = dict(optimizer=optimizer, batch_size=batch_size, momentum=momentum, betas=betas, eps=eps,
+                       weight_decay=weight_decay)
+        self.plan = model.epoch_plan(**options) if fused else None
+        if self.plan is None:
+            fused = False
+            self.plan = F.step_plan(model.theta.size, dtype=model.dtype, **options)
+        self.n_outputs = model.n_outputs
         self.model = model
         self.optimizer = optimizer
         self.lr = float(lr)
@@ -343,40 +268,6 @@ class Trainer:
             if start >= n or r.batches <= 0 or not np.isfinite(loss):
                 return loss, correct
 
-    def _mlp_gradient(self, xb, tb, grad):
-        """One batch of an MLP through fastnn.functional: (summed loss, correct), the gradient into ``grad``."""
-        model = self.model
-        theta = model.theta
-        L = model.n_layers
-        inputs, posts = [], []
-        h = xb
-        for l in range(L):
-            act = model.activations[l]
-            if l == L - 1 and model.loss != "squared_error":
-                act = "linear"
-            inputs.append(h)
-            _, h = F.dense_forward(h, model.weight_view(theta, l), model.bias_view(theta, l), act)
-            posts.append(h)
-        if model.loss == "cross_entropy":
-            r = F.softmax_cross_entropy(h, tb)
-            loss, delta, ok = r.loss, r.delta, round(r.accuracy * xb.shape[0])
-        elif model.loss == "binary_cross_entropy":
-            r = F.sigmoid_binary_cross_entropy(h, tb)
-            loss, delta, ok = r.loss, r.delta, round(r.accuracy * xb.shape[0])
-        else:
-            loss, delta = F.squared_error(h, tb)
-            ok = 0
-        if not np.isfinite(loss):
-            return loss, ok
-        for l in range(L - 1, -1, -1):
-            act = "linear" if (l == L - 1 and model.loss != "squared_error") else model.activations[l]
-            gW, gb, gX = F.dense_backward(delta, posts[l], inputs[l], model.weight_view(theta, l), act,
-                                          need_grad_X=l > 0)
-            model.weight_view(grad, l)[...] = gW
-            model.bias_view(grad, l)[...] = gb
-            delta = gX
-        return loss, ok
-
     def _epoch_steps(self, X, T, order, lr):
         """The same epoch, batch by batch through fastnn.functional (the reference for the fused path)."""
         model = self.model
@@ -386,10 +277,7 @@ class Trainer:
             idx = order[s:s + self.batch_size]
             xb = F.gather_rows(X, idx)
             tb = F.gather_rows(T, idx)
-            if isinstance(model, MLP):
-                loss, ok = self._mlp_gradient(xb, tb, grad)
-            else:
-                loss, ok, _ = model.loss_gradient(xb, tb, grad)
+            loss, ok, _ = model.loss_gradient(xb, tb, grad)
             if not np.isfinite(loss):
                 return loss, correct
             total += loss
@@ -471,7 +359,36 @@ class Trainer:
             for key in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"):
                 del getattr(hist, key)[done:]
             raise TrainingInterrupted(hist, done) from exc
+        self._warn_at_chance(X, T, hist)
         return hist
+
+    def _warn_at_chance(self, X, T, hist) -> None:
+        """A :class:`ChanceLevelWarning` when a classifier's last epoch is no better (within a point) than
+        always predicting the training set's most frequent class and the model now predicts one class for
+        nearly every sample (of up to 2,048 rows spread over X): the sign of units saturated by a learning rate
+        meant for the *mean* loss of a batch (PyTorch's and Keras's default), which steps ``batch_size``
+        times too far on fastnn's summed loss.  (A run that is merely slow, its predictions still spread
+        over the classes, is not warned about.)"""
+        if self.model.loss == "squared_error":
+            return
+        counts = T.sum(axis=0) if T.shape[1] > 1 else np.array([T.shape[0] - T.sum(), T.sum()])
+        chance = float(counts.max()) / T.shape[0]
+        acc = hist.train_acc[-1]
+        if acc > chance + 0.01:
+            return
+        rows = np.linspace(0, X.shape[0] - 1, min(X.shape[0], 2048)).astype(np.int64)
+        predicted = np.concatenate([self.model.predict(X[rows[i:i + 256]]) for i in range(0, rows.size, 256)])
+        one_class = np.bincount(predicted).max() / predicted.shape[0]
+        if one_class < 0.9:
+            return
+        epochs = len(hist.train_acc)
+        warnings.warn(
+            f"training accuracy {acc:.3f} after {epochs} epoch{'s' * (epochs != 1)} is no better than always "
+            f"predicting the most frequent class ({chance:.3f}), and the model predicts one class for "
+            f"{one_class:.0%} of the samples: it learned nothing. If lr={self.lr:g} was meant for a loss averaged "
+            f"over the batch (PyTorch, Keras), it is batch_size={self.batch_size} times too large for fastnn's "
+            f"gradients, which are of the loss summed over a batch: try lr={self.lr / self.batch_size:g}.",
+            ChanceLevelWarning, stacklevel=3)
 
     def _save_checkpoint(self, model):
         """Save ``model`` to ``checkpoint``: over the file this trainer saved last even when it is read-only, over

@@ -11,22 +11,16 @@ import pytest
 
 import _reference as R
 import fastnn.functional as F
-from fastnn import cnn as cnn_module
-from fastnn.cnn import CNN
 from fastnn.layers import (Conv2D, Dense, Flatten, MaxPool2D, images_to_rows, infer_shapes, layer_from_config,
                            rows_to_images)
-from fastnn.models import MLP, ModelFileError
+from fastnn.models import CNN, MLP, ModelFileError
+from fastnn.models import cnn as cnn_module
 from fastnn.train import Trainer, TrainingDiverged
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam"]
 SHARED = Path(os.environ.get("FASTNN_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 needs_hw36 = pytest.mark.skipif(not (SHARED / "hw36").is_dir(),
                                 reason=f"real hw36 data not found at {SHARED / 'hw36'} (set FASTNN_DATA)")
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(77)
 
 
 def small_layers(act="tanh"):
@@ -312,7 +306,7 @@ def test_bad_model_files_are_refused(tmp_path):
     mlp_path = MLP([4, 3, 2], ["tanh", "softmax"]).save(tmp_path / "mlp.npz")
     with pytest.raises(ModelFileError, match=r"MLP.*fastnn.models.MLP.load"):
         CNN.load(mlp_path)
-    with pytest.raises(ModelFileError, match=r"a CNN model file \(fastnn.CNN/1\).*fastnn.cnn.CNN.load"):
+    with pytest.raises(ModelFileError, match=r"a CNN model file \(fastnn.CNN/1\).*fastnn.models.CNN.load"):
         MLP.load(model.save(tmp_path / "cnn.npz"))
     cases = {
         "text": ("hello\n", "text file"),

@@ -12,19 +12,13 @@ from fastnn._kernels import _core
 import _reference as R
 
 DTYPES = [np.float32, np.float64]
-TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-9, atol=1e-9)}
 ACTS = ["linear", "sigmoid", "tanh", "relu"]
 settings.register_profile("fastnn", max_examples=40, deadline=None)
 settings.load_profile("fastnn")
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(4321)
-
-
 def close(a, b, dtype, scale=1.0):
-    tol = TOL[dtype]
+    tol = R.tol(dtype)
     np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
@@ -658,7 +652,7 @@ def test_network_epoch_recomputing_im2col_rows_gives_the_same_bits(dtype, rng, m
     """Above KEEP_COLS_BYTES the epoch computes each convolution's im2col rows again in the backward, a block
     of images at a time, instead of keeping the whole batch's from the forward: the same rows, so the same
     numbers bitwise (several blocks per part, a short last batch, a batch of one, 1 and 2 threads)."""
-    from fastnn.functional import network
+    from fastnn.functional import conv_epoch as network
 
     layers = [("conv", 2, 16, 3, 1, "same", "relu"), ("pool", 2), ("conv", 16, 32, 3, 1, "same", "relu"), ("pool", 2),
               ("conv", 32, 8, 1, 1, "valid", "tanh"), ("flatten",), ("dense", 128, 16, "relu"),

@@ -96,7 +96,7 @@ def test_a_missing_file_names_both_paths_tried(tmp_path):
 
 @pytest.mark.parametrize("make, loader, what", [
     (_cnn, MLP.load, "a CNN model file (fastnn.CNN/1), which MLP.load does not read: load it with "
-                     "fastnn.cnn.CNN.load"),
+                     "fastnn.models.CNN.load"),
     (_mlp, CNN.load, "an MLP model file (fastnn.MLP/1), which CNN.load does not read: load it with "
                      "fastnn.models.MLP.load"),
     (lambda: OCRModel([_mlp()]), MLP.load, "an OCR model file (fastnn.OCRModel/1), which MLP.load does not "
@@ -109,3 +109,44 @@ def test_another_kind_of_model_file_says_what_it_is_and_what_loads_it(tmp_path, 
     with pytest.raises(ModelFileError) as info:
         loader(path)
     assert str(info.value) == f"{path}: {what}"
+
+
+# ------------------------------------------------------------- a PyTorch-style learning rate
+
+def _letters():
+    """720 generated 32x32 letters and digits (20 of each of the 36 classes), as one-hot targets."""
+    from fastnn import data
+
+    return data.generate_nist36(20, seed=0)
+
+
+def test_a_mean_loss_learning_rate_that_leaves_a_classifier_at_chance_is_named():
+    """lr=0.1 is PyTorch's usual SGD rate for its mean loss; on fastnn's summed loss of a batch of 32 it
+    saturates the sigmoid units and the classifier predicts one class: the trainer says so, and what to try."""
+    from fastnn.train import ChanceLevelWarning, Trainer
+
+    X, Y = _letters()
+    model = MLP([1024, 64, 36], ["sigmoid", "softmax"], seed=0)
+    with pytest.warns(ChanceLevelWarning) as record:
+        hist = Trainer(model, lr=0.1, batch_size=32, progress=False).fit(X, Y, epochs=3)
+    assert hist.train_acc[-1] <= 1 / 36 + 0.01
+    assert np.unique(model.predict(X)).size == 1
+    msg = str(record[0].message)
+    assert "no better than always predicting the most frequent class" in msg, msg
+    assert "predicts one class for 100% of the samples" in msg, msg
+    assert "summed over a batch" in msg and "try lr=0.003125." in msg, msg
+    assert record[0].filename == __file__  # (pointing at the caller's fit)
+
+
+def test_a_slow_start_or_a_learning_classifier_gets_no_chance_warning(recwarn):
+    """The rate divided by the batch size learns; its first epochs are near chance too, but the predictions
+    are spread over the classes: no warning."""
+    from fastnn.train import ChanceLevelWarning, Trainer
+
+    X, Y = _letters()
+    trainer = Trainer(MLP([1024, 64, 36], ["sigmoid", "softmax"], seed=0), lr=0.1 / 32, batch_size=32,
+                      progress=False)
+    trainer.fit(X, Y, epochs=1)
+    hist = trainer.fit(X, Y, epochs=20)
+    assert hist.train_acc[-1] > 0.5
+    assert not [w for w in recwarn if issubclass(w.category, ChanceLevelWarning)]

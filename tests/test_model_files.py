@@ -566,7 +566,7 @@ def test_new_files_get_the_umask_mode(tmp_path, umask):
 
 
 def test_reports_use_the_shared_atomic_write(tmp_path, umask):
-    assert models.atomic_write is data.nist36.atomic_write is tasks.common.atomic_write is _io.atomic_write
+    assert models.fileformat.atomic_write is data.nist36.atomic_write is tasks.common.atomic_write is _io.atomic_write
     assert not hasattr(tasks.common, "_atomic_write_text")
     rng = np.random.default_rng(0)
     dataset = {"test": (rng.random((8, 1024)), np.eye(36)[rng.integers(0, 36, 8)]), "source": "test"}

@@ -1,4 +1,4 @@
-"""ONNX export (fastnn.onnx, MLP.to_onnx, CNN.to_onnx): the checker passes, and onnxruntime gives fastnn's outputs.
+"""ONNX export (fastnn.onnx.to_onnx of an MLP and a CNN): the checker passes, and onnxruntime gives fastnn's outputs.
 
 Skipped as a whole when onnx or onnxruntime is not installed: both are optional (``pip install 'fastnn[onnx]'``).
 """
@@ -14,9 +14,8 @@ ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (o
 
 from fastnn import data  # noqa: E402
 from fastnn import onnx as fonnx  # noqa: E402
-from fastnn.cnn import CNN  # noqa: E402
 from fastnn.layers import Conv2D, Dense, Flatten, MaxPool2D, rows_to_images  # noqa: E402
-from fastnn.models import MLP  # noqa: E402
+from fastnn.models import CNN, MLP  # noqa: E402
 from fastnn.train import Trainer  # noqa: E402
 
 SHARED = Path(os.environ.get("FASTNN_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
@@ -31,11 +30,6 @@ NETS = {
     "regressor": ([12, 8, 3], ["tanh", "linear"]),
 }
 ATOL = {"float32": 1e-5, "float64": 1e-12}
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(1414)
 
 
 def _session(path):
@@ -53,7 +47,7 @@ def _scrambled(model, rng):
 @pytest.mark.parametrize("net", list(NETS))
 def test_onnxruntime_agrees_with_fastnn(tmp_path, rng, net, dtype):
     model = _scrambled(MLP(*NETS[net], dtype=dtype, seed=3), rng)
-    path = model.to_onnx(tmp_path / "m.onnx")
+    path = fonnx.to_onnx(model, tmp_path / "m.onnx")
     assert path == tmp_path / "m.onnx"
     onnx.checker.check_model(str(path), full_check=True)
     sess = _session(path)
@@ -63,13 +57,13 @@ def test_onnxruntime_agrees_with_fastnn(tmp_path, rng, net, dtype):
         assert got.dtype == np.dtype(dtype) and got.shape == (n, model.sizes[-1])
         np.testing.assert_allclose(got, model.forward(X), rtol=0, atol=ATOL[dtype])
     X = rng.normal(size=(5, model.sizes[0])).astype(dtype)
-    logits = _session(model.to_onnx(tmp_path / "logits.onnx", logits=True)).run(None, {"input": X})[0]
+    logits = _session(fonnx.to_onnx(model, tmp_path / "logits.onnx", logits=True)).run(None, {"input": X})[0]
     np.testing.assert_allclose(logits, model.forward(X, logits=True), rtol=0, atol=ATOL[dtype])
 
 
 def test_graph_declares_opset_names_and_dynamic_batch(tmp_path):
     model = MLP([4, 3, 2], ["relu", "softmax"], dtype="float32")
-    proto = onnx.load(str(model.to_onnx(tmp_path / "m.onnx")))
+    proto = onnx.load(str(fonnx.to_onnx(model, tmp_path / "m.onnx")))
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", fonnx.DEFAULT_OPSET)]
     assert proto.producer_name == "fastnn"
     (inp,), (out,) = proto.graph.input, proto.graph.output
@@ -79,7 +73,7 @@ def test_graph_declares_opset_names_and_dynamic_batch(tmp_path):
     assert out.type.tensor_type.shape.dim[0].dim_param == "batch"
     assert [n.op_type for n in proto.graph.node] == ["Gemm", "Relu", "Gemm", "Softmax"]
     assert {i.name for i in proto.graph.initializer} == {"W_0", "b_0", "W_1", "b_1"}
-    proto13 = onnx.load(str(model.to_onnx(tmp_path / "m13.onnx", opset=13)))
+    proto13 = onnx.load(str(fonnx.to_onnx(model, tmp_path / "m13.onnx", opset=13)))
     assert proto13.opset_import[0].version == 13
     X = np.random.default_rng(0).random((3, 4), dtype=np.float32)
     np.testing.assert_allclose(_session(tmp_path / "m13.onnx").run(None, {"input": X})[0], model.forward(X),
@@ -92,7 +86,7 @@ def test_onnxruntime_agrees_on_hw36_rows(tmp_path):
     X = X.astype(np.float32)
     model = MLP([1024, 64, 36], ["sigmoid", "softmax"], dtype="float32", seed=0)
     Trainer(model, optimizer="adam", lr=1e-3, batch_size=64, shuffle="epoch", progress=False).fit(X, Y, epochs=3)
-    got = _session(model.to_onnx(tmp_path / "hw36.onnx")).run(None, {"input": X})[0]
+    got = _session(fonnx.to_onnx(model, tmp_path / "hw36.onnx")).run(None, {"input": X})[0]
     np.testing.assert_allclose(got, model.forward(X), rtol=0, atol=1e-5)
     assert np.mean(got.argmax(axis=1) == Y.argmax(axis=1)) > 0.15  # trained (chance: 1/36)
 
@@ -101,7 +95,7 @@ def test_bad_arguments_are_named(tmp_path):
     model = MLP([4, 3, 2], ["relu", "softmax"])
     for bad in (12, 10**6, "17", True):
         with pytest.raises(ValueError, match="opset"):
-            model.to_onnx(tmp_path / "m.onnx", opset=bad)
+            fonnx.to_onnx(model, tmp_path / "m.onnx", opset=bad)
     with pytest.raises(TypeError, match="model"):
         fonnx.to_onnx(object(), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
@@ -133,7 +127,7 @@ def _cnn(name, dtype, seed=3):
 def test_onnxruntime_agrees_with_fastnn_on_cnns(tmp_path, rng, net):
     dtype = "float32"  # onnxruntime's CPU provider has no float64 Conv (see the next test)
     model = _cnn(net, dtype)
-    path = model.to_onnx(tmp_path / "cnn.onnx")
+    path = fonnx.to_onnx(model, tmp_path / "cnn.onnx")
     onnx.checker.check_model(str(path), full_check=True)
     proto = onnx.load(str(path))
     dims = proto.graph.input[0].type.tensor_type.shape.dim
@@ -146,13 +140,13 @@ def test_onnxruntime_agrees_with_fastnn_on_cnns(tmp_path, rng, net):
         assert got.dtype == np.dtype(dtype) and got.shape == (n, model.n_outputs)
         np.testing.assert_allclose(got, model.predict_proba(X), rtol=0, atol=ATOL[dtype])
     X = rng.normal(size=(3, *model.input_shape)).astype(dtype)
-    logits = _session(model.to_onnx(tmp_path / "logits.onnx", logits=True)).run(None, {"input": X})[0]
+    logits = _session(fonnx.to_onnx(model, tmp_path / "logits.onnx", logits=True)).run(None, {"input": X})[0]
     np.testing.assert_allclose(logits, model.forward(X, logits=True), rtol=0, atol=ATOL[dtype])
 
 
 def test_a_float64_cnn_exports_a_checked_float64_graph(tmp_path):
     model = _cnn("same-s2-rgb", "float64")
-    proto = onnx.load(str(model.to_onnx(tmp_path / "cnn64.onnx")))
+    proto = onnx.load(str(fonnx.to_onnx(model, tmp_path / "cnn64.onnx")))
     onnx.checker.check_model(proto, full_check=True)
     double = onnx.TensorProto.DOUBLE
     assert proto.graph.input[0].type.tensor_type.elem_type == double
@@ -164,7 +158,7 @@ def test_a_float64_cnn_exports_a_checked_float64_graph(tmp_path):
 
 def test_cnn_on_flat_inputs_is_dense_only(tmp_path, rng):
     model = CNN((6,), [Dense(6, 4, "tanh"), Dense(4, 3, "softmax")], dtype="float32", seed=0)
-    proto = onnx.load(str(model.to_onnx(tmp_path / "flat.onnx")))
+    proto = onnx.load(str(fonnx.to_onnx(model, tmp_path / "flat.onnx")))
     assert [n.op_type for n in proto.graph.node] == ["Gemm", "Tanh", "Gemm", "Softmax"]
     X = rng.normal(size=(5, 6)).astype(np.float32)
     np.testing.assert_allclose(_session(tmp_path / "flat.onnx").run(None, {"input": X})[0], model.forward(X),
@@ -180,5 +174,5 @@ def test_onnxruntime_agrees_with_a_trained_cnn_on_hw36_rows(tmp_path):
     before = model.theta.copy()
     Trainer(model, optimizer="adam", lr=1e-3, batch_size=32, shuffle="epoch", progress=False).fit(X, Y, epochs=2)
     assert not np.array_equal(model.theta, before)
-    got = _session(model.to_onnx(tmp_path / "hw36_cnn.onnx")).run(None, {"input": X})[0]
+    got = _session(fonnx.to_onnx(model, tmp_path / "hw36_cnn.onnx")).run(None, {"input": X})[0]
     np.testing.assert_allclose(got, model.predict_proba(X), rtol=0, atol=1e-5)

@@ -42,8 +42,14 @@ def attempt(key, call):
 def sk():
     import fastnn.sklearn  # noqa: F401
 attempt("sklearn", sk)
-attempt("onnx", lambda: model.to_onnx({str(tmp_path / 'm.onnx')!r}))
-attempt("torch", lambda: model.to_torch())
+def onnx():
+    from fastnn.onnx import to_onnx
+    to_onnx(model, {str(tmp_path / 'm.onnx')!r})
+def torch():
+    from fastnn.torch import to_torch
+    to_torch(model)
+attempt("onnx", onnx)
+attempt("torch", torch)
 print(json.dumps(out))
 """
     messages = json.loads(_run(script))

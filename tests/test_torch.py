@@ -24,11 +24,6 @@ TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @pytest.fixture
-def rng():
-    return np.random.default_rng(61)
-
-
-@pytest.fixture
 def one_torch_thread():
     """Tiny networks: one thread each for torch and fastnn, so that neither's idle threads slow the other."""
     before = torch.get_num_threads()
@@ -207,7 +202,7 @@ def test_cnn_to_torch_and_back(rng, net, dtype):
     assert (back.layers, back.loss, back.dtype, back.input_shape) == (model.layers, model.loss, model.dtype,
                                                                       model.input_shape)
     np.testing.assert_array_equal(back.theta, model.theta)
-    bare = model.to_torch(logits=True)
+    bare = to_torch(model, logits=True)
     X = rng.normal(size=(3, *model.input_shape)).astype(dtype)
     np.testing.assert_allclose(_run(bare, X), model.forward(X, logits=True), rtol=0, atol=tol)
     if model.layers[-1].activation in ("softmax", "sigmoid"):

@@ -13,7 +13,7 @@ Inputs are images ``(n, H, W, C)``.  hw36 rows (each 32x32 image stored transpos
 :func:`fastnn.layers.rows_to_images` once, before training; the model does not guess a layout from flat
 rows.
 
-The recipe that trains a CNN on hw36 is ``fastnn.cnn_recipe.train_cnn``.
+The recipe that trains a CNN on hw36 is ``fastnn.recipes.train_cnn``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import functional as F
+from .. import functional as F
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
-from .models import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, Predictor, check_format, check_loss_and_dtype,
-                     find_members, max_params_limit, member_label, meta_member, model_dtype, open_npy_member,
-                     read_model_file, read_parameters, read_small_member, stored_parameters, write_model_file)
+from .base import Model, check_loss_and_dtype
+from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
+                         member_label, meta_member, model_dtype, open_npy_member, read_model_file, read_parameters,
+                         read_small_member, stored_parameters, write_model_file)
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
@@ -45,7 +46,7 @@ _MEMBERS = ("format", "input_shape", "layers", "loss", "theta")
 _HINT = "pass a model file written by CNN.save (an .npz)"
 
 
-class CNN(Predictor):
+class CNN(Model):
     """A stack of Conv2D, MaxPool2D, Flatten and Dense layers ending in a Dense layer.
 
     Parameters
@@ -182,6 +183,37 @@ class CNN(Predictor):
                 out.append(("flatten",))
         return out
 
+    def layer_list(self):
+        """The network as the neutral layer list of :mod:`fastnn.models.base` (what the exporters read):
+        ``("conv", W, b, stride, pads, activation)``, ``("maxpool", size)``, ``("flatten", (H, W, C))`` and
+        ``("dense", W, b, activation)``, the arrays views of ``theta``."""
+        out, shape = [], self.input_shape
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Conv2D):
+                W, b = self.layer_parameters(self.theta, i)
+                out.append(("conv", W, b, layer.stride, layer.pads(shape), layer.activation))
+            elif isinstance(layer, MaxPool2D):
+                out.append(("maxpool", layer.size))
+            elif isinstance(layer, Dense):
+                W, b = self.layer_parameters(self.theta, i)
+                out.append(("dense", W, b, layer.activation))
+            else:
+                out.append(("flatten", shape))
+            shape = self.shapes[i]
+        return out
+
+    def epoch_plan(self, **options):
+        """The compiled epoch of this network (``fastnn.functional.conv_epoch_plan`` of
+        :meth:`network_layers`, ``options`` the optimizer's: optimizer, batch_size, momentum, betas, eps,
+        weight_decay), or None when the compiled epoch does not run this stack."""
+        stack = self.network_layers()
+        if stack is None:
+            return None
+        plan = F.network_plan(stack, self.input_shape, self.loss, dtype=self.dtype, **options)
+        if plan.n_params != self.theta.size or list(plan.offsets_of_layers) != self.offsets:
+            raise RuntimeError("the compiled epoch lays out the parameters differently from fastnn.models.CNN")
+        return plan
+
     def __repr__(self):
         lines = [f"CNN(input {self.input_shape}, loss={self.loss!r}, {self.dtype}, {self.theta.size:,} parameters)"]
         width = max(len(repr(layer)) for layer in self.layers)
@@ -268,61 +300,15 @@ class CNN(Predictor):
             out[s:s + step], _ = self._run(X[s:s + step], self.theta, logits, keep=False)
         return out
 
-    def to_onnx(self, path, *, opset=None, logits=False) -> Path:
-        """Write the network as an ONNX file (``fastnn.onnx.to_onnx``; needs ``pip install 'fastnn[onnx]'``).
-
-        The graph's input ``input`` is (batch, *input_shape), NHWC images as ``predict_proba`` takes, with a
-        dynamic batch dimension, its output ``output`` the network's output (the logits with ``logits``);
-        ``opset`` defaults to ``fastnn.onnx.DEFAULT_OPSET``.  Returns the path.
-        """
-        from . import onnx
-
-        return onnx.to_onnx(self, path, opset=onnx.DEFAULT_OPSET if opset is None else opset, logits=logits)
-
-    def to_torch(self, *, logits=False):
-        """The network as a ``torch.nn.Sequential`` with the same weights (``fastnn.torch.to_torch``); it takes
-        NCHW images: ``images.transpose(0, 3, 1, 2)``."""
-        from .torch import to_torch
-
-        return to_torch(self, logits=logits)
-
-    def _loss(self, Z, T):
-        """(summed loss, correct, dJ/dZ) of the last layer's output Z (logits unless squared error)."""
-        if self.loss == "cross_entropy":
-            r = F.softmax_cross_entropy(Z, T)
-        elif self.loss == "binary_cross_entropy":
-            r = F.sigmoid_binary_cross_entropy(Z, T)
-        else:
-            loss, delta = F.squared_error(Z, T)
-            return loss, 0, delta
-        return r.loss, round(r.accuracy * Z.shape[0]), r.delta
-
     def loss_gradient(self, X, T, grad=None, *, theta=None):
-        """One batch's summed loss, correct predictions, and the gradient of the loss w.r.t. ``theta``.
-
-        The step-by-step training path (and the reference for the compiled epoch): forward through
-        ``fastnn.functional``'s conv/pool/dense functions, the fused loss, and backward layer by layer.
-
-        Parameters
-        ----------
-        X : (n, *input_shape) ndarray of the model's dtype (checked images, e.g. from :meth:`check_inputs`)
-        T : (n, n_outputs) ndarray of the model's dtype (one-hot rows, 0/1, or values)
-        grad : (theta.size,) ndarray, optional
-            Written in place (allocated when None).
-        theta : (theta.size,) ndarray, optional
-            Parameters to differentiate at (default the model's).
-
-        Returns
-        -------
-        loss : float
-        correct : int
-        grad : ndarray, laid out like ``theta``
-        """
+        """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`): forward
+        through ``fastnn.functional``'s conv/pool/dense functions, the fused loss, and backward layer by layer."""
         theta = self.theta if theta is None else theta
         if grad is None:
             grad = np.zeros_like(theta)
-        Z, records = self._run(X, theta, self.loss != "squared_error", keep=True)
-        loss, correct, delta = self._loss(Z, T)
+        last_linear = F.LOSS_TABLE[self.loss].from_logits  # (the loss fuses the softmax/sigmoid)
+        Z, records = self._run(X, theta, last_linear, keep=True)
+        loss, delta, correct = F.batch_loss(self.loss, Z, T)
         if not np.isfinite(loss):
             return loss, correct, grad
         last = len(self.layers) - 1
@@ -332,7 +318,7 @@ class CNN(Predictor):
                 x, post = rec
                 W, _ = self.layer_parameters(theta, i)
                 gW, gb = self.layer_parameters(grad, i)
-                act = "linear" if (i == last and self.loss != "squared_error") else layer.activation
+                act = "linear" if (i == last and last_linear) else layer.activation
                 if isinstance(layer, Conv2D):
                     dW, db, delta = F.conv2d_backward(delta, post, x, W, act, stride=layer.stride,
                                                       padding=layer.padding, need_grad_X=i > 0)

@@ -1,4 +1,4 @@
-"""Layer descriptions for :class:`fastnn.cnn.CNN`, their shape rules, and hw36 rows as images.
+"""Layer descriptions for :class:`fastnn.models.CNN`, their shape rules, and hw36 rows as images.
 
 A layer here is a small immutable description: what it computes, the shape it maps an input to, and the
 shapes of its parameters.  The parameters themselves live in the model's one flat vector (see
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import functional as F
+from .. import functional as F
+from ..functional.conv import conv2d_geometry
 
 __all__ = ["Conv2D", "MaxPool2D", "Flatten", "Dense", "LAYER_TYPES", "PADDINGS", "infer_shapes",
            "rows_to_images", "images_to_rows"]
@@ -127,6 +128,16 @@ class Conv2D(_Layer):
             raise ValueError(f"received input of shape {_fmt(shape)}, smaller than the {kh}x{kw} kernel with "
                              f"padding 'valid': expected H >= {kh} and W >= {kw}")
         return ((h - kh) // self.stride + 1, (w - kw) // self.stride + 1, self.out_channels)
+
+    def pads(self, input_shape) -> tuple:
+        """(top, left, bottom, right) zeros this layer adds around an (H, W, C) input, as
+        ``fastnn.functional.conv.conv2d_geometry`` places them: none for 'valid'; for 'same' what makes the output
+        ceil(H / stride), the odd extra at the bottom/right."""
+        h, w = input_shape[0], input_shape[1]
+        kh, kw = self.kernel_size
+        *_, s, top, left, oh, ow = (int(v) for v in conv2d_geometry(
+            (h, w, self.in_channels), (kh, kw, self.in_channels, self.out_channels), self.stride, self.padding))
+        return (top, left, max((oh - 1) * s + kh - h - top, 0), max((ow - 1) * s + kw - w - left, 0))
 
     def param_shapes(self) -> list:
         kh, kw = self.kernel_size

@@ -10,7 +10,7 @@ framed exactly like a character of a user's photo. Two networks train on those r
 Adam in float32 by the fused epoch kernels, the learning rate falling from 1e-3 along a cosine:
 
 * a 1024-1024-256-36 ReLU/softmax MLP, 16 epochs;
-* the convolutional network of :data:`fastnn.cnn_recipe.CNN_RECIPES` ``'wide'`` (two 5x5 conv + 2x2
+* the convolutional network of :data:`fastnn.recipes.CNN_RECIPES` ``'wide'`` (two 5x5 conv + 2x2
   max-pool blocks of 32 and 64 channels, 256 ReLU units, softmax), 16 epochs.
 
 The :class:`OCRModel` averages their probabilities. Versions 1-3 were the MLP alone; version 3 trained it
@@ -55,11 +55,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as _data
-from ..cnn import CNN
 from ..data import augment
-from ..layers import rows_to_images
-from ..models import MLP, ArchiveView, ModelFileError, find_members, max_params_limit, meta_member, read_meta
-from ..models import model_file_path, read_model_file, read_small_member, write_model_file
+from ..models import CNN, MLP
+from ..models.fileformat import (ArchiveView, ModelFileError, find_members, max_params_limit, meta_member,
+                                 model_file_path, read_meta, read_model_file, read_small_member, write_model_file)
+from ..models.layers import rows_to_images
 from ..train import History, ProgressBar, Trainer
 from .synth import page_crops
 
@@ -68,7 +68,7 @@ HIDDEN = (1024, 256)  # the MLP's hidden layers
 EPOCHS = 16  # the MLP's epochs
 COPIES = 1  # freshly distorted copies of the training rows per epoch (both networks)
 LR = 1e-3  # the MLP's Adam initial learning rate; cosine decay over the epochs
-CNN_RECIPE = "wide"  # the CNN's settings: fastnn.cnn_recipe.CNN_RECIPES[CNN_RECIPE]
+CNN_RECIPE = "wide"  # the CNN's settings: fastnn.recipes.CNN_RECIPES[CNN_RECIPE]
 MEMBERS = ("mlp", "cnn")  # the networks the recipe trains, whose probabilities the OCRModel averages
 HELD_OUT = ("test",)  # hw36 splits kept out of training (and out of the MNIST digits, see training_set)
 PER_PAGE = 80  # training characters drawn on each generated page
@@ -85,7 +85,7 @@ class OCRModel:
     """The OCR classifier: one or more networks over the 36 classes whose probabilities are averaged.
 
     Takes rows in the hw36 layout, as :func:`fastnn.ocr.crop_characters` makes them; an
-    :class:`~fastnn.models.MLP` member reads them as they are, a :class:`~fastnn.cnn.CNN` member as
+    :class:`~fastnn.models.MLP` member reads them as they are, a :class:`~fastnn.models.CNN` member as
     upright 32x32 images (:func:`fastnn.layers.rows_to_images`).
 
     Parameters
@@ -305,7 +305,7 @@ def train_ocr_model(data=None, *, seed: int = 0, epochs=None, progress=None, cop
             net, hist = _train_mlp(X, Y, seed=seed, epochs=EPOCHS if epochs is None else epochs, copies=copies,
                                    steps=steps)
         else:
-            from ..cnn_recipe import train_cnn
+            from ..recipes import train_cnn
 
             net, hist, _ = train_cnn({"train": (X, Y)}, recipe=CNN_RECIPE, seed=seed, epochs=epochs, copies=copies,
                                      progress=steps.on)
