@@ -16,8 +16,9 @@ NEW          ?=
 COMPARE_ARGS ?=
 PROCESSES_ARGS ?=
 STARTUP_ARGS ?=
+BENCH_EPOCH_ARGS ?=
 
-.PHONY: demo test bench bench-compare bench-processes bench-startup clean
+.PHONY: demo test bench bench-compare bench-epoch bench-processes bench-startup clean
 
 # Rebuilt when any source of the package changes, in any subpackage.
 $(BIN)/fastnn: pyproject.toml setup.py $(shell find fastnn \( -name '*.py' -o -name '*.pyx' -o -name '*.pxi' \) -print)
@@ -29,8 +30,10 @@ $(BIN)/fastnn: pyproject.toml setup.py $(shell find fastnn \( -name '*.py' -o -n
 demo: $(BIN)/fastnn
 	$(BIN)/fastnn demo $(if $(DATA),--data $(DATA)) --out $(OUT)
 
+# bench/ is collected first (pytest --collect-only), so that a stale import there fails `make test`, which CI runs.
 test: $(BIN)/fastnn
 	$(BIN)/ruff check .
+	cd bench && $(abspath $(BIN))/python -m pytest --collect-only -qq -p no:cacheprovider
 	$(BIN)/pytest -q
 
 # The pytest-benchmark suite; every run is saved under bench/.benchmarks (git-ignored) for bench-compare.
@@ -42,6 +45,11 @@ bench: $(BIN)/fastnn
 # exits 1 when a ratio dropped by more than 15%.  Standard library only, so no venv needed.
 bench-compare:
 	$(PYTHON) bench/compare.py $(if $(BASE),--base $(BASE)) $(if $(NEW),--new $(NEW)) $(COMPARE_ARGS)
+
+# The fused epoch against the NumPy loop (one BLAS thread) and PyTorch, in one process; the threads and the load
+# on stderr (BENCH_EPOCH_ARGS="--batch-size 1024 --dtype float64 --baseline-threads 2 --out DIR").
+bench-epoch: $(BIN)/fastnn
+	$(abspath $(BIN))/python bench/epoch_benchmark.py $(BENCH_EPOCH_ARGS)
 
 # One epoch per contender, each in its own process, interleaved (PROCESSES_ARGS="--processes 4 --json out.json").
 bench-processes: $(BIN)/fastnn

@@ -8,15 +8,16 @@
 
 Every round starts from the same initial parameters (reset in ``setup``, outside the timing),
 after one warm-up round.  The data are random hw36-shaped images from
-``fastnn.tasks.epoch_benchmark.make_data``.
+``epoch_benchmark.make_data`` (beside this file, with the baselines).
 """
 
 import numpy as np
 import pytest
 
+import epoch_benchmark as B
 import fastnn.nn as fnn
-from fastnn.tasks import epoch_benchmark as B
-from fastnn import coursework, numpy_nn
+from fastnn import coursework
+from fastnn.coursework import numpy_nn
 from fastnn.models import MLP
 
 N_SAMPLES = 10800

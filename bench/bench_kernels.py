@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fastnn._kernels import _core
-from fastnn.numpy_nn import sigmoid as _np_sigmoid  # the coursework's NumPy formulas
-from fastnn.numpy_nn import softmax as _np_softmax
+from fastnn.coursework.numpy_nn import sigmoid as _np_sigmoid  # the coursework's NumPy formulas
+from fastnn.coursework.numpy_nn import softmax as _np_softmax
 
 _SGD, _MOMENTUM, _ADAM = (_core.OPTIMIZERS[k] for k in ("sgd", "momentum", "adam"))
 

@@ -1,9 +1,18 @@
-"""Epoch benchmarks (``fastnn bench-epoch``): fastnn's fused epoch against the plain NumPy coursework loop and
-PyTorch eager.
+"""Epoch benchmarks: fastnn's fused epoch against the plain NumPy coursework loop and PyTorch eager.
 
-The functions here are also the building blocks of ``bench/`` (pytest-benchmark and the
-one-process-per-contender runs).  The baselines are written out in full, so that the
-numbers compare like with like:
+    python bench/epoch_benchmark.py [--out DIR] [--seed N] [--batch-size N] [--dtype float32|float64]
+                                    [--hidden N] [--epochs N] [--no-torch] [--baseline-threads N]
+
+(``make bench-epoch BENCH_EPOCH_ARGS="..."``), run from a checkout against the installed fastnn: it prints
+the headline figures as ``name: value`` lines on stdout, and on stderr the threads each contender used and
+the load (see :func:`main`).  This harness and its baselines are not part of the installed package; they use
+fastnn's public API (``fastnn.models.MLP``, ``fastnn.train.Trainer``, ``fastnn.functional.core_info``,
+``fastnn.tasks.common``'s report) and the coursework wing (``fastnn.coursework``), each imported inside the
+functions that use it: importing this module loads only NumPy.
+
+The functions here are also the building blocks of the rest of ``bench/`` (pytest-benchmark and the
+one-process-per-contender runs), and ``tests/test_benchmark.py`` tests them from the checkout.  The
+baselines are written out in full, so that the numbers compare like with like:
 
 * :func:`numpy_epoch` is the coursework's NumPy training loop for the
   1024-H-36 sigmoid/softmax classifier, always in float64 as the coursework runs it
@@ -34,20 +43,18 @@ before and after the run.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import inspect
 import os
+import sys
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from typing import TYPE_CHECKING
-
-from .. import coursework, numpy_nn
-from .common import out_folder, write_report
-from .registry import Option, positive_int, register
-
 if TYPE_CHECKING:
-    from ..models import MLP
+    from fastnn.models import MLP
 
 __all__ = [
     "make_data",
@@ -59,6 +66,7 @@ __all__ = [
     "FusedEpoch",
     "bench_epoch",
     "bench_autoencoder_epoch",
+    "main",
 ]
 
 #: The coursework's hw36 data: 32x32 images of 36 characters.
@@ -132,7 +140,7 @@ def _load_average():
 
 def _start_conditions() -> dict:
     """The conditions of a run, as it starts: fastnn's threads, the CPUs it may use, the load average."""
-    from .. import functional as F
+    from fastnn import functional as F
 
     info = F.core_info()
     return {"fastnn_threads": info["threads"], "cpus": info["cpus"], "load_start": _load_average()}
@@ -236,7 +244,7 @@ def numpy_epoch(X, Y, params, batch_size: int, lr: float, *, order=None):
     """One epoch of the coursework's plain NumPy training loop (float64) for a 1024-H-36 classifier.
 
     Mini-batches are rows ``order[i:i + batch_size]`` (as ``get_random_batches`` draws them), then
-    :func:`fastnn.coursework.epoch` on :mod:`fastnn.numpy_nn`, the coursework's plain NumPy module:
+    :func:`fastnn.coursework.epoch` on :mod:`fastnn.coursework.numpy_nn`, the coursework's plain NumPy module:
     sigmoid hidden layer, softmax output, summed cross-entropy and accuracy, backward through both
     layers (including the first layer's input gradient, which the coursework computes and discards)
     and a plain SGD step.
@@ -269,6 +277,9 @@ def numpy_epoch(X, Y, params, batch_size: int, lr: float, *, order=None):
     >>> bool(loss > 0)
     True
     """
+    from fastnn import coursework
+    from fastnn.coursework import numpy_nn
+
     batch_size = _positive(batch_size, "batch_size")
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
@@ -303,6 +314,8 @@ def numpy_autoencoder_epoch(X, params, batch_size: int, lr: float, *, momentum: 
     loss : float
         Squared error summed over the epoch.
     """
+    from fastnn.coursework import numpy_nn
+
     batch_size = _positive(batch_size, "batch_size")
     X = np.asarray(X, dtype=np.float64)
     N = X.shape[0]
@@ -452,7 +465,7 @@ class FusedEpoch:
     """
 
     def __init__(self, model: MLP, X, T, order, **trainer_kwargs):
-        from ..train import Trainer
+        from fastnn.train import Trainer
 
         trainer_kwargs.setdefault("progress", False)
         self.trainer = Trainer(model, fused=True, **trainer_kwargs)
@@ -519,7 +532,7 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
     >>> sorted(k for k in r if k.endswith("per_epoch"))
     ['fused_s_per_epoch', 'numpy_s_per_epoch']
     """
-    from ..models import MLP
+    from fastnn.models import MLP
 
     batch_size = _positive(batch_size, "batch_size")
     hidden = _positive(hidden, "hidden")
@@ -567,6 +580,8 @@ def bench_epoch(batch_size: int = 32, dtype="float32", hidden: int = 64, n_sampl
         result["speedup_vs_torch"] = best["torch"] / best["fused"]
     result["conditions"] = conditions
     if out is not None:
+        from fastnn.tasks.common import out_folder, write_report
+
         timed = [k for k in result if k.endswith(("_per_epoch", "speedup_vs_numpy", "speedup_vs_torch"))]
         write_report(out_folder(out), "bench_epoch", f"One training epoch of 1024-{hidden}-36, batch {batch_size}",
                      {k: result[k] for k in timed},
@@ -612,7 +627,7 @@ def bench_autoencoder_epoch(batch_size: int = 36, dtype="float32", n_samples: in
     >>> r["speedup_vs_numpy"] > 0
     True
     """
-    from ..models import MLP
+    from fastnn.models import MLP
 
     batch_size = _positive(batch_size, "batch_size")
     n_samples = _positive(n_samples, "n_samples")
@@ -671,20 +686,67 @@ def _notes(result) -> list:
     return lines
 
 
-register("bench-epoch", bench_epoch, help="time the fused epoch against the plain NumPy loop (and PyTorch)",
-         description="Time one training epoch of the 1024-HIDDEN-36 classifier (10800 random samples of the "
-                     "hw36 shape) with the fused kernel, the plain NumPy loop and, when installed, PyTorch "
-                     "eager, in one run.",
-         options=[Option("--batch-size", type=positive_int, help="mini-batch size (default %(default)s)"),
-                  Option("--dtype", choices=("float32", "float64"), help="fused dtype (default %(default)s)"),
-                  Option("--hidden", type=positive_int, help="hidden units (default %(default)s)"),
-                  Option("--epochs", type=positive_int, help="timed epochs, best is reported (default %(default)s)"),
-                  Option("--no-torch", param="torch", convert=lambda skip: not skip, action="store_true",
-                         help="skip the PyTorch baseline"),
-                  Option("--baseline-threads", type=positive_int, metavar="N",
-                         help="BLAS threads of the NumPy baseline, set with threadpoolctl (default %(default)s: "
-                              "a threaded BLAS stalls when the machine is busy)")],
-         common_help={"out": "folder for the report, bench_epoch.json and bench_epoch.md (default: no files)",
-                      "seed": "seed of the random data, the initial weights and the sample order "
-                              "(default %(default)s)"},
-         headline=_headline, notes=_notes)
+def _positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of :func:`bench_epoch`, their defaults read from its signature."""
+    defaults = {k: p.default for k, p in inspect.signature(bench_epoch).parameters.items()}
+    p = argparse.ArgumentParser(
+        prog="python bench/epoch_benchmark.py",
+        description="Time one training epoch of the 1024-HIDDEN-36 classifier (10800 random samples of the hw36 "
+                    "shape) with the fused kernel, the plain NumPy loop and, when installed, PyTorch eager, in one "
+                    "run.")
+    p.add_argument("--out", metavar="DIR", default=defaults["out"],
+                   help="folder for the report, bench_epoch.json and bench_epoch.md (default: no files)")
+    p.add_argument("--seed", type=int, default=defaults["seed"],
+                   help="seed of the random data, the initial weights and the sample order (default %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"],
+                   help="mini-batch size (default %(default)s)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=defaults["dtype"],
+                   help="fused dtype (default %(default)s)")
+    p.add_argument("--hidden", type=_positive_int, default=defaults["hidden"],
+                   help="hidden units (default %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=defaults["epochs"],
+                   help="timed epochs, best is reported (default %(default)s)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+    p.add_argument("--baseline-threads", type=_positive_int, metavar="N", default=defaults["baseline_threads"],
+                   help="BLAS threads of the NumPy baseline, set with threadpoolctl (default %(default)s: a "
+                        "threaded BLAS stalls when the machine is busy)")
+    return p
+
+
+def main(argv=None) -> int:
+    """Run :func:`bench_epoch` with the options of ``argv``; print its result as the ``fastnn`` commands print theirs.
+
+    On stderr the notes (:func:`_notes`: the threads of each contender and the load) and ``output: DIR``
+    when ``--out`` is given; last, on stdout, the numbers of the result as ``name: value`` lines, floats to
+    4 decimals.  A refused argument is one line on stderr and exit status 2.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        result = bench_epoch(batch_size=args.batch_size, dtype=args.dtype, hidden=args.hidden, epochs=args.epochs,
+                             seed=args.seed, torch=not args.no_torch, out=args.out,
+                             baseline_threads=args.baseline_threads)
+    except (ValueError, TypeError, ImportError, OSError) as exc:
+        print(f"epoch_benchmark: error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
+        return 2
+    for line in _notes(result):
+        print(line, file=sys.stderr)
+    if args.out is not None:
+        print(f"output: {os.path.abspath(args.out)}", file=sys.stderr)
+    for key, value in _headline(result).items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

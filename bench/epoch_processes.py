@@ -3,7 +3,7 @@
     python bench/epoch_processes.py [--processes 12] [--rounds 5] [--batch-sizes 32 1024] [--json OUT]
                                     [--against LABEL=PYTHON ...] [--threads N] [--only fastnn]
 
-The contenders are fastnn's fused epoch in float32 (``fastnn.tasks.epoch_benchmark.FusedEpoch``),
+The contenders are fastnn's fused epoch in float32 (``FusedEpoch`` of ``epoch_benchmark.py``, beside this file),
 the coursework's NumPy float64 loop (``numpy_epoch``) and PyTorch eager in float32 (``torch_epoch``,
 skipped with a note when torch cannot be imported).  All train the same network: sigmoid hidden
 layer, softmax output, summed cross-entropy, SGD with lr 2e-3, on ``make_data(10800, seed=0)``
@@ -106,7 +106,7 @@ def _child_gemm() -> dict:
 def _child_epoch(contender: str, batch_size: int, rounds: int) -> dict:
     import numpy as np
 
-    from fastnn.tasks import epoch_benchmark as B
+    import epoch_benchmark as B  # beside this file: the script's folder is on sys.path
 
     X, Y = B.make_data(N_SAMPLES, seed=SEED)
     order = np.random.default_rng(SEED).permutation(N_SAMPLES)

@@ -1,4 +1,4 @@
-"""Plain NumPy references for every kernel, and the coursework's NumPy ``nn.py`` (from fastnn.numpy_nn).
+"""Plain NumPy references for every kernel, and the coursework's NumPy ``nn.py`` (from fastnn.coursework.numpy_nn).
 
 The tests compare each compiled kernel with the function of the same role here.
 Nothing in this module is fast or clever on purpose.
@@ -8,12 +8,25 @@ import numpy as np
 
 # The coursework's nn.py, one copy in the package: the plain NumPy module that fastnn.nn replaces (also the
 # benchmarks' baseline). The tests use it as this module's R.forward, R.backwards, ...
-from fastnn.numpy_nn import *  # noqa: F403
-from fastnn.numpy_nn import (linear, linear_deriv, relu, relu_deriv, sigmoid, sigmoid_deriv, softmax, tanh,
+from fastnn.coursework.numpy_nn import *  # noqa: F403
+from fastnn.coursework.numpy_nn import (linear, linear_deriv, relu, relu_deriv, sigmoid, sigmoid_deriv, softmax, tanh,
                              tanh_deriv)
 
 ACTIVATIONS = {"sigmoid": (sigmoid, sigmoid_deriv), "tanh": (tanh, tanh_deriv), "relu": (relu, relu_deriv),
                "linear": (linear, linear_deriv)}
+
+
+# --------------------------------------------------------------------- tolerances
+
+#: rtol and atol of a compiled kernel's output against its reference here, by dtype: the one table of
+#: test_kernels, test_conv_kernels and test_processes. float32 1.5e-4 (scikit-image's; the largest error
+#: measured over those files is 4e-6 of the value's scale), float64 1e-9.
+TOLERANCES = {np.dtype(np.float32): dict(rtol=1.5e-4, atol=1.5e-4), np.dtype(np.float64): dict(rtol=1e-9, atol=1e-9)}
+
+
+def tol(dtype):
+    """``dict(rtol=..., atol=...)`` for ``dtype`` (np.float32, 'float32', an ndarray's dtype...) from TOLERANCES."""
+    return dict(TOLERANCES[np.dtype(dtype)])
 
 
 # --------------------------------------------------------------------- kernel references
@@ -199,7 +212,7 @@ def max_pool2d_backward(grad_Y, argmax, input_shape):
 
 
 def cnn_loss_gradient(model, theta, X, T):
-    """Summed loss and d loss / d theta of a fastnn.cnn.CNN (cross-entropy or squared error) at ``theta``."""
+    """Summed loss and d loss / d theta of a fastnn.models.CNN (cross-entropy or squared error) at ``theta``."""
     from fastnn.layers import Conv2D, Dense, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)

@@ -1,14 +1,27 @@
-"""fastnn.tasks.epoch_benchmark: it runs at tiny sizes, returns its keys, and its baselines compute what
-fastnn computes.
+"""bench/epoch_benchmark.py, the epoch benchmark and its baselines (not part of the installed package): it runs
+at tiny sizes, returns its keys, its baselines compute what fastnn computes, and its command line works.
 
+Imported by path from the checkout's bench/ (skipped where the tests run without it, an installed copy).
 Correctness only: no timing is asserted here.
 """
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastnn.tasks import epoch_benchmark as B
 from fastnn.models import MLP
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+if not (BENCH / "epoch_benchmark.py").is_file():
+    pytest.skip("bench/ is not beside the tests (an installed copy of the tests)", allow_module_level=True)
+_spec = importlib.util.spec_from_file_location("epoch_benchmark", BENCH / "epoch_benchmark.py")
+B = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(B)
 
 N, HIDDEN, BATCH, LR = 150, 8, 32, 2e-3  # 150 rows: the last batch is short
 
@@ -145,15 +158,8 @@ def test_numpy_epoch_rejects_bad_batch_size(data):
 def test_the_benchmark_suite_collects():
     """`make bench` collects every module of bench/ (a stale import there once stopped the whole suite, and
     nothing ran bench/ in CI): pytest --collect-only, in a child process from bench/, as `make bench` runs it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    bench = Path(__file__).resolve().parents[1] / "bench"
-    if not (bench / "conftest.py").exists():
-        pytest.skip("bench/ is not beside the tests (an installed copy of the tests)")
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-                          cwd=bench, capture_output=True, text=True, timeout=300)
+                          cwd=BENCH, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert " collected" in proc.stdout and "error" not in proc.stdout.lower(), proc.stdout[-3000:]
 
@@ -250,13 +256,17 @@ def test_bench_epoch_rejects_bad_baseline_threads(bad):
         B.bench_epoch(**{**TINY, "baseline_threads": bad})
 
 
-def test_the_command_line_prints_the_threads_and_the_load(capsys):
+def test_the_command_line_prints_the_threads_and_the_load_and_writes_its_report(tmp_path, capsys):
     """No --n-samples: one batch of the 10800 samples, one hidden unit, one epoch."""
-    from fastnn import cli
-
-    argv = ["bench-epoch", "--batch-size", "10800", "--hidden", "1", "--epochs", "1", "--no-torch"]
-    assert cli.main(argv + ["--baseline-threads", "2"]) == 0
+    argv = ["--batch-size", "10800", "--hidden", "1", "--epochs", "1", "--no-torch", "--seed", "3",
+            "--out", str(tmp_path)]
+    assert B.main(argv + ["--baseline-threads", "2"]) == 0
     out, err = capsys.readouterr()
+    assert f"output: {tmp_path}" in err.splitlines()
+    content = json.loads((tmp_path / "bench_epoch.json").read_text())
+    assert (tmp_path / "bench_epoch.md").read_text().startswith("# ")
+    assert set(content["headline"]) == {"fused_s_per_epoch", "numpy_s_per_epoch", "speedup_vs_numpy"}
+    assert content["seed"] == 3 and content["hidden"] == 1 and "hidden: 1" in out.splitlines()
     lines = [line for line in err.splitlines() if line.startswith("threads: ")]
     assert len(lines) == 1, err
     assert lines[0].startswith("threads: fastnn ") and "; load " in lines[0]
@@ -269,11 +279,37 @@ def test_the_command_line_prints_the_threads_and_the_load(capsys):
     assert "baseline_threads: 2" in out.splitlines()
 
 
-def test_the_command_line_refuses_zero_baseline_threads(capsys):
-    from fastnn import cli
-
+@pytest.mark.parametrize("argv", [["--baseline-threads", "0"], ["--batch-size", "-3"]])
+def test_the_command_line_refuses_bad_arguments_before_anything_runs(argv, capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["bench-epoch", "--baseline-threads", "0"])
+        B.main(argv)
     assert exc.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(errors) == 1 and "--baseline-threads" in errors[0] and "positive integer" in errors[0], errors
+    assert len(errors) == 1 and argv[0] in errors[0] and "positive integer" in errors[0], errors
+
+
+# ------------------------------------------------ issue 21: the baselines live in bench/, not in the package
+
+def test_the_script_runs_from_the_checkout():
+    """`python bench/epoch_benchmark.py --help` from the repository (as `make bench-epoch` runs it) lists the
+    options `fastnn bench-epoch` had, with the defaults of bench_epoch."""
+    proc = subprocess.run([sys.executable, str(Path("bench") / "epoch_benchmark.py"), "--help"], cwd=BENCH.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    for option in ("--out DIR", "--seed SEED", "--batch-size", "--dtype {float32,float64}", "--hidden", "--epochs",
+                   "--no-torch", "--baseline-threads N"):
+        assert option in text, (option, proc.stdout)
+    assert "(default 32)" in text and "(default 1:" in text
+
+
+def test_the_installed_package_holds_no_epoch_benchmark(tmp_path, capsys):
+    """No `fastnn bench-epoch` command and no fastnn.tasks.epoch_benchmark module: the harness is bench/'s."""
+    from fastnn import cli
+    from fastnn.tasks.registry import load_tasks
+
+    assert importlib.util.find_spec("fastnn.tasks.epoch_benchmark") is None
+    assert "bench-epoch" not in load_tasks()
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "bench-epoch" not in capsys.readouterr().out

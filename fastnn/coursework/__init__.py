@@ -1,9 +1,15 @@
-"""The coursework's training loop, written once, for any module with its ``nn`` API.
+"""The coursework wing: the drop-in ``nn`` API, the plain NumPy original, and the coursework's training loop.
 
-``fastnn.nn`` (the drop-in) and ``fastnn.numpy_nn`` (the plain NumPy original) both have the API: the toy
-task, the benchmarks' NumPy baseline and the tests run this one loop on either.  The network is the
-coursework's two layers: ``layer1`` (sigmoid by default) and ``output`` (softmax), the summed
-cross-entropy, and plain SGD on the gradients of that sum.
+- :mod:`fastnn.coursework.nn`: the drop-in replacement of the coursework's NumPy ``nn.py``, compiled kernels
+  behind the same names; users type ``fastnn.nn``, which re-exports it;
+- :mod:`fastnn.coursework.numpy_nn`: the plain NumPy original, the reference the drop-in is held to (the
+  benchmarks' baseline and the tests' reference);
+- here: :func:`setup`, :func:`epoch` and :func:`train`, the coursework's training loop written once for any
+  module with the ``nn`` API.  The toy task, the benchmarks' NumPy baseline and the tests run this one loop
+  on either module.  The network is the coursework's two layers: ``layer1`` (sigmoid by default) and
+  ``output`` (softmax), the summed cross-entropy, and plain SGD on the gradients of that sum.
+
+Importing this package loads neither module: pass the one to run.
 
 Examples
 --------

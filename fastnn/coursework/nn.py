@@ -1,6 +1,7 @@
 """Drop-in replacement for the NumPy core of the classic "neural networks for recognition" coursework.
 
-Replace ``from nn import *`` with ``from fastnn.nn import *``: the names,
+Replace ``from nn import *`` with ``from fastnn.nn import *`` (:mod:`fastnn.nn` re-exports this
+module, ``fastnn.coursework.nn``; it is the path to type): the names,
 signatures, the ``params`` dictionary (``W<name>``, ``b<name>``,
 ``cache_<name>``, ``grad_W<name>``, ``grad_b<name>``; ``M_<name>`` keys of the
 momentum loop are yours to manage, and a ``collections.Counter`` works) and the
@@ -31,8 +32,8 @@ import numbers
 
 import numpy as np
 
-from . import functional as F
-from ._kernels import _core
+from .. import functional as F
+from .._kernels import _core
 
 __all__ = [
     "initialize_weights",

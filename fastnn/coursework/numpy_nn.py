@@ -2,7 +2,8 @@
 
 The same names, signatures and ``params`` keys as ``fastnn.nn``, written in the plain NumPy of the
 coursework, float64 and nothing fast or clever on purpose.  It is the baseline of the benchmarks and the
-reference of the drop-in's tests: ``fastnn.coursework`` runs the coursework's loop on either module.
+reference of the drop-in's tests (``bench/epoch_benchmark.py``, ``tests/_reference.py``):
+:mod:`fastnn.coursework` runs the coursework's loop on either module.
 """
 
 import numpy as np

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import out_folder, pyplot, save_figure, write_report
+from .common import curve_style, epoch_axis, out_folder, pyplot, save_figure, write_report
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["TOY_CLASSES", "make_toy_data", "train_toy", "toy"]
@@ -63,7 +63,8 @@ def train_toy(seed: int = 42, epochs: int = 500, batch_size: int = 5, lr: float 
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a finite learning rate > 0, got {lr!r}")
-    from .. import coursework, nn
+    from .. import coursework
+    from ..coursework import nn  # fastnn.nn, where its code lives
 
     np.random.seed(seed)
     x, y = make_toy_data()
@@ -100,12 +101,13 @@ def toy(out=None, *, seed: int = 42, epochs: int = 500, batch_size: int = 5, lr:
         plt = pyplot()
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
         ep = np.arange(1, len(history) + 1)
-        ax1.plot(ep, history[:, 1])
+        ax1.plot(ep, history[:, 1], **curve_style(len(ep)))
         ax1.set(xlabel="epoch", ylabel="mean batch accuracy", title="toy network: accuracy")
-        ax2.plot(ep, history[:, 0])
+        ax2.plot(ep, history[:, 0], **curve_style(len(ep)))
         ax2.set(xlabel="epoch", ylabel="loss summed over the batches", title="toy network: loss")
         for ax in (ax1, ax2):
             ax.grid(alpha=0.3)
+        epoch_axis(ax1, ax2)
         fig.tight_layout()
         plots = [save_figure(fig, out / "toy_curves.png")]
         details = {"data": "four 2-D Gaussian classes, 10 points each", "seed": seed, "epochs": epochs,
