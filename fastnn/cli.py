@@ -111,8 +111,10 @@ def _run(task, args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every registered task (fastnn.tasks.registry), in the order of their names."""
+    """The parser of every registered task (fastnn.tasks.registry), in the order of their names: the tasks of
+    fastnn.tasks, and ``fastnn sweep`` (fastnn.sweep.command), which sits above the tasks it runs."""
     from . import __version__
+    from .sweep import command  # noqa: F401  (registers `fastnn sweep`)
     from .tasks.registry import load_tasks
 
     parser = argparse.ArgumentParser(prog="fastnn", description=__doc__,

@@ -1,12 +1,22 @@
-"""The recipe that trains a :class:`fastnn.cnn.CNN` on the 36 hw36 classes.
+"""The training recipes of fastnn's classifiers, in one place: the MLP's, the CNN's, and which go together.
 
-Kept apart from ``fastnn.cnn`` because it sits one level up: it uses the data loaders, the augmentation
-(``fastnn.data.augment``) and the trainer, where the model module uses only ``fastnn.functional``.
+- :data:`MLP_RECIPES` (also ``fastnn.tasks.RECIPES``): the 36-class MLP's settings, trained by
+  ``fastnn.tasks.train_classifier`` (``fastnn classify --recipe``);
+- :data:`CNN_RECIPES`, :func:`cnn_layers` and :func:`train_cnn`: the convolutional network on the 36 hw36
+  classes (``fastnn cnn --recipe``; the OCR model's CNN is the 'wide' one, :mod:`fastnn.ocr.model`);
+- :data:`MLP_RECIPE_OF`: the MLP recipe ``fastnn cnn`` trains beside each CNN recipe.
 
-With ``invert=True`` (the 'small' recipe) the network trains on ink = 1 - pixel (a blank background is
-then zero input, which ReLU layers learn better from, as the OCR recipe found), and the inversion is
-folded into the first convolution afterwards (``W -> -W``, ``b -> b + sum W``; exact because that
-convolution has padding 'valid', so every window lies inside the image).  The returned model therefore
+The OCR model's own recipe (its version, epochs, copies...) stays with its model file in
+:mod:`fastnn.ocr.model`, whose cache and shipped file are named and checked by that version.
+
+This module sits above the models and the trainer and below the tasks, which list its recipes when the
+command line is built: so the models, the layers and the trainer are imported inside :func:`cnn_layers` and
+:func:`train_cnn`, and importing it costs only NumPy.
+
+:func:`train_cnn`: with ``invert=True`` (the 'small' recipe) the network trains on ink = 1 - pixel (a blank
+background is then zero input, which ReLU layers learn better from, as the OCR recipe found), and the
+inversion is folded into the first convolution afterwards (``W -> -W``, ``b -> b + sum W``; exact because
+that convolution has padding 'valid', so every window lies inside the image).  The returned model therefore
 takes hw36 images as stored, upright: ``model.predict(rows_to_images(X))``.  Settings are chosen on the
 validation split only.
 """
@@ -17,11 +27,19 @@ import math
 
 import numpy as np
 
-from .cnn import CNN
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, rows_to_images
-from .train import History, ProgressBar, Trainer
+__all__ = ["MLP_RECIPES", "RECIPES", "CNN_RECIPES", "MLP_RECIPE_OF", "cnn_layers", "train_cnn"]
 
-__all__ = ["CNN_RECIPES", "cnn_layers", "train_cnn"]
+#: Settings of the 36-class MLP (trained by ``fastnn.tasks.train_classifier``): the coursework's, and a
+#: stronger one measured on hw36.  ``hidden``: units of the hidden layer; ``extra``: hw36's extra letters
+#: added to the training rows.
+MLP_RECIPES = {
+    "coursework": dict(hidden=64, activation="sigmoid", optimizer="sgd", lr=0.002, batch_size=64, epochs=50,
+                       shuffle="once", dtype="float64", extra=False),
+    "strong": dict(hidden=256, activation="relu", optimizer="adam", lr=1e-3, batch_size=64, epochs=30,
+                   shuffle="epoch", dtype="float32", extra=True),
+}
+#: The name the tasks have always used for :data:`MLP_RECIPES` (``fastnn.tasks.RECIPES``).
+RECIPES = MLP_RECIPES
 
 #: Settings of :func:`train_cnn`.  ``conv``: output channels of each conv + 2x2 max-pool block (the first
 #: with padding ``padding``, the others 'same'); ``kernel``: their kernel size; ``hidden``: width of the
@@ -46,6 +64,10 @@ CNN_RECIPES = {
     "plain": dict(conv=(16, 32), kernel=3, padding="same", invert=False, hidden=128, optimizer="sgd", lr=0.002,
                   batch_size=64, epochs=50, weight_decay=0.0, copies=0, extra=False, dtype="float32"),
 }
+#: The MLP recipe (:data:`MLP_RECIPES`) that ``fastnn cnn`` trains beside each CNN recipe: the same data and
+#: the same kind of protocol (the coursework MLP beside 'plain', which keeps the coursework's protocol; the
+#: 'strong' MLP, which trains on the extra letters too, beside the augmented 'small' and 'wide').
+MLP_RECIPE_OF = {"plain": "coursework", "small": "strong", "wide": "strong"}
 
 
 def cnn_layers(conv=(16, 32), kernel=5, hidden=128, n_classes=36, side=32, channels=1, padding="valid") -> list:
@@ -55,6 +77,8 @@ def cnn_layers(conv=(16, 32), kernel=5, hidden=128, n_classes=36, side=32, chann
     others 'same'."""
     if padding not in ("valid", "same"):
         raise ValueError(f"padding: expected 'valid' or 'same', got {padding!r}")
+    from .models.layers import Conv2D, Dense, Flatten, MaxPool2D
+
     layers, c, h = [], channels, side
     for i, f in enumerate(conv):
         pad = padding if i == 0 else "same"
@@ -112,6 +136,10 @@ def train_cnn(dataset, *, recipe="small", seed=0, epochs=None, lr=None, copies=N
     if s["invert"] and s["padding"] != "valid":
         raise ValueError(f"invert=True needs padding 'valid' in the first convolution (to fold the inversion into "
                          f"it exactly), got padding {s['padding']!r}")
+    from .models import CNN
+    from .models.layers import rows_to_images
+    from .train import History, ProgressBar, Trainer
+
     X, Y = dataset["train"]
     if s["extra"] and extra is not None:
         X, Y = np.vstack([X, extra[0]]), np.vstack([Y, extra[1]])

@@ -24,7 +24,6 @@ def _one_error_line(capsys, *words):
     (["toy", "--lr", "0"], "--lr"),
     (["toy", "--epochs", "0"], "--epochs"),
     (["classify", "--lr", "inf"], "--lr"),
-    (["bench-epoch", "--batch-size", "-3"], "--batch-size"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(argv, word, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -94,11 +94,10 @@ def test_cnn_help_lists_its_options(capsys):
 
 
 def test_the_task_offers_the_cnn_recipes_and_refuses_others(tmp_path, small, capsys):
-    from fastnn.cnn_recipe import CNN_RECIPES
-    from fastnn.tasks.classifier import RECIPES
+    from fastnn.recipes import CNN_RECIPES, MLP_RECIPE_OF, MLP_RECIPES
 
-    assert set(cnn_task.CNN_RECIPE_NAMES) == set(CNN_RECIPES)
-    assert set(cnn_task.MLP_RECIPE_OF.values()) <= set(RECIPES)
+    assert set(cnn_task.CNN_RECIPE_NAMES) == set(CNN_RECIPES) == set(MLP_RECIPE_OF)  # each CNN with its MLP
+    assert set(MLP_RECIPE_OF.values()) <= set(MLP_RECIPES)
     with pytest.raises(ValueError, match="recipe: expected one of"):
         cnn_task.cnn(out=tmp_path, dataset=small, recipe="large")
     with pytest.raises(SystemExit):
@@ -116,7 +115,7 @@ def test_small_recipe_on_hw36_reaches_92_percent(tmp_path):
 def test_plain_recipe_is_the_issue_network_on_the_stored_pixels():
     """'plain' trains 3x3 'same' convolutions on the pixels as stored: nothing to fold, and the model it
     returns gives the numbers of its best validation epoch; an inversion cannot be folded into 'same'."""
-    from fastnn.cnn_recipe import train_cnn
+    from fastnn.recipes import train_cnn
 
     rng = np.random.default_rng(4)
 

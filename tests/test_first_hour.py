@@ -20,7 +20,8 @@ from PIL import Image
 
 import fastnn
 from fastnn import cli
-from fastnn import sweep as sweeps
+from fastnn.sweep import ocr_pages as sweep_ocr_pages
+from fastnn.sweep import runs as sweep_runs
 from fastnn.tasks import common
 from fastnn.train import History
 
@@ -139,7 +140,7 @@ def test_one_epoch_cnn_curves_show_their_points(monkeypatch, tmp_path):
 @pytest.mark.parametrize("missing", ["distributed", "cryptography.x509"])
 def test_a_sweep_without_dask_leaves_no_folder(missing, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, missing, None)  # `import distributed` (or cryptography's) raises ImportError
-    monkeypatch.setattr(sweeps, "_Cluster", None)  # nothing may start
+    monkeypatch.setattr(sweep_runs, "Cluster", None)  # nothing may start
     out = tmp_path / "fastnn-sweep-classify"
     assert cli.main(["sweep", "classify", "--grid", "lr=0.01,0.1", "--epochs", "1", "--out", str(out)]) == 2
     assert not out.exists()
@@ -150,7 +151,7 @@ def test_a_sweep_without_dask_leaves_no_folder(missing, tmp_path, monkeypatch, c
 
 def test_a_sweep_of_pages_without_dask_leaves_no_folder(page, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "distributed", None)
-    monkeypatch.setattr(sweeps, "_Cluster", None)
+    monkeypatch.setattr(sweep_ocr_pages, "Cluster", None)
     out = tmp_path / "text"
     assert cli.main(["sweep", "ocr", str(page), "--out-dir", str(out)]) == 2
     assert not out.exists()

@@ -22,7 +22,7 @@ from fastnn.data import CLASSES, generate_nist36, load_hw36, save_nist36
 from fastnn.models import MLP
 from fastnn.ocr.build import SCORE_PAGES_SEED
 from fastnn.ocr.synth import page_crops
-from fastnn.tasks import pages
+from fastnn.tasks import ocr as ocr_task
 
 TSV_HEADER = "level\tpage_num\tline_num\tword_num\tchar_num\tleft\ttop\twidth\theight\tconf\ttext"
 
@@ -75,14 +75,21 @@ def _one_error_line(err, *words):
 # ------------------------------------------------------------------------------------------------ many images
 
 
+def test_the_command_line_offers_the_formats_fastnn_ocr_formats_writes():
+    """tasks.ocr lists the --format names without importing the OCR (the parser stays light): the same names."""
+    from fastnn.ocr.formats import FORMATS
+
+    assert ocr_task.FORMAT_NAMES == tuple(FORMATS)
+
+
 def test_folders_expand_to_their_image_files_sorted_by_name(folder, tmp_path, model_path, capsys):
-    listed = pages.image_paths([folder, folder / "sub" / "deep.png"])
+    listed = ocr_task.image_paths([folder, folder / "sub" / "deep.png"])
     assert [p.name for p in listed] == ["B.PNG", "a.png", "c.jpeg", "deep.png"]
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.md").write_text("x")
     with pytest.raises(ValueError, match="holds no image files"):
-        pages.image_paths([empty])
+        ocr_task.image_paths([empty])
     assert cli.main(["ocr", str(folder), "--model", model_path, "--no-progress"]) == 0
     out = capsys.readouterr().out
     headers = [line for line in out.splitlines() if line.startswith("== ")]

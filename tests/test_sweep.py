@@ -19,9 +19,10 @@ import pytest
 import _sweep_tasks
 from fastnn import cli
 from fastnn import sweep as sweeps
+from fastnn.sweep import runs as sweep_runs
 from fastnn.tasks import classify
 
-REPO = Path(sweeps.__file__).resolve().parents[1]
+REPO = Path(sweeps.__file__).resolve().parents[2]
 
 
 def _distributed():
@@ -182,7 +183,7 @@ def test_the_cli_sweeps_classify_on_a_local_cluster(tmp_path, capsys):
     ([], "give at least one --grid"),
 ])
 def test_grid_errors_are_one_line_before_anything_starts(grid, word, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweeps, "_Cluster", None)  # nothing may start
+    monkeypatch.setattr(sweep_runs, "Cluster", None)  # nothing may start
     argv = ["sweep", "classify", *[a for g in grid for a in ("--grid", g)], "--out", str(tmp_path / "s")]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -199,7 +200,7 @@ def test_grid_errors_are_one_line_before_anything_starts(grid, word, tmp_path, c
     (["--out-dir", "x"], "--out-dir: only `fastnn sweep ocr` takes it"),
 ])
 def test_bad_options_are_one_line(extra, word, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweeps, "_Cluster", None)
+    monkeypatch.setattr(sweep_runs, "Cluster", None)
     assert cli.main(["sweep", "classify", "--grid", "lr=0.01,0.1", *extra, "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and word in err[0], err

@@ -22,6 +22,7 @@ import pytest
 
 import _sweep_tasks
 from fastnn import sweep as sweeps
+from fastnn.sweep import cluster as sweep_cluster
 
 distributed = pytest.importorskip("distributed", reason="dask is not installed: pip install 'fastnn[dask]'")
 
@@ -53,11 +54,11 @@ def _listening_ports(pid) -> set:
 
 @pytest.fixture(scope="module")
 def local():
-    """A sweep's local cluster (``fastnn.sweep._Cluster``) of one worker, and this process's listening ports
+    """A sweep's local cluster (``fastnn.sweep.cluster.Cluster``) of one worker, and this process's listening ports
     from before it started."""
     _cryptography()
     before = _listening_ports(os.getpid()) if Path("/proc/self/net/tcp").exists() else None
-    cluster = sweeps._Cluster(None, 1, 1, 1, 10)
+    cluster = sweep_cluster.Cluster(None, 1, 1, 1, 10)
     try:
         yield cluster, before
     finally:
@@ -188,7 +189,7 @@ def test_with_scheduler_the_client_uses_dask_s_tls_configuration(local, tmp_path
     cluster, _ = local
     address = cluster.cluster.scheduler_address
     with pytest.raises(OSError, match=f"--scheduler {address}: cannot connect"):
-        sweeps._Cluster(address, None, 1, 1, 2)
+        sweep_cluster.Cluster(address, None, 1, 1, 2)
     _collect_failed_clients()
     own = cluster.cluster.security
     config = {"distributed.comm.tls.ca-file": own.tls_ca_file, "distributed.comm.tls.client.cert": own.tls_client_cert,
@@ -207,7 +208,7 @@ def test_with_scheduler_the_client_uses_dask_s_tls_configuration(local, tmp_path
     ("localhost:8786", False), ("tcp://[::1]:8786", False), ("tls://10.0.0.1:8786", False),
     ("wss://10.0.0.1:8786", False), ("not-an-address::", False)])
 def test_which_scheduler_addresses_are_plain_and_remote(address, warns):
-    assert sweeps._plain_remote(address) is warns
+    assert sweep_cluster.plain_remote(address) is warns
 
 
 def test_a_plain_remote_scheduler_is_warned_about_once_and_dask_s_security_is_kept(monkeypatch):
@@ -223,11 +224,11 @@ def test_a_plain_remote_scheduler_is_warned_about_once_and_dask_s_security_is_ke
     monkeypatch.setattr(distributed, "Client", Client)
     with pytest.warns(RuntimeWarning, match=r"--scheduler tcp://10\.1\.2\.3:8786 is plain tcp:// to another machine"
                       r".*distributed\.comm\.tls") as record:
-        sweeps._Cluster("tcp://10.1.2.3:8786", None, 1, 1, 1).close()
+        sweep_cluster.Cluster("tcp://10.1.2.3:8786", None, 1, 1, 1).close()
     assert len(record) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sweeps._Cluster("tls://10.1.2.3:8786", None, 1, 1, 1).close()
+        sweep_cluster.Cluster("tls://10.1.2.3:8786", None, 1, 1, 1).close()
     # the client's security is Dask's configuration (Client's default), not overridden
     assert [(a, "security" in kw) for a, kw in calls] == [("tcp://10.1.2.3:8786", False),
                                                           ("tls://10.1.2.3:8786", False)]

@@ -132,7 +132,7 @@ def test_every_registered_task_is_a_subcommand_with_its_help(capsys):
 
     registered = load_tasks()
     assert {"toy", "classify", "weights", "lr-study", "confusion", "autoencoder", "mnist-binary", "mnist-multiclass",
-            "demo", "ocr", "ocr-eval", "ocr-train", "bench-epoch"} <= set(registered)
+            "demo", "ocr", "ocr-eval", "ocr-train"} <= set(registered)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
     assert exc.value.code == 0
@@ -152,7 +152,6 @@ def test_every_registered_task_is_a_subcommand_with_its_help(capsys):
                  "demo"):
         assert registered[name].common == ("data", "out", "seed", "progress"), name
     assert registered["toy"].common == ("out", "seed", "progress")
-    assert registered["bench-epoch"].common == ("out", "seed")
     assert registered["ocr"].common == registered["ocr-eval"].common == ("data", "progress")
     assert registered["ocr-train"].common == ("data", "out", "seed", "progress")
 
@@ -193,15 +192,6 @@ def test_toy_out_writes_its_report_and_curves(tmp_path, capsys, global_rng):
     assert "itr:" not in capsys.readouterr().out
 
 
-def test_bench_epoch_out_writes_its_report(tmp_path, capsys):
-    assert cli.main(["bench-epoch", "--epochs", "1", "--hidden", "4", "--no-torch", "--seed", "3",
-                     "--out", str(tmp_path)]) == 0
-    printed = dict(line.split(": ") for line in capsys.readouterr().out.strip().splitlines())
-    content = _report(tmp_path, "bench_epoch")
-    assert set(content["headline"]) == {"fused_s_per_epoch", "numpy_s_per_epoch", "speedup_vs_numpy"}
-    assert content["seed"] == 3 and content["hidden"] == 4 and printed["hidden"] == "4"
-
-
 def test_plots_are_replaced_atomically_and_new_ones_take_the_umask(tmp_path, global_rng):
     """A plot used to be written in place by fig.savefig(path): a killed task left half a PNG, and anyone
     reading the old one saw it change under them.  Now it is a temporary file, then a rename."""
@@ -239,8 +229,76 @@ def test_building_the_command_line_imports_no_task_s_heavy_modules():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
-    assert "fastnn.tasks.toy_network" in loaded and "fastnn.tasks.pages" in loaded, loaded
+    assert {"fastnn.tasks.toy_network", "fastnn.tasks.ocr", "fastnn.sweep.command"} <= loaded, loaded
     heavy = {"fastnn._kernels", "fastnn.nn", "fastnn.functional", "fastnn.models", "fastnn.train", "fastnn.data",
              "fastnn.ocr", "fastnn.ocr_model", "matplotlib", "scipy", "skimage", "torch"}
     imported = sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy))
     assert not imported, imported
+
+
+def test_the_tasks_never_import_the_sweep_which_sits_above_them():
+    """`fastnn sweep` runs the tasks, so the tasks (all of them, as load_tasks imports them) import no module
+    of fastnn.sweep; the command line imports the sweep's command besides them."""
+    import subprocess
+    import sys
+
+    script = ("import sys, fastnn.tasks.registry as r; names = sorted(r.load_tasks()); "
+              "print(' '.join(m for m in sys.modules if m.startswith('fastnn.sweep'))); print(' '.join(names))")
+    env = dict(os.environ, PYTHONPATH=str(Path(tasks.__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    swept, names = proc.stdout.split("\n")[:2]
+    assert swept == "", swept
+    assert "sweep" not in names.split() and "ocr" in names.split(), names
+    from fastnn.tasks.registry import TASKS
+
+    cli.build_parser()
+    assert TASKS["sweep"].function.__module__ == "fastnn.sweep.command"
+
+
+def test_the_recipes_live_in_one_module_and_their_old_names_still_work():
+    import fastnn.cnn_recipe
+    import fastnn.tasks.classifier
+    import fastnn.tasks.cnn
+    from fastnn import recipes
+
+    assert fastnn.cnn_recipe.CNN_RECIPES is recipes.CNN_RECIPES
+    assert fastnn.cnn_recipe.train_cnn is recipes.train_cnn and fastnn.cnn_recipe.cnn_layers is recipes.cnn_layers
+    assert tasks.RECIPES is fastnn.tasks.classifier.RECIPES is recipes.RECIPES is recipes.MLP_RECIPES
+    assert fastnn.tasks.cnn.MLP_RECIPE_OF is recipes.MLP_RECIPE_OF
+    assert set(recipes.MLP_RECIPE_OF) == set(recipes.CNN_RECIPES)
+    assert set(recipes.MLP_RECIPE_OF.values()) <= set(recipes.MLP_RECIPES)
+
+
+def _one_epoch_history():
+    from fastnn.train import History
+
+    return History(train_loss=[0.9], train_acc=[0.6], valid_loss=[1.0], valid_acc=[0.55])
+
+
+@pytest.mark.parametrize("plot", ["curves", "two_models", "lr_study", "toy", "autoencoder"])
+def test_a_one_epoch_plot_has_whole_epochs_on_its_x_axis(plot, tmp_path, monkeypatch, small):
+    """A one-epoch run's curves were drawn with epoch ticks 0.96, 0.98 ... 1.04: epochs are whole numbers."""
+    from fastnn.tasks import classifier, cnn, common, reconstruction, toy_network
+
+    kept = []
+    for module in (common, classifier, cnn, toy_network, reconstruction):
+        monkeypatch.setattr(module, "save_figure", lambda fig, path, **kw: kept.append(fig) or Path(path))
+    if plot == "curves":
+        common.plot_curves(_one_epoch_history(), tmp_path / "curves.png", "one epoch")
+    elif plot == "two_models":
+        cnn.plot_two_models([("CNN", _one_epoch_history()), ("MLP", _one_epoch_history())], tmp_path / "c.png", "x")
+    elif plot == "lr_study":
+        classifier.lr_study(out=tmp_path, dataset=small, epochs=1, progress=False)
+    elif plot == "toy":
+        toy_network.toy(out=tmp_path, epochs=1, progress=False)
+    else:
+        reconstruction.autoencoder(out=tmp_path, dataset=small, epochs=1, progress=False)
+        kept[:] = kept[:1]  # (the loss curve; the reconstructions are images)
+    axes = [ax for fig in kept for ax in fig.axes]
+    assert axes
+    for ax in axes:
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert shown and all(float(t).is_integer() for t in shown), (ax.get_title(), list(ax.get_xticks()))
+    common.pyplot().close("all")

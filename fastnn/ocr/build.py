@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import __version__
 from .. import data as _data
+from ..recipes import CNN_RECIPES
 from .crops import recrop_rows
 from .image import load_image
 from .model import (CNN_RECIPE, COPIES, EPOCHS, HELD_OUT, HIDDEN, LR, MEMBERS, PER_PAGE, RECIPE_VERSION,
@@ -37,8 +38,6 @@ def build_ocr_model(data=None, *, seed: int = 0, progress=None):
     from generated pages (``page_crops``, the form a page's characters take; also per network), re-cropped
     (``recrop_rows``) and as stored.
     """
-    from ..cnn_recipe import CNN_RECIPES
-
     trained, histories = train_ocr_model(data, seed=seed, progress=progress)
     for net in trained.members:
         net.theta[...] = net.theta.astype(np.float16)

@@ -1,12 +1,17 @@
 """``fastnn sweep``: a grid of trainings of one task on Dask, or OCR of a folder of pages (``fastnn sweep ocr``).
 
-The work is :mod:`fastnn.sweep`'s (imported when the task runs, with Dask); this module only checks the
-command line and registers the task.
+The work is the rest of :mod:`fastnn.sweep`'s (Dask is imported when a sweep starts); this module only checks
+the command line and registers the command.  It sits above the tasks it runs, so it is not one of them:
+``fastnn.cli`` imports it besides ``fastnn.tasks.registry.load_tasks()``.
 """
 
 from __future__ import annotations
 
-from .registry import Option, positive_float, positive_int, register
+from ..tasks.ocr import FORMAT_NAMES
+from ..tasks.registry import Option, positive_float, positive_int, register
+from .grid import parse_grid, resolve_task
+from .ocr_pages import run_ocr
+from .runs import run_sweep
 
 __all__ = ["sweep"]
 
@@ -16,8 +21,6 @@ def sweep(task, pages=(), *, grid=None, fixed=None, epochs=None, data=None, out=
           progress=None) -> dict:
     """Run ``task`` once per point of the ``--grid`` on a Dask cluster (``fastnn.sweep.run_sweep``), or, for
     ``task == "ocr"``, read the ``pages`` into ``out_dir`` (``fastnn.sweep.run_ocr``)."""
-    from .. import sweep as sweeps
-
     common = dict(scheduler=scheduler, workers=workers, threads=threads, progress=progress,
                   connect_timeout=connect_timeout)
     if task == "ocr":
@@ -25,15 +28,15 @@ def sweep(task, pages=(), *, grid=None, fixed=None, epochs=None, data=None, out=
                             (out, "--out"), (data, "--data")):
             if given:
                 raise ValueError(f"{name}: not an option of `fastnn sweep ocr` (it reads PAGES into --out-dir)")
-        result = sweeps.run_ocr(pages, out_dir=out_dir, fmt=fmt or "text", model=model, lexicon=lexicon, **common)
+        result = run_ocr(pages, out_dir=out_dir, fmt=fmt or "text", model=model, lexicon=lexicon, **common)
         result["lines"] = []
         return result
     for given, name in ((pages, "PAGES"), (out_dir, "--out-dir"), (fmt, "--format"), (model, "--model"),
                         (lexicon, "--lexicon")):
         if given:
             raise ValueError(f"{name}: only `fastnn sweep ocr` takes it")
-    function, name, options = sweeps.resolve_task(task)
-    axes = sweeps.parse_grid(grid or [], function, task_name=name, options=options)
+    function, name, options = resolve_task(task)
+    axes = parse_grid(grid or [], function, task_name=name, options=options)
     if not axes:
         raise ValueError("give at least one --grid NAME=V1,V2,... (e.g. --grid lr=0.001,0.002)")
     settings = {}
@@ -41,7 +44,7 @@ def sweep(task, pages=(), *, grid=None, fixed=None, epochs=None, data=None, out=
         key, sep, value = spec.partition("=")
         if not sep or not key.strip() or "," in value:
             raise ValueError(f"--set {spec}: expected NAME=VALUE (one value; a grid axis is --grid NAME=V1,V2)")
-        settings.update(sweeps.parse_grid([spec], function, task_name=name, options=options, what="--set"))
+        settings.update(parse_grid([spec], function, task_name=name, options=options, what="--set"))
     settings = {k: v[0] for k, v in settings.items()}
     if epochs is not None:
         if "epochs" in settings:
@@ -50,7 +53,7 @@ def sweep(task, pages=(), *, grid=None, fixed=None, epochs=None, data=None, out=
     if data is not None:
         settings["data"] = data
     given_out, out = out, out or f"fastnn-sweep-{name}"
-    result = sweeps.run_sweep(task, axes, out=out, fixed=settings, metric=metric, **common)
+    result = run_sweep(task, axes, out=out, fixed=settings, metric=metric, **common)
     table = result["files"]["table"]
     result["lines"] = table.read_text(encoding="utf-8").splitlines()
     notes = [f"ran {result['ran']} runs on {result['cluster']}" if result["ran"] else "nothing to run"]
@@ -100,7 +103,7 @@ register("sweep", sweep,
                   Option("--connect-timeout", type=positive_float, metavar="SECONDS",
                          help="seconds to wait for --scheduler (default %(default)s)"),
                   Option("--out-dir", metavar="DIR", output=True, help="ocr: write one file per page into DIR"),
-                  Option("--format", param="fmt", choices=("text", "json", "tsv"),
+                  Option("--format", param="fmt", choices=FORMAT_NAMES,
                          help="ocr: the format of the files, as for `fastnn ocr` (default text)"),
                   Option("--model", metavar="MODEL.npz", help="ocr: the OCR classifier (default: fastnn ocr's)"),
                   Option("--lexicon", metavar="WORDS.txt", help="ocr: a word list, one word per line")],

@@ -12,18 +12,18 @@ One module per task or family:
 - :mod:`~fastnn.tasks.cnn`: ``fastnn cnn``, the convolutional classifier beside the MLP;
 - :mod:`~fastnn.tasks.reconstruction`: ``autoencoder`` and ``psnr``;
 - :mod:`~fastnn.tasks.mnist`: ``mnist_binary``, ``mnist_multiclass``;
-- :mod:`~fastnn.tasks.main_job`: ``demo``;
+- :mod:`~fastnn.tasks.demo`: ``demo``, the main job;
 - :mod:`~fastnn.tasks.toy_network`: the coursework's toy network (``toy``, ``train_toy``);
-- :mod:`~fastnn.tasks.epoch_benchmark`: ``bench_epoch`` and the baselines ``bench/`` times;
-- :mod:`~fastnn.tasks.pages`: ``fastnn ocr``, ``ocr-eval`` and ``ocr-train``;
-- :mod:`~fastnn.tasks.sweep`: ``fastnn sweep``, a task's runs over a grid on Dask (:mod:`fastnn.sweep`);
+- :mod:`~fastnn.tasks.ocr`: ``fastnn ocr``, ``ocr-eval`` and ``ocr-train``;
 - :mod:`~fastnn.tasks.common`: the output folder, the report and the plots, written atomically;
 - :mod:`~fastnn.tasks.registry`: the table the command line is built from, and how to add a task.
+
+The ``sweep`` command, which runs these tasks over a grid on Dask, sits above them in a package of its own
+(no task imports it); the training recipes they use are :mod:`fastnn.recipes`'s.
 """
 
 from .classifier import RECIPES, classify, confusion, confusion_matrix, first_layer_weights, lr_study, train_classifier
-from .epoch_benchmark import bench_autoencoder_epoch, bench_epoch
-from .main_job import demo
+from .demo import demo
 from .mnist import mnist_binary, mnist_multiclass
 from .reconstruction import autoencoder, psnr
 from .registry import TASKS, load_tasks, register
@@ -45,8 +45,6 @@ __all__ = [
     "toy",
     "train_toy",
     "make_toy_data",
-    "bench_epoch",
-    "bench_autoencoder_epoch",
     "TASKS",
     "load_tasks",
     "register",

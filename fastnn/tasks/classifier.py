@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import curve_style, image_grid, out_folder, plot_curves, pyplot, save_figure, upright, write_report
+from ..recipes import RECIPES
+from .common import (curve_style, epoch_axis, image_grid, out_folder, plot_curves, pyplot, save_figure, upright,
+                     write_report)
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["RECIPES", "train_classifier", "classify", "first_layer_weights", "lr_study", "confusion_matrix",
            "plot_confusion", "confused_pairs", "confusion"]
-
-#: Settings of the 36-class classifier: the coursework's, and a stronger one measured on hw36.
-RECIPES = {
-    "coursework": dict(hidden=64, activation="sigmoid", optimizer="sgd", lr=0.002, batch_size=64, epochs=50,
-                       shuffle="once", dtype="float64", extra=False),
-    "strong": dict(hidden=256, activation="relu", optimizer="adam", lr=1e-3, batch_size=64, epochs=30,
-                   shuffle="epoch", dtype="float32", extra=True),
-}
 
 
 def hw36_extra(data):
@@ -37,10 +31,10 @@ def hw36_extra(data):
 
 def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=None, hidden=None, batch_size=None,
                      extra=None, progress=None, label=None):
-    """Train the 36-class MLP with a recipe from RECIPES; return (model, history, trainer, settings).
+    """Train the 36-class MLP with a recipe of ``fastnn.recipes.RECIPES``; return (model, history, trainer, settings).
 
     ``epochs``, ``lr``, ``hidden`` (units of the hidden layer) and ``batch_size``, when given, replace the
-    recipe's (``fastnn sweep`` varies them).  ``label`` names the progress bar's unit when the trainer's own
+    recipe's (a sweep varies them).  ``label`` names the progress bar's unit when the trainer's own
     bar is shown ("lr 0.02 epoch 3/50"; default: "epoch").
 
     The 'coursework' recipe follows the coursework's protocol exactly: ``np.random.seed(seed)``-style
@@ -74,7 +68,7 @@ def train_classifier(dataset, recipe="coursework", *, seed=42, epochs=None, lr=N
     else:
         model.init("xavier", seed=seed)
     if label is not None and progress is not False and not hasattr(progress, "update"):
-        from ..train import ProgressBar
+        from ..progress import ProgressBar
 
         progress = ProgressBar(s["epochs"], label)
     trainer = Trainer(model, optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"], shuffle=s["shuffle"],
@@ -188,6 +182,7 @@ def lr_study(data=None, out="fastnn-output", *, seed=42, lr=0.002, epochs=None, 
             ax.plot(ep, va, "--", color=line.get_color(), label=f"lr={rate:g} validation",
                     **curve_style(len(ep)))
             ax.set(xlabel="epoch", ylabel=name, title=f"learning rates: {name}")
+    epoch_axis(ax1, ax2)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

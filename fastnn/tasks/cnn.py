@@ -1,7 +1,7 @@
 """The convolutional 36-class classifier: ``fastnn cnn``.
 
-Trains a :class:`fastnn.cnn.CNN` with a recipe of :data:`fastnn.cnn_recipe.CNN_RECIPES` and, for the
-comparison, the MLP of the matching recipe of :data:`fastnn.tasks.classifier.RECIPES`: the coursework
+Trains a :class:`fastnn.models.CNN` with a recipe of :data:`fastnn.recipes.CNN_RECIPES` and, for the
+comparison, the MLP of the matching recipe (:data:`fastnn.recipes.MLP_RECIPE_OF`): the coursework
 MLP (1024-64-36 sigmoid, SGD) beside the 'plain' CNN, which keeps the coursework's protocol (no
 augmentation, no extra letters), and the 'strong' MLP (1024-256-36 ReLU, Adam, hw36's extra letters)
 beside the augmented 'small' CNN, which trains on the extra letters too.  Both models train on hw36 from
@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classifier import (RECIPES, confused_pairs, confused_pairs_line, confusion_matrix, hw36_extra, plot_confusion,
+from ..recipes import CNN_RECIPES, MLP_RECIPE_OF, RECIPES
+from .classifier import (confused_pairs, confused_pairs_line, confusion_matrix, hw36_extra, plot_confusion,
                          train_classifier)
-from .common import curve_style, out_folder, pyplot, save_figure, write_report
+from .common import curve_style, epoch_axis, out_folder, pyplot, save_figure, write_report
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["MLP_RECIPE_OF", "cnn", "plot_two_models"]
 
-#: The MLP recipe (``fastnn.tasks.classifier.RECIPES``) trained beside each CNN recipe: the same data and
-#: the same kind of protocol.
-MLP_RECIPE_OF = {"plain": "coursework", "small": "strong", "wide": "strong"}
-#: The CNN recipes the task offers (those of ``fastnn.cnn_recipe.CNN_RECIPES``; kept here so that building
-#: the command line imports no model code; a test holds the two to the same keys).
-CNN_RECIPE_NAMES = tuple(MLP_RECIPE_OF)
+#: The CNN recipes the task offers, by name: those of ``fastnn.recipes.CNN_RECIPES`` (each with its MLP in
+#: ``fastnn.recipes.MLP_RECIPE_OF``, which is also importable from here).
+CNN_RECIPE_NAMES = tuple(sorted(CNN_RECIPES))
 
 
 def plot_two_models(runs, path, title):
@@ -40,6 +38,7 @@ def plot_two_models(runs, path, title):
             ax.plot(ep, va, "--", color=line.get_color(), label=f"{label} validation", **style)
     ax1.set(xlabel="epoch", ylabel="accuracy", title=f"{title}: accuracy")
     ax2.set(xlabel="epoch", ylabel="average loss per sample", title=f"{title}: loss")
+    epoch_axis(ax1, ax2)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -57,8 +56,8 @@ def cnn(data=None, out="fastnn-output", *, recipe="small", seed=0, epochs=None, 
 
     Parameters
     ----------
-    recipe : {'small', 'plain'}
-        The CNN recipe (``fastnn.cnn_recipe.CNN_RECIPES``); the MLP's is :data:`MLP_RECIPE_OF` of it.
+    recipe : {'small', 'wide', 'plain'}
+        The CNN recipe (``fastnn.recipes.CNN_RECIPES``); the MLP's is ``fastnn.recipes.MLP_RECIPE_OF`` of it.
     epochs : int, optional
         Training epochs of both models (default: each recipe's).
     lr : float, optional
@@ -71,8 +70,8 @@ def cnn(data=None, out="fastnn-output", *, recipe="small", seed=0, epochs=None, 
         ``history``, ``mlp``, ``mlp_history``, ``matrix``, ``pairs``, ``plots``.
     """
     from .. import data as data_sets
-    from ..cnn_recipe import CNN_RECIPES, train_cnn
-    from ..layers import rows_to_images
+    from ..models.layers import rows_to_images
+    from ..recipes import train_cnn
 
     if recipe not in CNN_RECIPES or recipe not in MLP_RECIPE_OF:
         raise ValueError(f"recipe: expected one of {CNN_RECIPE_NAMES}, got {recipe!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from .._io import atomic_savefig, atomic_write
 
 __all__ = ["pyplot", "out_folder", "save_figure", "write_report", "format_value", "jsonable", "plot_curves",
-           "curve_style", "image_grid", "upright"]
+           "curve_style", "epoch_axis", "image_grid", "upright"]
 
 #: Curves of at most this many epochs are drawn with a marker at each point (one point draws no line).
 FEW_EPOCHS = 20
@@ -92,6 +92,17 @@ def curve_style(n_epochs: int) -> dict:
     return {"marker": "o", "markersize": 4} if n_epochs <= FEW_EPOCHS else {}
 
 
+def epoch_axis(*axes) -> None:
+    """Ticks at whole epochs only on the x axis of each of ``axes``: a one-epoch plot shows 1, not 0.96 ... 1.04.
+
+    matplotlib's default ticks (its AutoLocator's steps) where those are whole already, and a single tick when
+    the axis holds a single epoch."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10], integer=True, min_n_ticks=1))
+
+
 def plot_curves(hist, path: Path, title: str, lr_label: str = "") -> Path:
     """Accuracy and average loss per epoch of a ``fastnn.train.History``, training and validation, side by side."""
     plt = pyplot()
@@ -106,6 +117,7 @@ def plot_curves(hist, path: Path, title: str, lr_label: str = "") -> Path:
     if hist.valid_loss:
         ax2.plot(epochs, hist.valid_loss, label="validation" + lr_label, **style)
     ax2.set(xlabel="epoch", ylabel="average loss per sample", title=f"{title}: loss")
+    epoch_axis(ax1, ax2)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import image_grid, out_folder, pyplot, save_figure, upright, write_report
+from .common import curve_style, epoch_axis, image_grid, out_folder, pyplot, save_figure, upright, write_report
 from .registry import Option, positive_float, positive_int, register
 
 __all__ = ["psnr", "autoencoder"]
@@ -57,10 +57,11 @@ def autoencoder(data=None, out="fastnn-output", *, seed=42, epochs=100, lr=3e-5,
     scores = psnr(Xv, recon)
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.arange(1, epochs + 1), hist.train_loss, label="training")
-    ax.plot(np.arange(1, epochs + 1), hist.valid_loss, label="validation")
+    ax.plot(np.arange(1, epochs + 1), hist.train_loss, label="training", **curve_style(epochs))
+    ax.plot(np.arange(1, epochs + 1), hist.valid_loss, label="validation", **curve_style(epochs))
     ax.set(xlabel="epoch", ylabel="squared error per image", title="autoencoder loss")
     ax.grid(alpha=0.3)
+    epoch_axis(ax)
     ax.legend()
     fig.tight_layout()
     loss_path = save_figure(fig, out / "autoencoder_loss.png")

@@ -1,9 +1,9 @@
 """The tasks of the command line, each registered once: ``fastnn TASK`` is built from :data:`TASKS`.
 
-How to add a task (the next one: ``sweep``): write a module in ``fastnn/tasks/`` with the
-task's function and one :func:`register` call beside it.  Nothing else changes: :func:`load_tasks`
-imports every module of the package, and ``fastnn.cli`` builds one subcommand per registered task,
-its ``--help`` included::
+How to add a task: write a module in ``fastnn/tasks/``, named after its command, with the task's
+function and one :func:`register` call beside it.  Nothing else changes: :func:`load_tasks` imports every
+module of the package, and ``fastnn.cli`` builds one subcommand per registered task, its ``--help``
+included::
 
     from .common import out_folder, write_report
     from .registry import Option, positive_int, register
@@ -246,7 +246,12 @@ def register(name: str, function: Callable, *, help: str, description: str | Non
 
 
 def load_tasks() -> dict:
-    """Import every module of ``fastnn.tasks`` (each registers its tasks); return :data:`TASKS` by name."""
+    """Import every module of ``fastnn.tasks`` (each registers its tasks); return :data:`TASKS` by name.
+
+    A command that sits above the tasks registers itself the same way from its own module, which
+    ``fastnn.cli`` imports besides this (the ``sweep`` command, in a package of its own above the tasks: it
+    runs them, so no task may import it); it is then in :data:`TASKS` too.
+    """
     package = importlib.import_module(__package__)
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_") and info.name not in _NOT_TASKS:
