@@ -1,8 +1,17 @@
 """Fixtures several test files share."""
 
+import numpy as np
 import pytest
 
 from fastnn.models import MLP
+
+SEED = 1234  # the rng fixture's
+
+
+@pytest.fixture
+def rng():
+    """A NumPy Generator seeded with SEED, new for each test: every test draws the same numbers on every run."""
+    return np.random.default_rng(SEED)
 
 
 @pytest.fixture(scope="session")

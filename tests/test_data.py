@@ -77,12 +77,38 @@ def test_onehot_and_labels_to_chars():
     Y = data.onehot([2, 0, 1], 3)
     np.testing.assert_array_equal(Y, [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
     assert Y.dtype == np.float64
-    assert data.labels_to_chars(data.onehot([0, 25, 26, 35], 36)) == "AZ09"
-    assert data.labels_to_chars(np.array([7, 30])) == "H4"
+    assert "".join(data.labels_to_chars(data.onehot([0, 25, 26, 35], 36))) == "AZ09"
+    assert "".join(data.labels_to_chars(np.array([7, 30]))) == "H4"
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         data.onehot([3], 3)
     with pytest.raises(ValueError, match="36 columns"):
         data.labels_to_chars(np.eye(10))
+
+
+@pytest.mark.parametrize("labels", ["indices", "onehot", "scores"])
+def test_labels_to_chars_gives_one_character_per_label(labels):
+    """An array of one-character strings, one per label (as scikit-learn's predict gives labels), that the
+    class indices come back from; an empty input gives an empty array."""
+    idx = np.random.default_rng(5).integers(0, data.N_CLASSES, 50)
+    given = {"indices": idx, "onehot": data.onehot(idx, data.N_CLASSES),
+             "scores": data.onehot(idx, data.N_CLASSES) * 0.9 + 0.001}[labels]
+    chars = data.labels_to_chars(given)
+    assert isinstance(chars, np.ndarray) and chars.dtype == np.dtype("<U1") and chars.shape == idx.shape
+    np.testing.assert_array_equal([data.CLASSES.index(c) for c in chars], idx)  # round trip
+    np.testing.assert_array_equal(data.labels_to_chars(list(idx)), chars)  # a list is taken as an array
+    assert "".join(chars) == "".join(data.CLASSES[k] for k in idx)
+    empty = data.labels_to_chars(given[:0])
+    assert empty.shape == (0,) and empty.dtype == np.dtype("<U1")
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([36], r"integers in \[0, 36\)"), ([-1], r"integers in \[0, 36\)"), ([1.5], r"integers in \[0, 36\)"),
+    ([np.nan], r"integers in \[0, 36\)"), (["A"], r"integers in \[0, 36\)"), (np.zeros((3, 10)), "36 columns"),
+    (np.zeros((2, 36, 1)), "1-D or 2-D"), (np.int64(3), "1-D or 2-D"),
+])
+def test_labels_to_chars_refuses_what_is_not_labels(bad, message):
+    with pytest.raises(ValueError, match=message):
+        data.labels_to_chars(bad)
 
 
 # ---------------------------------------------------------------- NIST36 .mat

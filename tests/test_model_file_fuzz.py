@@ -40,11 +40,6 @@ RAW_FLIPS = 400  # per kind of file
 TIMEOUT = 120  # seconds for a child process: a hang fails instead of blocking
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(2020)
-
-
 def _mlp():
     return MLP([16, 8, 3], ["relu", "softmax"], dtype="float32", seed=1)
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _reference import tol
 from _subproc import describe, python_command
 
 TIMEOUT = 120  # seconds for one process, or for a group started together: a hang fails instead of blocking CI
@@ -47,7 +48,6 @@ ORDERS = ["callee-caller-loader", "two-together-then-third"]
 DTYPES = ["float32", "float64"]
 #: (n, k, m) of X (n, k) @ W (k, m): 'large' is split over two threads, 'small' runs as one product.
 SHAPES = {"large": (32, 1024, 64), "small": (5, 7, 3)}
-TOL = {"float32": dict(rtol=2e-4, atol=2e-4), "float64": dict(rtol=1e-9, atol=1e-9)}
 
 
 # --------------------------------------------------------------------------- running processes
@@ -175,7 +175,7 @@ def _deriv(name, post):
 
 def _close(got, ref, dtype, what):
     assert got.dtype == dtype, f"{what}: dtype {got.dtype}, expected {dtype}"
-    np.testing.assert_allclose(got, ref, **TOL[dtype], err_msg=what)
+    np.testing.assert_allclose(got, ref, **tol(dtype), err_msg=what)
 
 
 def _f64(a):
@@ -333,7 +333,7 @@ def _check_softmax_cross_entropy(r, what):
         for kind in ("index", "onehot"):
             _close(r[key + "probs_" + kind], P, dtype, f"{what}: {key}probs_{kind}")
             _close(r[key + "delta_" + kind], P - np.eye(m)[labels], dtype, f"{what}: {key}delta_{kind}")
-            np.testing.assert_allclose(r[key + "loss_" + kind], loss, rtol=TOL[dtype]["rtol"],
+            np.testing.assert_allclose(r[key + "loss_" + kind], loss, rtol=tol(dtype)["rtol"],
                                        err_msg=f"{what}: {key}loss_{kind}")
             assert r[key + "acc_" + kind] == np.mean(Z.argmax(axis=1) == labels), f"{what}: {key}acc_{kind}"
 

@@ -61,11 +61,6 @@ def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(14)
-
-
 def _blobs(rng, n=240, d=6, classes=3):
     centers = rng.normal(0, 3, (classes, d))
     y = rng.integers(0, classes, n)

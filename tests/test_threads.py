@@ -19,11 +19,6 @@ CNN_LAYERS = [("conv", 1, 8, 3, 1, "same", "relu"), ("pool", 2), ("conv", 8, 16,
               ("flatten",), ("dense", 6 * 6 * 16, 96, "relu"), ("dense", 96, 10, "softmax")]
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(2024)
-
-
 def _epochs(plan, X, T, epochs, threads, seed=1):
     """Train ``epochs`` epochs on ``threads`` threads (the kernel called directly, so that more threads than
     the plan's parts also run); return the parameters, the optimizer state and the per-epoch results."""

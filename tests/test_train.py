@@ -19,11 +19,6 @@ NETS = {
 }
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(2024)
-
-
 def _data(rng, net, n=83):
     sizes, _ = NETS[net]
     X = rng.random((n, sizes[0]))

@@ -192,7 +192,7 @@ def generate_nist36(n_per_class, seed=0, split="train"):
     --------
     >>> from fastnn.data import labels_to_chars
     >>> X, Y = generate_nist36(2, seed=0)
-    >>> X.shape, Y.shape, labels_to_chars(Y[::2])
+    >>> X.shape, Y.shape, "".join(labels_to_chars(Y[::2]))
     ((72, 1024), (72, 36), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')
     """
     if isinstance(n_per_class, (bool, np.bool_)) or int(n_per_class) != n_per_class:

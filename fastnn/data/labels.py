@@ -15,6 +15,8 @@ CLASSES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 N_CLASSES = len(CLASSES)
 """Number of NIST36 classes (label columns)."""
 
+_CHARS = np.array(list(CLASSES), dtype="<U1")  # CLASSES as an array, indexed by labels_to_chars
+
 
 def onehot(indices, n):
     """One-hot encode integer class indices.
@@ -58,7 +60,7 @@ def onehot(indices, n):
 
 
 def labels_to_chars(Y):
-    """Turn NIST36 labels into their characters.
+    """Turn NIST36 labels into their characters, one per label.
 
     Parameters
     ----------
@@ -67,13 +69,15 @@ def labels_to_chars(Y):
 
     Returns
     -------
-    chars : str
-        One character per sample, ``CLASSES[k]`` for class ``k``.
+    chars : (N,) ndarray of str (dtype '<U1')
+        ``CLASSES[k]`` for each sample of class ``k``. ``"".join(chars)`` is the one string.
 
     Examples
     --------
     >>> labels_to_chars(onehot([0, 25, 26, 35], 36))
-    'AZ09'
+    array(['A', 'Z', '0', '9'], dtype='<U1')
+    >>> "".join(labels_to_chars([7, 30]))
+    'H4'
     """
     Y = np.asarray(Y)
     if Y.ndim == 2:
@@ -83,12 +87,13 @@ def labels_to_chars(Y):
             )
         idx = np.argmax(Y, axis=1) if Y.shape[0] else np.zeros(0, dtype=np.intp)
     elif Y.ndim == 1:
-        idx = Y.astype(np.intp)
-        if np.any(idx != Y) or (idx.size and (idx.min() < 0 or idx.max() >= N_CLASSES)):
+        numeric = Y.dtype.kind in "biuf" or Y.size == 0
+        with np.errstate(invalid="ignore"):
+            idx = Y.astype(np.intp) if numeric else None
+        if idx is None or np.any(idx != Y) or (idx.size and (idx.min() < 0 or idx.max() >= N_CLASSES)):
             raise ValueError(
                 f"labels_to_chars: class indices must be integers in [0, {N_CLASSES})"
             )
     else:
         raise ValueError(f"labels_to_chars: expected 1-D or 2-D labels, got shape {Y.shape}")
-    return "".join(CLASSES[k] for k in idx)
-
+    return _CHARS[idx]

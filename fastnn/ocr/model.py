@@ -284,20 +284,21 @@ def training_set(data, *, seed: int = 0, mnist_per_digit: int = 1000, held_out=H
 
 
 def train_ocr_model(data=None, *, seed: int = 0, epochs=None, progress=None, copies: int = COPIES,
-                    held_out=HELD_OUT, members=MEMBERS):
+                    held_out=HELD_OUT, members=MEMBERS, mnist_per_digit: int = 1000):
     """Train the recipe's classifier; returns (model, histories): an :class:`OCRModel` that takes
     hw36-layout rows, and ``{member: History}``.
 
     ``members`` names the networks to train, from :data:`MEMBERS` ('mlp' and 'cnn'); ``epochs`` (default:
     each network's own, :data:`EPOCHS` and the CNN recipe's) and ``copies`` apply to each. Every epoch trains
     on the undistorted rows plus ``copies`` freshly distorted copies of them (new distortions each epoch),
-    with Adam and a cosine learning rate.
+    with Adam and a cosine learning rate.  ``mnist_per_digit`` is :func:`training_set`'s (the recipe's 1000;
+    fewer for a quick check of the recipe on a slice of the data).
     """
     unknown = [m for m in members if m not in MEMBERS]
     if unknown or not members:
         raise ValueError(f"members: expected names from {MEMBERS}, got {list(members)}")
     steps = _Steps(progress)
-    X, Y = training_set(data, seed=seed, held_out=held_out, progress=steps.on)
+    X, Y = training_set(data, seed=seed, mnist_per_digit=mnist_per_digit, held_out=held_out, progress=steps.on)
     nets, histories = [], {}
     for name in members:
         steps.say(f"training the {name.upper()}")
