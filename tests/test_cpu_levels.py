@@ -1,6 +1,6 @@
 """The copies of the compiled core, one per x86-64 level (``_fastnn_core_v2``, ``_v3``, ``_v4``).
 
-* Under qemu-user as an older CPU (``-cpu Nehalem`` is x86-64-v2, ``-cpu Haswell`` x86-64-v3; qemu has no
+* Under qemu-user as an older CPU (``-cpu SandyBridge`` is x86-64-v2, ``-cpu Haswell`` x86-64-v3; qemu has no
   AVX-512), fastnn loads the copy of that CPU's level and its kernels match the NumPy references there; a copy
   asked for with FASTNN_CORE that the CPU cannot run is refused by a one-line ImportError, never run into an
   illegal instruction (SIGILL: exit -4 from subprocess, 132 from a shell).
@@ -38,8 +38,10 @@ from fastnn._kernels import LEVELS, built_level, runs_here
 
 CHILD = Path(__file__).with_name("_cpu_levels_child.py")
 QEMU = shutil.which("qemu-x86_64")
-#: qemu's CPU models and the x86-64 level they have.
-QEMU_CPUS = {"Nehalem": "x86-64-v2", "Haswell": "x86-64-v3"}
+#: qemu's CPU models and the x86-64 level they have.  SandyBridge (AVX, no AVX2 or FMA) is the x86-64-v2 CPU,
+#: not Nehalem, the first of the level: NumPy 2.4's wheels die of SIGILL at import under qemu's Nehalem and
+#: Westmere models (which have no XSAVE/AVX), before fastnn runs.
+QEMU_CPUS = {"SandyBridge": "x86-64-v2", "Haswell": "x86-64-v3"}
 #: The per-level copies: FASTNN_CORE value -> level.
 COPIES = {"v2": "x86-64-v2", "v3": "x86-64-v3", "v4": "x86-64-v4"}
 #: Within the tests' tolerances (those of tests/test_train.py for a training run).
@@ -87,6 +89,10 @@ def run(args, cwd, core=None, cpu=None):
     env.update(FASTNN_NUM_THREADS="2", PYTHONFAULTHANDLER="1")
     if core is not None:
         env["FASTNN_CORE"] = core
+    if cpu in QEMU_CPUS:
+        # OpenBLAS (NumPy's and fastnn's) reads qemu-user's CPU as a Haswell whatever the model, and would run
+        # AVX2 kernels on a SandyBridge: tell it the model's own kernels, as on the real CPU.
+        env["OPENBLAS_CORETYPE"] = cpu
     cmd = ([QEMU, "-cpu", cpu] if cpu else []) + [sys.executable, *map(str, args)]
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT)
     # qemu warns about the CPU model's features that it does not emulate: not the program's output
@@ -193,7 +199,7 @@ def test_under_qemu_the_kernel_core_matches_the_references(cpu, workdir):
 
 @needs_levels
 @needs_qemu
-@pytest.mark.parametrize("cpu, core", [("Nehalem", "v3"), ("Nehalem", "v4"), ("Haswell", "v4")])
+@pytest.mark.parametrize("cpu, core", [("SandyBridge", "v3"), ("SandyBridge", "v4"), ("Haswell", "v4")])
 def test_under_qemu_a_copy_above_the_cpu_is_refused_in_one_line(cpu, core, workdir):
     message = import_error(run(["-c", "import fastnn.functional"], workdir, core=core, cpu=cpu))
     assert f"built for {COPIES[core]}," in message and f"CPU ({QEMU_CPUS[cpu]})" in message, message
