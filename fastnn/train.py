@@ -1,5 +1,7 @@
 """Training: mini-batch SGD, momentum, Nesterov and Adam, step learning-rate decay, history and checkpoints.
 
+Callbacks (early stopping, checkpoints by any History series, your own) are in :mod:`fastnn.callbacks`.
+
 The trainer has two paths that compute the same thing:
 
 * the **fast path** (the default): one compiled call
@@ -35,6 +37,8 @@ from .models.base import Model
 from .progress import ProgressBar
 
 SHUFFLES = ("once", "epoch", "none")
+#: The per-epoch History series a callback may monitor (``lr`` and ``seconds`` are records, not figures of merit).
+SERIES = ("train_loss", "train_acc", "valid_loss", "valid_acc")
 
 
 class TrainingDiverged(ValueError):
@@ -73,10 +77,14 @@ class History:
     lr: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     best_epoch: int | None = None
+    #: The epoch (counted from 0, as ``best_epoch``) after which a callback stopped training; None when it ran
+    #: every epoch.  The lists then hold ``stopped_epoch + 1`` epochs.
+    stopped_epoch: int | None = None
 
     def as_dict(self) -> dict:
         return {k: list(getattr(self, k)) for k in ("train_loss", "train_acc", "valid_loss", "valid_acc", "lr",
-                                                     "seconds")} | {"best_epoch": self.best_epoch}
+                                                     "seconds")} | {"best_epoch": self.best_epoch,
+                                                                    "stopped_epoch": self.stopped_epoch}
 
     def __repr__(self):
         n = len(self.train_loss)
@@ -136,6 +144,9 @@ class Trainer:
     :class:`TrainingInterrupted` (a KeyboardInterrupt) and leaves the model and the optimizer state as
     they were at the end of the last finished epoch, whose History the exception carries.
 
+    ``fit(..., callbacks=[...])`` takes objects with Keras-like hooks (:class:`fastnn.callbacks.Callback`,
+    :class:`~fastnn.callbacks.EarlyStopping`, :class:`~fastnn.callbacks.ModelCheckpoint`); see :meth:`fit`.
+
     Examples
     --------
     >>> from fastnn.models import MLP
@@ -192,6 +203,9 @@ class Trainer:
         self.threads = threads
         #: The History of the last (or current) :meth:`fit`: its finished epochs, also after Ctrl-C.
         self.history = None
+        #: What the last (or current) :meth:`fit` records: {"epochs", "n_samples", "valid" (bool), "series"
+        #: (the History series it fills with numbers)}, set before the callbacks' ``on_train_begin``.
+        self.fit_params = None
 
     def __repr__(self):
         return (f"Trainer({self.model!r}, optimizer={self.optimizer!r}, lr={self.lr:g}, "
@@ -295,8 +309,8 @@ class Trainer:
                                   nesterov=self.optimizer == "nesterov", weight_decay=self.weight_decay)
         return total, correct
 
-    def fit(self, X, Y, epochs: int, *, valid=None, callback=None, order=None) -> History:
-        """Train for ``epochs`` epochs.
+    def fit(self, X, Y, epochs: int, *, valid=None, callback=None, order=None, callbacks=None) -> History:
+        """Train for ``epochs`` epochs, or fewer when a callback stops training.
 
         Parameters
         ----------
@@ -307,9 +321,23 @@ class Trainer:
             Evaluated after every epoch; the best epoch by validation accuracy (by validation loss for
             the squared error) is kept in ``best_theta`` and written to ``checkpoint``.
         callback : callable(epoch, history), optional
+            Called after every epoch (``epoch`` counted from 0); what it returns is ignored.
         order : (n,) ndarray of int, optional
             The first epoch's sample order (a permutation of the rows), e.g. the coursework's
             ``np.random.permutation``; with ``shuffle='once'`` it is kept for every epoch.
+        callbacks : list of callback objects, optional
+            Each may have any of the hooks of :class:`fastnn.callbacks.Callback` (a missing one is skipped),
+            called in the list's order: ``on_train_begin(trainer)`` before the first epoch (where a callback
+            checks its settings: ``trainer.fit_params`` says which History series this fit records);
+            ``on_epoch_end(epoch, history, trainer)`` after each epoch, its History entry and ``callback``:
+            a true result from any of them (all are called) stops training after this epoch, recorded as
+            ``history.stopped_epoch`` (the progress bar ends there); ``on_train_end(history, trainer)`` when
+            training ends, by its last epoch or a stop.  As in Keras, ``on_train_end`` is *not* called when
+            ``fit`` raises (:class:`TrainingInterrupted`, :class:`TrainingDiverged` or a callback's own
+            error): the model and the optimizer state are then rolled back as without callbacks (a hook
+            interrupted by Ctrl-C, ``on_train_end`` included, leaves those of the end of the last epoch
+            whose hooks all returned).  Without callbacks, or with an empty list, training is the same to
+            the bit.
 
         Returns
         -------
@@ -323,6 +351,7 @@ class Trainer:
         model = self.model
         if isinstance(epochs, bool) or int(epochs) != epochs or epochs <= 0:
             raise ValueError(f"epochs: expected a positive integer, got {epochs!r}")
+        callbacks = self._check_callbacks(callbacks)
         X = model.check_inputs(X)
         n = X.shape[0]
         if n == 0:
@@ -346,13 +375,23 @@ class Trainer:
                                                   else ProgressBar(epochs, "epoch"))
         hist = self.history = History()
         threads = F.get_num_threads() if self.threads == "auto" else int(self.threads)
+        #: What this fit records, for callbacks to check their settings against in ``on_train_begin``.
+        self.fit_params = {"epochs": int(epochs), "n_samples": n, "valid": valid is not None,
+                           "series": tuple(s for s in SERIES if (s.startswith("train") or valid is not None)
+                                           and not (s.endswith("acc") and model.loss == "squared_error"))}
         # The state at the end of the last finished epoch (its number, the model's and optimizer's state and
         # the best epoch so far), replaced in one assignment when an epoch is finished, so that Ctrl-C at any
         # moment finds a consistent record to roll back to.
         self._finished = (0, self._snapshot(), None)
         try:
+            for cb in callbacks:
+                if hasattr(cb, "on_train_begin"):
+                    cb.on_train_begin(self)
             self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs,
-                             callback, threads)
+                             callback, threads, callbacks)
+            for cb in callbacks:
+                if hasattr(cb, "on_train_end"):
+                    cb.on_train_end(hist, self)
         except KeyboardInterrupt as exc:
             done, state, hist.best_epoch = self._finished
             self._restore(state)
@@ -361,6 +400,22 @@ class Trainer:
             raise TrainingInterrupted(hist, done) from exc
         self._warn_at_chance(X, T, hist)
         return hist
+
+    @staticmethod
+    def _check_callbacks(callbacks) -> list:
+        """``callbacks`` as a list of objects with at least one hook, or a TypeError naming the argument."""
+        if callbacks is None:
+            return []
+        hooks = ("on_train_begin", "on_epoch_end", "on_train_end")
+        if any(hasattr(callbacks, h) for h in hooks) or not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks: expected a list of callbacks (callbacks=[...]), got "
+                            f"{type(callbacks).__name__}")
+        for i, cb in enumerate(callbacks):
+            if not any(hasattr(cb, h) for h in hooks):
+                hint = " (a function of (epoch, history) goes to callback=)" if callable(cb) else ""
+                raise TypeError(f"callbacks[{i}]: expected an object with on_train_begin, on_epoch_end or "
+                                f"on_train_end (e.g. a fastnn.callbacks.Callback), got {type(cb).__name__}{hint}")
+        return list(callbacks)
 
     def _warn_at_chance(self, X, T, hist) -> None:
         """A :class:`ChanceLevelWarning` when a classifier's last epoch is no better (within a point) than
@@ -409,7 +464,7 @@ class Trainer:
     def _restore(self, state):
         self.model.theta[...], self.state1[...], self.state2[...], self.step, self.best_theta = state
 
-    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, threads):
+    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, threads, callbacks=()):
         """The epoch loop of :meth:`fit` (``valid`` is None or the checked (X, T) pair)."""
         model = self.model
         best = -np.inf
@@ -461,10 +516,30 @@ class Trainer:
                 bar.update(ep + 1, info)
             if callback is not None:
                 callback(ep, hist)
+            stop = [type(cb).__name__ for cb in callbacks
+                    if hasattr(cb, "on_epoch_end") and cb.on_epoch_end(ep, hist, self)]
             self._finished = (ep + 1, self._snapshot(), hist.best_epoch)
+            if stop:
+                hist.stopped_epoch = ep
+                if bar is self.progress:  # the caller's: this fit is over, done = all its epochs
+                    bar.update(epochs, f"{info} (stopped early by {', '.join(stop)})")
+                elif bar is not None:  # this fit's own bar ends at the epochs run, its total shortened to them
+                    bar.total = ep + 1
+                    bar.update(ep + 1, f"{info} (stopped early by {', '.join(stop)})")
+                return
 
     def restore_best(self) -> None:
         """Load the parameters of the best validation epoch into the model."""
         if self.best_theta is None:
             raise ValueError("no best model yet: fit with valid=(X_valid, T_valid) first")
         self.model.theta[...] = self.best_theta
+
+    def get_state(self) -> tuple:
+        """A copy of the training state: the model's parameters, the optimizer's state (momentum, or Adam's
+        moments) and its step count, for :meth:`set_state` (as ``EarlyStopping`` keeps its best epoch's)."""
+        return self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step
+
+    def set_state(self, state) -> None:
+        """Set the model's parameters and the optimizer's state to those :meth:`get_state` returned."""
+        theta, state1, state2, step = state
+        self.model.theta[...], self.state1[...], self.state2[...], self.step = theta, state1, state2, int(step)
