@@ -16,7 +16,6 @@ import pytest
 from fastnn.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from fastnn.layers import Conv2D, Dense, Flatten, MaxPool2D
 from fastnn.models import CNN, MLP
-from fastnn.progress import ProgressBar
 from fastnn.train import History, Trainer, TrainingDiverged, TrainingInterrupted
 
 EPOCHS = 40
@@ -372,7 +371,6 @@ def test_the_progress_bar_ends_at_the_stop(task, capsys):
     done = [d for d, _ in Outer.updates if float(d).is_integer()]
     assert done == list(range(1, len(hist.train_loss) + 1)) + [EPOCHS]
     assert Outer.updates[-1][1].endswith("(stopped early by EarlyStopping)")
-    assert isinstance(ProgressBar(3), ProgressBar)
 
 
 # ------------------------------------------------------------------------------------------- failures
