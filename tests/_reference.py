@@ -206,6 +206,25 @@ def max_pool2d_backward(grad_Y, argmax, input_shape):
     return gX.reshape(input_shape)
 
 
+def avg_pool2d_forward(X, size=2):
+    """Mean over non-overlapping windows (an int or (KH, KW)); trailing rows and columns dropped."""
+    kh, kw = size if isinstance(size, tuple) else (size, size)
+    N, H, W, C = X.shape
+    OH, OW = H // kh, W // kw
+    win = np.asarray(X, dtype=np.float64)[:, :OH * kh, :OW * kw, :].reshape(N, OH, kh, OW, kw, C)
+    return win.mean(axis=(2, 4))
+
+
+def avg_pool2d_backward(grad_Y, input_shape, size=2):
+    kh, kw = size if isinstance(size, tuple) else (size, size)
+    N, H, W, C = input_shape
+    OH, OW = grad_Y.shape[1:3]
+    gX = np.zeros(input_shape)
+    spread = np.repeat(np.repeat(np.asarray(grad_Y, dtype=np.float64), kh, axis=1), kw, axis=2) / (kh * kw)
+    gX[:, :OH * kh, :OW * kw, :] = spread
+    return gX
+
+
 # ----------------------------------------------------- the whole CNN of fastnn.cnn (H-model's section)
 # Layer by layer in float64 with the references above, reading the parameters through the model's own
 # layout (CNN.layer_parameters); the reference for CNN.forward and CNN.loss_gradient.
@@ -213,7 +232,7 @@ def max_pool2d_backward(grad_Y, argmax, input_shape):
 
 def cnn_loss_gradient(model, theta, X, T):
     """Summed loss and d loss / d theta of a fastnn.models.CNN (cross-entropy or squared error) at ``theta``."""
-    from fastnn.layers import Conv2D, Dense, MaxPool2D
+    from fastnn.layers import AvgPool2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)
     h, records, L = np.asarray(X, dtype=np.float64), [], len(model.layers)
@@ -231,6 +250,11 @@ def cnn_loss_gradient(model, theta, X, T):
             shape = h.shape
             h, argmax = max_pool2d_forward(h, layer.size)
             records.append((shape, argmax, None))
+        elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+            window = (layer.size, layer.size) if isinstance(layer, AvgPool2D) else tuple(h.shape[1:3])
+            records.append((h.shape, window, None))
+            h = avg_pool2d_forward(h, window)
+            h = h.reshape(h.shape[0], -1) if isinstance(layer, GlobalAvgPool2D) else h
         else:
             records.append((h.shape, None, None))
             h = h.reshape(h.shape[0], -1)
@@ -250,6 +274,8 @@ def cnn_loss_gradient(model, theta, X, T):
                 gW[...], gb[...], delta = dense_backward(delta, b, a, W, act)
         elif isinstance(layer, MaxPool2D):
             delta = max_pool2d_backward(delta, b, a)
+        elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+            delta = avg_pool2d_backward(delta.reshape(a[0], a[1] // b[0], a[2] // b[1], a[3]), a, b)
         else:
             delta = delta.reshape(a)
     return loss, grad
@@ -257,7 +283,7 @@ def cnn_loss_gradient(model, theta, X, T):
 
 def cnn_forward(model, theta, X):
     """The CNN's outputs (probabilities for a softmax output) in float64."""
-    from fastnn.layers import Conv2D, Dense, MaxPool2D
+    from fastnn.layers import AvgPool2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)
     h = np.asarray(X, dtype=np.float64)
@@ -268,6 +294,10 @@ def cnn_forward(model, theta, X):
             h = dense_forward(h, *model.layer_parameters(theta, i), layer.activation)[1]
         elif isinstance(layer, MaxPool2D):
             h = max_pool2d_forward(h, layer.size)[0]
+        elif isinstance(layer, AvgPool2D):
+            h = avg_pool2d_forward(h, layer.size)
+        elif isinstance(layer, GlobalAvgPool2D):
+            h = avg_pool2d_forward(h, tuple(h.shape[1:3])).reshape(h.shape[0], -1)
         else:
             h = h.reshape(h.shape[0], -1)
     return h

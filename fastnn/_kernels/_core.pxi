@@ -90,10 +90,12 @@ SPLITS = {SPLIT_NONE: "none", SPLIT_ROWS: "rows", SPLIT_COLS: "cols", SPLIT_K: "
 #: Entries of a convolution's and a max-pooling's geometry vectors, name -> index.
 CONV_GEOMETRY = ("H", "W", "C", "KH", "KW", "F", "stride", "pad_top", "pad_left", "OH", "OW")
 POOL_GEOMETRY = ("H", "W", "C", "size", "OH", "OW")
+#: Entries of an average-pooling's geometry vector (a global one's window is the whole image).
+AVGPOOL_GEOMETRY = ("H", "W", "C", "KH", "KW", "OH", "OW")
 #: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
 STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
                  "gpart_off", "sums_off")
-STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL}
+STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL}
 NET_WORK_OFFSETS = WORK_OFFSETS + ("dtop", "ga", "gb")
 
 #: The x86-64 level this copy of the core was compiled for ('x86-64-v2', 'x86-64-v3', 'x86-64-v4', or
@@ -769,3 +771,42 @@ def max_pool2d_backward(const floating[:, ::1] dY, const int32_t[:, ::1] arg, co
     with nogil:
         maxpool_backward_part(&dY[0, 0] if dY.shape[1] else NULL, &arg[0, 0] if dY.shape[1] else NULL, N,
                               &pgeom[0], &dX_out[0, 0])
+
+
+ctypedef struct AvgPoolJob:
+    const char* X
+    const int64_t* ag
+    char* Y
+    Py_ssize_t N
+    int parts
+    int itemsize
+    bint backward
+
+
+cdef void avgpool_job(void* arg, uint32_t part, int slot) noexcept nogil:
+    cdef AvgPoolJob* j = <AvgPoolJob*>arg
+    cdef Py_ssize_t lo, n, out_size = j.ag[A_OH] * j.ag[A_OW] * j.ag[A_C], in_size = j.ag[A_H] * j.ag[A_W] * j.ag[A_C]
+    part_range(0, j.N, <int>part, j.parts, &lo, &n)
+    if j.backward:  # X is dY, Y is dX
+        if j.itemsize == 4:
+            avgpool_backward_part(<const float*>j.X + lo * out_size, n, j.ag, <float*>j.Y + lo * in_size)
+        else:
+            avgpool_backward_part(<const double*>j.X + lo * out_size, n, j.ag, <double*>j.Y + lo * in_size)
+    elif j.itemsize == 4:
+        avgpool_forward_part(<const float*>j.X + lo * in_size, n, j.ag, <float*>j.Y + lo * out_size)
+    else:
+        avgpool_forward_part(<const double*>j.X + lo * in_size, n, j.ag, <double*>j.Y + lo * out_size)
+
+
+def avg_pool2d(const floating[:, ::1] X, const int64_t[::1] ageom, floating[:, ::1] Y_out, bint backward):
+    # IN X (N, H*W*C) (backward: dY (N, OH*OW*C)), ageom (N_AGEOM,); OUT Y_out (N, OH*OW*C) (backward: dX)
+    """Average pooling over non-overlapping windows, forward, or its backward (dY to dX), in parts of images."""
+    cdef AvgPoolJob j
+    cdef int threads = fnn_get_num_threads()
+    if Y_out.shape[0] == 0 or Y_out.shape[1] == 0:
+        return
+    j.X, j.ag, j.Y = <const char*>&X[0, 0] if X.shape[1] else NULL, &ageom[0], <char*>&Y_out[0, 0]
+    j.N, j.itemsize, j.backward = Y_out.shape[0], sizeof(floating), backward
+    j.parts = conv_parts(Y_out.shape[0], 4.0 * Y_out.shape[0] * max(X.shape[1], Y_out.shape[1]))
+    with nogil:
+        fnn_team_run(avgpool_job, &j, <uint32_t>j.parts, threads)

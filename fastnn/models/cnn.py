@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
-from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
+from .layers import (AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, check_input_shape, infer_shapes,
+                     layer_from_config)
 from .base import Model, check_loss_and_dtype
 from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
                          member_label, meta_member, model_dtype, open_npy_member, read_model_file, read_parameters,
@@ -34,6 +35,8 @@ from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
+#: The letter of each layer type in the pattern of stacks the compiled epoch runs (see network_layers).
+_KIND_LETTERS = {Conv2D: "c", MaxPool2D: "p", AvgPool2D: "a", GlobalAvgPool2D: "g", Flatten: "f", Dense: "d"}
 #: Initialisations: 'auto' is He (normal, Var = 2 / fan_in) before a ReLU and Xavier (uniform,
 #: Var = 2 / (fan_in + fan_out)) elsewhere; 'he' and 'xavier' use one rule for every layer.
 INITS = ("auto", "he", "xavier")
@@ -47,7 +50,8 @@ _HINT = "pass a model file written by CNN.save (an .npz)"
 
 
 class CNN(Model):
-    """A stack of Conv2D, MaxPool2D, Flatten and Dense layers ending in a Dense layer.
+    """A stack of Conv2D, MaxPool2D, AvgPool2D, Flatten (or GlobalAvgPool2D) and Dense layers ending in a Dense
+    layer.
 
     Parameters
     ----------
@@ -164,11 +168,10 @@ class CNN(Model):
 
     def network_layers(self):
         """The layers as ``fastnn.functional.network_plan`` describes them (tuples), or None when the compiled
-        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten, then
-        dense layers); such a model trains batch by batch."""
-        kinds = "".join("c" if isinstance(layer, Conv2D) else "p" if isinstance(layer, MaxPool2D)
-                        else "d" if isinstance(layer, Dense) else "f" for layer in self.layers)
-        if len(self.input_shape) != 3 or not re.fullmatch(r"[cp]*fd+", kinds):
+        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten or
+        GlobalAvgPool2D, then dense layers); such a model trains batch by batch."""
+        kinds = "".join(_KIND_LETTERS[type(layer)] for layer in self.layers)
+        if len(self.input_shape) != 3 or not re.fullmatch(r"[cpa]*[fg]d+", kinds):
             return None
         out = []
         for layer in self.layers:
@@ -177,6 +180,10 @@ class CNN(Model):
                             layer.padding, layer.activation))
             elif isinstance(layer, MaxPool2D):
                 out.append(("pool", layer.size))
+            elif isinstance(layer, AvgPool2D):
+                out.append(("avgpool", layer.size))
+            elif isinstance(layer, GlobalAvgPool2D):
+                out.append(("globalavgpool",))
             elif isinstance(layer, Dense):
                 out.append(("dense", layer.n_in, layer.n_out, layer.activation))
             else:
@@ -185,8 +192,9 @@ class CNN(Model):
 
     def layer_list(self):
         """The network as the neutral layer list of :mod:`fastnn.models.base` (what the exporters read):
-        ``("conv", W, b, stride, pads, activation)``, ``("maxpool", size)``, ``("flatten", (H, W, C))`` and
-        ``("dense", W, b, activation)``, the arrays views of ``theta``."""
+        ``("conv", W, b, stride, pads, activation)``, ``("maxpool", size)``, ``("avgpool", size)``,
+        ``("flatten", (H, W, C))``, ``("globalavgpool", (H, W, C))`` and ``("dense", W, b, activation)``, the
+        arrays views of ``theta``."""
         out, shape = [], self.input_shape
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Conv2D):
@@ -194,6 +202,10 @@ class CNN(Model):
                 out.append(("conv", W, b, layer.stride, layer.pads(shape), layer.activation))
             elif isinstance(layer, MaxPool2D):
                 out.append(("maxpool", layer.size))
+            elif isinstance(layer, AvgPool2D):
+                out.append(("avgpool", layer.size))
+            elif isinstance(layer, GlobalAvgPool2D):
+                out.append(("globalavgpool", shape))
             elif isinstance(layer, Dense):
                 W, b = self.layer_parameters(self.theta, i)
                 out.append(("dense", W, b, layer.activation))
@@ -253,7 +265,7 @@ class CNN(Model):
         """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs.
 
         Returns the output (the last layer's pre-activation when ``last_linear``) and the per-layer records:
-        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, input shape for Flatten.
+        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, the input shape for the others.
         """
         records = []
         h = X
@@ -274,6 +286,11 @@ class CNN(Model):
                 h, argmax = F.max_pool2d_forward(h, layer.size)
                 if keep:
                     records.append((shape, argmax))
+            elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+                if keep:
+                    records.append(h.shape)
+                h = (F.avg_pool2d_forward(h, layer.size) if isinstance(layer, AvgPool2D)
+                     else F.global_avg_pool2d_forward(h))
             else:  # Flatten
                 if keep:
                     records.append(h.shape)
@@ -329,6 +346,10 @@ class CNN(Model):
             elif isinstance(layer, MaxPool2D):
                 shape, argmax = rec
                 delta = F.max_pool2d_backward(delta, argmax, shape) if i > 0 else None
+            elif isinstance(layer, AvgPool2D):
+                delta = F.avg_pool2d_backward(delta, rec, layer.size) if i > 0 else None
+            elif isinstance(layer, GlobalAvgPool2D):
+                delta = F.global_avg_pool2d_backward(delta, rec) if i > 0 else None
             else:
                 delta = delta.reshape(rec) if i > 0 else None
         return loss, correct, grad

@@ -24,8 +24,8 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import conv2d_geometry
 
-__all__ = ["Conv2D", "MaxPool2D", "Flatten", "Dense", "LAYER_TYPES", "PADDINGS", "infer_shapes",
-           "rows_to_images", "images_to_rows"]
+__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "LAYER_TYPES", "PADDINGS",
+           "infer_shapes", "rows_to_images", "images_to_rows"]
 
 #: Paddings of :class:`Conv2D`.
 PADDINGS = F.PADDINGS
@@ -182,6 +182,48 @@ class MaxPool2D(_Layer):
 
 
 @dataclass(frozen=True)
+class AvgPool2D(_Layer):
+    """Average pooling over non-overlapping ``size`` x ``size`` windows (stride = size); trailing rows and
+    columns that do not fill a window are dropped (as ``torch.nn.AvgPool2d(size)``)."""
+
+    size: int = 2
+    kind = "AvgPool2D"
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", _positive_int(self.size, "AvgPool2D size"))
+
+    def output_shape(self, shape) -> tuple:
+        h, w, c = self._image(shape, "(H, W, C)")
+        if h < self.size or w < self.size:
+            raise ValueError(f"received input of shape {_fmt(shape)}, smaller than the {self.size}x{self.size} "
+                             f"window: expected H >= {self.size} and W >= {self.size}")
+        return (h // self.size, w // self.size, c)
+
+    def config(self) -> dict:
+        return {"type": self.kind, "size": self.size}
+
+    def __repr__(self):
+        return f"AvgPool2D({self.size})"
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool2D(_Layer):
+    """Each channel's mean over the whole image: (H, W, C) -> (C,), flat, so it takes a Flatten's place
+    before the dense layers (``torch.nn.AdaptiveAvgPool2d(1)`` then ``Flatten()``)."""
+
+    kind = "GlobalAvgPool2D"
+
+    def output_shape(self, shape) -> tuple:
+        return (self._image(shape, "(H, W, C)")[2],)
+
+    def config(self) -> dict:
+        return {"type": self.kind}
+
+    def __repr__(self):
+        return "GlobalAvgPool2D()"
+
+
+@dataclass(frozen=True)
 class Flatten(_Layer):
     """(H, W, C) -> (H*W*C,) in C order (free: NHWC images are already stored so)."""
 
@@ -231,7 +273,7 @@ class Dense(_Layer):
 
 
 #: Layer classes by the name model files store.
-LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, Flatten, Dense)}
+LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten, Dense)}
 
 
 def layer_from_config(config) -> _Layer:
@@ -275,7 +317,7 @@ def infer_shapes(input_shape, layers) -> list:
     shapes = []
     for i, layer in enumerate(layers):
         if not isinstance(layer, _Layer):
-            raise TypeError(f"layers[{i}]: expected a fastnn.layers layer (Conv2D, MaxPool2D, Flatten, Dense), got "
+            raise TypeError(f"layers[{i}]: expected a fastnn.layers layer ({', '.join(LAYER_TYPES)}), got "
                             f"{type(layer).__name__}")
         if getattr(layer, "activation", None) == "softmax" and i != len(layers) - 1:
             raise ValueError(f"layers[{i}] {layer!r}: softmax is only supported on the last layer")
