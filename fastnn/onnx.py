@@ -166,6 +166,8 @@ def layers_of(model):
             steps.append((kind, layer[1]))
         elif kind == "globalavgpool":  # (N, C, 1, 1): flat in the same order in NCHW and NHWC
             steps += [("globalavgpool",), ("flatten",)]
+        elif kind == "dropout":  # the identity in inference: nothing to export
+            continue
         elif kind == "flatten":  # back to NHWC first, so that the flat order is fastnn's (H, W, C)
             steps += [("transpose", (0, 2, 3, 1)), ("flatten",)]
         else:

@@ -118,6 +118,8 @@ def to_torch(model, *, logits: bool = False):
         elif kind == "globalavgpool":  # (N, C, 1, 1), then flat: the channels' order is the same as fastnn's
             modules.append(nn.AdaptiveAvgPool2d(1))
             m = nn.Flatten()
+        elif kind == "dropout":
+            m = nn.Dropout(layer[1])
         elif kind == "flatten":
             m, perm = nn.Flatten(), _flatten_perm(layer[1])
         else:
@@ -250,7 +252,8 @@ def _pair(v):
 def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
     """``from_torch(module, input_shape=...)``: the CNN of a Sequential of Conv2d, MaxPool2d, Flatten, Linear."""
     from .models import CNN
-    from .models.layers import AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, check_input_shape
+    from .models.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
+                                check_input_shape)
 
     nn = torch.nn
     shape = check_input_shape(input_shape)
@@ -345,6 +348,10 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
                                  f"floor mode and no divisor_override, got {m}")
             layers.append((AvgPool2D, dict(size=k[0]), "-"))
             wheres.append(where)
+        elif isinstance(m, nn.Dropout):
+            close()
+            layers.append((Dropout, dict(rate=float(m.p)), "-"))
+            wheres.append(where)
         elif isinstance(m, nn.AdaptiveAvgPool2d):
             close()
             if _pair(m.output_size) != (1, 1):
@@ -388,7 +395,7 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
         else:
             raise TypeError(f"{where}: fastnn has no layer for {type(m).__name__}; supported with input_shape: "
                             "Conv2d, ZeroPad2d (before a Conv2d), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) (then "
-                            "Flatten), Flatten, Linear, Sigmoid, Tanh, ReLU, Softmax (last), Identity")
+                            "Flatten), Flatten, Dropout, Linear, Sigmoid, Tanh, ReLU, Softmax (last), Identity")
     if pad is not None:
         raise ValueError(f"{pad[0]}: ZeroPad2d must come just before a Conv2d")
     if pooled is not None:

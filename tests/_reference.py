@@ -225,14 +225,37 @@ def avg_pool2d_backward(grad_Y, input_shape, size=2):
     return gX
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z):
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(shape, rate, seed, step, layer):
+    """The kept values (bool, C order) of fastnn's dropout: SplitMix64 of (seed, step, layer, index)."""
+    with np.errstate(over="ignore"):
+        key = _mix64(_mix64(np.uint64(seed) * _GOLDEN + np.uint64(step)) ^ (np.uint64(layer + 1) * _GOLDEN))
+        h = _mix64(key + np.arange(int(np.prod(shape)), dtype=np.uint64) * _GOLDEN)
+    return ((h >> np.uint64(11)).astype(np.float64) * 2.0**-53 >= rate).reshape(shape)
+
+
+def dropout(X, rate, seed, step, layer):
+    scale = np.asarray(1.0 / (1.0 - rate), dtype=X.dtype)
+    return np.where(dropout_mask(X.shape, rate, seed, step, layer), X * scale, 0).astype(X.dtype)
+
+
 # ----------------------------------------------------- the whole CNN of fastnn.cnn (H-model's section)
 # Layer by layer in float64 with the references above, reading the parameters through the model's own
 # layout (CNN.layer_parameters); the reference for CNN.forward and CNN.loss_gradient.
 
 
-def cnn_loss_gradient(model, theta, X, T):
+def cnn_loss_gradient(model, theta, X, T, dropout_key=None):
     """Summed loss and d loss / d theta of a fastnn.models.CNN (cross-entropy or squared error) at ``theta``."""
-    from fastnn.layers import AvgPool2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D
+    from fastnn.layers import AvgPool2D, Conv2D, Dense, Dropout, GlobalAvgPool2D, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)
     h, records, L = np.asarray(X, dtype=np.float64), [], len(model.layers)
@@ -250,6 +273,11 @@ def cnn_loss_gradient(model, theta, X, T):
             shape = h.shape
             h, argmax = max_pool2d_forward(h, layer.size)
             records.append((shape, argmax, None))
+        elif isinstance(layer, Dropout):
+            mask = (dropout_mask(h.shape, layer.rate, *dropout_key, i) / (1 - layer.rate) if dropout_key
+                    else np.ones(h.shape))
+            records.append((mask, None, None))
+            h = h * mask
         elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
             window = (layer.size, layer.size) if isinstance(layer, AvgPool2D) else tuple(h.shape[1:3])
             records.append((h.shape, window, None))
@@ -272,6 +300,8 @@ def cnn_loss_gradient(model, theta, X, T):
                 gW[...], gb[...], delta = conv2d_backward(delta, b, a, W, act, layer.stride, layer.padding)
             else:
                 gW[...], gb[...], delta = dense_backward(delta, b, a, W, act)
+        elif isinstance(layer, Dropout):
+            delta = delta * a
         elif isinstance(layer, MaxPool2D):
             delta = max_pool2d_backward(delta, b, a)
         elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
@@ -283,7 +313,7 @@ def cnn_loss_gradient(model, theta, X, T):
 
 def cnn_forward(model, theta, X):
     """The CNN's outputs (probabilities for a softmax output) in float64."""
-    from fastnn.layers import AvgPool2D, Conv2D, Dense, GlobalAvgPool2D, MaxPool2D
+    from fastnn.layers import AvgPool2D, Conv2D, Dense, Dropout, GlobalAvgPool2D, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)
     h = np.asarray(X, dtype=np.float64)
@@ -294,6 +324,8 @@ def cnn_forward(model, theta, X):
             h = dense_forward(h, *model.layer_parameters(theta, i), layer.activation)[1]
         elif isinstance(layer, MaxPool2D):
             h = max_pool2d_forward(h, layer.size)[0]
+        elif isinstance(layer, Dropout):  # the identity in inference
+            continue
         elif isinstance(layer, AvgPool2D):
             h = avg_pool2d_forward(h, layer.size)
         elif isinstance(layer, GlobalAvgPool2D):

@@ -19,7 +19,7 @@
 
 from cython cimport floating
 from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from cpython.exc cimport PyErr_CheckSignals
@@ -74,6 +74,7 @@ include "_optim.pxi"
 include "_epoch.pxi"
 include "_conv.pxi"
 include "_conv_epoch.pxi"
+include "_dropout.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
@@ -810,3 +811,15 @@ def avg_pool2d(const floating[:, ::1] X, const int64_t[::1] ageom, floating[:, :
     j.parts = conv_parts(Y_out.shape[0], 4.0 * Y_out.shape[0] * max(X.shape[1], Y_out.shape[1]))
     with nogil:
         fnn_team_run(avgpool_job, &j, <uint32_t>j.parts, threads)
+
+
+def dropout(floating[::1] X, uint64_t seed, uint64_t step, uint64_t layer, double rate):
+    # IN/OUT X (n,): a layer's batch output (or its gradient), flat
+    """Inverted dropout in place: each value kept (times 1 / (1 - rate)) or zeroed by the hash of (seed, step,
+    layer, its index); the same call on the gradient applies the same mask."""
+    cdef floating scale = <floating>(1.0 / (1.0 - rate))
+    cdef uint64_t key = dropout_key(seed, step, layer)
+    if X.shape[0] == 0:
+        return
+    with nogil:
+        dropout_range(&X[0], 0, X.shape[0], key, rate, scale)

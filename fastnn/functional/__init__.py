@@ -35,6 +35,7 @@ from .conv import (PADDINGS, avg_pool2d_backward, avg_pool2d_forward, conv2d_bac
                    conv2d_output_shape, global_avg_pool2d_backward, global_avg_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward)
 from .conv_epoch import NetworkPlan, conv_epoch_plan, network_parameter_offsets, network_plan
+from .dropout import dropout
 from .dense import ACTIVATIONS, activation, activation_deriv, dense_backward, dense_forward, gather_rows, softmax
 from .dense_epoch import EpochPlan, check_layers, epoch_plan, parameter_offsets
 from .epoch import RETRY_FULL_TEAM, EpochResult, train_epoch
@@ -84,6 +85,7 @@ __all__ = [
     "avg_pool2d_backward",
     "global_avg_pool2d_forward",
     "global_avg_pool2d_backward",
+    "dropout",
     "NetworkPlan",
     "network_plan",
     "network_parameter_offsets",

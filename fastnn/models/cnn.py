@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
-from .layers import (AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, check_input_shape, infer_shapes,
-                     layer_from_config)
+from .layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, check_input_shape,
+                     infer_shapes, layer_from_config)
 from .base import Model, check_loss_and_dtype
 from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
                          member_label, meta_member, model_dtype, open_npy_member, read_model_file, read_parameters,
@@ -36,7 +36,8 @@ from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
 #: The letter of each layer type in the pattern of stacks the compiled epoch runs (see network_layers).
-_KIND_LETTERS = {Conv2D: "c", MaxPool2D: "p", AvgPool2D: "a", GlobalAvgPool2D: "g", Flatten: "f", Dense: "d"}
+_KIND_LETTERS = {Conv2D: "c", MaxPool2D: "p", AvgPool2D: "a", GlobalAvgPool2D: "g", Flatten: "f", Dense: "d",
+                 Dropout: "x"}
 #: Initialisations: 'auto' is He (normal, Var = 2 / fan_in) before a ReLU and Xavier (uniform,
 #: Var = 2 / (fan_in + fan_out)) elsewhere; 'he' and 'xavier' use one rule for every layer.
 INITS = ("auto", "he", "xavier")
@@ -193,8 +194,8 @@ class CNN(Model):
     def layer_list(self):
         """The network as the neutral layer list of :mod:`fastnn.models.base` (what the exporters read):
         ``("conv", W, b, stride, pads, activation)``, ``("maxpool", size)``, ``("avgpool", size)``,
-        ``("flatten", (H, W, C))``, ``("globalavgpool", (H, W, C))`` and ``("dense", W, b, activation)``, the
-        arrays views of ``theta``."""
+        ``("flatten", (H, W, C))``, ``("globalavgpool", (H, W, C))``, ``("dropout", rate)`` and
+        ``("dense", W, b, activation)``, the arrays views of ``theta``."""
         out, shape = [], self.input_shape
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Conv2D):
@@ -206,6 +207,8 @@ class CNN(Model):
                 out.append(("avgpool", layer.size))
             elif isinstance(layer, GlobalAvgPool2D):
                 out.append(("globalavgpool", shape))
+            elif isinstance(layer, Dropout):
+                out.append(("dropout", layer.rate))
             elif isinstance(layer, Dense):
                 W, b = self.layer_parameters(self.theta, i)
                 out.append(("dense", W, b, layer.activation))
@@ -261,8 +264,9 @@ class CNN(Model):
                 per_sample = max(per_sample, shape[0] * shape[1] * kh * kw * layer.in_channels)
         return max(1, EVAL_ELEMENTS // per_sample)
 
-    def _run(self, X, theta, last_linear, keep):
-        """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs.
+    def _run(self, X, theta, last_linear, keep, dropout=None):
+        """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs;
+        ``dropout`` (seed, step) applies the Dropout layers' masks of that training step (None: inference).
 
         Returns the output (the last layer's pre-activation when ``last_linear``) and the per-layer records:
         (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, the input shape for the others.
@@ -286,6 +290,11 @@ class CNN(Model):
                 h, argmax = F.max_pool2d_forward(h, layer.size)
                 if keep:
                     records.append((shape, argmax))
+            elif isinstance(layer, Dropout):
+                if keep:
+                    records.append(None)
+                if dropout is not None and layer.rate > 0:
+                    h = F.dropout(h, layer.rate, seed=dropout[0], step=dropout[1], layer=i)
             elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
                 if keep:
                     records.append(h.shape)
@@ -317,14 +326,14 @@ class CNN(Model):
             out[s:s + step], _ = self._run(X[s:s + step], self.theta, logits, keep=False)
         return out
 
-    def loss_gradient(self, X, T, grad=None, *, theta=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, dropout=None):
         """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`): forward
         through ``fastnn.functional``'s conv/pool/dense functions, the fused loss, and backward layer by layer."""
         theta = self.theta if theta is None else theta
         if grad is None:
             grad = np.zeros_like(theta)
         last_linear = F.LOSS_TABLE[self.loss].from_logits  # (the loss fuses the softmax/sigmoid)
-        Z, records = self._run(X, theta, last_linear, keep=True)
+        Z, records = self._run(X, theta, last_linear, keep=True, dropout=dropout)
         loss, delta, correct = F.batch_loss(self.loss, Z, T)
         if not np.isfinite(loss):
             return loss, correct, grad
@@ -346,6 +355,9 @@ class CNN(Model):
             elif isinstance(layer, MaxPool2D):
                 shape, argmax = rec
                 delta = F.max_pool2d_backward(delta, argmax, shape) if i > 0 else None
+            elif isinstance(layer, Dropout):
+                if i > 0 and dropout is not None and layer.rate > 0:  # the forward's mask, from the same key
+                    delta = F.dropout(delta, layer.rate, seed=dropout[0], step=dropout[1], layer=i, out=delta)
             elif isinstance(layer, AvgPool2D):
                 delta = F.avg_pool2d_backward(delta, rec, layer.size) if i > 0 else None
             elif isinstance(layer, GlobalAvgPool2D):

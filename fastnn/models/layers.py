@@ -24,8 +24,8 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import conv2d_geometry
 
-__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dense", "LAYER_TYPES", "PADDINGS",
-           "infer_shapes", "rows_to_images", "images_to_rows"]
+__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dropout", "Flatten", "Dense", "LAYER_TYPES",
+           "PADDINGS", "infer_shapes", "rows_to_images", "images_to_rows"]
 
 #: Paddings of :class:`Conv2D`.
 PADDINGS = F.PADDINGS
@@ -224,6 +224,30 @@ class GlobalAvgPool2D(_Layer):
 
 
 @dataclass(frozen=True)
+class Dropout(_Layer):
+    """Inverted dropout: in training, each value zeroed with probability ``rate`` and the others scaled by
+    1 / (1 - rate); in inference (``predict_proba``, ``evaluate``) the identity.  Its masks are drawn from the
+    trainer's seed and step (``fastnn.functional.dropout``), so runs are reproducible whatever the threads."""
+
+    rate: float = 0.5
+    kind = "Dropout"
+
+    def __post_init__(self):
+        if isinstance(self.rate, bool) or not isinstance(self.rate, numbers.Real) or not 0 <= self.rate < 1:
+            raise ValueError(f"Dropout rate: expected a number in [0, 1), got {self.rate!r}")
+        object.__setattr__(self, "rate", float(self.rate))
+
+    def output_shape(self, shape) -> tuple:
+        return tuple(shape)
+
+    def config(self) -> dict:
+        return {"type": self.kind, "rate": self.rate}
+
+    def __repr__(self):
+        return f"Dropout({self.rate:g})"
+
+
+@dataclass(frozen=True)
 class Flatten(_Layer):
     """(H, W, C) -> (H*W*C,) in C order (free: NHWC images are already stored so)."""
 
@@ -273,7 +297,7 @@ class Dense(_Layer):
 
 
 #: Layer classes by the name model files store.
-LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Flatten, Dense)}
+LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, Flatten, Dense)}
 
 
 def layer_from_config(config) -> _Layer:

@@ -225,9 +225,9 @@ class MLP(Model):
         optimizer, batch_size, momentum, betas, eps, weight_decay)."""
         return F.epoch_plan(self.sizes, self.activations, self.loss, dtype=self.dtype, **options)
 
-    def loss_gradient(self, X, T, grad=None, *, theta=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, dropout=None):
         """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`), dense
-        layer by dense layer through ``fastnn.functional``."""
+        layer by dense layer through ``fastnn.functional`` (an MLP has no dropout: ``dropout`` is ignored)."""
         theta = self.theta if theta is None else theta
         if grad is None:
             grad = np.zeros_like(theta)
