@@ -127,6 +127,13 @@ def _emit_globalavgpool(g: _Graph, x: str, layer, output=None) -> str:
     return g.node("GlobalAveragePool", [x], "globalavgpool", output)
 
 
+def _emit_batchnorm(g: _Graph, x: str, layer, output=None) -> str:
+    _, gamma, beta, mean, var, eps = layer
+    return g.node("BatchNormalization", [x, g.constant("scale", gamma), g.constant("B", beta),
+                                         g.constant("mean", mean), g.constant("var", var)], "batchnorm", output,
+                  epsilon=float(eps))
+
+
 def _emit_flatten(g: _Graph, x: str, layer, output=None) -> str:
     return g.node("Flatten", [x], "flatten", output, axis=1)
 
@@ -134,7 +141,7 @@ def _emit_flatten(g: _Graph, x: str, layer, output=None) -> str:
 #: layer kind -> emit(graph, input name, layer, output name or None) -> output name.
 EMITTERS = {"dense": _emit_dense, "activation": _emit_activation, "transpose": _emit_transpose,
             "conv": _emit_conv, "maxpool": _emit_maxpool, "avgpool": _emit_avgpool,
-            "globalavgpool": _emit_globalavgpool, "flatten": _emit_flatten}
+            "globalavgpool": _emit_globalavgpool, "batchnorm": _emit_batchnorm, "flatten": _emit_flatten}
 
 
 def layers_of(model):
@@ -168,6 +175,9 @@ def layers_of(model):
             steps += [("globalavgpool",), ("flatten",)]
         elif kind == "dropout":  # the identity in inference: nothing to export
             continue
+        elif kind == "batchnorm":  # the inference form; the channels are axis 1 of NCHW images and of (N, C) rows
+            _, gamma, beta, mean, var, eps, _ = layer
+            steps.append(("batchnorm", gamma, beta, mean.astype(gamma.dtype), var.astype(gamma.dtype), eps))
         elif kind == "flatten":  # back to NHWC first, so that the flat order is fastnn's (H, W, C)
             steps += [("transpose", (0, 2, 3, 1)), ("flatten",)]
         else:

@@ -97,6 +97,7 @@ def to_torch(model, *, logits: bool = False):
     acts = _activation_modules(torch)
     layers = model.layer_list()
     modules, perm = [], None  # perm: the flat order torch's Flatten gives, for the next Linear's rows
+    flat = len(model.input_shape) == 1  # rows (BatchNorm1d) rather than images (BatchNorm2d)
     for i, layer in enumerate(layers):
         kind, act, params = layer[0], "linear", None
         if kind == "conv":
@@ -117,11 +118,18 @@ def to_torch(model, *, logits: bool = False):
             m = nn.AvgPool2d(layer[1])
         elif kind == "globalavgpool":  # (N, C, 1, 1), then flat: the channels' order is the same as fastnn's
             modules.append(nn.AdaptiveAvgPool2d(1))
-            m = nn.Flatten()
+            m, flat = nn.Flatten(), True
         elif kind == "dropout":
             m = nn.Dropout(layer[1])
+        elif kind == "batchnorm":
+            _, gamma, beta, mean, var, eps, momentum = layer
+            m = (nn.BatchNorm1d if flat else nn.BatchNorm2d)(gamma.shape[0], eps=eps, momentum=momentum, dtype=dtype)
+            params = (gamma, beta)
+            with torch.no_grad():
+                m.running_mean.copy_(torch.from_numpy(np.array(mean)))
+                m.running_var.copy_(torch.from_numpy(np.array(var)))
         elif kind == "flatten":
-            m, perm = nn.Flatten(), _flatten_perm(layer[1])
+            m, perm, flat = nn.Flatten(), _flatten_perm(layer[1]), True
         else:
             raise ValueError(f"model: a layer of kind {kind!r}, which fastnn.torch does not export")
         if params is not None:
@@ -252,13 +260,13 @@ def _pair(v):
 def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
     """``from_torch(module, input_shape=...)``: the CNN of a Sequential of Conv2d, MaxPool2d, Flatten, Linear."""
     from .models import CNN
-    from .models.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
+    from .models.layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
                                 check_input_shape)
 
     nn = torch.nn
     shape = check_input_shape(input_shape)
     names = {cls: name for name, cls in _activation_modules(torch).items()}
-    layers, params, dtypes, pad = [], [], set(), None
+    layers, params, dtypes, pad, running = [], [], set(), None, {}
     # per layer with parameters: [layer arguments, activation or None]; params: (where, weight, bias, perm)
     pending = None  # index in layers of the last layer that takes an activation and has none yet
     flat_perm, current, n_shaped, wheres = None, shape, 0, []
@@ -348,6 +356,16 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
                                  f"floor mode and no divisor_override, got {m}")
             layers.append((AvgPool2D, dict(size=k[0]), "-"))
             wheres.append(where)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            close()
+            if not m.affine or not m.track_running_stats or m.momentum is None:
+                raise ValueError(f"{where}: fastnn's BatchNorm has gamma and beta (affine=True), running statistics "
+                                 f"(track_running_stats=True) and a momentum (not None), got {m}")
+            layers.append((BatchNorm, dict(channels=m.num_features, momentum=m.momentum, eps=m.eps), "-"))
+            wheres.append(where)
+            params.append((m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()))
+            running[len(layers) - 1] = (m.running_mean.detach().cpu().numpy(), m.running_var.detach().cpu().numpy())
+            dtypes.add(m.weight.dtype)
         elif isinstance(m, nn.Dropout):
             close()
             layers.append((Dropout, dict(rate=float(m.p)), "-"))
@@ -395,7 +413,8 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
         else:
             raise TypeError(f"{where}: fastnn has no layer for {type(m).__name__}; supported with input_shape: "
                             "Conv2d, ZeroPad2d (before a Conv2d), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) (then "
-                            "Flatten), Flatten, Dropout, Linear, Sigmoid, Tanh, ReLU, Softmax (last), Identity")
+                            "Flatten), Flatten, Dropout, BatchNorm1d/2d, Linear, Sigmoid, Tanh, ReLU, Softmax (last), "
+                            "Identity")
     if pad is not None:
         raise ValueError(f"{pad[0]}: ZeroPad2d must come just before a Conv2d")
     if pooled is not None:
@@ -420,4 +439,6 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
         W[...] = params[k][0]
         b[...] = 0 if params[k][1] is None else params[k][1]
         k += 1
+    for i, (mean, var) in running.items():
+        model.running_stats(i)[0][...], model.running_stats(i)[1][...] = mean, var
     return model

@@ -248,6 +248,27 @@ def dropout(X, rate, seed, step, layer):
     return np.where(dropout_mask(X.shape, rate, seed, step, layer), X * scale, 0).astype(X.dtype)
 
 
+def batch_norm_forward(X, gamma, beta, eps):
+    """(Y, mean, biased var) over all axes but the last, in float64."""
+    rows = np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])
+    mean, var = rows.mean(axis=0), rows.var(axis=0)
+    return ((rows - mean) / np.sqrt(var + eps) * gamma + beta).reshape(X.shape), mean, var
+
+
+def batch_norm_backward(dY, X, gamma, eps):
+    """(dX, dgamma, dbeta) of batch_norm_forward, the textbook way (through mean and variance separately)."""
+    rows = np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])
+    d = np.asarray(dY, dtype=np.float64).reshape(rows.shape)
+    n = rows.shape[0]
+    mean, var = rows.mean(axis=0), rows.var(axis=0)
+    xhat = (rows - mean) / np.sqrt(var + eps)
+    dxhat = d * gamma
+    dvar = np.sum(dxhat * (rows - mean), axis=0) * -0.5 * (var + eps) ** -1.5
+    dmean = -np.sum(dxhat, axis=0) / np.sqrt(var + eps) + dvar * np.mean(-2 * (rows - mean), axis=0)
+    dX = dxhat / np.sqrt(var + eps) + dvar * 2 * (rows - mean) / n + dmean / n
+    return dX.reshape(X.shape), np.sum(d * xhat, axis=0), d.sum(axis=0)
+
+
 # ----------------------------------------------------- the whole CNN of fastnn.cnn (H-model's section)
 # Layer by layer in float64 with the references above, reading the parameters through the model's own
 # layout (CNN.layer_parameters); the reference for CNN.forward and CNN.loss_gradient.

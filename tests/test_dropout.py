@@ -67,7 +67,7 @@ def test_training_mode_matches_the_reference_and_inference_is_the_identity(dtype
     model = _model(dtype)
     X = rng.normal(size=(5, 8, 8, 1)).astype(dtype)
     T = np.eye(3, dtype=dtype)[rng.integers(0, 3, 5)]
-    loss, _, grad = model.loss_gradient(X, T, dropout=(7, 3))
+    loss, _, grad = model.loss_gradient(X, T, training=(7, 3))
     ref_loss, ref_grad = R.cnn_loss_gradient(model, model.theta, X, T, dropout_key=(7, 3))
     np.testing.assert_allclose(loss, ref_loss, rtol=tol)
     np.testing.assert_allclose(grad, ref_grad, rtol=tol, atol=tol)
@@ -81,14 +81,14 @@ def test_the_gradient_with_a_fixed_mask_is_the_loss_s_derivative(rng):
     model = _model("float64")
     X = rng.normal(size=(3, 8, 8, 1))
     T = np.eye(3)[[0, 2, 1]]
-    _, _, grad = model.loss_gradient(X, T, dropout=(2, 9))
+    _, _, grad = model.loss_gradient(X, T, training=(2, 9))
     theta = model.theta.copy()
     for j in rng.choice(theta.size, 25, replace=False):
         up, down = theta.copy(), theta.copy()
         up[j] += 1e-6
         down[j] -= 1e-6
-        numeric = (model.loss_gradient(X, T, theta=up, dropout=(2, 9))[0]
-                   - model.loss_gradient(X, T, theta=down, dropout=(2, 9))[0]) / 2e-6
+        numeric = (model.loss_gradient(X, T, theta=up, training=(2, 9))[0]
+                   - model.loss_gradient(X, T, theta=down, training=(2, 9))[0]) / 2e-6
         assert abs(numeric - grad[j]) <= 1e-6 + 1e-5 * abs(numeric), j
 
 

@@ -75,6 +75,7 @@ include "_epoch.pxi"
 include "_conv.pxi"
 include "_conv_epoch.pxi"
 include "_dropout.pxi"
+include "_norm.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
@@ -823,3 +824,39 @@ def dropout(floating[::1] X, uint64_t seed, uint64_t step, uint64_t layer, doubl
         return
     with nogil:
         dropout_range(&X[0], 0, X.shape[0], key, rate, scale)
+
+
+def batch_norm_stats(const floating[:, ::1] X, double[::1] mean_out, double[::1] var_out):
+    # IN X (n, C); OUT mean_out, var_out (C,)
+    """Per-column mean and biased variance of a batch, in float64."""
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return
+    with nogil:
+        bn_stats(&X[0, 0], X.shape[0], X.shape[1], &mean_out[0], &var_out[0])
+
+
+def batch_norm_apply(const floating[:, ::1] X, const floating[::1] gamma, const floating[::1] beta,
+                     const double[::1] mean, const double[::1] invstd, floating[:, ::1] Y_out):
+    # IN X (n, C), gamma, beta, mean, invstd (C,); OUT Y_out (n, C)
+    """Y = gamma * (X - mean) * invstd + beta (the batch's statistics in training, the running ones after)."""
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return
+    with nogil:
+        bn_apply(&X[0, 0], X.shape[0], X.shape[1], &gamma[0], &beta[0], &mean[0], &invstd[0], &Y_out[0, 0])
+
+
+def batch_norm_backward(const floating[:, ::1] dY, const floating[:, ::1] X, const floating[::1] gamma,
+                        const double[::1] mean, const double[::1] invstd, double[::1] sums,
+                        floating[:, ::1] dX_out, floating[::1] dgamma_out, floating[::1] dbeta_out):
+    # IN dY, X (n, C), gamma, mean, invstd (C,); scratch sums (2 C,); OUT dX_out (n, C), dgamma_out, dbeta_out
+    """The backward of batch_norm_apply with the batch's own statistics."""
+    cdef Py_ssize_t C = X.shape[1]
+    if C == 0:
+        return
+    if X.shape[0] == 0:
+        dgamma_out[:] = 0
+        dbeta_out[:] = 0
+        return
+    with nogil:
+        bn_backward(&dY[0, 0], &X[0, 0], X.shape[0], C, &gamma[0], &mean[0], &invstd[0], &sums[0], &dX_out[0, 0],
+                    &dgamma_out[0], &dbeta_out[0])

@@ -36,6 +36,8 @@ from .conv import (PADDINGS, avg_pool2d_backward, avg_pool2d_forward, conv2d_bac
                    max_pool2d_forward)
 from .conv_epoch import NetworkPlan, conv_epoch_plan, network_parameter_offsets, network_plan
 from .dropout import dropout
+from .norm import (BatchNormResult, batch_norm_backward, batch_norm_forward, batch_norm_inference,
+                   update_running_stats)
 from .dense import ACTIVATIONS, activation, activation_deriv, dense_backward, dense_forward, gather_rows, softmax
 from .dense_epoch import EpochPlan, check_layers, epoch_plan, parameter_offsets
 from .epoch import RETRY_FULL_TEAM, EpochResult, train_epoch
@@ -86,6 +88,11 @@ __all__ = [
     "global_avg_pool2d_forward",
     "global_avg_pool2d_backward",
     "dropout",
+    "BatchNormResult",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "batch_norm_inference",
+    "update_running_stats",
     "NetworkPlan",
     "network_plan",
     "network_parameter_offsets",

@@ -24,8 +24,8 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import conv2d_geometry
 
-__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dropout", "Flatten", "Dense", "LAYER_TYPES",
-           "PADDINGS", "infer_shapes", "rows_to_images", "images_to_rows"]
+__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dropout", "BatchNorm", "Flatten", "Dense",
+           "LAYER_TYPES", "PADDINGS", "infer_shapes", "rows_to_images", "images_to_rows"]
 
 #: Paddings of :class:`Conv2D`.
 PADDINGS = F.PADDINGS
@@ -248,6 +248,50 @@ class Dropout(_Layer):
 
 
 @dataclass(frozen=True)
+class BatchNorm(_Layer):
+    """Batch normalisation of each channel (the last axis: a Dense layer's units, a Conv2D's channels):
+    ``gamma * (x - mean) / sqrt(var + eps) + beta``, with the batch's mean and biased variance in training
+    and the running ones in inference, as ``torch.nn.BatchNorm1d/2d``.  ``gamma`` (starting at 1) and ``beta``
+    (at 0) are parameters in ``theta``; the running mean and variance (starting at 0 and 1) are updated once
+    per training batch, ``running = (1 - momentum) * running + momentum * batch`` (the batch's unbiased
+    variance), and kept in the model's ``running`` vector.  ``channels`` is filled in by the CNN from the
+    layer's input."""
+
+    channels: int | None = None
+    momentum: float = 0.1
+    eps: float = 1e-5
+    kind = "BatchNorm"
+
+    def __post_init__(self):
+        if self.channels is not None:
+            object.__setattr__(self, "channels", _positive_int(self.channels, "BatchNorm channels"))
+        for name, low, high in (("momentum", 0.0, 1.0), ("eps", 0.0, math.inf)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (low <= v <= high and math.isfinite(v)) \
+                    or (name == "eps" and v <= 0):
+                raise ValueError(f"BatchNorm {name}: expected a finite number in [{low:g}, {high:g}]"
+                                 f"{' above 0' if name == 'eps' else ''}, got {v!r}")
+            object.__setattr__(self, name, float(v))
+
+    def output_shape(self, shape) -> tuple:
+        if self.channels is not None and shape[-1] != self.channels:
+            raise ValueError(f"received input of shape {_fmt(shape)} with {shape[-1]} channels, expected "
+                             f"{self.channels} (the last axis)")
+        return tuple(shape)
+
+    def param_shapes(self) -> list:
+        return [(self.channels,), (self.channels,)] if self.channels else []
+
+    def config(self) -> dict:
+        return {"type": self.kind, "channels": self.channels, "momentum": self.momentum, "eps": self.eps}
+
+    def __repr__(self):
+        extra = (f", momentum={self.momentum:g}" if self.momentum != 0.1 else "") + (
+            f", eps={self.eps:g}" if self.eps != 1e-5 else "")
+        return f"BatchNorm({self.channels}{extra})"
+
+
+@dataclass(frozen=True)
 class Flatten(_Layer):
     """(H, W, C) -> (H*W*C,) in C order (free: NHWC images are already stored so)."""
 
@@ -297,7 +341,8 @@ class Dense(_Layer):
 
 
 #: Layer classes by the name model files store.
-LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, Flatten, Dense)}
+LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, BatchNorm, Flatten,
+                                         Dense)}
 
 
 def layer_from_config(config) -> _Layer:
