@@ -118,13 +118,30 @@ def _emit_maxpool(g: _Graph, x: str, layer, output=None) -> str:
     return g.node("MaxPool", [x], "maxpool", output, kernel_shape=[size, size], strides=[size, size])
 
 
+def _emit_avgpool(g: _Graph, x: str, layer, output=None) -> str:
+    size = layer[1]
+    return g.node("AveragePool", [x], "avgpool", output, kernel_shape=[size, size], strides=[size, size])
+
+
+def _emit_globalavgpool(g: _Graph, x: str, layer, output=None) -> str:
+    return g.node("GlobalAveragePool", [x], "globalavgpool", output)
+
+
+def _emit_batchnorm(g: _Graph, x: str, layer, output=None) -> str:
+    _, gamma, beta, mean, var, eps = layer
+    return g.node("BatchNormalization", [x, g.constant("scale", gamma), g.constant("B", beta),
+                                         g.constant("mean", mean), g.constant("var", var)], "batchnorm", output,
+                  epsilon=float(eps))
+
+
 def _emit_flatten(g: _Graph, x: str, layer, output=None) -> str:
     return g.node("Flatten", [x], "flatten", output, axis=1)
 
 
 #: layer kind -> emit(graph, input name, layer, output name or None) -> output name.
 EMITTERS = {"dense": _emit_dense, "activation": _emit_activation, "transpose": _emit_transpose,
-            "conv": _emit_conv, "maxpool": _emit_maxpool, "flatten": _emit_flatten}
+            "conv": _emit_conv, "maxpool": _emit_maxpool, "avgpool": _emit_avgpool,
+            "globalavgpool": _emit_globalavgpool, "batchnorm": _emit_batchnorm, "flatten": _emit_flatten}
 
 
 def layers_of(model):
@@ -152,8 +169,15 @@ def layers_of(model):
         elif kind == "conv":
             _, W, b, stride, pads, act = layer
             steps += [("conv", W.transpose(3, 2, 0, 1), b, stride, pads), ("activation", act)]
-        elif kind == "maxpool":
-            steps.append(("maxpool", layer[1]))
+        elif kind in ("maxpool", "avgpool"):
+            steps.append((kind, layer[1]))
+        elif kind == "globalavgpool":  # (N, C, 1, 1): flat in the same order in NCHW and NHWC
+            steps += [("globalavgpool",), ("flatten",)]
+        elif kind == "dropout":  # the identity in inference: nothing to export
+            continue
+        elif kind == "batchnorm":  # the inference form; the channels are axis 1 of NCHW images and of (N, C) rows
+            _, gamma, beta, mean, var, eps, _ = layer
+            steps.append(("batchnorm", gamma, beta, mean.astype(gamma.dtype), var.astype(gamma.dtype), eps))
         elif kind == "flatten":  # back to NHWC first, so that the flat order is fastnn's (H, W, C)
             steps += [("transpose", (0, 2, 3, 1)), ("flatten",)]
         else:

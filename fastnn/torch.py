@@ -13,6 +13,7 @@ A :class:`~fastnn.models.CNN` becomes a Sequential that takes NCHW images, as Py
 ``padding=(top, left)`` when the zeros are symmetric and as an ``nn.ZeroPad2d`` before a ``padding=0``
 convolution when the odd extra row/column goes to the bottom/right (fastnn's rule, which PyTorch's
 symmetric padding cannot express; ``padding='same'`` is accepted by ``from_torch`` too), ``MaxPool2d(size)``,
+``AvgPool2d(size)``, ``AdaptiveAvgPool2d(1)`` then ``Flatten()`` (a ``GlobalAvgPool2D``),
 ``Flatten()`` and ``Linear``.  PyTorch flattens an image in (C, H, W) order and fastnn in (H, W, C), so the
 columns of the first ``Linear`` after ``Flatten`` are fastnn's rows of W permuted to that order.
 ``from_torch(module, input_shape=(H, W, C))`` reads such a Sequential back into a CNN (the shape is fastnn's
@@ -71,7 +72,8 @@ def to_torch(model, *, logits: bool = False):
     -------
     torch.nn.Sequential
         ``Linear`` layers (weight ``W.T``, bias ``b``) and activation modules, in the model's dtype; for a CNN
-        also ``Conv2d`` (with ``ZeroPad2d`` for asymmetric 'same' padding), ``MaxPool2d`` and ``Flatten``,
+        also ``Conv2d`` (with ``ZeroPad2d`` for asymmetric 'same' padding), ``MaxPool2d``, ``AvgPool2d``,
+        ``AdaptiveAvgPool2d(1)`` and ``Flatten``,
         taking NCHW images (see the module's docstring).
 
     Examples
@@ -95,6 +97,7 @@ def to_torch(model, *, logits: bool = False):
     acts = _activation_modules(torch)
     layers = model.layer_list()
     modules, perm = [], None  # perm: the flat order torch's Flatten gives, for the next Linear's rows
+    flat = len(model.input_shape) == 1  # rows (BatchNorm1d) rather than images (BatchNorm2d)
     for i, layer in enumerate(layers):
         kind, act, params = layer[0], "linear", None
         if kind == "conv":
@@ -111,8 +114,22 @@ def to_torch(model, *, logits: bool = False):
             params, perm = ((W.T if perm is None else W[perm].T), b), None
         elif kind == "maxpool":
             m = nn.MaxPool2d(layer[1])
+        elif kind == "avgpool":
+            m = nn.AvgPool2d(layer[1])
+        elif kind == "globalavgpool":  # (N, C, 1, 1), then flat: the channels' order is the same as fastnn's
+            modules.append(nn.AdaptiveAvgPool2d(1))
+            m, flat = nn.Flatten(), True
+        elif kind == "dropout":
+            m = nn.Dropout(layer[1])
+        elif kind == "batchnorm":
+            _, gamma, beta, mean, var, eps, momentum = layer
+            m = (nn.BatchNorm1d if flat else nn.BatchNorm2d)(gamma.shape[0], eps=eps, momentum=momentum, dtype=dtype)
+            params = (gamma, beta)
+            with torch.no_grad():
+                m.running_mean.copy_(torch.from_numpy(np.array(mean)))
+                m.running_var.copy_(torch.from_numpy(np.array(var)))
         elif kind == "flatten":
-            m, perm = nn.Flatten(), _flatten_perm(layer[1])
+            m, perm, flat = nn.Flatten(), _flatten_perm(layer[1]), True
         else:
             raise ValueError(f"model: a layer of kind {kind!r}, which fastnn.torch does not export")
         if params is not None:
@@ -156,7 +173,8 @@ def from_torch(module, *, output_activation=None, loss=None, input_shape=None):
     input_shape : (H, W, C) or (n,), optional
         Read the module as a :class:`~fastnn.models.CNN` taking inputs of this (fastnn, NHWC) shape: then
         ``Conv2d`` (zero padding 'valid' or fastnn's 'same', given as ``padding=`` or a ``ZeroPad2d`` before
-        it; groups and dilation 1), ``MaxPool2d(k)`` (stride k, no padding), ``Flatten()`` and ``Linear``,
+        it; groups and dilation 1), ``MaxPool2d(k)`` and ``AvgPool2d(k)`` (stride k, no padding),
+        ``AdaptiveAvgPool2d(1)`` then ``Flatten()``, ``Flatten()`` and ``Linear``,
         each layer with parameters followed by at most one activation, are read.
 
     Returns
@@ -242,12 +260,13 @@ def _pair(v):
 def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
     """``from_torch(module, input_shape=...)``: the CNN of a Sequential of Conv2d, MaxPool2d, Flatten, Linear."""
     from .models import CNN
-    from .models.layers import Conv2D, Dense, Flatten, MaxPool2D, check_input_shape
+    from .models.layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
+                                check_input_shape)
 
     nn = torch.nn
     shape = check_input_shape(input_shape)
     names = {cls: name for name, cls in _activation_modules(torch).items()}
-    layers, params, dtypes, pad = [], [], set(), None
+    layers, params, dtypes, pad, running = [], [], set(), None, {}
     # per layer with parameters: [layer arguments, activation or None]; params: (where, weight, bias, perm)
     pending = None  # index in layers of the last layer that takes an activation and has none yet
     flat_perm, current, n_shaped, wheres = None, shape, 0, []
@@ -271,9 +290,16 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
             layers[pending] = layers[pending][:-1] + ("linear",)
             pending = None
 
+    pooled = None  # where an AdaptiveAvgPool2d(1) was, until the Flatten that must follow it
     for i, (where, m) in enumerate(leaves):
         if pad is not None and not isinstance(m, nn.Conv2d):
             raise ValueError(f"{pad[0]}: ZeroPad2d must come just before a Conv2d")
+        if pooled is not None:
+            if not (isinstance(m, nn.Flatten) and (m.start_dim, m.end_dim) == (1, -1)):
+                raise ValueError(f"{pooled}: fastnn's GlobalAvgPool2D is AdaptiveAvgPool2d(1) then Flatten(), got "
+                                 f"{type(m).__name__} after it")
+            pooled = None  # (the GlobalAvgPool2D's output is flat already)
+            continue
         current = advance()
         if isinstance(m, nn.ZeroPad2d):
             left, right, top, bottom = (int(p) for p in m.padding)
@@ -322,6 +348,35 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
                                  f"dilation 1 and floor mode, got {m}")
             layers.append((MaxPool2D, dict(size=k[0]), "-"))
             wheres.append(where)
+        elif isinstance(m, nn.AvgPool2d):
+            close()
+            k, s = _pair(m.kernel_size), _pair(m.stride if m.stride is not None else m.kernel_size)
+            if k[0] != k[1] or s != k or _pair(m.padding) != (0, 0) or m.ceil_mode or m.divisor_override:
+                raise ValueError(f"{where}: fastnn's AvgPool2D is a square window with stride = size, no padding, "
+                                 f"floor mode and no divisor_override, got {m}")
+            layers.append((AvgPool2D, dict(size=k[0]), "-"))
+            wheres.append(where)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            close()
+            if not m.affine or not m.track_running_stats or m.momentum is None:
+                raise ValueError(f"{where}: fastnn's BatchNorm has gamma and beta (affine=True), running statistics "
+                                 f"(track_running_stats=True) and a momentum (not None), got {m}")
+            layers.append((BatchNorm, dict(channels=m.num_features, momentum=m.momentum, eps=m.eps), "-"))
+            wheres.append(where)
+            params.append((m.weight.detach().cpu().numpy(), m.bias.detach().cpu().numpy()))
+            running[len(layers) - 1] = (m.running_mean.detach().cpu().numpy(), m.running_var.detach().cpu().numpy())
+            dtypes.add(m.weight.dtype)
+        elif isinstance(m, nn.Dropout):
+            close()
+            layers.append((Dropout, dict(rate=float(m.p)), "-"))
+            wheres.append(where)
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            close()
+            if _pair(m.output_size) != (1, 1):
+                raise ValueError(f"{where}: fastnn's GlobalAvgPool2D is AdaptiveAvgPool2d(1), got {m}")
+            layers.append((GlobalAvgPool2D, {}, "-"))
+            wheres.append(where)
+            pooled = where
         elif isinstance(m, nn.Flatten):
             close()
             if (m.start_dim, m.end_dim) != (1, -1):
@@ -357,10 +412,13 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
             pending = None
         else:
             raise TypeError(f"{where}: fastnn has no layer for {type(m).__name__}; supported with input_shape: "
-                            "Conv2d, ZeroPad2d (before a Conv2d), MaxPool2d, Flatten, Linear, Sigmoid, Tanh, ReLU, "
-                            "Softmax (last), Identity")
+                            "Conv2d, ZeroPad2d (before a Conv2d), MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) (then "
+                            "Flatten), Flatten, Dropout, BatchNorm1d/2d, Linear, Sigmoid, Tanh, ReLU, Softmax (last), "
+                            "Identity")
     if pad is not None:
         raise ValueError(f"{pad[0]}: ZeroPad2d must come just before a Conv2d")
+    if pooled is not None:
+        raise ValueError(f"{pooled}: fastnn's GlobalAvgPool2D is AdaptiveAvgPool2d(1) then Flatten()")
     advance()
     if pending is not None:
         if output_activation not in (None, "softmax", "sigmoid"):
@@ -381,4 +439,6 @@ def _cnn_from_torch(torch, module, input_shape, output_activation, loss):
         W[...] = params[k][0]
         b[...] = 0 if params[k][1] is None else params[k][1]
         k += 1
+    for i, (mean, var) in running.items():
+        model.running_stats(i)[0][...], model.running_stats(i)[1][...] = mean, var
     return model

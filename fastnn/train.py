@@ -291,7 +291,7 @@ class Trainer:
             idx = order[s:s + self.batch_size]
             xb = F.gather_rows(X, idx)
             tb = F.gather_rows(T, idx)
-            loss, ok, _ = model.loss_gradient(xb, tb, grad)
+            loss, ok, _ = model.loss_gradient(xb, tb, grad, training=(int(self.seed) % 2**64, self.step))
             if not np.isfinite(loss):
                 return loss, correct
             total += loss

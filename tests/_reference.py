@@ -206,14 +206,77 @@ def max_pool2d_backward(grad_Y, argmax, input_shape):
     return gX.reshape(input_shape)
 
 
+def avg_pool2d_forward(X, size=2):
+    """Mean over non-overlapping windows (an int or (KH, KW)); trailing rows and columns dropped."""
+    kh, kw = size if isinstance(size, tuple) else (size, size)
+    N, H, W, C = X.shape
+    OH, OW = H // kh, W // kw
+    win = np.asarray(X, dtype=np.float64)[:, :OH * kh, :OW * kw, :].reshape(N, OH, kh, OW, kw, C)
+    return win.mean(axis=(2, 4))
+
+
+def avg_pool2d_backward(grad_Y, input_shape, size=2):
+    kh, kw = size if isinstance(size, tuple) else (size, size)
+    N, H, W, C = input_shape
+    OH, OW = grad_Y.shape[1:3]
+    gX = np.zeros(input_shape)
+    spread = np.repeat(np.repeat(np.asarray(grad_Y, dtype=np.float64), kh, axis=1), kw, axis=2) / (kh * kw)
+    gX[:, :OH * kh, :OW * kw, :] = spread
+    return gX
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix64(z):
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(shape, rate, seed, step, layer):
+    """The kept values (bool, C order) of fastnn's dropout: SplitMix64 of (seed, step, layer, index)."""
+    with np.errstate(over="ignore"):
+        key = _mix64(_mix64(np.uint64(seed) * _GOLDEN + np.uint64(step)) ^ (np.uint64(layer + 1) * _GOLDEN))
+        h = _mix64(key + np.arange(int(np.prod(shape)), dtype=np.uint64) * _GOLDEN)
+    return ((h >> np.uint64(11)).astype(np.float64) * 2.0**-53 >= rate).reshape(shape)
+
+
+def dropout(X, rate, seed, step, layer):
+    scale = np.asarray(1.0 / (1.0 - rate), dtype=X.dtype)
+    return np.where(dropout_mask(X.shape, rate, seed, step, layer), X * scale, 0).astype(X.dtype)
+
+
+def batch_norm_forward(X, gamma, beta, eps):
+    """(Y, mean, biased var) over all axes but the last, in float64."""
+    rows = np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])
+    mean, var = rows.mean(axis=0), rows.var(axis=0)
+    return ((rows - mean) / np.sqrt(var + eps) * gamma + beta).reshape(X.shape), mean, var
+
+
+def batch_norm_backward(dY, X, gamma, eps):
+    """(dX, dgamma, dbeta) of batch_norm_forward, the textbook way (through mean and variance separately)."""
+    rows = np.asarray(X, dtype=np.float64).reshape(-1, X.shape[-1])
+    d = np.asarray(dY, dtype=np.float64).reshape(rows.shape)
+    n = rows.shape[0]
+    mean, var = rows.mean(axis=0), rows.var(axis=0)
+    xhat = (rows - mean) / np.sqrt(var + eps)
+    dxhat = d * gamma
+    dvar = np.sum(dxhat * (rows - mean), axis=0) * -0.5 * (var + eps) ** -1.5
+    dmean = -np.sum(dxhat, axis=0) / np.sqrt(var + eps) + dvar * np.mean(-2 * (rows - mean), axis=0)
+    dX = dxhat / np.sqrt(var + eps) + dvar * 2 * (rows - mean) / n + dmean / n
+    return dX.reshape(X.shape), np.sum(d * xhat, axis=0), d.sum(axis=0)
+
+
 # ----------------------------------------------------- the whole CNN of fastnn.cnn (H-model's section)
 # Layer by layer in float64 with the references above, reading the parameters through the model's own
 # layout (CNN.layer_parameters); the reference for CNN.forward and CNN.loss_gradient.
 
 
-def cnn_loss_gradient(model, theta, X, T):
+def cnn_loss_gradient(model, theta, X, T, dropout_key=None):
     """Summed loss and d loss / d theta of a fastnn.models.CNN (cross-entropy or squared error) at ``theta``."""
-    from fastnn.layers import Conv2D, Dense, MaxPool2D
+    from fastnn.layers import AvgPool2D, Conv2D, Dense, Dropout, GlobalAvgPool2D, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)
     h, records, L = np.asarray(X, dtype=np.float64), [], len(model.layers)
@@ -231,6 +294,16 @@ def cnn_loss_gradient(model, theta, X, T):
             shape = h.shape
             h, argmax = max_pool2d_forward(h, layer.size)
             records.append((shape, argmax, None))
+        elif isinstance(layer, Dropout):
+            mask = (dropout_mask(h.shape, layer.rate, *dropout_key, i) / (1 - layer.rate) if dropout_key
+                    else np.ones(h.shape))
+            records.append((mask, None, None))
+            h = h * mask
+        elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+            window = (layer.size, layer.size) if isinstance(layer, AvgPool2D) else tuple(h.shape[1:3])
+            records.append((h.shape, window, None))
+            h = avg_pool2d_forward(h, window)
+            h = h.reshape(h.shape[0], -1) if isinstance(layer, GlobalAvgPool2D) else h
         else:
             records.append((h.shape, None, None))
             h = h.reshape(h.shape[0], -1)
@@ -248,8 +321,12 @@ def cnn_loss_gradient(model, theta, X, T):
                 gW[...], gb[...], delta = conv2d_backward(delta, b, a, W, act, layer.stride, layer.padding)
             else:
                 gW[...], gb[...], delta = dense_backward(delta, b, a, W, act)
+        elif isinstance(layer, Dropout):
+            delta = delta * a
         elif isinstance(layer, MaxPool2D):
             delta = max_pool2d_backward(delta, b, a)
+        elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+            delta = avg_pool2d_backward(delta.reshape(a[0], a[1] // b[0], a[2] // b[1], a[3]), a, b)
         else:
             delta = delta.reshape(a)
     return loss, grad
@@ -257,7 +334,7 @@ def cnn_loss_gradient(model, theta, X, T):
 
 def cnn_forward(model, theta, X):
     """The CNN's outputs (probabilities for a softmax output) in float64."""
-    from fastnn.layers import Conv2D, Dense, MaxPool2D
+    from fastnn.layers import AvgPool2D, Conv2D, Dense, Dropout, GlobalAvgPool2D, MaxPool2D
 
     theta = np.asarray(theta, dtype=np.float64)
     h = np.asarray(X, dtype=np.float64)
@@ -268,6 +345,12 @@ def cnn_forward(model, theta, X):
             h = dense_forward(h, *model.layer_parameters(theta, i), layer.activation)[1]
         elif isinstance(layer, MaxPool2D):
             h = max_pool2d_forward(h, layer.size)[0]
+        elif isinstance(layer, Dropout):  # the identity in inference
+            continue
+        elif isinstance(layer, AvgPool2D):
+            h = avg_pool2d_forward(h, layer.size)
+        elif isinstance(layer, GlobalAvgPool2D):
+            h = avg_pool2d_forward(h, tuple(h.shape[1:3])).reshape(h.shape[0], -1)
         else:
             h = h.reshape(h.shape[0], -1)
     return h

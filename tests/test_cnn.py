@@ -11,8 +11,8 @@ import pytest
 
 import _reference as R
 import fastnn.functional as F
-from fastnn.layers import (Conv2D, Dense, Flatten, MaxPool2D, images_to_rows, infer_shapes, layer_from_config,
-                           rows_to_images)
+from fastnn.layers import (AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, images_to_rows,
+                           infer_shapes, layer_from_config, rows_to_images)
 from fastnn.models import CNN, MLP, ModelFileError
 from fastnn.models import cnn as cnn_module
 from fastnn.train import Trainer, TrainingDiverged
@@ -430,6 +430,10 @@ NETWORKS = {  # (input shape, layers, targets): every layer kind, both paddings,
     "binary": ((8, 8, 1), [Conv2D(1, 3, 3), MaxPool2D(3), Flatten(), Dense(12, 1, "sigmoid")], "binary"),
     "regression": ((5, 5, 2), [Conv2D(2, 3, 2, activation="linear"), Flatten(), Dense(48, 6, "tanh"),
                                Dense(6, 3, "linear")], "values"),
+    "avgpool": ((9, 7, 2), [Conv2D(2, 4, 3, padding="same", activation="relu"), AvgPool2D(2), MaxPool2D(2),
+                            Flatten(), Dense(8, 3, "softmax")], "onehot"),
+    "global_avgpool": ((7, 6, 1), [AvgPool2D(3), Conv2D(1, 5, 2, padding="same", activation="tanh"),
+                                   GlobalAvgPool2D(), Dense(5, 3, "softmax")], "onehot"),
 }
 
 

@@ -231,8 +231,10 @@ def test_from_torch_reads_a_hand_built_cnn():
 
 
 @pytest.mark.parametrize("seq,error,match", [
-    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), TypeError, r"module\[1\].*BatchNorm2d"),
-    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.AvgPool2d(2)), TypeError, r"module\[1\].*AvgPool2d"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.LayerNorm([2, 5, 5])), TypeError, r"module\[1\].*LayerNorm"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)), TypeError, r"module\[1\].*Upsample"),
+    (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, affine=False)), ValueError,
+     r"module\[1\].*affine=True"),
     (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2)), ValueError, r"module\[0\].*dilation"),
     (lambda nn: nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), ValueError, r"module\[0\].*groups"),
     (lambda nn: nn.Sequential(nn.Conv2d(1, 2, 3, padding=2)), ValueError, r"module\[0\].*neither 'valid'"),

@@ -325,3 +325,71 @@ cdef void maxpool_backward_part(const floating* dY, const int32_t* arg, Py_ssize
                     memset(img + (h * Wd + OW * s) * C, 0, (Wd - OW * s) * C * sizeof(floating))
         if OH * s < H:  # the rows no window covers
             memset(img + OH * s * Wd * C, 0, (H - OH * s) * Wd * C * sizeof(floating))
+
+
+# ------------------------------------------------------------------------------ average pooling
+
+# Entries of an average-pooling's geometry vector: input (H, W, C), window (KH, KW; also the stride), output.
+# A global average pooling is the window (H, W): one output pixel.
+cdef enum:
+    A_H = 0
+    A_W = 1
+    A_C = 2
+    A_KH = 3
+    A_KW = 4
+    A_OH = 5
+    A_OW = 6
+    N_AGEOM = 7
+
+
+cdef void avgpool_forward_part(const floating* X, Py_ssize_t n, const int64_t* ag, floating* Y) noexcept nogil:
+    # IN X (n, H, W, C), ag (N_AGEOM,); OUT Y (n, OH, OW, C)
+    """Mean over non-overlapping KH x KW windows (trailing rows and columns dropped, as
+    torch.nn.AvgPool2d), each window summed in float64 in row-major order."""
+    cdef Py_ssize_t H = ag[A_H], Wd = ag[A_W], C = ag[A_C], KH = ag[A_KH], KW = ag[A_KW]
+    cdef Py_ssize_t OH = ag[A_OH], OW = ag[A_OW]
+    cdef Py_ssize_t i, oh, ow, kh, kw, c
+    cdef const floating* img
+    cdef const floating* row
+    cdef floating* y
+    cdef double s, inv = 1.0 / <double>(KH * KW)
+    for i in range(n):
+        img = X + i * H * Wd * C
+        for oh in range(OH):
+            for ow in range(OW):
+                y = Y + ((i * OH + oh) * OW + ow) * C
+                for c in range(C):
+                    s = 0.0
+                    for kh in range(KH):
+                        row = img + ((oh * KH + kh) * Wd + ow * KW) * C + c
+                        for kw in range(KW):
+                            s += row[kw * C]
+                    y[c] = <floating>(s * inv)
+
+
+cdef void avgpool_backward_part(const floating* dY, Py_ssize_t n, const int64_t* ag, floating* dX) noexcept nogil:
+    # IN dY (n, OH, OW, C), ag; OUT dX (n, H, W, C)
+    """Each output's gradient spread evenly over its window (times 1 / (KH * KW)); zero on the rows and
+    columns no window covers.  Every input value is written once."""
+    cdef Py_ssize_t H = ag[A_H], Wd = ag[A_W], C = ag[A_C], KH = ag[A_KH], KW = ag[A_KW]
+    cdef Py_ssize_t OH = ag[A_OH], OW = ag[A_OW]
+    cdef Py_ssize_t i, oh, ow, kh, kw, c, h, in_size = H * Wd * C
+    cdef floating* img
+    cdef floating* x
+    cdef const floating* dy
+    cdef floating inv = <floating>(1.0 / <double>(KH * KW))
+    for i in range(n):
+        img = dX + i * in_size
+        for oh in range(OH):
+            dy = dY + (i * OH + oh) * OW * C
+            for kh in range(KH):
+                h = oh * KH + kh
+                for ow in range(OW):
+                    for kw in range(KW):
+                        x = img + (h * Wd + ow * KW + kw) * C
+                        for c in range(C):
+                            x[c] = dy[ow * C + c] * inv
+                if OW * KW < Wd:  # the columns no window covers
+                    memset(img + (h * Wd + OW * KW) * C, 0, (Wd - OW * KW) * C * sizeof(floating))
+        if OH * KH < H:  # the rows no window covers
+            memset(img + OH * KH * Wd * C, 0, (H - OH * KH) * Wd * C * sizeof(floating))

@@ -1,4 +1,4 @@
-# One whole training epoch of a convolutional network: a stack of conv and max-pool layers, a flatten
+# One whole training epoch of a convolutional network: a stack of conv, max- and average-pool layers, a flatten
 # (free in NHWC), then dense layers and a fused loss, in the same job, roles and steps as the dense epoch
 # (_epoch.pxi).
 #
@@ -24,6 +24,7 @@
 cdef enum:
     KIND_CONV = 0
     KIND_POOL = 1
+    KIND_AVGPOOL = 2
 
 # Columns of the plan's stack table (the conv and pool layers before the flatten), one row per layer.
 cdef enum:
@@ -95,8 +96,10 @@ cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floatin
             g = conv_geom(net.geom + r[SC_GEOM])
             conv_forward_part(inp, cnt, &g, theta + r[SC_W], theta + r[SC_B], <int>r[SC_ACT],
                               block_cols(net, work, r, &g, lo, role) if r[SC_COLS] >= 0 else NULL, out, out)
-        else:
+        elif r[SC_KIND] == KIND_POOL:
             maxpool_forward_part(inp, cnt, net.geom + r[SC_GEOM], out, net.iwork + r[SC_COLS] + lo * r[SC_OUT])
+        else:
+            avgpool_forward_part(inp, cnt, net.geom + r[SC_GEOM], out)
         inp = out
 
 
@@ -138,6 +141,10 @@ cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floati
             if l == 0:
                 break
             maxpool_backward_part(src, net.iwork + r[SC_COLS] + lo * r[SC_OUT], cnt, net.geom + r[SC_GEOM], dst)
+        elif r[SC_KIND] == KIND_AVGPOOL:
+            if l == 0:
+                break
+            avgpool_backward_part(src, cnt, net.geom + r[SC_GEOM], dst)
         else:
             g = conv_geom(net.geom + r[SC_GEOM])
             if l > 0:

@@ -19,7 +19,7 @@
 
 from cython cimport floating
 from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from cpython.exc cimport PyErr_CheckSignals
@@ -74,6 +74,8 @@ include "_optim.pxi"
 include "_epoch.pxi"
 include "_conv.pxi"
 include "_conv_epoch.pxi"
+include "_dropout.pxi"
+include "_norm.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
@@ -90,10 +92,12 @@ SPLITS = {SPLIT_NONE: "none", SPLIT_ROWS: "rows", SPLIT_COLS: "cols", SPLIT_K: "
 #: Entries of a convolution's and a max-pooling's geometry vectors, name -> index.
 CONV_GEOMETRY = ("H", "W", "C", "KH", "KW", "F", "stride", "pad_top", "pad_left", "OH", "OW")
 POOL_GEOMETRY = ("H", "W", "C", "size", "OH", "OW")
+#: Entries of an average-pooling's geometry vector (a global one's window is the whole image).
+AVGPOOL_GEOMETRY = ("H", "W", "C", "KH", "KW", "OH", "OW")
 #: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
 STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
                  "gpart_off", "sums_off")
-STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL}
+STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL}
 NET_WORK_OFFSETS = WORK_OFFSETS + ("dtop", "ga", "gb")
 
 #: The x86-64 level this copy of the core was compiled for ('x86-64-v2', 'x86-64-v3', 'x86-64-v4', or
@@ -769,3 +773,90 @@ def max_pool2d_backward(const floating[:, ::1] dY, const int32_t[:, ::1] arg, co
     with nogil:
         maxpool_backward_part(&dY[0, 0] if dY.shape[1] else NULL, &arg[0, 0] if dY.shape[1] else NULL, N,
                               &pgeom[0], &dX_out[0, 0])
+
+
+ctypedef struct AvgPoolJob:
+    const char* X
+    const int64_t* ag
+    char* Y
+    Py_ssize_t N
+    int parts
+    int itemsize
+    bint backward
+
+
+cdef void avgpool_job(void* arg, uint32_t part, int slot) noexcept nogil:
+    cdef AvgPoolJob* j = <AvgPoolJob*>arg
+    cdef Py_ssize_t lo, n, out_size = j.ag[A_OH] * j.ag[A_OW] * j.ag[A_C], in_size = j.ag[A_H] * j.ag[A_W] * j.ag[A_C]
+    part_range(0, j.N, <int>part, j.parts, &lo, &n)
+    if j.backward:  # X is dY, Y is dX
+        if j.itemsize == 4:
+            avgpool_backward_part(<const float*>j.X + lo * out_size, n, j.ag, <float*>j.Y + lo * in_size)
+        else:
+            avgpool_backward_part(<const double*>j.X + lo * out_size, n, j.ag, <double*>j.Y + lo * in_size)
+    elif j.itemsize == 4:
+        avgpool_forward_part(<const float*>j.X + lo * in_size, n, j.ag, <float*>j.Y + lo * out_size)
+    else:
+        avgpool_forward_part(<const double*>j.X + lo * in_size, n, j.ag, <double*>j.Y + lo * out_size)
+
+
+def avg_pool2d(const floating[:, ::1] X, const int64_t[::1] ageom, floating[:, ::1] Y_out, bint backward):
+    # IN X (N, H*W*C) (backward: dY (N, OH*OW*C)), ageom (N_AGEOM,); OUT Y_out (N, OH*OW*C) (backward: dX)
+    """Average pooling over non-overlapping windows, forward, or its backward (dY to dX), in parts of images."""
+    cdef AvgPoolJob j
+    cdef int threads = fnn_get_num_threads()
+    if Y_out.shape[0] == 0 or Y_out.shape[1] == 0:
+        return
+    j.X, j.ag, j.Y = <const char*>&X[0, 0] if X.shape[1] else NULL, &ageom[0], <char*>&Y_out[0, 0]
+    j.N, j.itemsize, j.backward = Y_out.shape[0], sizeof(floating), backward
+    j.parts = conv_parts(Y_out.shape[0], 4.0 * Y_out.shape[0] * max(X.shape[1], Y_out.shape[1]))
+    with nogil:
+        fnn_team_run(avgpool_job, &j, <uint32_t>j.parts, threads)
+
+
+def dropout(floating[::1] X, uint64_t seed, uint64_t step, uint64_t layer, double rate):
+    # IN/OUT X (n,): a layer's batch output (or its gradient), flat
+    """Inverted dropout in place: each value kept (times 1 / (1 - rate)) or zeroed by the hash of (seed, step,
+    layer, its index); the same call on the gradient applies the same mask."""
+    cdef floating scale = <floating>(1.0 / (1.0 - rate))
+    cdef uint64_t key = dropout_key(seed, step, layer)
+    if X.shape[0] == 0:
+        return
+    with nogil:
+        dropout_range(&X[0], 0, X.shape[0], key, rate, scale)
+
+
+def batch_norm_stats(const floating[:, ::1] X, double[::1] mean_out, double[::1] var_out):
+    # IN X (n, C); OUT mean_out, var_out (C,)
+    """Per-column mean and biased variance of a batch, in float64."""
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return
+    with nogil:
+        bn_stats(&X[0, 0], X.shape[0], X.shape[1], &mean_out[0], &var_out[0])
+
+
+def batch_norm_apply(const floating[:, ::1] X, const floating[::1] gamma, const floating[::1] beta,
+                     const double[::1] mean, const double[::1] invstd, floating[:, ::1] Y_out):
+    # IN X (n, C), gamma, beta, mean, invstd (C,); OUT Y_out (n, C)
+    """Y = gamma * (X - mean) * invstd + beta (the batch's statistics in training, the running ones after)."""
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return
+    with nogil:
+        bn_apply(&X[0, 0], X.shape[0], X.shape[1], &gamma[0], &beta[0], &mean[0], &invstd[0], &Y_out[0, 0])
+
+
+def batch_norm_backward(const floating[:, ::1] dY, const floating[:, ::1] X, const floating[::1] gamma,
+                        const double[::1] mean, const double[::1] invstd, double[::1] sums,
+                        floating[:, ::1] dX_out, floating[::1] dgamma_out, floating[::1] dbeta_out):
+    # IN dY, X (n, C), gamma, mean, invstd (C,); scratch sums (2 C,); OUT dX_out (n, C), dgamma_out, dbeta_out
+    """The backward of batch_norm_apply with the batch's own statistics."""
+    cdef Py_ssize_t C = X.shape[1]
+    if C == 0:
+        return
+    if X.shape[0] == 0:
+        dgamma_out[:] = 0
+        dbeta_out[:] = 0
+        return
+    with nogil:
+        bn_backward(&dY[0, 0], &X[0, 0], X.shape[0], C, &gamma[0], &mean[0], &invstd[0], &sums[0], &dX_out[0, 0],
+                    &dgamma_out[0], &dbeta_out[0])

@@ -31,9 +31,13 @@ The names below live in these modules (import them from ``fastnn.functional``):
 """
 
 from ._checks import all_finite, check_hyperparameter, float_dtype
-from .conv import (PADDINGS, conv2d_backward, conv2d_forward, conv2d_output_shape, max_pool2d_backward,
+from .conv import (PADDINGS, avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward,
+                   conv2d_output_shape, global_avg_pool2d_backward, global_avg_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward)
 from .conv_epoch import NetworkPlan, conv_epoch_plan, network_parameter_offsets, network_plan
+from .dropout import dropout
+from .norm import (BatchNormResult, batch_norm_backward, batch_norm_forward, batch_norm_inference,
+                   update_running_stats)
 from .dense import ACTIVATIONS, activation, activation_deriv, dense_backward, dense_forward, gather_rows, softmax
 from .dense_epoch import EpochPlan, check_layers, epoch_plan, parameter_offsets
 from .epoch import RETRY_FULL_TEAM, EpochResult, train_epoch
@@ -79,6 +83,16 @@ __all__ = [
     "conv2d_backward",
     "max_pool2d_forward",
     "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_avg_pool2d_backward",
+    "dropout",
+    "BatchNormResult",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "batch_norm_inference",
+    "update_running_stats",
     "NetworkPlan",
     "network_plan",
     "network_parameter_offsets",

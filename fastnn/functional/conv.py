@@ -21,6 +21,7 @@ from .._kernels import _core
 from ._checks import activation_code, as_float, check_out, float_dtype
 
 __all__ = ["PADDINGS", "conv2d_output_shape", "conv2d_forward", "conv2d_backward", "max_pool2d_forward",
+           "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward",
            "max_pool2d_backward"]
 
 #: Paddings of :func:`conv2d_forward`: 'valid' (none) or 'same' (output size ceil(size / stride)).
@@ -338,3 +339,117 @@ def max_pool2d_backward(grad_Y, argmax, input_shape, *, size=None, out=None) -> 
     elif gX.size:
         gX[...] = 0
     return gX
+
+
+def avg_pool_geometry(input_shape, size, name="avg_pool2d") -> np.ndarray:
+    """An average-pooling's geometry vector (``_core.AVGPOOL_GEOMETRY``) for (H, W, C) images and a window of
+    ``size`` (an int, or (KH, KW)), which is also the stride; ValueError naming ``name`` when it does not fit."""
+    H, W, C = (int(v) for v in input_shape)
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        KH, KW = (_positive_int(v, f"{name}: size") for v in size)
+    else:
+        KH = KW = _positive_int(size, f"{name}: size")
+    if H < KH or W < KW:
+        raise ValueError(f"{name}: images of shape (H, W, C) = {(H, W, C)} are smaller than the {KH}x{KW} "
+                         f"window: expected H >= {KH} and W >= {KW}")
+    if H * W * C > _INT32_MAX:
+        raise ValueError(f"{name}: images of shape (H, W, C) = {(H, W, C)} have more than 2**31 - 1 values")
+    return np.array([H, W, C, KH, KW, H // KH, W // KW], dtype=np.int64)
+
+
+def avg_pool2d_forward(X, size=2, *, out=None) -> np.ndarray:
+    """Average pooling over non-overlapping ``size x size`` windows (stride ``size``), NHWC.
+
+    Trailing rows and columns that do not fill a window are dropped (as ``torch.nn.AvgPool2d(size)``); each
+    window is summed in float64.  ``size`` may be a pair (KH, KW); ``size=(H, W)`` is a global average pooling
+    (:func:`global_avg_pool2d_forward`).
+
+    Parameters
+    ----------
+    X : (N, H, W, C) ndarray of float32 or float64
+    size : int or (int, int)
+    out : (N, H // KH, W // KW, C) ndarray, optional
+
+    Returns
+    -------
+    (N, H // KH, W // KW, C) ndarray
+
+    Examples
+    --------
+    >>> avg_pool2d_forward(np.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0]
+    array([[ 2.5,  4.5],
+           [10.5, 12.5]])
+    """
+    X = as_float(X, "X", float_dtype(X), 4)
+    N = X.shape[0]
+    g = avg_pool_geometry(X.shape[1:], size, "avg_pool2d_forward")
+    Y = check_out(out, "out", (N, int(g[5]), int(g[6]), X.shape[3]), X.dtype, [("X", X)])
+    if Y.size:
+        _core.avg_pool2d(X.reshape(N, -1), g, Y.reshape(N, -1), False)
+    return Y
+
+
+def avg_pool2d_backward(grad_Y, input_shape, size=2, *, out=None) -> np.ndarray:
+    """Average-pooling backward: each output's gradient spread evenly over its window (zero on the rows and
+    columns no window covers).
+
+    Parameters
+    ----------
+    grad_Y : (N, OH, OW, C) ndarray
+    input_shape : tuple (N, H, W, C)
+        The forward's input shape.
+    size : int or (int, int)
+        The forward's window.
+    out : (N, H, W, C) ndarray, optional
+
+    Returns
+    -------
+    (N, H, W, C) ndarray
+    """
+    dY = as_float(grad_Y, "grad_Y", float_dtype(grad_Y), 4)
+    try:
+        shape = tuple(int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"avg_pool2d_backward: input_shape: expected (N, H, W, C), got {input_shape!r}") from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError(f"avg_pool2d_backward: input_shape: expected (N, H, W, C), got {input_shape!r}")
+    N = shape[0]
+    g = avg_pool_geometry(shape[1:], size, "avg_pool2d_backward")
+    expected = (N, int(g[5]), int(g[6]), shape[3])
+    if dY.shape != expected:
+        raise ValueError(f"avg_pool2d_backward: grad_Y: expected shape {expected}, the pooled output of inputs of "
+                         f"shape {shape} with {int(g[3])}x{int(g[4])} windows, got shape {dY.shape}")
+    gX = check_out(out, "out", shape, dY.dtype, [("grad_Y", dY)])
+    if gX.size:
+        _core.avg_pool2d(dY.reshape(N, -1), g, gX.reshape(N, -1), True)
+    return gX
+
+
+def global_avg_pool2d_forward(X, *, out=None) -> np.ndarray:
+    """The mean of each channel over the whole image: (N, H, W, C) -> (N, C) (``torch.nn.AdaptiveAvgPool2d(1)``
+    then a flatten).
+
+    Examples
+    --------
+    >>> global_avg_pool2d_forward(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[3., 4.]])
+    """
+    X = as_float(X, "X", float_dtype(X), 4)
+    N, H, W, C = X.shape
+    Y = check_out(out, "out", (N, C), X.dtype, [("X", X)])
+    if Y.size:
+        avg_pool2d_forward(X, (H, W), out=Y.reshape(N, 1, 1, C))
+    return Y
+
+
+def global_avg_pool2d_backward(grad_Y, input_shape, *, out=None) -> np.ndarray:
+    """Global-average-pooling backward: (N, C) gradients spread evenly over each image, (N, H, W, C)."""
+    dY = as_float(grad_Y, "grad_Y", float_dtype(grad_Y), 2)
+    try:
+        N, H, W, C = (int(v) for v in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"global_avg_pool2d_backward: input_shape: expected (N, H, W, C), got "
+                         f"{input_shape!r}") from None
+    if dY.shape != (N, C):
+        raise ValueError(f"global_avg_pool2d_backward: grad_Y: expected shape {(N, C)}, got shape {dY.shape}")
+    return avg_pool2d_backward(dY.reshape(N, 1, 1, C), (N, H, W, C), (H, W), out=out)

@@ -1,8 +1,8 @@
-"""The compiled training epoch of a convolutional network: conv and max-pool layers on NHWC images, a
-flatten, dense layers and a fused loss.  :func:`conv_epoch_plan` (formerly ``network_plan``, still an alias)
-checks the layer stack and the training options and lays out the workspace in a :class:`NetworkPlan`, which
-:func:`~fastnn.functional.train_epoch` trains with.  (A dense network's epoch, an MLP's, is planned by
-:func:`~fastnn.functional.epoch_plan`.)"""
+"""The compiled training epoch of a convolutional network: conv, max- and average-pool layers on NHWC images,
+a flatten (or a global average pooling), dense layers and a fused loss.  :func:`conv_epoch_plan` (formerly
+``network_plan``, still an alias) checks the layer stack and the training options and lays out the
+workspace in a :class:`NetworkPlan`, which :func:`~fastnn.functional.train_epoch` trains with.  (A dense
+network's epoch, an MLP's, is planned by :func:`~fastnn.functional.epoch_plan`.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .._config import ADAM_EPS, PARTS
 from .._kernels import _core
 from ._checks import check_training_options
 from ._parts import dense_k_scratch, dense_steps, vector_step, with_threads
-from .conv import conv2d_geometry, pool_geometry
+from .conv import avg_pool_geometry, conv2d_geometry, pool_geometry
 from .optim import StepPlan
 
 __all__ = ["NetworkPlan", "conv_epoch_plan", "network_plan", "network_parameter_offsets"]
@@ -32,10 +32,14 @@ KEEP_COLS_BYTES = 8 << 20
 _FIELDS = {
     "conv": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "activation"),
     "pool": ("size",),
+    "avgpool": ("size",),
+    "globalavgpool": (),
     "flatten": (),
     "dense": ("n_in", "n_out", "activation"),
 }
 _DEFAULTS = {"stride": 1, "padding": "valid", "activation": None, "size": 2}
+#: The kinds that take images and run in the compiled stack, before the dense layers.
+_IMAGE_KINDS = ("conv", "pool", "avgpool", "globalavgpool")
 
 
 def _layer_fields(i, layer) -> dict:
@@ -47,7 +51,8 @@ def _layer_fields(i, layer) -> dict:
         kind, values = layer[0], None
     else:
         raise ValueError(f"layers[{i}]: expected a tuple such as ('conv', 1, 16, 3, 1, 'same', 'relu'), ('pool', 2), "
-                         f"('flatten',) or ('dense', 2048, 128, 'relu'), got {layer!r}")
+                         f"('avgpool', 2), ('flatten',), ('globalavgpool',) or ('dense', 2048, 128, 'relu'), got "
+                         f"{layer!r}")
     if kind not in _FIELDS:
         raise ValueError(f"layers[{i}]: unknown kind {kind!r}; expected one of {tuple(_FIELDS)}")
     names = _FIELDS[kind]
@@ -97,9 +102,9 @@ def _describe_layers(layers, input_shape):
     for i, layer in enumerate(layers):
         f = _layer_fields(i, layer)
         kind, name = f["kind"], f"layers[{i}] ({f['kind']})"
-        if kind in ("conv", "pool") and len(shape) != 3:
+        if kind in _IMAGE_KINDS and len(shape) != 3:
             raise ValueError(f"{name}: expected images (H, W, C) as input, got the flat shape {shape}: a conv or pool "
-                             "layer cannot follow a flatten or a dense layer")
+                             "layer cannot follow a flatten, a global pooling or a dense layer")
         if kind == "conv":
             C_in = _count(f["in_channels"], f"{name}: in_channels")
             F_out = _count(f["out_channels"], f"{name}: out_channels")
@@ -117,6 +122,13 @@ def _describe_layers(layers, input_shape):
             g = pool_geometry(shape, f["size"], name)
             f["geometry"] = g
             out = (int(g[4]), int(g[5]), shape[2])
+        elif kind == "avgpool":
+            g = avg_pool_geometry(shape, f["size"], name)
+            f["geometry"] = g
+            out = (int(g[5]), int(g[6]), shape[2])
+        elif kind == "globalavgpool":  # the whole image's window: one value per channel, flat
+            f["geometry"] = avg_pool_geometry(shape, shape[:2], name)
+            out = (shape[2],)
         elif kind == "flatten":
             if len(shape) != 3:
                 raise ValueError(f"{name}: the input is already flat, shape {shape}")
@@ -199,7 +211,7 @@ class NetworkPlan(StepPlan):
         super().__init__(n_params, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
         bs = batch_size
         rows = [(f, s, o, p) for (f, s, o), p in zip(described, self.offsets_of_layers)]
-        stack = [r for r in rows if r[0]["kind"] in ("conv", "pool")]
+        stack = [r for r in rows if r[0]["kind"] in _IMAGE_KINDS]
         dense = [r for r in rows if r[0]["kind"] == "dense"]
         self.conv_end = dense[0][3][0]
         widths = [o[0] for _, _, o, _ in dense]
@@ -271,9 +283,12 @@ class NetworkPlan(StepPlan):
                 row[:] = (_core.STACK_KINDS["conv"], in_size, out_size, p[0], p[1], _core.ACTIVATIONS[f["activation"]],
                           out_off, cols_off, len(geometry), gpart_off, doff)
                 doff += self.image_parts * F
-            else:
+            elif f["kind"] == "pool":
                 row[:] = (_core.STACK_KINDS["pool"], in_size, out_size, -1, -1, 0, out_off, ioff, len(geometry), -1, -1)
                 ioff += bs * out_size
+            else:  # average pooling, a global one included: no arg-max to keep
+                row[:] = (_core.STACK_KINDS["avgpool"], in_size, out_size, -1, -1, 0, out_off, -1, len(geometry), -1,
+                          -1)
             geometry.extend(int(v) for v in g)
         self.geometry = np.array(geometry, dtype=np.int64)
         self.layers = np.zeros((len(dense), len(_core.LAYER_COLUMNS)), dtype=np.int64)
@@ -329,9 +344,11 @@ def conv_epoch_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32
     layers : sequence of tuples (or dicts with the same field names)
         In order: ``("conv", in_channels, out_channels, kernel_size, stride=1, padding="valid",
         activation="relu")`` (kernel_size an int or (KH, KW); activation linear/sigmoid/tanh/relu),
-        ``("pool", size=2)`` (max-pooling, window = stride = size), ``("flatten",)``, then
-        ``("dense", n_in, n_out, activation)`` layers (softmax only last).  Conv and pool layers come first,
-        a flatten before the first dense layer, a dense layer last.
+        ``("pool", size=2)`` (max-pooling, window = stride = size), ``("avgpool", size=2)`` (average
+        pooling; size an int or (KH, KW)), ``("flatten",)`` or ``("globalavgpool",)`` (each channel's mean
+        over the image: flat, in place of the flatten), then ``("dense", n_in, n_out, activation)`` layers
+        (softmax only last).  Conv and pool layers come first, a flatten or a global pooling before the
+        first dense layer, a dense layer last.
     input_shape : (H, W, C)
         The images' shape; the data are NHWC rows (N, H, W, C) or (N, H*W*C).
     loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}

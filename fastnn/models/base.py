@@ -22,7 +22,10 @@ The layer list, input to output (arrays are views of ``theta``, in fastnn's layo
 - ``("conv", W (KH, KW, C_in, C_out), b (C_out,), stride, (top, left, bottom, right) zero padding,
   activation)``;
 - ``("maxpool", size)``: non-overlapping ``size`` x ``size`` windows;
-- ``("flatten", (H, W, C))``: an image flattened in C order, (H, W, C).
+- ``("flatten", (H, W, C))``: an image flattened in C order, (H, W, C);
+- ``("avgpool", size)``, ``("globalavgpool", (H, W, C))`` (each channel's mean, flat),
+  ``("dropout", rate)`` (the identity in inference) and ``("batchnorm", gamma, beta, running_mean,
+  running_var, eps, momentum)`` (over the last axis; in inference the running statistics).
 
 ``activation`` is one of ``fastnn.functional.ACTIVATIONS``.
 """
@@ -85,7 +88,7 @@ class Model(abc.ABC):
         it (the model then trains batch by batch, through :meth:`loss_gradient`)."""
 
     @abc.abstractmethod
-    def loss_gradient(self, X, T, grad=None, *, theta=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, training=None):
         """One batch's summed loss, correct predictions, and the gradient of the loss w.r.t. ``theta``, layer
         by layer through ``fastnn.functional`` (the batch-by-batch path, and the compiled epoch's reference).
 
@@ -97,6 +100,10 @@ class Model(abc.ABC):
             Written in place (allocated when None).
         theta : (theta.size,) ndarray, optional
             Parameters to differentiate at (default the model's).
+        training : (seed, step), optional
+            The training batch this is (the trainer's seed and step): Dropout layers apply that step's masks
+            (``fastnn.functional.dropout``) and BatchNorm layers update their running statistics.  None (a
+            gradient check): no dropout, and BatchNorm uses the batch's statistics without keeping them.
 
         Returns
         -------

@@ -18,6 +18,7 @@ The recipe that trains a CNN on hw36 is ``fastnn.recipes.train_cnn``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -26,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
-from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
+from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
+                     check_input_shape, infer_shapes, layer_from_config)
 from .base import Model, check_loss_and_dtype
 from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
                          member_label, meta_member, model_dtype, open_npy_member, read_model_file, read_parameters,
@@ -34,6 +36,9 @@ from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check
 
 __all__ = ["CNN", "INITS", "EVAL_ELEMENTS"]
 
+#: The letter of each layer type in the pattern of stacks the compiled epoch runs (see network_layers).
+_KIND_LETTERS = {Conv2D: "c", MaxPool2D: "p", AvgPool2D: "a", GlobalAvgPool2D: "g", Flatten: "f", Dense: "d",
+                 Dropout: "x", BatchNorm: "n"}
 #: Initialisations: 'auto' is He (normal, Var = 2 / fan_in) before a ReLU and Xavier (uniform,
 #: Var = 2 / (fan_in + fan_out)) elsewhere; 'he' and 'xavier' use one rule for every layer.
 INITS = ("auto", "he", "xavier")
@@ -47,7 +52,8 @@ _HINT = "pass a model file written by CNN.save (an .npz)"
 
 
 class CNN(Model):
-    """A stack of Conv2D, MaxPool2D, Flatten and Dense layers ending in a Dense layer.
+    """A stack of Conv2D, MaxPool2D, AvgPool2D, Flatten (or GlobalAvgPool2D) and Dense layers ending in a Dense
+    layer.
 
     Parameters
     ----------
@@ -88,6 +94,10 @@ class CNN(Model):
         if len(layers) > MAX_MODEL_LAYERS:
             raise ValueError(f"layers: {len(layers):,} layers, more than MAX_MODEL_LAYERS ({MAX_MODEL_LAYERS:,})")
         shapes = infer_shapes(input_shape, layers)
+        # a BatchNorm's channels are its input's last axis
+        layers = [dataclasses.replace(layer, channels=(input_shape if i == 0 else shapes[i - 1])[-1])
+                  if isinstance(layer, BatchNorm) and layer.channels is None else layer
+                  for i, layer in enumerate(layers)]
         last = layers[-1]
         if not isinstance(last, Dense):
             raise ValueError(f"layers[{len(layers) - 1}] {last!r}: the last layer must be a Dense layer (the "
@@ -117,6 +127,14 @@ class CNN(Model):
         self.dtype = dtype
         self.offsets, n_params = self._layout(layers)
         self.theta = alloc(n_params, dtype=dtype)
+        #: BatchNorm layers' running mean and variance, back to back (each layer's C means then C variances),
+        #: float64; ``running_offsets[i]`` is layer i's start (None for other layers).
+        self.running_offsets, off = [], 0
+        for layer in layers:
+            self.running_offsets.append(off if isinstance(layer, BatchNorm) else None)
+            off += 2 * layer.channels if isinstance(layer, BatchNorm) else 0
+        self.running = np.zeros(off)
+        self._reset_running()
         #: Facts saved with the model (``save(meta=...)``), e.g. a shipped model's recipe and scores.
         self.meta = {}
 
@@ -140,6 +158,17 @@ class CNN(Model):
         return [p for i in range(len(self.layers)) if self.offsets[i] is not None
                 for p in self.layer_parameters(self.theta, i)]
 
+    def _reset_running(self):
+        for i, off in enumerate(self.running_offsets):
+            if off is not None:
+                c = self.layers[i].channels
+                self.running[off:off + c], self.running[off + c:off + 2 * c] = 0.0, 1.0
+
+    def running_stats(self, i):
+        """(running mean, running variance) of BatchNorm layer ``i``, views of ``running``."""
+        off, c = self.running_offsets[i], self.layers[i].channels
+        return self.running[off:off + c], self.running[off + c:off + 2 * c]
+
     def init(self, init="auto", *, seed=0, rng=None):
         """(Re)initialise the weights (see :data:`INITS`) from ``np.random.default_rng(seed)`` or ``rng``, and
         zero the biases."""
@@ -152,6 +181,9 @@ class CNN(Model):
             if params is None:
                 continue
             W, b = params
+            if isinstance(layer, BatchNorm):  # gamma 1, beta 0
+                W[...], b[...] = 1, 0
+                continue
             receptive = math.prod(W.shape[:-2])  # KH*KW for a convolution, 1 for a dense layer
             fan_in, fan_out = receptive * W.shape[-2], receptive * W.shape[-1]
             if init == "he" or (init == "auto" and layer.activation == "relu"):
@@ -160,15 +192,15 @@ class CNN(Model):
                 limit = math.sqrt(6.0 / (fan_in + fan_out))  # Var(U(-a, a)) = a^2 / 3 = 2 / (fan_in + fan_out)
                 W[...] = rng.uniform(-limit, limit, W.shape)
             b[...] = 0
+        self._reset_running()
         return self
 
     def network_layers(self):
         """The layers as ``fastnn.functional.network_plan`` describes them (tuples), or None when the compiled
-        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten, then
-        dense layers); such a model trains batch by batch."""
-        kinds = "".join("c" if isinstance(layer, Conv2D) else "p" if isinstance(layer, MaxPool2D)
-                        else "d" if isinstance(layer, Dense) else "f" for layer in self.layers)
-        if len(self.input_shape) != 3 or not re.fullmatch(r"[cp]*fd+", kinds):
+        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten or
+        GlobalAvgPool2D, then dense layers); such a model trains batch by batch."""
+        kinds = "".join(_KIND_LETTERS[type(layer)] for layer in self.layers)
+        if len(self.input_shape) != 3 or not re.fullmatch(r"[cpa]*[fg]d+", kinds):
             return None
         out = []
         for layer in self.layers:
@@ -177,6 +209,10 @@ class CNN(Model):
                             layer.padding, layer.activation))
             elif isinstance(layer, MaxPool2D):
                 out.append(("pool", layer.size))
+            elif isinstance(layer, AvgPool2D):
+                out.append(("avgpool", layer.size))
+            elif isinstance(layer, GlobalAvgPool2D):
+                out.append(("globalavgpool",))
             elif isinstance(layer, Dense):
                 out.append(("dense", layer.n_in, layer.n_out, layer.activation))
             else:
@@ -185,8 +221,11 @@ class CNN(Model):
 
     def layer_list(self):
         """The network as the neutral layer list of :mod:`fastnn.models.base` (what the exporters read):
-        ``("conv", W, b, stride, pads, activation)``, ``("maxpool", size)``, ``("flatten", (H, W, C))`` and
-        ``("dense", W, b, activation)``, the arrays views of ``theta``."""
+        ``("conv", W, b, stride, pads, activation)``, ``("maxpool", size)``, ``("avgpool", size)``,
+        ``("flatten", (H, W, C))``, ``("globalavgpool", (H, W, C))``, ``("dropout", rate)``,
+        ``("batchnorm", gamma, beta, running_mean, running_var, eps, momentum)`` and ``("dense", W, b,
+        activation)``, the
+        arrays views of ``theta`` (and of ``running``)."""
         out, shape = [], self.input_shape
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Conv2D):
@@ -194,6 +233,15 @@ class CNN(Model):
                 out.append(("conv", W, b, layer.stride, layer.pads(shape), layer.activation))
             elif isinstance(layer, MaxPool2D):
                 out.append(("maxpool", layer.size))
+            elif isinstance(layer, AvgPool2D):
+                out.append(("avgpool", layer.size))
+            elif isinstance(layer, GlobalAvgPool2D):
+                out.append(("globalavgpool", shape))
+            elif isinstance(layer, Dropout):
+                out.append(("dropout", layer.rate))
+            elif isinstance(layer, BatchNorm):
+                gamma, beta = self.layer_parameters(self.theta, i)
+                out.append(("batchnorm", gamma, beta, *self.running_stats(i), layer.eps, layer.momentum))
             elif isinstance(layer, Dense):
                 W, b = self.layer_parameters(self.theta, i)
                 out.append(("dense", W, b, layer.activation))
@@ -249,11 +297,13 @@ class CNN(Model):
                 per_sample = max(per_sample, shape[0] * shape[1] * kh * kw * layer.in_channels)
         return max(1, EVAL_ELEMENTS // per_sample)
 
-    def _run(self, X, theta, last_linear, keep):
-        """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs.
+    def _run(self, X, theta, last_linear, keep, training=None):
+        """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs (then
+        BatchNorm uses the batch's statistics, else the running ones).  ``training`` (seed, step) is the
+        training batch this is: Dropout applies its masks and BatchNorm updates its running statistics.
 
         Returns the output (the last layer's pre-activation when ``last_linear``) and the per-layer records:
-        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, input shape for Flatten.
+        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, the input shape for the others.
         """
         records = []
         h = X
@@ -274,6 +324,27 @@ class CNN(Model):
                 h, argmax = F.max_pool2d_forward(h, layer.size)
                 if keep:
                     records.append((shape, argmax))
+            elif isinstance(layer, Dropout):
+                if keep:
+                    records.append(None)
+                if training is not None and layer.rate > 0:
+                    h = F.dropout(h, layer.rate, seed=training[0], step=training[1], layer=i)
+            elif isinstance(layer, BatchNorm):
+                gamma, beta = self.layer_parameters(theta, i)
+                if keep:
+                    r = F.batch_norm_forward(h, gamma, beta, eps=layer.eps)
+                    records.append((h, r.mean, r.invstd))
+                    if training is not None:
+                        F.update_running_stats(*self.running_stats(i), r.mean, r.var, h.size // layer.channels,
+                                               layer.momentum)
+                    h = r.Y
+                else:
+                    h = F.batch_norm_inference(h, gamma, beta, *self.running_stats(i), eps=layer.eps)
+            elif isinstance(layer, (AvgPool2D, GlobalAvgPool2D)):
+                if keep:
+                    records.append(h.shape)
+                h = (F.avg_pool2d_forward(h, layer.size) if isinstance(layer, AvgPool2D)
+                     else F.global_avg_pool2d_forward(h))
             else:  # Flatten
                 if keep:
                     records.append(h.shape)
@@ -300,14 +371,14 @@ class CNN(Model):
             out[s:s + step], _ = self._run(X[s:s + step], self.theta, logits, keep=False)
         return out
 
-    def loss_gradient(self, X, T, grad=None, *, theta=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, training=None):
         """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`): forward
         through ``fastnn.functional``'s conv/pool/dense functions, the fused loss, and backward layer by layer."""
         theta = self.theta if theta is None else theta
         if grad is None:
             grad = np.zeros_like(theta)
         last_linear = F.LOSS_TABLE[self.loss].from_logits  # (the loss fuses the softmax/sigmoid)
-        Z, records = self._run(X, theta, last_linear, keep=True)
+        Z, records = self._run(X, theta, last_linear, keep=True, training=training)
         loss, delta, correct = F.batch_loss(self.loss, Z, T)
         if not np.isfinite(loss):
             return loss, correct, grad
@@ -329,6 +400,18 @@ class CNN(Model):
             elif isinstance(layer, MaxPool2D):
                 shape, argmax = rec
                 delta = F.max_pool2d_backward(delta, argmax, shape) if i > 0 else None
+            elif isinstance(layer, Dropout):
+                if i > 0 and training is not None and layer.rate > 0:  # the forward's mask, from the same key
+                    delta = F.dropout(delta, layer.rate, seed=training[0], step=training[1], layer=i, out=delta)
+            elif isinstance(layer, BatchNorm):
+                x, mean, invstd = rec
+                gamma, _ = self.layer_parameters(theta, i)
+                gG, gB = self.layer_parameters(grad, i)
+                delta, gG[...], gB[...] = F.batch_norm_backward(delta, x, gamma, mean, invstd)
+            elif isinstance(layer, AvgPool2D):
+                delta = F.avg_pool2d_backward(delta, rec, layer.size) if i > 0 else None
+            elif isinstance(layer, GlobalAvgPool2D):
+                delta = F.global_avg_pool2d_backward(delta, rec) if i > 0 else None
             else:
                 delta = delta.reshape(rec) if i > 0 else None
         return loss, correct, grad
@@ -349,7 +432,7 @@ class CNN(Model):
         layers = json.dumps([layer.config() for layer in self.layers])
         return dict(format=np.array(_FORMAT), input_shape=np.array(self.input_shape, dtype=np.int64),
                     layers=np.array(layers), loss=np.array(self.loss), theta=stored_parameters(self.theta, storage),
-                    **meta_member(meta))
+                    **({"running": self.running.copy()} if self.running.size else {}), **meta_member(meta))
 
     @classmethod
     def load(cls, path, *, max_params=None) -> "CNN":
@@ -375,7 +458,7 @@ class CNN(Model):
     @classmethod
     def from_archive(cls, path, zf, limit):
         """The model in the open archive ``zf`` of the file ``path`` (see :meth:`fastnn.models.MLP.from_archive`)."""
-        infos = find_members(zf, _MEMBERS + ("sizes",))
+        infos = find_members(zf, _MEMBERS + ("sizes", "running"))
         if "format" in infos:
             check_format(path, zf, read_small_member(path, zf, infos["format"], "format"), _FORMAT, "CNN.load")
         missing = [n for n in _MEMBERS if n not in infos]
@@ -419,4 +502,24 @@ class CNN(Model):
                                      "the file is damaged or was not written by CNN.save")
             model = cls.__new__(cls)
             model._setup(*arch, np.empty)
-            return read_parameters(path, zf, stream, dtype, model)
+            model = read_parameters(path, zf, stream, dtype, model)
+        if model.running.size or "running" in infos:
+            _read_running(path, zf, infos, model)
+        return model
+
+
+def _read_running(path, zf, infos, model) -> None:
+    """Fill ``model.running`` (its BatchNorm layers' running means and variances) from the file's 'running'
+    member: as many float64 values as the layers need, finite, the variances >= 0."""
+    need = model.running.size
+    if "running" not in infos:
+        raise ModelFileError(f"{path}: its BatchNorm layers need their running statistics ('running', {need} "
+                             "values), which the file lacks; the file is damaged or was not written by CNN.save")
+    running = read_small_member(path, zf, infos["running"], "running")
+    if running.dtype != np.float64 or running.shape != (need,):
+        raise ModelFileError(f"{path}: 'running' must hold {need} float64 values (the BatchNorm layers' running "
+                             f"means and variances), got a {running.dtype} array of shape {running.shape}")
+    model.running[...] = running
+    variances = [model.running_stats(i)[1] for i, off in enumerate(model.running_offsets) if off is not None]
+    if not np.all(np.isfinite(running)) or any(np.any(v < 0) for v in variances):
+        raise ModelFileError(f"{path}: 'running' holds NaN, inf or negative variances")

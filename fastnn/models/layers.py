@@ -24,8 +24,8 @@ import numpy as np
 from .. import functional as F
 from ..functional.conv import conv2d_geometry
 
-__all__ = ["Conv2D", "MaxPool2D", "Flatten", "Dense", "LAYER_TYPES", "PADDINGS", "infer_shapes",
-           "rows_to_images", "images_to_rows"]
+__all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dropout", "BatchNorm", "Flatten", "Dense",
+           "LAYER_TYPES", "PADDINGS", "infer_shapes", "rows_to_images", "images_to_rows"]
 
 #: Paddings of :class:`Conv2D`.
 PADDINGS = F.PADDINGS
@@ -182,6 +182,116 @@ class MaxPool2D(_Layer):
 
 
 @dataclass(frozen=True)
+class AvgPool2D(_Layer):
+    """Average pooling over non-overlapping ``size`` x ``size`` windows (stride = size); trailing rows and
+    columns that do not fill a window are dropped (as ``torch.nn.AvgPool2d(size)``)."""
+
+    size: int = 2
+    kind = "AvgPool2D"
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", _positive_int(self.size, "AvgPool2D size"))
+
+    def output_shape(self, shape) -> tuple:
+        h, w, c = self._image(shape, "(H, W, C)")
+        if h < self.size or w < self.size:
+            raise ValueError(f"received input of shape {_fmt(shape)}, smaller than the {self.size}x{self.size} "
+                             f"window: expected H >= {self.size} and W >= {self.size}")
+        return (h // self.size, w // self.size, c)
+
+    def config(self) -> dict:
+        return {"type": self.kind, "size": self.size}
+
+    def __repr__(self):
+        return f"AvgPool2D({self.size})"
+
+
+@dataclass(frozen=True)
+class GlobalAvgPool2D(_Layer):
+    """Each channel's mean over the whole image: (H, W, C) -> (C,), flat, so it takes a Flatten's place
+    before the dense layers (``torch.nn.AdaptiveAvgPool2d(1)`` then ``Flatten()``)."""
+
+    kind = "GlobalAvgPool2D"
+
+    def output_shape(self, shape) -> tuple:
+        return (self._image(shape, "(H, W, C)")[2],)
+
+    def config(self) -> dict:
+        return {"type": self.kind}
+
+    def __repr__(self):
+        return "GlobalAvgPool2D()"
+
+
+@dataclass(frozen=True)
+class Dropout(_Layer):
+    """Inverted dropout: in training, each value zeroed with probability ``rate`` and the others scaled by
+    1 / (1 - rate); in inference (``predict_proba``, ``evaluate``) the identity.  Its masks are drawn from the
+    trainer's seed and step (``fastnn.functional.dropout``), so runs are reproducible whatever the threads."""
+
+    rate: float = 0.5
+    kind = "Dropout"
+
+    def __post_init__(self):
+        if isinstance(self.rate, bool) or not isinstance(self.rate, numbers.Real) or not 0 <= self.rate < 1:
+            raise ValueError(f"Dropout rate: expected a number in [0, 1), got {self.rate!r}")
+        object.__setattr__(self, "rate", float(self.rate))
+
+    def output_shape(self, shape) -> tuple:
+        return tuple(shape)
+
+    def config(self) -> dict:
+        return {"type": self.kind, "rate": self.rate}
+
+    def __repr__(self):
+        return f"Dropout({self.rate:g})"
+
+
+@dataclass(frozen=True)
+class BatchNorm(_Layer):
+    """Batch normalisation of each channel (the last axis: a Dense layer's units, a Conv2D's channels):
+    ``gamma * (x - mean) / sqrt(var + eps) + beta``, with the batch's mean and biased variance in training
+    and the running ones in inference, as ``torch.nn.BatchNorm1d/2d``.  ``gamma`` (starting at 1) and ``beta``
+    (at 0) are parameters in ``theta``; the running mean and variance (starting at 0 and 1) are updated once
+    per training batch, ``running = (1 - momentum) * running + momentum * batch`` (the batch's unbiased
+    variance), and kept in the model's ``running`` vector.  ``channels`` is filled in by the CNN from the
+    layer's input."""
+
+    channels: int | None = None
+    momentum: float = 0.1
+    eps: float = 1e-5
+    kind = "BatchNorm"
+
+    def __post_init__(self):
+        if self.channels is not None:
+            object.__setattr__(self, "channels", _positive_int(self.channels, "BatchNorm channels"))
+        for name, low, high in (("momentum", 0.0, 1.0), ("eps", 0.0, math.inf)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (low <= v <= high and math.isfinite(v)) \
+                    or (name == "eps" and v <= 0):
+                raise ValueError(f"BatchNorm {name}: expected a finite number in [{low:g}, {high:g}]"
+                                 f"{' above 0' if name == 'eps' else ''}, got {v!r}")
+            object.__setattr__(self, name, float(v))
+
+    def output_shape(self, shape) -> tuple:
+        if self.channels is not None and shape[-1] != self.channels:
+            raise ValueError(f"received input of shape {_fmt(shape)} with {shape[-1]} channels, expected "
+                             f"{self.channels} (the last axis)")
+        return tuple(shape)
+
+    def param_shapes(self) -> list:
+        return [(self.channels,), (self.channels,)] if self.channels else []
+
+    def config(self) -> dict:
+        return {"type": self.kind, "channels": self.channels, "momentum": self.momentum, "eps": self.eps}
+
+    def __repr__(self):
+        extra = (f", momentum={self.momentum:g}" if self.momentum != 0.1 else "") + (
+            f", eps={self.eps:g}" if self.eps != 1e-5 else "")
+        return f"BatchNorm({self.channels}{extra})"
+
+
+@dataclass(frozen=True)
 class Flatten(_Layer):
     """(H, W, C) -> (H*W*C,) in C order (free: NHWC images are already stored so)."""
 
@@ -231,7 +341,8 @@ class Dense(_Layer):
 
 
 #: Layer classes by the name model files store.
-LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, Flatten, Dense)}
+LAYER_TYPES = {cls.kind: cls for cls in (Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool2D, Dropout, BatchNorm, Flatten,
+                                         Dense)}
 
 
 def layer_from_config(config) -> _Layer:
@@ -275,7 +386,7 @@ def infer_shapes(input_shape, layers) -> list:
     shapes = []
     for i, layer in enumerate(layers):
         if not isinstance(layer, _Layer):
-            raise TypeError(f"layers[{i}]: expected a fastnn.layers layer (Conv2D, MaxPool2D, Flatten, Dense), got "
+            raise TypeError(f"layers[{i}]: expected a fastnn.layers layer ({', '.join(LAYER_TYPES)}), got "
                             f"{type(layer).__name__}")
         if getattr(layer, "activation", None) == "softmax" and i != len(layers) - 1:
             raise ValueError(f"layers[{i}] {layer!r}: softmax is only supported on the last layer")

@@ -225,9 +225,10 @@ class MLP(Model):
         optimizer, batch_size, momentum, betas, eps, weight_decay)."""
         return F.epoch_plan(self.sizes, self.activations, self.loss, dtype=self.dtype, **options)
 
-    def loss_gradient(self, X, T, grad=None, *, theta=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, training=None):
         """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`), dense
-        layer by dense layer through ``fastnn.functional``."""
+        layer by dense layer through ``fastnn.functional`` (no dropout or batch normalisation in an MLP:
+        ``training`` changes nothing)."""
         theta = self.theta if theta is None else theta
         if grad is None:
             grad = np.zeros_like(theta)
