@@ -204,6 +204,7 @@ class _BaseMLP(BaseEstimator):
         if continuing:
             X = np.ascontiguousarray(X, dtype=self.model_.dtype)
         T = self._targets(y, continuing, incremental, classes, X.dtype)
+        class_weight = self._class_weights(T, incremental)  # of the whole y, before a validation split
         if not continuing:
             self._random_state = check_random_state(self.random_state)
             model = MLP([X.shape[1], *hidden, self._n_model_outputs()],
@@ -235,10 +236,14 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("The validation set is too small: increase 'validation_fraction' or the size of "
                                  "your data set, or set early_stopping=False")
             X, T = np.ascontiguousarray(X), np.ascontiguousarray(T)
-        self._train(X, T, incremental, (X_val, T_val) if early else None)
+        self._train(X, T, incremental, (X_val, T_val) if early else None, class_weight)
         return self
 
-    def _train(self, X, T, incremental, valid):
+    def _class_weights(self, T, incremental):
+        """The fit's class weights as the Trainer takes them ({class index: weight}), or None."""
+        return None
+
+    def _train(self, X, T, incremental, valid, class_weight=None):
         model = self.model_
         n = X.shape[0]
         if self.batch_size == "auto":
@@ -306,7 +311,7 @@ class _BaseMLP(BaseEstimator):
                 raise _Stop
 
         try:
-            trainer.fit(X, T, 1 if incremental else self.max_iter, callback=after_epoch)
+            trainer.fit(X, T, 1 if incremental else self.max_iter, callback=after_epoch, class_weight=class_weight)
         except _Stop:
             pass
         finally:
@@ -396,6 +401,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dtype : {None, 'float32', 'float64'}, default=None
         Of the network: None keeps float32 input in float32 (fastnn's fast path) and makes anything else
         float64.
+    class_weight : None, 'balanced' or dict {label: weight}, default=None
+        Weights of the classes in the loss (scikit-learn's MLPClassifier has none): each sample's loss and
+        gradient are multiplied by its class's weight.  'balanced' is scikit-learn's
+        ``n_samples / (n_classes * np.bincount(y))`` over the ``y`` given to ``fit`` (before an early-stopping
+        split); a dict's missing labels weigh 1.  ``partial_fit`` takes a dict only (as scikit-learn's
+        SGDClassifier: compute 'balanced' weights once with ``sklearn.utils.class_weight.compute_class_weight``).
+        ``loss_curve_`` is then the weighted loss averaged per sample.
 
     Attributes
     ----------
@@ -431,6 +443,44 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     >>> clf.predict([[0., 1.], [1., 1.]])
     array(['yes', 'no'], dtype='<U3')
     """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
+                 tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, dtype=None, class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate_init=learning_rate_init, max_iter=max_iter, shuffle=shuffle,
+                         random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
+                         momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+                         validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         n_iter_no_change=n_iter_no_change, dtype=dtype)
+        self.class_weight = class_weight
+
+    def _class_weights(self, T, incremental):
+        cw = self.class_weight
+        if cw is None:
+            return None
+        index = T[:, 0].astype(np.int64) if T.ndim == 2 else T
+        if isinstance(cw, str) and cw == "balanced":
+            if incremental:
+                raise ValueError("class_weight 'balanced' is not supported for partial_fit: compute the weights "
+                                 "once with sklearn.utils.class_weight.compute_class_weight('balanced', "
+                                 "classes=classes, y=y) and pass them as a dict")
+            counts = np.bincount(index, minlength=len(self.classes_))
+            if np.any(counts == 0):
+                raise ValueError(f"class_weight 'balanced': y holds no samples of the classes "
+                                 f"{self.classes_[counts == 0]}")
+            return {k: index.shape[0] / (len(self.classes_) * counts[k]) for k in range(len(self.classes_))}
+        if not isinstance(cw, dict):
+            raise ValueError(f"class_weight: expected None, 'balanced' or a dict {{label: weight}}, got {cw!r}")
+        out = {}
+        for label, weight in cw.items():
+            found = np.flatnonzero(self.classes_ == label) if np.ndim(label) == 0 else []
+            if len(found) != 1:
+                raise ValueError(f"class_weight: the label {label!r} is not one of classes_ {self.classes_}")
+            out[int(found[0])] = weight
+        return out
 
     def _n_outputs(self):
         return 1 if len(self.classes_) == 2 else len(self.classes_)

@@ -1,4 +1,5 @@
-"""Training: mini-batch SGD, momentum, Nesterov and Adam, step learning-rate decay, history and checkpoints.
+"""Training: mini-batch SGD, momentum, Nesterov, Adam and AdamW, learning-rate schedules, sample and class
+weights, history and checkpoints.
 
 Callbacks (early stopping, checkpoints by any History series, your own) are in :mod:`fastnn.callbacks`.
 
@@ -17,11 +18,16 @@ an :class:`~fastnn.models.MLP` and a :class:`~fastnn.models.CNN` train alike.
 
 The tests hold the two to the same numbers within dtype tolerance.  Gradients
 are those of the loss summed over a batch (the coursework's convention), so
-learning rates carry over from coursework scripts unchanged.
+learning rates carry over from coursework scripts unchanged; ``loss_reduction="mean"``
+averages it instead, as PyTorch and Keras do.  A learning-rate schedule that changes
+within an epoch ('cosine', 'onecycle', a callable) gives the compiled epoch a rate
+per batch, which it reads batch by batch; sample and class weights are gathered
+with each batch's rows inside it too.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import time
@@ -39,6 +45,44 @@ from .progress import ProgressBar
 SHUFFLES = ("once", "epoch", "none")
 #: The per-epoch History series a callback may monitor (``lr`` and ``seconds`` are records, not figures of merit).
 SERIES = ("train_loss", "train_acc", "valid_loss", "valid_acc")
+#: Named learning-rate schedules of :class:`Trainer` (``lr_schedule``; a callable of the epoch works too).
+LR_SCHEDULES = ("step", "cosine", "onecycle")
+#: torch.optim.lr_scheduler.OneCycleLR's defaults, which the 'onecycle' schedule follows.
+ONECYCLE = dict(pct_start=0.3, div_factor=25.0, final_div_factor=1e4)
+
+
+def cosine_rates(lr: float, lr_min: float, first: int, count: int, total: int) -> np.ndarray:
+    """Rates of batches ``first .. first + count - 1`` of ``total`` under cosine annealing from ``lr`` to
+    ``lr_min`` (torch's CosineAnnealingLR with T_max = total, eta_min = lr_min, stepped per batch):
+    ``lr_min + (lr - lr_min) (1 + cos(pi k / total)) / 2`` for batch k."""
+    k = np.arange(first, first + count, dtype=np.float64)
+    return lr_min + (lr - lr_min) * (1 + np.cos(np.pi * k / total)) / 2
+
+
+def onecycle_rates(lr: float, first: int, count: int, total: int) -> np.ndarray:
+    """Rates of batches ``first .. first + count - 1`` of ``total`` under the one-cycle policy, as torch's
+    OneCycleLR(max_lr=lr, total_steps=total) with its defaults (pct_start 0.3, cosine annealing,
+    div_factor 25, final_div_factor 1e4, two phases): from lr / 25 up to lr over the first 30% of the
+    batches, then down to lr / 25 / 1e4.  (torch also cycles the momentum, or Adam's beta1, by default;
+    fastnn cycles only the rate: torch's ``cycle_momentum=False``.)"""
+    start = lr / ONECYCLE["div_factor"]
+    low = start / ONECYCLE["final_div_factor"]
+    phases = ((float(ONECYCLE["pct_start"] * total) - 1, start, lr), (float(total - 1), lr, low))
+    out = np.empty(count)
+    for i, k in enumerate(range(first, first + count)):
+        begin = 0.0
+        for j, (end, a, b) in enumerate(phases):
+            if k <= end or j == len(phases) - 1:
+                pct = (k - begin) / (end - begin)
+                out[i] = b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
+                break
+            begin = end
+    return out
+
+
+def _from_batch(lr, b: int):
+    """The rates from batch b on: a float stays, a per-batch array is sliced."""
+    return lr[b:] if isinstance(lr, np.ndarray) else lr
 
 
 class TrainingDiverged(ValueError):
@@ -98,12 +142,15 @@ class Trainer:
     Parameters
     ----------
     model : fastnn.models.Model
-    optimizer : {'sgd', 'momentum', 'nesterov', 'adam'}
+    optimizer : {'sgd', 'momentum', 'nesterov', 'adam', 'adamw'}
+        'adamw' is Adam with decoupled weight decay (``torch.optim.AdamW``): each step first shrinks the
+        parameters by ``lr * weight_decay``, and the decay is not added to the gradient.
     lr : float
         Learning rate, for the gradient of the loss *summed* over a batch (the coursework's convention), not
         averaged as in PyTorch and Keras: their SGD and momentum rates divided by ``batch_size`` give the
         same steps here.  A classifier whose training ends no better than always predicting the most
-        frequent class gets a :class:`ChanceLevelWarning` saying so.
+        frequent class gets a :class:`ChanceLevelWarning` saying so.  With ``loss_reduction='mean'`` the rate is
+        for the batch's mean loss, PyTorch's scale.  The peak rate of the 'cosine' and 'onecycle' schedules.
     momentum : float
         ``mu`` of momentum and Nesterov (``M = mu M - lr g; W += M``).
     betas : (float, float)
@@ -111,13 +158,34 @@ class Trainer:
     eps : float
         Adam's epsilon, > 0.
     weight_decay : float
-        L2 penalty added to every gradient.
+        L2 penalty added to every gradient; for 'adamw' the decoupled decay (torch's AdamW default is 0.01,
+        fastnn's stays 0 for every optimizer).
     batch_size : int
     shuffle : {'once', 'epoch', 'none'}
         'once' draws the batches once and reuses them every epoch (the coursework);
         'epoch' reshuffles every epoch; 'none' keeps the data order.
     lr_decay, lr_step : float, int
-        Multiply the learning rate by ``lr_decay`` every ``lr_step`` epochs (0: never).
+        Multiply the learning rate by ``lr_decay`` every ``lr_step`` epochs (0: never): the 'step' schedule.
+    lr_schedule : {None, 'step', 'cosine', 'onecycle'} or callable
+        How the rate changes over a :meth:`fit` (every ``fit`` starts its schedule anew):
+
+        * None or 'step': ``lr`` decayed by ``lr_decay`` every ``lr_step`` epochs (constant by default);
+        * 'cosine': batch by batch from ``lr`` down to ``lr_min``, as ``torch.optim.lr_scheduler.
+          CosineAnnealingLR(T_max=the fit's batches, eta_min=lr_min)`` stepped after every batch;
+        * 'onecycle': as torch's ``OneCycleLR(max_lr=lr, total_steps=the fit's batches)`` with its defaults
+          (pct_start 0.3, cosine annealing, div_factor 25, final_div_factor 1e4), stepped after every batch;
+          fastnn cycles the rate only, not the momentum or Adam's beta1 (torch's ``cycle_momentum=False``);
+        * a callable ``f(epoch)`` of the epoch as a float (``ep + b / batches``: 2.5 is halfway through the
+          third epoch) returning the rate (finite, >= 0) of that batch.
+
+        Rates that change within an epoch are handed to the compiled epoch as one rate per batch.
+        ``History.lr`` records the rate of each epoch's first batch.
+    lr_min : float
+        The 'cosine' schedule's final rate (torch's ``eta_min``), >= 0.
+    loss_reduction : {'sum', 'mean'}
+        'sum' (the default, the coursework's): the gradient of the loss summed over a batch.  'mean': of its
+        mean, divided by the batch's rows (a short last batch by its own), PyTorch's and Keras's default,
+        so that their learning rates carry over.  The reported losses are the same either way.
     seed : int
         Seeds the batch order.
     fused : bool
@@ -159,7 +227,7 @@ class Trainer:
 
     def __init__(self, model: Model, *, optimizer="sgd", lr=1e-3, momentum=0.9, betas=(0.9, 0.999), eps=ADAM_EPS,
                  weight_decay=0.0, batch_size=32, shuffle="once", lr_decay=1.0, lr_step=0, seed=0, fused=True,
-                 progress=None, checkpoint=None, threads="auto"):
+                 progress=None, checkpoint=None, threads="auto", lr_schedule=None, lr_min=0.0, loss_reduction="sum"):
         if not isinstance(model, Model):
             raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP, fastnn.models.CNN), got "
                             f"{type(model).__name__}")
@@ -169,6 +237,15 @@ class Trainer:
             raise ValueError(f"shuffle: expected one of {SHUFFLES}, got {shuffle!r}")
         if not (np.isfinite(lr_decay) and lr_decay > 0) or int(lr_step) < 0:
             raise ValueError(f"lr_decay/lr_step: expected lr_decay > 0 and lr_step >= 0, got {lr_decay!r}, {lr_step!r}")
+        if not (lr_schedule is None or callable(lr_schedule) or (isinstance(lr_schedule, str)
+                                                                 and lr_schedule in LR_SCHEDULES)):
+            raise ValueError(f"lr_schedule: expected None, one of {LR_SCHEDULES} or a callable of the epoch, "
+                             f"got {lr_schedule!r}")
+        if lr_schedule not in (None, "step") and int(lr_step) and lr_decay != 1:
+            raise ValueError(f"lr_decay/lr_step: they make the 'step' schedule; lr_schedule={lr_schedule!r} "
+                             "replaces it: leave them at their defaults")
+        lr_min = F.check_hyperparameter(lr_min, "lr_min", 0.0)
+        loss_reduction = F.check_reduction(loss_reduction, "loss_reduction")
         if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
                                   or not 1 <= threads <= F.MAX_THREADS):
             raise ValueError(f"threads: expected 'auto' or an integer from 1 to {F.MAX_THREADS}, got {threads!r}")
@@ -201,6 +278,9 @@ class Trainer:
         self.step = 0
         self.best_theta = None
         self.threads = threads
+        self.lr_schedule = lr_schedule
+        self.lr_min = lr_min
+        self.loss_reduction = loss_reduction
         #: The History of the last (or current) :meth:`fit`: its finished epochs, also after Ctrl-C.
         self.history = None
         #: What the last (or current) :meth:`fit` records: {"epochs", "n_samples", "valid" (bool), "series"
@@ -241,22 +321,24 @@ class Trainer:
 
     # ------------------------------------------------------------------- epochs
 
-    def run_epoch(self, X, T, order, lr=None, threads=None, on_progress=None):
+    def run_epoch(self, X, T, order, lr=None, threads=None, on_progress=None, weights=None):
         """One fused epoch over ``order`` (X and T as :meth:`fit` prepares them); return (loss sum, correct).
 
-        Advances ``step``; ``lr`` defaults to the trainer's, ``threads`` to fastnn's setting.  With
-        ``on_progress(fraction, loss_so_far, correct_so_far)`` the epoch runs in slices of whole batches of
-        about a quarter of a second each and reports after each; the numbers are the same to the bit.
+        Advances ``step``; ``lr`` (a float, or a float64 array of a rate per batch) defaults to the trainer's,
+        ``threads`` to fastnn's setting; ``weights`` are the rows' weights (float64, one per row of X, checked),
+        or None.  With ``on_progress(fraction, loss_so_far, correct_so_far)`` the epoch runs in slices of whole
+        batches of about a quarter of a second each and reports after each; the numbers are the same to the bit.
         """
         lr = self.lr if lr is None else lr
         if on_progress is None:
-            return self._train_batches(X, T, order, lr, threads, 0.0)
+            return self._train_batches(X, T, order, lr, threads, 0.0, weights)
         bs, n = self.batch_size, order.shape[0]
         loss, correct, start, chunk = 0.0, 0, 0, 8  # batches in the next slice: 8, then ~0.25 s worth
         while start < n:
             t0 = time.perf_counter()
             stop = min(start + chunk * bs, n)
-            loss, ok = self._train_batches(X, T, order[start:stop], lr, threads, loss)
+            loss, ok = self._train_batches(X, T, order[start:stop], _from_batch(lr, start // bs), threads, loss,
+                                           weights)
             correct += ok
             if not np.isfinite(loss):
                 return loss, correct
@@ -266,7 +348,7 @@ class Trainer:
             on_progress(start / n, loss, correct)
         return loss, correct
 
-    def _train_batches(self, X, T, order, lr, threads, loss):
+    def _train_batches(self, X, T, order, lr, threads, loss, weights=None):
         """Every batch of ``order`` through F.train_epoch (the loss sum continuing from ``loss``); return (loss
         sum, correct), advance ``step``.  A SIGINT stops a compiled call after the batch under way even when
         Python's handler for it does not raise (a handler of the user's): the call is then resumed after its
@@ -275,41 +357,48 @@ class Trainer:
         bs, n = self.batch_size, order.shape[0]
         start, correct = 0, 0
         while True:
-            r = F.train_epoch(self.plan, X, T, order[start:], self.model.theta, (self.state1, self.state2), lr=lr,
-                              step=self.step, threads=threads, start_loss=loss)
+            r = F.train_epoch(self.plan, X, T, order[start:], self.model.theta, (self.state1, self.state2),
+                              lr=_from_batch(lr, start // bs), step=self.step, threads=threads, start_loss=loss,
+                              weights=weights, reduction=self.loss_reduction)
             self.step, loss, correct = r.step, r.loss, correct + r.correct
             start += r.batches * bs
             if start >= n or r.batches <= 0 or not np.isfinite(loss):
                 return loss, correct
 
-    def _epoch_steps(self, X, T, order, lr):
+    def _epoch_steps(self, X, T, order, lr, weights=None):
         """The same epoch, batch by batch through fastnn.functional (the reference for the fused path)."""
         model = self.model
         theta, grad = model.theta, np.zeros_like(model.theta)
         total, correct = 0.0, 0
-        for s in range(0, order.shape[0], self.batch_size):
+        mean = self.loss_reduction == "mean"
+        for b, s in enumerate(range(0, order.shape[0], self.batch_size)):
             idx = order[s:s + self.batch_size]
             xb = F.gather_rows(X, idx)
             tb = F.gather_rows(T, idx)
-            loss, ok, _ = model.loss_gradient(xb, tb, grad, training=(int(self.seed) % 2**64, self.step))
+            loss, ok, _ = model.loss_gradient(xb, tb, grad, weights=None if weights is None else weights[idx],
+                                              reduction=self.loss_reduction,
+                                              training=(int(self.seed) % 2**64, self.step))
             if not np.isfinite(loss):
                 return loss, correct
-            total += loss
+            total += loss * idx.shape[0] if mean else loss  # the loss sum, as the fused epoch's
             correct += ok
             if not F.all_finite(grad):  # the update would poison the parameters: stop like a non-finite loss
                 return float("nan"), correct
             self.step += 1
+            rate = float(lr[b]) if isinstance(lr, np.ndarray) else lr
             if self.optimizer == "sgd":
-                F.sgd_update([theta], [grad], lr, weight_decay=self.weight_decay)
-            elif self.optimizer == "adam":
-                F.adam_update([theta], [grad], [self.state1], [self.state2], self.step, lr, beta1=self.betas[0],
-                              beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay)
+                F.sgd_update([theta], [grad], rate, weight_decay=self.weight_decay)
+            elif self.optimizer in ("adam", "adamw"):
+                update = F.adam_update if self.optimizer == "adam" else F.adamw_update
+                update([theta], [grad], [self.state1], [self.state2], self.step, rate, beta1=self.betas[0],
+                       beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay)
             else:
-                F.momentum_update([theta], [grad], [self.state1], lr, mu=self.momentum,
+                F.momentum_update([theta], [grad], [self.state1], rate, mu=self.momentum,
                                   nesterov=self.optimizer == "nesterov", weight_decay=self.weight_decay)
         return total, correct
 
-    def fit(self, X, Y, epochs: int, *, valid=None, callback=None, order=None, callbacks=None) -> History:
+    def fit(self, X, Y, epochs: int, *, valid=None, callback=None, order=None, callbacks=None, sample_weight=None,
+            class_weight=None) -> History:
         """Train for ``epochs`` epochs, or fewer when a callback stops training.
 
         Parameters
@@ -338,6 +427,18 @@ class Trainer:
             interrupted by Ctrl-C, ``on_train_end`` included, leaves those of the end of the last epoch
             whose hooks all returned).  Without callbacks, or with an empty list, training is the same to
             the bit.
+        sample_weight : (n,) array of float, optional
+            A weight per training row (finite, >= 0): each row's loss and gradient are multiplied by it, inside
+            the compiled epoch (gathered with the batch's rows) as in the step path.
+        class_weight : 'balanced' or dict {class: weight}, optional
+            A weight per class of a classifier's loss (cross-entropy: the class index, the argmax of a one-hot
+            row; binary cross-entropy: the target 0 or 1), given to each row of that class.  'balanced' is
+            scikit-learn's ``n_samples / (n_classes * np.bincount(y))`` over the classes present in ``Y``; a
+            dict's missing classes weigh 1.  With ``sample_weight`` too, the two multiply.
+
+        With weights, ``History.train_loss`` is the weighted loss summed over the epoch's rows divided by
+        their number (not by the weights' sum), and ``train_acc`` is not weighted; the validation figures
+        are never weighted.
 
         Returns
         -------
@@ -357,6 +458,7 @@ class Trainer:
         if n == 0:
             raise ValueError("X: empty training set (0 rows)")
         T = X if (Y is None and model.loss == "squared_error") else self.targets(Y, n)
+        weights = self.row_weights(T, n, sample_weight, class_weight)
         if valid is not None:
             Xv = model.check_inputs(valid[0], "valid X")
             Tv = Xv if (valid[1] is None and model.loss == "squared_error") else self.targets(
@@ -388,7 +490,7 @@ class Trainer:
                 if hasattr(cb, "on_train_begin"):
                     cb.on_train_begin(self)
             self._fit_epochs(X, T, n, rng, order, bar, hist, (Xv, Tv) if valid is not None else None, epochs,
-                             callback, threads, callbacks)
+                             callback, threads, callbacks, weights)
             for cb in callbacks:
                 if hasattr(cb, "on_train_end"):
                     cb.on_train_end(hist, self)
@@ -417,6 +519,64 @@ class Trainer:
                                 f"on_train_end (e.g. a fastnn.callbacks.Callback), got {type(cb).__name__}{hint}")
         return list(callbacks)
 
+    def row_weights(self, T, n: int, sample_weight=None, class_weight=None):
+        """The training rows' weights, a (n,) float64 array (see :meth:`fit`), or None without weights.
+
+        ``T`` are the targets as :meth:`targets` makes them.  Raises ValueError naming ``sample_weight`` or
+        ``class_weight``: a wrong length, negative or non-finite weights, class weights for the squared
+        error, or classes that the model does not have.
+        """
+        weights = None if sample_weight is None else F.check_row_weights(sample_weight, n, "sample_weight")
+        if class_weight is None:
+            return weights
+        loss = self.model.loss
+        if loss == "squared_error":
+            raise ValueError("class_weight: only for a classifier's loss ('cross_entropy', 'binary_cross_entropy'), "
+                             "not 'squared_error'; pass sample_weight instead")
+        n_classes = 2 if loss == "binary_cross_entropy" else T.shape[1]
+        y = (T[:, 0] >= 0.5).astype(np.int64) if loss == "binary_cross_entropy" else T.argmax(axis=1)
+        counts = np.bincount(y, minlength=n_classes)
+        if isinstance(class_weight, str) and class_weight == "balanced":
+            per_class = np.ones(n_classes)
+            present = counts > 0
+            per_class[present] = n / (np.count_nonzero(present) * counts[present])
+        elif isinstance(class_weight, dict):
+            unknown = [k for k in class_weight if isinstance(k, bool) or not isinstance(k, numbers.Integral)
+                       or not 0 <= k < n_classes]
+            if unknown:
+                raise ValueError(f"class_weight: unknown classes {unknown}; the model's classes are 0 to "
+                                 f"{n_classes - 1}")
+            per_class = np.ones(n_classes)
+            for k, v in class_weight.items():
+                per_class[int(k)] = F.check_hyperparameter(v, f"class_weight[{k!r}]", 0.0)
+        else:
+            raise ValueError(f"class_weight: expected None, 'balanced' or a dict {{class: weight}}, got "
+                             f"{class_weight!r}")
+        by_class = per_class[y]
+        return by_class if weights is None else weights * by_class
+
+    def _epoch_rates(self, ep: int, epochs: int, batches: int, lr: float):
+        """Epoch ``ep``'s learning rates: a float (constant over the epoch: no schedule, 'step', the step schedule's
+        ``lr`` of this epoch), else a float64 array of one rate per batch."""
+        schedule = self.lr_schedule
+        if schedule is None or schedule == "step":
+            return lr
+        if schedule == "cosine":
+            return cosine_rates(self.lr, self.lr_min, ep * batches, batches, epochs * batches)
+        if schedule == "onecycle":
+            return onecycle_rates(self.lr, ep * batches, batches, epochs * batches)
+        rates = np.empty(batches)
+        for b in range(batches):
+            rate = schedule(ep + b / batches)
+            try:
+                rates[b] = rate
+            except (TypeError, ValueError):
+                rates[b] = np.nan
+            if not (np.isfinite(rates[b]) and rates[b] >= 0):
+                raise ValueError(f"lr_schedule: the callable returned {rate!r} for epoch {ep + b / batches:g}; "
+                                 "expected a finite learning rate >= 0")
+        return rates
+
     def _warn_at_chance(self, X, T, hist) -> None:
         """A :class:`ChanceLevelWarning` when a classifier's last epoch is no better (within a point) than
         always predicting the training set's most frequent class and the model now predicts one class for
@@ -437,12 +597,14 @@ class Trainer:
         if one_class < 0.9:
             return
         epochs = len(hist.train_acc)
+        hint = (f" If lr={self.lr:g} was meant for a loss averaged over the batch (PyTorch, Keras), it is "
+                f"batch_size={self.batch_size} times too large for fastnn's gradients, which are of the loss summed "
+                f"over a batch: try lr={self.lr / self.batch_size:g}. (Or keep it with loss_reduction='mean'.)"
+                if self.loss_reduction == "sum" else " Try a lower learning rate.")
         warnings.warn(
             f"training accuracy {acc:.3f} after {epochs} epoch{'s' * (epochs != 1)} is no better than always "
             f"predicting the most frequent class ({chance:.3f}), and the model predicts one class for "
-            f"{one_class:.0%} of the samples: it learned nothing. If lr={self.lr:g} was meant for a loss averaged "
-            f"over the batch (PyTorch, Keras), it is batch_size={self.batch_size} times too large for fastnn's "
-            f"gradients, which are of the loss summed over a batch: try lr={self.lr / self.batch_size:g}.",
+            f"{one_class:.0%} of the samples: it learned nothing.{hint}",
             ChanceLevelWarning, stacklevel=3)
 
     def _save_checkpoint(self, model):
@@ -464,14 +626,18 @@ class Trainer:
     def _restore(self, state):
         self.model.theta[...], self.state1[...], self.state2[...], self.step, self.best_theta = state
 
-    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, threads, callbacks=()):
+    def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, threads, callbacks=(),
+                    weights=None):
         """The epoch loop of :meth:`fit` (``valid`` is None or the checked (X, T) pair)."""
         model = self.model
         best = -np.inf
         lr = self.lr
+        batches = -(-n // self.batch_size)
         for ep in range(epochs):
             if ep and self.lr_step and ep % self.lr_step == 0:
                 lr *= self.lr_decay
+            rates = self._epoch_rates(ep, epochs, batches, lr)
+            first_rate = float(rates[0]) if isinstance(rates, np.ndarray) else rates
             if self.shuffle == "epoch" and ep:
                 order = np.asarray(rng.permutation(n), dtype=np.int64)
             finite = self._finished[1]
@@ -484,19 +650,19 @@ class Trainer:
                     rows = max(frac * n, 1)
                     acc = "" if model.loss == "squared_error" else f" acc {correct_so_far / rows:.3f}"
                     bar.update(ep + frac, f"loss {loss_so_far / rows:.4g}{acc}")
-            loss, correct = (self.run_epoch(X, T, order, lr, threads, within) if self.fused
-                             else self._epoch_steps(X, T, order, lr))
+            loss, correct = (self.run_epoch(X, T, order, rates, threads, within, weights) if self.fused
+                             else self._epoch_steps(X, T, order, rates, weights))
             if not (np.isfinite(loss) and F.all_finite(model.theta)):  # the last update is checked too
                 self._restore(finite)
                 what = f"training loss became {loss}" if not np.isfinite(loss) else "parameters became NaN or inf"
                 kept = f"the end of epoch {ep}" if ep else "before training (its initial values)"
                 raise TrainingDiverged(
-                    f"the {what} in epoch {ep + 1} (lr={lr:g}); the model and the optimizer state were rolled back "
-                    f"to {kept}. Lower the learning rate (trainer.lr) and fit again.")
+                    f"the {what} in epoch {ep + 1} (lr={first_rate:g}); the model and the optimizer state were rolled "
+                    f"back to {kept}. Lower the learning rate (trainer.lr) and fit again.")
             hist.seconds.append(time.perf_counter() - t0)
             hist.train_loss.append(loss / n)
             hist.train_acc.append(correct / n if model.loss != "squared_error" else float("nan"))
-            hist.lr.append(lr)
+            hist.lr.append(first_rate)
             info = f"loss {hist.train_loss[-1]:.4g}"
             if model.loss != "squared_error":
                 info += f" acc {hist.train_acc[-1]:.3f}"

@@ -354,3 +354,99 @@ def cnn_forward(model, theta, X):
         else:
             h = h.reshape(h.shape[0], -1)
     return h
+
+
+# ------------------------------------------------------------- training controls (issue 22)
+
+def adamw(params, grads, m1, m2, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, wd=1e-2):
+    """torch.optim.AdamW's update as its documentation writes it: decay first, then Adam without wd in g."""
+    for p, g, a, v in zip(params, grads, m1, m2):
+        p *= 1 - lr * wd
+        a[...] = beta1 * a + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        p -= lr * (a / (1 - beta1**step)) / (np.sqrt(v / (1 - beta2**step)) + eps)
+
+
+def cosine_lr(lr, k, total, lr_min=0.0):
+    """CosineAnnealingLR's closed form: the rate of step k of T_max = total."""
+    import math
+
+    return lr_min + (lr - lr_min) * (1 + math.cos(math.pi * k / total)) / 2
+
+
+def onecycle_lr(max_lr, k, total, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
+    """OneCycleLR's rate of step k (two phases, cosine annealing), written from its documentation."""
+    import math
+
+    initial = max_lr / div_factor
+    final = initial / final_div_factor
+    up_end = pct_start * total - 1  # the step at which the rate reaches max_lr
+
+    def cos_anneal(start, end, pct):
+        return end + (start - end) / 2 * (math.cos(math.pi * pct) + 1)
+
+    if k <= up_end:
+        return cos_anneal(initial, max_lr, k / up_end)
+    return cos_anneal(max_lr, final, (k - up_end) / (total - 1 - up_end))
+
+
+def weighted_loss(loss, Z, T, w=None, reduction="sum"):
+    """A batch's loss and dJ/dZ with row weights w (None: ones) and 'sum' or 'mean' over its rows, in float64,
+    row by row with the references above (Z: logits for the cross-entropies, outputs for the squared error)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64).reshape(Z.shape)
+    n = Z.shape[0]
+    w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    fn = {"cross_entropy": lambda z, t: softmax_cross_entropy(z, t)[::2],
+          "binary_cross_entropy": lambda z, t: sigmoid_binary_cross_entropy(z, t)[::2],
+          "squared_error": squared_error}[loss]
+    total, delta = 0.0, np.zeros_like(Z)
+    for i in range(n):
+        li, di = fn(Z[i:i + 1], T[i:i + 1])
+        total += w[i] * li
+        delta[i] = w[i] * di[0]
+    if reduction == "mean":
+        return total / n, delta / n
+    return total, delta
+
+
+def mlp_loss_gradient(model, theta, X, T, w=None, reduction="sum"):
+    """A fastnn.models.MLP's (weighted, reduced) batch loss and d loss / d theta at ``theta``, in float64."""
+    theta = np.asarray(theta, dtype=np.float64)
+    L = model.n_layers
+    from_logits = model.loss != "squared_error"
+    h, inputs, posts = np.asarray(X, dtype=np.float64), [], []
+    for l in range(L):
+        act = "linear" if (l == L - 1 and from_logits) else model.activations[l]
+        inputs.append(h)
+        _, h = dense_forward(h, model.weight_view(theta, l), model.bias_view(theta, l), act)
+        posts.append(h)
+    loss, delta = weighted_loss(model.loss, h, T, w, reduction)
+    grad = np.zeros_like(theta)
+    for l in range(L - 1, -1, -1):
+        act = "linear" if (l == L - 1 and from_logits) else model.activations[l]
+        gW, gb, delta = dense_backward(delta, posts[l], inputs[l], model.weight_view(theta, l), act)
+        model.weight_view(grad, l)[...] = gW
+        model.bias_view(grad, l)[...] = gb
+    return loss, grad
+
+
+def mlp_train(model, X, T, order, batch_size, rates, optimizer="sgd", w=None, reduction="sum", weight_decay=0.0,
+              betas=(0.9, 0.999), eps=1e-8, epochs=1):
+    """Train a copy of ``model``'s parameters in float64, batch by batch over ``order`` for ``epochs`` epochs,
+    batch k at ``rates[k]``: (theta, m, v) after the run (m, v: Adam's moments, zero for SGD)."""
+    theta = model.theta.astype(np.float64)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    k = 0
+    for _ in range(epochs):
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            _, g = mlp_loss_gradient(model, theta, X[idx], T[idx], None if w is None else w[idx], reduction)
+            if optimizer == "sgd":
+                sgd([theta], [g], rates[k], weight_decay)
+            elif optimizer == "adamw":
+                adamw([theta], [g], [m], [v], k + 1, rates[k], *betas, eps, weight_decay)
+            else:
+                adam([theta], [g], [m], [v], k + 1, rates[k], *betas, eps, weight_decay)
+            k += 1
+    return theta, m, v

@@ -285,3 +285,39 @@ def test_rates_are_converted_for_summed_gradients(rng, monkeypatch, solver, cls,
     assert seen["lr"] == pytest.approx(0.4 if solver == "adam" else 0.4 / s)
     assert seen["eps"] == pytest.approx(1e-6 * s)
     assert seen["weight_decay"] == pytest.approx(0.5 * factor)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_class_weight_balanced_dict_and_errors(rng, monkeypatch, n_classes):
+    """class_weight reaches Trainer.fit as class-index weights: 'balanced' is scikit-learn's
+    compute_class_weight over the fit's y, a dict is keyed by the labels; 'balanced' in partial_fit and an
+    unknown label are refused."""
+    import fastnn.sklearn as fsk
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.array(["a", "b", "c"][:n_classes])
+    y = labels[np.r_[np.zeros(20, int), rng.integers(1, n_classes, 10)]]
+    X = rng.normal(size=(30, 3))
+    seen = {}
+
+    class Spy(fsk.Trainer):
+        def fit(self, *args, **kw):
+            seen["class_weight"] = kw.get("class_weight")
+            return super().fit(*args, **kw)
+
+    monkeypatch.setattr(fsk, "Trainer", Spy)
+    MLPClassifier((4,), max_iter=2, class_weight="balanced").fit(X, y)
+    want = compute_class_weight("balanced", classes=labels, y=y)
+    assert seen["class_weight"] == pytest.approx(dict(enumerate(want)))
+    MLPClassifier((4,), max_iter=2, class_weight={labels[-1]: 3.0}).fit(X, y)
+    assert seen["class_weight"] == {n_classes - 1: 3.0}
+    MLPClassifier((4,), max_iter=2).fit(X, y)
+    assert seen["class_weight"] is None
+    with pytest.raises(ValueError, match="not one of classes_"):
+        MLPClassifier((4,), max_iter=2, class_weight={"z": 2.0}).fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit"):
+        MLPClassifier((4,), class_weight="balanced").partial_fit(X, y, classes=labels)
+    # a heavy class takes over the predictions
+    heavy = MLPClassifier((8,), max_iter=50, learning_rate_init=0.05, random_state=0,
+                          class_weight={labels[-1]: 1000.0, labels[0]: 1e-3}).fit(X, y)
+    assert np.mean(heavy.predict(X) == labels[-1]) > 0.9

@@ -237,6 +237,7 @@ cdef void team_net_batch(Team* t, Epoch* e, Net* net, floating* theta, Py_ssize_
     cdef floating* tb = work + e.offsets[OFF_TB1 if buf else OFF_TB0]
     cdef floating* top = xb
     cdef Mat inp
+    cdef double lr = batch_lr(e, b)
     if net.n_stack > 0:
         top = work + net.stack[N_SCOLS * (net.n_stack - 1) + SC_OUTBUF]
         base = begin_parts(t, e, parts)
@@ -246,8 +247,8 @@ cdef void team_net_batch(Team* t, Epoch* e, Net* net, floating* theta, Py_ssize_
         sync(t, e)
     inp = mat(top, n, <int>e.layers[COL_IN], sizeof(floating))
     team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf)
-    team_loss(t, e, tb, n, b)
-    team_dense_backward(t, e, theta, inp, n, work + e.offsets[OFF_DTOP] if net.n_stack > 0 else NULL)
+    team_loss(t, e, tb, batch_weights(e, buf), n, b)
+    team_dense_backward(t, e, theta, inp, n, work + e.offsets[OFF_DTOP] if net.n_stack > 0 else NULL, lr)
     if net.n_stack > 0:
         base = begin_parts(t, e, parts)
         while take_part(e, base, parts, &p):
@@ -256,7 +257,7 @@ cdef void team_net_batch(Team* t, Epoch* e, Net* net, floating* theta, Py_ssize_
         sync(t, e)
         team_stack_combine(t, e, net, n, <floating*>e.grad)
     if e.opt != OPT_SGD:
-        team_optimizer(t, e, theta, step, e.n_params)
+        team_optimizer(t, e, theta, step, e.n_params, lr)
     elif net.conv_end > 0:
-        team_optimizer(t, e, theta, step, net.conv_end)
+        team_optimizer(t, e, theta, step, net.conv_end, lr)
     end_batch(t, e, b)

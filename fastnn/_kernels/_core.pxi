@@ -81,7 +81,8 @@ include "_norm.pxi"
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
                "softmax": ACT_SOFTMAX}
 #: Optimizer codes, name -> code.
-OPTIMIZERS = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV, "adam": OPT_ADAM}
+OPTIMIZERS = {"sgd": OPT_SGD, "momentum": OPT_MOMENTUM, "nesterov": OPT_NESTEROV, "adam": OPT_ADAM,
+              "adamw": OPT_ADAMW}
 #: Loss codes of the epoch kernel, name -> code.
 LOSSES = {"cross_entropy": LOSS_SOFTMAX_CE, "binary_cross_entropy": LOSS_SIGMOID_BCE,
           "squared_error": LOSS_SQUARED_ERROR}
@@ -337,26 +338,36 @@ def dense_backward(const floating[:, ::1] delta, const floating[:, ::1] A, const
         raise MemoryError("dense_backward: no memory for the split product's scratch")
 
 
+cdef inline const double* weights_of(const double[::1] w) noexcept:
+    """The row weights' address, or NULL for None (every row 1)."""
+    return &w[0] if w is not None and w.shape[0] else NULL
+
+
 def softmax_cross_entropy_onehot(const floating[:, ::1] Z, const floating[:, ::1] Y, floating[:, ::1] P_out,
-                                 floating[:, ::1] D_out):
-    # IN Z (n, c) logits, Y (n, c) one-hot (or soft); OUT P_out (n, c) probs, D_out (n, c) = P - Y
-    """Return (summed cross-entropy, rows whose argmax matches Y's argmax)."""
+                                 floating[:, ::1] D_out, const double[::1] weights=None, double scale=1.0):
+    # IN Z (n, c) logits, Y (n, c) one-hot (or soft), weights (n,) row weights or None, scale; OUT P_out (n, c)
+    # probs, D_out (n, c) = (P - Y) weights scale
+    """Return (summed (weighted) cross-entropy, rows whose argmax matches Y's argmax)."""
     cdef Py_ssize_t correct = 0
     cdef double loss
+    cdef const double* w = weights_of(weights)
     with nogil:
-        loss = softmax_ce_onehot(&Z[0, 0], &Y[0, 0], Z.shape[0], Z.shape[1], &P_out[0, 0], &D_out[0, 0], &correct)
+        loss = softmax_ce_onehot(&Z[0, 0], &Y[0, 0], Z.shape[0], Z.shape[1], &P_out[0, 0], &D_out[0, 0], &correct,
+                                 w, scale)
     return loss, correct
 
 
 def softmax_cross_entropy_index(const floating[:, ::1] Z, const int64_t[::1] labels, floating[:, ::1] P_out,
-                                floating[:, ::1] D_out):
-    # IN Z (n, c) logits, labels (n,) class indices in [0, c); OUT P_out, D_out (n, c) = P - onehot
-    """Return (summed cross-entropy, rows whose argmax equals the label)."""
+                                floating[:, ::1] D_out, const double[::1] weights=None, double scale=1.0):
+    # IN Z (n, c) logits, labels (n,) class indices in [0, c), weights (n,) or None, scale; OUT P_out,
+    # D_out (n, c) = (P - onehot) weights scale
+    """Return (summed (weighted) cross-entropy, rows whose argmax equals the label)."""
     cdef Py_ssize_t correct = 0
     cdef double loss
+    cdef const double* w = weights_of(weights)
     with nogil:
         loss = softmax_ce_index(&Z[0, 0], &labels[0], Z.shape[0], Z.shape[1], &P_out[0, 0], &D_out[0, 0],
-                                &correct)
+                                &correct, w, scale)
     return loss, correct
 
 
@@ -371,22 +382,28 @@ def cross_entropy_from_probs(const floating[:, ::1] Y, const floating[:, ::1] P)
 
 
 def sigmoid_binary_cross_entropy(const floating[:, ::1] Z, const floating[:, ::1] Y, floating[:, ::1] P_out,
-                                 floating[:, ::1] D_out):
-    # IN Z (n, 1) logits, Y (n, 1) targets in {0, 1}; OUT P_out = sigmoid(Z), D_out = P - Y
-    """Return (summed binary cross-entropy, rows with (P >= 0.5) == (Y >= 0.5))."""
+                                 floating[:, ::1] D_out, const double[::1] weights=None, double scale=1.0):
+    # IN Z (n, 1) logits, Y (n, 1) targets in {0, 1}, weights (n,) or None, scale; OUT P_out = sigmoid(Z),
+    # D_out = (P - Y) weights scale
+    """Return (summed (weighted) binary cross-entropy, rows with (P >= 0.5) == (Y >= 0.5))."""
     cdef Py_ssize_t correct = 0
     cdef double loss
+    cdef const double* w = weights_of(weights)
     with nogil:
-        loss = sigmoid_bce(&Z[0, 0], &Y[0, 0], Z.shape[0] * Z.shape[1], &P_out[0, 0], &D_out[0, 0], &correct)
+        loss = sigmoid_bce(&Z[0, 0], &Y[0, 0], Z.shape[0], Z.shape[1], &P_out[0, 0], &D_out[0, 0], &correct, w,
+                           scale)
     return loss, correct
 
 
-def squared_error(const floating[:, ::1] P, const floating[:, ::1] Y, floating[:, ::1] D_out):
-    # IN P (n, m) predictions, Y (n, m) targets; OUT D_out (n, m) = 2 (P - Y)
-    """Return the total squared error sum((P - Y)^2)."""
+def squared_error(const floating[:, ::1] P, const floating[:, ::1] Y, floating[:, ::1] D_out,
+                  const double[::1] weights=None, double scale=1.0):
+    # IN P (n, m) predictions, Y (n, m) targets, weights (n,) row weights or None, scale; OUT D_out (n, m) =
+    # 2 (P - Y) weights scale
+    """Return the total (weighted) squared error sum(weights (P - Y)^2)."""
     cdef double loss
+    cdef const double* w = weights_of(weights)
     with nogil:
-        loss = squared_error_sum(&P[0, 0], &Y[0, 0], P.shape[0] * P.shape[1], &D_out[0, 0])
+        loss = squared_error_sum(&P[0, 0], &Y[0, 0], P.shape[0], P.shape[1], &D_out[0, 0], w, scale)
     return loss
 
 
@@ -444,11 +461,14 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] index, unsig
 
 def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
               floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step, int roles,
-              double start_loss=0.0, bint watch_interrupt=False):
+              double start_loss=0.0, bint watch_interrupt=False, const double[::1] weights=None,
+              double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False):
     # IN plan (fastnn.functional.EpochPlan), X (N, d), T (N, c), order (n,) rows of X, lr, step (updates so
     # far), roles (threads), start_loss (the loss sum so far), watch_interrupt (Python's main thread: stop
-    # after the batch during which SIGINT arrives); IN/OUT theta (P,), state1, state2 (optimizer buffers), the
-    # plan's work, grad and timing
+    # after the batch during which SIGINT arrives), weights (N,) row weights of X or None, lrs (at least one
+    # rate per batch of order) or None: lr for every batch, mean (divide each batch's gradient by its rows);
+    # IN/OUT theta (P,), state1, state2 (optimizer buffers), the plan's work, grad and timing, weight_work
+    # (2 * batch_size,) with weights
     """Train one epoch over ``order`` in batches of plan.batch_size; return (loss sum, correct, step,
     reduced_from, batches, roles): reduced_from is the first batch run by fewer threads because the team was
     slowed (-1: none), batches the batches done, roles the threads at work at the end.
@@ -457,12 +477,14 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     ``watch_interrupt``, stops after the batch during which Ctrl-C was pressed (Python then raises
     KeyboardInterrupt as soon as the call returns).
     """
-    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, NULL)
+    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, NULL,
+                     weights, weight_work, lrs, mean)
 
 
 def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
                   floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
-                  int roles, double start_loss=0.0, bint watch_interrupt=False):
+                  int roles, double start_loss=0.0, bint watch_interrupt=False, const double[::1] weights=None,
+                  double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False):
     # IN plan (fastnn.functional.NetworkPlan), X (N, H*W*C) images, the rest as mlp_epoch's; IN/OUT as
     # mlp_epoch's, and the plan's iwork, dwork and rwork (room for ``roles`` roles' im2col blocks)
     """mlp_epoch for a convolutional network: conv and pool layers, a flatten, dense layers."""
@@ -486,12 +508,14 @@ def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, cons
     net.keep_cols = bool(plan.keep_cols)
     if not net.keep_cols and rwork.shape[0] < roles * net.role_stride:
         raise ValueError("network_epoch: the plan's role_work is smaller than the roles need")
-    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, &net)
+    return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, &net,
+                     weights, weight_work, lrs, mean)
 
 
 cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
                       floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
-                      int roles, double start_loss, bint watch_interrupt, Net* net):
+                      int roles, double start_loss, bint watch_interrupt, Net* net, const double[::1] weights,
+                      double[::1] weight_work, const double[::1] lrs, bint mean):
     cdef const int64_t[:, ::1] layers = plan.layers
     cdef const int64_t[::1] offsets = plan.offsets
     cdef floating[::1] work = plan.work
@@ -535,6 +559,16 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
     e.total = start_loss
     e.leave_after = -1
     e.net = net
+    if weights is not None:
+        if weights.shape[0] != X.shape[0] or weight_work is None or weight_work.shape[0] < 2 * e.batch:
+            raise ValueError("epoch: weights must have X's rows and weight_work 2 * batch_size values")
+        e.W = &weights[0] if weights.shape[0] else NULL
+        e.wbuf = &weight_work[0]
+    if lrs is not None:
+        if lrs.shape[0] < (e.N + e.batch - 1) // e.batch:
+            raise ValueError("epoch: lrs must hold a rate for every batch of the order")
+        e.lrs = &lrs[0] if lrs.shape[0] else NULL
+    e.mean = mean
     job.e = &e
     job.theta = <char*>&theta[0]
     job.itemsize = sizeof(floating)
@@ -553,7 +587,7 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
         blas_single()
         if e.N > 0:  # the first batch's rows, before the team starts
             gather_batch(&e, 0, min(<Py_ssize_t>e.batch, e.N), &work[0] + offsets[OFF_XB0],
-                         &work[0] + offsets[OFF_TB0])
+                         &work[0] + offsets[OFF_TB0], batch_weights(&e, 0))
         e.gather_claim = 1
         e.gathered.value = 1
         fnn_team_run(epoch_role, &job, <uint32_t>e.roles, e.roles)

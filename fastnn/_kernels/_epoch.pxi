@@ -105,6 +105,10 @@ ctypedef struct Epoch:
     int watch_interrupt      # check fnn_interrupted between batches
     int interrupted          # OUT the call stopped after a batch because of Ctrl-C
     void* net                # a convolutional network's stack (a Net, _conv_epoch.pxi), or NULL
+    const double* W          # (N,) row weights of X (sample and class weights), or NULL: every row 1
+    double* wbuf             # (2 * batch,) the batch buffers' gathered row weights (used with W)
+    const double* lrs        # the learning rate of each batch of the call (a schedule), or NULL: hyper.lr
+    int mean                 # the batch's loss is its mean: its gradient is divided by its rows
     char pad2[64]            # what role 0 writes every batch, away from what the others read every batch
     double total             # OUT written by role 0
     Py_ssize_t correct
@@ -300,29 +304,31 @@ cdef void team_column_sums(Team* t, Epoch* e, const floating* D, int n, int m, f
     sync(t, e)
 
 
-cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step, Py_ssize_t P) noexcept nogil:
-    """The optimizer step of parameters [0, P) from ``grad``, in parts shared by the roles."""
+cdef void team_optimizer(Team* t, Epoch* e, floating* theta, long step, Py_ssize_t P, double lr) noexcept nogil:
+    """The optimizer step of parameters [0, P) from ``grad`` at the rate ``lr``, in parts shared by the roles."""
     cdef int parts = vector_parts(P), p
     cdef uint32_t base
+    cdef Hyper h = e.hyper
+    h.lr = lr
     if parts == 1:
         if serial(t, e):
-            optimizer_range(e.opt, theta, <floating*>e.grad, <floating*>e.s1, <floating*>e.s2, 0, P, e.hyper, step)
+            optimizer_range(e.opt, theta, <floating*>e.grad, <floating*>e.s1, <floating*>e.s2, 0, P, h, step)
         return
     base = begin_parts(t, e, parts)
     while take_part(e, base, parts, &p):
         optimizer_range(e.opt, theta, <floating*>e.grad, <floating*>e.s1, <floating*>e.s2,
-                        vector_bound(P, parts, p), vector_bound(P, parts, p + 1), e.hyper, step)
+                        vector_bound(P, parts, p), vector_bound(P, parts, p + 1), h, step)
         part_done(e)
     sync(t, e)
 
 
-cdef void team_layer_update(Team* t, Epoch* e, int l, Mat X, Mat dpre, floating* theta) noexcept nogil:
+cdef void team_layer_update(Team* t, Epoch* e, int l, Mat X, Mat dpre, floating* theta, double lr) noexcept nogil:
     """Layer l's weight and bias step from its input X (n, k) and dJ/d(pre) (n, m): fused into the product
     for SGD (W = (1 - lr wd) W - lr X.T @ dpre), else the gradients into ``grad``."""
     cdef const int64_t* r = e.layers + N_COLS * l
     cdef int k = X.cols, m = dpre.cols
     cdef floating* grad = <floating*>e.grad
-    cdef double lr = e.hyper.lr, wd = e.hyper.wd
+    cdef double wd = e.hyper.wd
     if e.opt == OPT_SGD:
         team_column_sums(t, e, <floating*>dpre.data, X.rows, m, theta + r[COL_B], lr, wd, True)
         team_product(t, e, transpose(X), dpre, mat(theta + r[COL_W], k, m, sizeof(floating)), -lr, 1.0 - lr * wd)
@@ -331,8 +337,9 @@ cdef void team_layer_update(Team* t, Epoch* e, int l, Mat X, Mat dpre, floating*
         team_product(t, e, transpose(X), dpre, mat(grad + r[COL_W], k, m, sizeof(floating)), 1.0, 0.0)
 
 
-cdef void gather_batch(Epoch* e, Py_ssize_t lo, Py_ssize_t hi, floating* xout, floating* tout) noexcept nogil:
-    """Rows order[lo:hi] of X and T into the batch buffers."""
+cdef void gather_batch(Epoch* e, Py_ssize_t lo, Py_ssize_t hi, floating* xout, floating* tout,
+                       double* wout) noexcept nogil:
+    """Rows order[lo:hi] of X and T into the batch buffers (and of W into wout, when weighted)."""
     cdef Py_ssize_t r, i
     cdef const floating* X = <const floating*>e.X
     cdef const floating* T = <const floating*>e.T
@@ -340,6 +347,19 @@ cdef void gather_batch(Epoch* e, Py_ssize_t lo, Py_ssize_t hi, floating* xout, f
         i = e.order[lo + r]
         memcpy(xout + r * e.d, X + i * e.d, e.d * sizeof(floating))
         memcpy(tout + r * e.c, T + i * e.c, e.c * sizeof(floating))
+    if e.W != NULL:
+        for r in range(hi - lo):
+            wout[r] = e.W[e.order[lo + r]]
+
+
+cdef inline double* batch_weights(Epoch* e, int buf) noexcept nogil:
+    """The gathered row weights of the batch buffers ``buf``, or NULL when unweighted."""
+    return e.wbuf + (e.batch if buf else 0) if e.W != NULL else NULL
+
+
+cdef inline double batch_lr(Epoch* e, Py_ssize_t b) noexcept nogil:
+    """The learning rate of the call's batch b."""
+    return e.lrs[b] if e.lrs != NULL else e.hyper.lr
 
 
 cdef void try_gather(Epoch* e, floating* work, Py_ssize_t b, Py_ssize_t lo, Py_ssize_t hi, int buf) noexcept nogil:
@@ -347,7 +367,7 @@ cdef void try_gather(Epoch* e, floating* work, Py_ssize_t b, Py_ssize_t lo, Py_s
     cdef uint32_t i
     if hi > lo and fnn_claim(&e.gather_claim, <uint32_t>(b + 1), &i):
         gather_batch(e, lo, hi, work + e.offsets[OFF_XB1 if buf else OFF_XB0],
-                     work + e.offsets[OFF_TB1 if buf else OFF_TB0])
+                     work + e.offsets[OFF_TB1 if buf else OFF_TB0], batch_weights(e, buf))
         fnn_event_add(&e.gathered, 1)
 
 
@@ -373,9 +393,11 @@ cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n,
         inp = mat(work + r[COL_POST], n, m, isz)
 
 
-cdef double loss_rows(Epoch* e, floating* tb, Py_ssize_t r0, Py_ssize_t r1, int m, Py_ssize_t* ok) noexcept nogil:
-    """The fused loss of rows [r0, r1) of the last layer against the targets tb: their summed loss and correct
-    predictions, dA = dJ/d(the pre-activation) of those rows."""
+cdef double loss_rows(Epoch* e, floating* tb, const double* wb, double scale, Py_ssize_t r0, Py_ssize_t r1, int m,
+                      Py_ssize_t* ok) noexcept nogil:
+    """The fused loss of rows [r0, r1) of the last layer against the targets tb (row weights wb, or NULL; the
+    gradient times ``scale``): their summed loss and correct predictions, dA = dJ/d(the pre-activation) of
+    those rows."""
     cdef floating* work = <floating*>e.work
     cdef floating* dA = work + e.offsets[OFF_DA] + r0 * m
     cdef floating* dB = work + e.offsets[OFF_DB] + r0 * m
@@ -383,35 +405,37 @@ cdef double loss_rows(Epoch* e, floating* tb, Py_ssize_t r0, Py_ssize_t r1, int 
     cdef floating* pre = work + r[COL_PRE] + r0 * m
     cdef floating* post = work + r[COL_POST] + r0 * m
     cdef Py_ssize_t rows = r1 - r0
+    cdef const double* w = wb + r0 if wb != NULL else NULL
     cdef double loss
     ok[0] = 0
     if e.loss == LOSS_SOFTMAX_CE:
-        return softmax_ce_onehot(pre, tb + r0 * m, rows, m, post, dA, ok)
+        return softmax_ce_onehot(pre, tb + r0 * m, rows, m, post, dA, ok, w, scale)
     if e.loss == LOSS_SIGMOID_BCE:
-        return sigmoid_bce(pre, tb + r0 * m, rows * m, post, dA, ok)
-    loss = squared_error_sum(post, tb + r0 * m, rows * m, dB)
+        return sigmoid_bce(pre, tb + r0 * m, rows, m, post, dA, ok, w, scale)
+    loss = squared_error_sum(post, tb + r0 * m, rows, m, dB, w, scale)
     delta_pre_flat(dB, post, rows * m, <int>r[COL_ACT], dA)
     return loss
 
 
-cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexcept nogil:
-    """The fused loss of the last layer against the targets tb: dA = dJ/d(its pre-activation).  Serial work
-    when small; else parts of rows shared by the roles, their float64 sums added in part order by role 0."""
+cdef void team_loss(Team* t, Epoch* e, floating* tb, const double* wb, int n, Py_ssize_t b) noexcept nogil:
+    """The fused loss of the last layer against the targets tb (row weights wb, or NULL): dA = dJ/d(its
+    pre-activation), divided by the n rows for the mean loss.  Serial work when small; else parts of rows
+    shared by the roles, their float64 sums added in part order by role 0."""
     cdef const int64_t* r = e.layers + N_COLS * (e.n_layers - 1)
     cdef int m = <int>r[COL_OUT], parts = <int>min(<Py_ssize_t>rows_parts(n, m), <Py_ssize_t>MAX_LOSS_PARTS), p, q
     cdef Py_ssize_t ok = 0
-    cdef double loss = 0.0
+    cdef double loss = 0.0, scale = 1.0 / n if e.mean and n > 0 else 1.0
     cdef uint32_t base
     if parts > 1:
         base = begin_parts(t, e, parts)
         while take_part(e, base, parts, &p):
-            e.loss_parts[p] = loss_rows(e, tb, <Py_ssize_t>n * p // parts, <Py_ssize_t>n * (p + 1) // parts, m,
-                                        &e.correct_parts[p])
+            e.loss_parts[p] = loss_rows(e, tb, wb, scale, <Py_ssize_t>n * p // parts,
+                                        <Py_ssize_t>n * (p + 1) // parts, m, &e.correct_parts[p])
             part_done(e)
         sync(t, e)
     if serial(t, e):
         if parts == 1:
-            loss = loss_rows(e, tb, 0, n, m, &ok)
+            loss = loss_rows(e, tb, wb, scale, 0, n, m, &ok)
         else:
             for q in range(parts):
                 loss += e.loss_parts[q]
@@ -427,9 +451,11 @@ cdef void team_loss(Team* t, Epoch* e, floating* tb, int n, Py_ssize_t b) noexce
             watch_team(t, e, b, n == e.batch)
 
 
-cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n, floating* gX0) noexcept nogil:
-    """The dense layers' backward and weight steps from dA = dJ/d(last pre-activation); ``inp`` is layer 0's
-    input.  With gX0 (not NULL), also layer 0's input gradient dA @ W0.T into gX0, before its step."""
+cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n, floating* gX0,
+                              double lr) noexcept nogil:
+    """The dense layers' backward and weight steps (SGD's at the rate ``lr``) from dA = dJ/d(last
+    pre-activation); ``inp`` is layer 0's input.  With gX0 (not NULL), also layer 0's input gradient
+    dA @ W0.T into gX0, before its step."""
     cdef int L = e.n_layers, l, k, m, isz = sizeof(floating)
     cdef floating* work = <floating*>e.work
     cdef floating* dA = work + e.offsets[OFF_DA]
@@ -443,7 +469,7 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
         m = <int>r[COL_OUT]
         team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + r[COL_W], k, m, isz)), mat(dB, n, k, isz),
                      1.0, 0.0)
-        team_layer_update(t, e, l, mat(work + below[COL_POST], n, k, isz), mat(dA, n, m, isz), theta)
+        team_layer_update(t, e, l, mat(work + below[COL_POST], n, k, isz), mat(dA, n, m, isz), theta, lr)
         team_delta_pre(t, e, <floating*>dB, <floating*>work + below[COL_POST], <Py_ssize_t>n * k, <int>below[COL_ACT],
                        dA)
     k = <int>e.layers[COL_IN]
@@ -451,7 +477,7 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
     if gX0 != NULL:
         team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + e.layers[COL_W], k, m, isz)),
                      mat(gX0, n, k, isz), 1.0, 0.0)
-    team_layer_update(t, e, 0, inp, mat(dA, n, m, isz), theta)
+    team_layer_update(t, e, 0, inp, mat(dA, n, m, isz), theta, lr)
 
 
 cdef inline void end_batch(Team* t, Epoch* e, Py_ssize_t b) noexcept nogil:
@@ -472,11 +498,12 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_
     cdef floating* xb = work + e.offsets[OFF_XB1 if buf else OFF_XB0]
     cdef floating* tb = work + e.offsets[OFF_TB1 if buf else OFF_TB0]
     cdef Mat inp = mat(xb, n, <int>e.d, sizeof(floating))
+    cdef double lr = batch_lr(e, b)
     team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf)
-    team_loss(t, e, tb, n, b)
-    team_dense_backward(t, e, theta, inp, n, NULL)
+    team_loss(t, e, tb, batch_weights(e, buf), n, b)
+    team_dense_backward(t, e, theta, inp, n, NULL, lr)
     if e.opt != OPT_SGD:
-        team_optimizer(t, e, theta, step, e.n_params)
+        team_optimizer(t, e, theta, step, e.n_params, lr)
     end_batch(t, e, b)
 
 

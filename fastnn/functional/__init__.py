@@ -15,10 +15,11 @@ The names below live in these modules (import them from ``fastnn.functional``):
   dense layer (``dense_forward``, ``dense_backward``) and ``gather_rows``;
 - ``conv``: convolution and max-pooling on NHWC images (``conv2d_*``, ``max_pool2d_*``, ``PADDINGS``);
 - ``losses``: the fused losses (``softmax_cross_entropy``, ``sigmoid_binary_cross_entropy``,
-  ``squared_error``, ``cross_entropy``, ``LossResult``) and the one table of losses (``LOSSES``,
-  ``LOSS_TABLE`` of ``Loss``, ``check_loss``, ``batch_loss``);
-- ``optim``: the optimizer updates (``sgd_update``, ``momentum_update``, ``adam_update``, ``OPTIMIZERS``)
-  and the plan of a run's optimizer steps (``step_plan``, ``StepPlan``);
+  ``squared_error``, ``cross_entropy``, ``LossResult``; with row weights and a reduction of
+  ``LOSS_REDUCTIONS``) and the one table of losses (``LOSSES``, ``LOSS_TABLE`` of ``Loss``, ``check_loss``,
+  ``batch_loss``);
+- ``optim``: the optimizer updates (``sgd_update``, ``momentum_update``, ``adam_update``, ``adamw_update``,
+  ``OPTIMIZERS``) and the plan of a run's optimizer steps (``step_plan``, ``StepPlan``);
 - ``threads``: the thread team (``get_num_threads``, ``set_num_threads``, ``MAX_THREADS``, ``core_info``);
 - ``dense_epoch``: the compiled epoch of a dense network, an MLP (``epoch_plan``, ``EpochPlan``,
   ``parameter_offsets``, ``check_layers``);
@@ -26,11 +27,11 @@ The names below live in these modules (import them from ``fastnn.functional``):
   (``conv_epoch_plan``, formerly ``network_plan``, still an alias; ``NetworkPlan``,
   ``network_parameter_offsets``);
 - ``epoch``: ``train_epoch``, which trains either plan for one epoch (``EpochResult``, ``RETRY_FULL_TEAM``);
-- ``_checks``: the argument checks they share, among them the public ``float_dtype``, ``all_finite`` and
-  ``check_hyperparameter``.
+- ``_checks``: the argument checks they share, among them the public ``float_dtype``, ``all_finite``,
+  ``check_hyperparameter``, ``check_reduction`` and ``check_row_weights``.
 """
 
-from ._checks import all_finite, check_hyperparameter, float_dtype
+from ._checks import all_finite, check_hyperparameter, check_reduction, check_row_weights, float_dtype
 from .conv import (PADDINGS, avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward,
                    conv2d_output_shape, global_avg_pool2d_backward, global_avg_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward)
@@ -41,9 +42,9 @@ from .norm import (BatchNormResult, batch_norm_backward, batch_norm_forward, bat
 from .dense import ACTIVATIONS, activation, activation_deriv, dense_backward, dense_forward, gather_rows, softmax
 from .dense_epoch import EpochPlan, check_layers, epoch_plan, parameter_offsets
 from .epoch import RETRY_FULL_TEAM, EpochResult, train_epoch
-from .losses import (LOSS_TABLE, LOSSES, Loss, LossResult, batch_loss, check_loss, cross_entropy,
+from .losses import (LOSS_REDUCTIONS, LOSS_TABLE, LOSSES, Loss, LossResult, batch_loss, check_loss, cross_entropy,
                      sigmoid_binary_cross_entropy, softmax_cross_entropy, squared_error)
-from .optim import OPTIMIZERS, StepPlan, adam_update, momentum_update, sgd_update, step_plan
+from .optim import OPTIMIZERS, StepPlan, adam_update, adamw_update, momentum_update, sgd_update, step_plan
 from .threads import MAX_THREADS, core_info, get_num_threads, set_num_threads
 
 __all__ = [
@@ -105,4 +106,9 @@ __all__ = [
     "StepPlan",
     "step_plan",
     "conv_epoch_plan",
+    # issue 22: training controls
+    "adamw_update",
+    "LOSS_REDUCTIONS",
+    "check_reduction",
+    "check_row_weights",
 ]

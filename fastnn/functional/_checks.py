@@ -173,3 +173,30 @@ def check_optimizer_options(optimizer, batch_size, dtype, momentum, betas, eps, 
     momentum = check_hyperparameter(momentum, "momentum", 0.0, 1.0, high_open=True)
     weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
     return optimizer, int(batch_size), dtype, momentum, betas, float(eps), weight_decay
+
+
+#: How a batch's loss is reduced over its rows: summed (the coursework's, fastnn's default) or averaged.
+LOSS_REDUCTIONS = ("sum", "mean")
+
+
+def check_reduction(reduction, name: str = "reduction") -> str:
+    """``reduction`` if it is one of :data:`LOSS_REDUCTIONS`, else a ValueError naming ``name``."""
+    if not isinstance(reduction, str) or reduction not in LOSS_REDUCTIONS:
+        raise ValueError(f"{name}: expected one of {LOSS_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def check_row_weights(weights, n: int, name: str = "weights") -> np.ndarray:
+    """Per-row weights as a C-contiguous (n,) float64 array: real, finite and >= 0, or a ValueError naming
+    ``name`` (a TypeError for a non-real dtype)."""
+    w = np.asarray(weights)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"{name}: expected one weight per row, shape ({n},), got shape {w.shape}")
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {w.dtype}")
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name}: contains NaN or inf values")
+    if n and w.min() < 0:
+        raise ValueError(f"{name}: weights must be >= 0, got a minimum of {w.min()!r}")
+    return w

@@ -156,7 +156,7 @@ def epoch_plan(sizes, activations, loss, *, optimizer="sgd", batch_size=32, dtyp
     activations : sequence of str
         One per layer (softmax only last).
     loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}
-    optimizer : {'sgd', 'momentum', 'nesterov', 'adam'}
+    optimizer : {'sgd', 'momentum', 'nesterov', 'adam', 'adamw'}
     batch_size : int
     dtype : {'float32', 'float64'}
     momentum : float

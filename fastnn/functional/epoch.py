@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._kernels import _core
-from ._checks import check_array, describe
+from ._checks import check_array, check_reduction, describe
 from .conv_epoch import NetworkPlan
 from .dense_epoch import EpochPlan
 from .threads import check_threads, get_num_threads
@@ -36,8 +36,9 @@ class EpochResult(NamedTuple):
     batches: int = 0
 
 
-def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr: float, step: int = 0,
-                threads: int | None = None, start_loss: float = 0.0) -> EpochResult:
+def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr, step: int = 0,
+                threads: int | None = None, start_loss: float = 0.0, weights=None,
+                reduction: str = "sum") -> EpochResult:
     """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
 
     Parameters
@@ -59,8 +60,11 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         place.
     state : pair of ndarrays
         The optimizer buffers from ``plan.new_state()``, updated in place.
-    lr : float
-        Learning rate (> 0) for the gradient of the loss summed over a batch.
+    lr : float or (n_batches,) ndarray of float64
+        Learning rate (> 0) for the gradient of the batch's loss (summed over its rows unless ``reduction``
+        is 'mean'); or one rate (>= 0, finite) for each batch of ``order`` in turn, at least
+        ``ceil(n / batch_size)`` of them (a schedule that changes within the epoch: the compiled epoch reads
+        each batch's from the array).  A float runs every batch at that rate, as before there were schedules.
     step : int
         Updates done before this epoch (Adam's bias correction counts from it).
     start_loss : float
@@ -74,6 +78,13 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         call, down to one, and the plan's next calls start with those
         that were left (all of them again every RETRY_FULL_TEAM-th call): the numbers are the same either
         way.
+    weights : (N,) C-contiguous ndarray of float64, optional
+        A weight per row of X (not of ``order``: they are gathered with the batch's rows), finite and >= 0
+        (not checked here, for speed: ``Trainer.fit`` checks them once).  Each row's loss and gradient are
+        multiplied by its weight; the loss sum returned is the weighted one; ``correct`` is not weighted.
+    reduction : {'sum', 'mean'}
+        'mean' divides each batch's gradient by its rows (also a short last batch's by its own), as
+        PyTorch's default; the loss sum returned is not divided.
 
     Returns
     -------
@@ -114,8 +125,24 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
         raise ValueError("state: expected the pair of optimizer buffers from plan.new_state()")
     for i, size in enumerate(plan.state_sizes):
         check_array(state[i], f"state[{i}]", (size,), plan.dtype, writeable=True)
-    if not (np.isfinite(lr) and lr > 0):
+    lrs = None
+    if isinstance(lr, np.ndarray):
+        batches_needed = -(-order.shape[0] // plan.batch_size)
+        if lr.ndim != 1 or lr.dtype != np.float64 or not lr.flags.c_contiguous or lr.shape[0] < batches_needed:
+            raise ValueError(f"lr: expected a float or a C-contiguous float64 array of a rate per batch, at least "
+                             f"{batches_needed}, got {describe(lr)}")
+        if lr.size and not (np.all(np.isfinite(lr)) and lr.min() >= 0):
+            raise ValueError("lr: the rates per batch must be finite and >= 0")
+        lrs, lr = lr, float(lr[0]) if lr.size else 0.0
+    elif not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
+    mean = check_reduction(reduction) == "mean"
+    weight_work = None
+    if weights is not None:
+        check_array(weights, "weights", (N,), np.float64)
+        weight_work = getattr(plan, "_weight_work", None)
+        if weight_work is None:
+            weight_work = plan._weight_work = np.zeros(2 * plan.batch_size)
     if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
         raise ValueError(f"step: expected the number of updates done so far (>= 0), got {step!r}")
     threads = get_num_threads() if threads is None else check_threads(threads)
@@ -135,7 +162,8 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr:
     run = _core.network_epoch if isinstance(plan, NetworkPlan) else _core.mlp_epoch
     loss, correct, step, reduced, batches, left = run(plan, X, T, order, theta, state[0], state[1], float(lr),
                                                       int(step), start, float(start_loss),
-                                                      threading.current_thread() is threading.main_thread())
+                                                      threading.current_thread() is threading.main_thread(),
+                                                      weights, weight_work, lrs, mean)
     if reduced >= 0 or start < roles:
         plan._threads_memory = (int(left), plan._threads_memory[1])
     return EpochResult(float(loss), int(correct), int(step), int(reduced), start, int(batches))

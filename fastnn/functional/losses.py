@@ -1,7 +1,10 @@
 """Losses: the fused loss functions and the one table of the losses a model may train with.
 
 :func:`softmax_cross_entropy`, :func:`sigmoid_binary_cross_entropy` and :func:`squared_error` compute one
-batch's summed loss and its gradient (:func:`cross_entropy` the loss of given probabilities).
+batch's summed loss and its gradient (:func:`cross_entropy` the loss of given probabilities); each takes
+optional per-row ``weights`` (sample or class weights: ``sum_i w_i loss_i``) and a ``reduction`` of
+:data:`LOSS_REDUCTIONS`: 'sum' (the default, the coursework's) or 'mean' (divided by the rows, PyTorch's
+default, also with weights: ``(w * l).mean()``).  The gradient is always that of the loss returned.
 :data:`LOSS_TABLE` says, for each name of :data:`LOSSES`, which output layer feeds the loss and whether it
 is computed from the logits; :func:`check_loss` picks and checks a model's loss by it, and
 :func:`batch_loss` computes any of them on one batch.
@@ -16,10 +19,11 @@ import numpy as np
 
 from .._config import ONEHOT_ATOL
 from .._kernels import _core
-from ._checks import as_float, check_loss_name, check_out, float_dtype
+from ._checks import (LOSS_REDUCTIONS, as_float, check_loss_name, check_out, check_reduction, check_row_weights,
+                      float_dtype)
 
-__all__ = ["LOSSES", "LossResult", "softmax_cross_entropy", "sigmoid_binary_cross_entropy", "squared_error",
-           "cross_entropy", "Loss", "LOSS_TABLE", "batch_loss", "check_loss"]
+__all__ = ["LOSSES", "LOSS_REDUCTIONS", "LossResult", "softmax_cross_entropy", "sigmoid_binary_cross_entropy",
+           "squared_error", "cross_entropy", "Loss", "LOSS_TABLE", "batch_loss", "check_loss"]
 
 #: Names of the losses the kernels implement (of :func:`~fastnn.functional.epoch_plan`, of the models and of
 #: :data:`LOSS_TABLE`, in this order).
@@ -29,6 +33,14 @@ LOSSES = tuple(_core.LOSSES)
 def _check_batch(n: int, name: str) -> None:
     if n == 0:
         raise ValueError(f"{name}: empty batch (0 rows); pass at least one sample")
+
+
+def _weighting(weights, reduction, n: int):
+    """The kernels' row weights (None or (n,) float64) and gradient scale, and the loss's divisor."""
+    reduction = check_reduction(reduction)
+    w = None if weights is None else check_row_weights(weights, n)
+    scale = 1.0 / n if reduction == "mean" else 1.0
+    return w, scale, (n if reduction == "mean" else 1)
 
 
 class LossResult(NamedTuple):
@@ -70,7 +82,7 @@ def _labels(labels, n: int, c: int, dtype):
     raise ValueError(f"labels: expected one-hot rows (n, c) or class indices (n,), got shape {y.shape}")
 
 
-def softmax_cross_entropy(logits, labels, *, out=None) -> LossResult:
+def softmax_cross_entropy(logits, labels, *, weights=None, reduction="sum", out=None) -> LossResult:
     """Fused softmax + cross-entropy: summed loss, accuracy and ``delta = softmax(logits) - y`` in one pass.
 
     Stable for logits of any magnitude (log-sum-exp; no overflow, no log(0)).
@@ -79,13 +91,18 @@ def softmax_cross_entropy(logits, labels, *, out=None) -> LossResult:
     ----------
     logits : (n, c) ndarray of float32 or float64
     labels : (n, c) one-hot ndarray or (n,) ndarray of int class indices
+    weights : (n,) array of float, optional
+        Each row's weight (finite, >= 0): the loss is ``sum_i weights[i] * loss_i`` and row i's ``delta``
+        is multiplied by ``weights[i]``.  The accuracy is not weighted.
+    reduction : {'sum', 'mean'}
+        'mean' divides the loss and ``delta`` by n (with weights too: ``(weights * loss_i).mean()``).
     out : tuple (delta, probs) of (n, c) buffers, optional
 
     Returns
     -------
     LossResult
-        ``loss`` (float, summed over the batch), ``accuracy`` (float in [0, 1]),
-        ``delta`` (n, c) gradient of the summed loss with respect to the logits,
+        ``loss`` (float, summed over the batch, or its mean), ``accuracy`` (float in [0, 1]),
+        ``delta`` (n, c) gradient of that loss with respect to the logits,
         ``probs`` (n, c) softmax probabilities.
 
     Examples
@@ -93,35 +110,42 @@ def softmax_cross_entropy(logits, labels, *, out=None) -> LossResult:
     >>> r = softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1]))
     >>> round(r.loss, 6), r.delta
     (0.693147, array([[ 0.5, -0.5]]))
+    >>> softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([1]), weights=[2.0]).delta
+    array([[ 1., -1.]])
     """
     Z = as_float(logits, "logits", float_dtype(logits), 2)
     n, c = Z.shape
     _check_batch(n, "logits")
     kind, y = _labels(labels, n, c, Z.dtype)
+    w, scale, divisor = _weighting(weights, reduction, n)
     d_out, p_out = (None, None) if out is None else out
     inputs = [("logits", Z), ("labels", y)]
     delta = check_out(d_out, "out[0] (delta)", (n, c), Z.dtype, inputs)
     probs = check_out(p_out, "out[1] (probs)", (n, c), Z.dtype, inputs + [("out[0] (delta)", delta)])
     if kind == "index":
-        loss, correct = _core.softmax_cross_entropy_index(Z, y, probs, delta)
+        loss, correct = _core.softmax_cross_entropy_index(Z, y, probs, delta, w, scale)
     else:
-        loss, correct = _core.softmax_cross_entropy_onehot(Z, y, probs, delta)
-    return LossResult(float(loss), correct / n, delta, probs)
+        loss, correct = _core.softmax_cross_entropy_onehot(Z, y, probs, delta, w, scale)
+    return LossResult(float(loss) / divisor, correct / n, delta, probs)
 
 
-def sigmoid_binary_cross_entropy(logits, y, *, out=None) -> LossResult:
+def sigmoid_binary_cross_entropy(logits, y, *, weights=None, reduction="sum", out=None) -> LossResult:
     """Fused sigmoid + binary cross-entropy for single-output networks.
 
     Parameters
     ----------
     logits : (n, 1) ndarray of float32 or float64
     y : (n, 1) or (n,) ndarray of targets in {0, 1}
+    weights : (n,) array of float, optional
+        Row weights, as :func:`softmax_cross_entropy`'s.
+    reduction : {'sum', 'mean'}
     out : tuple (delta, probs) of (n, 1) buffers, optional
 
     Returns
     -------
     LossResult
-        Summed BCE, accuracy of ``p >= 0.5``, ``delta = sigmoid(logits) - y``, ``probs = sigmoid(logits)``.
+        Summed (or mean) BCE, accuracy of ``p >= 0.5``, ``delta = (sigmoid(logits) - y) * weights`` (divided
+        by n for the mean), ``probs = sigmoid(logits)``.
     """
     Z = as_float(logits, "logits", float_dtype(logits), 2)
     n, c = Z.shape
@@ -135,20 +159,25 @@ def sigmoid_binary_cross_entropy(logits, y, *, out=None) -> LossResult:
     Y = np.ascontiguousarray(Y.reshape(n, 1), dtype=Z.dtype)
     if not np.all((Y == 0) | (Y == 1)):
         raise ValueError("y: binary targets must be 0 or 1")
+    w, scale, divisor = _weighting(weights, reduction, n)
     d_out, p_out = (None, None) if out is None else out
     inputs = [("logits", Z), ("y", Y)]
     delta = check_out(d_out, "out[0] (delta)", (n, 1), Z.dtype, inputs)
     probs = check_out(p_out, "out[1] (probs)", (n, 1), Z.dtype, inputs + [("out[0] (delta)", delta)])
-    loss, correct = _core.sigmoid_binary_cross_entropy(Z, Y, probs, delta)
-    return LossResult(float(loss), correct / n, delta, probs)
+    loss, correct = _core.sigmoid_binary_cross_entropy(Z, Y, probs, delta, w, scale)
+    return LossResult(float(loss) / divisor, correct / n, delta, probs)
 
 
-def squared_error(pred, target, *, out=None):
+def squared_error(pred, target, *, weights=None, reduction="sum", out=None):
     """Total squared error ``sum((pred - target)**2)`` and its gradient ``2 (pred - target)``.
 
     Parameters
     ----------
     pred, target : (n, m) ndarrays of float32 or float64
+    weights : (n,) array of float, optional
+        Row weights: ``sum_i weights[i] * sum_j (pred - target)[i, j]**2``.
+    reduction : {'sum', 'mean'}
+        'mean' divides by the n rows (not by n * m).
     out : (n, m) buffer for the gradient, optional
 
     Returns
@@ -162,8 +191,9 @@ def squared_error(pred, target, *, out=None):
     if P.shape != T.shape:
         raise ValueError(f"target: expected shape {P.shape} like pred, got shape {T.shape}")
     _check_batch(P.shape[0], "pred")
+    w, scale, divisor = _weighting(weights, reduction, P.shape[0])
     delta = check_out(out, "out", P.shape, dtype, [("pred", P), ("target", T)])
-    return float(_core.squared_error(P, T, delta)), delta
+    return float(_core.squared_error(P, T, delta, w, scale)) / divisor, delta
 
 
 def cross_entropy(y, probs):
@@ -281,8 +311,8 @@ def check_loss(loss, activation: str, n_out: int) -> str:
     return entry.name
 
 
-def batch_loss(loss: str, Z, T) -> tuple[float, np.ndarray, int]:
-    """One batch's summed loss, its gradient with respect to Z and the correct predictions.
+def batch_loss(loss: str, Z, T, *, weights=None, reduction="sum") -> tuple[float, np.ndarray, int]:
+    """One batch's summed (or mean) loss, its gradient with respect to Z and the correct predictions.
 
     Parameters
     ----------
@@ -294,12 +324,17 @@ def batch_loss(loss: str, Z, T) -> tuple[float, np.ndarray, int]:
     T : ndarray
         Targets as the loss's function takes them: one-hot rows or class indices (cross-entropy), 0/1
         (binary cross-entropy), values (squared error).
+    weights : (n,) array of float, optional
+        Row weights (sample or class weights), passed to the loss's function.
+    reduction : {'sum', 'mean'}
+        Of :data:`LOSS_REDUCTIONS`, passed to the loss's function.
 
     Returns
     -------
     loss_sum : float
+        The (weighted) loss summed over the rows, or its mean over them.
     delta : (n, m) ndarray
-        dJ/dZ of the summed loss.
+        dJ/dZ of that loss.
     correct : int
         Correct predictions (0 for a loss without an accuracy: the squared error).
 
@@ -310,7 +345,7 @@ def batch_loss(loss: str, Z, T) -> tuple[float, np.ndarray, int]:
     """
     entry = LOSS_TABLE[check_loss_name(loss)]
     if not entry.counts_correct:
-        loss_sum, delta = entry.function(Z, T)
+        loss_sum, delta = entry.function(Z, T, weights=weights, reduction=reduction)
         return loss_sum, delta, 0
-    r = entry.function(Z, T)
+    r = entry.function(Z, T, weights=weights, reduction=reduction)
     return r.loss, r.delta, round(r.accuracy * r.delta.shape[0])

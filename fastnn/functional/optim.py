@@ -1,9 +1,10 @@
 """Optimizers: the in-place parameter updates and the plan of a training run's optimizer steps.
 
-:func:`sgd_update`, :func:`momentum_update` (with Nesterov) and :func:`adam_update` update every parameter
-of a list in place.  :func:`step_plan` checks a training run's optimizer options, with the very checks of
-the compiled epochs' plans (:func:`~fastnn.functional.epoch_plan`, :func:`~fastnn.functional.conv_epoch_plan`),
-and says how large its optimizer state is; those plans are step plans too (:class:`StepPlan`).
+:func:`sgd_update`, :func:`momentum_update` (with Nesterov), :func:`adam_update` and :func:`adamw_update`
+(Adam with decoupled weight decay, as ``torch.optim.AdamW``) update every parameter of a list in place.
+:func:`step_plan` checks a training run's optimizer options, with the very checks of the compiled epochs'
+plans (:func:`~fastnn.functional.epoch_plan`, :func:`~fastnn.functional.conv_epoch_plan`), and says how large
+its optimizer state is; those plans are step plans too (:class:`StepPlan`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from .._config import ADAM_EPS
 from .._kernels import _core
 from ._checks import all_finite, check_adam, check_hyperparameter, check_optimizer_options, describe
 
-__all__ = ["OPTIMIZERS", "sgd_update", "momentum_update", "adam_update", "StepPlan", "step_plan"]
+__all__ = ["OPTIMIZERS", "ADAM_LIKE", "sgd_update", "momentum_update", "adam_update", "adamw_update", "StepPlan",
+           "step_plan"]
 
 #: Optimizers of :func:`step_plan` and the epoch plans (and of ``fastnn.train.Trainer``).
 OPTIMIZERS = tuple(_core.OPTIMIZERS)
+#: The optimizers with Adam's moment buffers and constants (betas, eps).
+ADAM_LIKE = ("adam", "adamw")
 
 
 # ------------------------------------------------------------------------- updates
@@ -143,6 +147,44 @@ def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: floa
                      float(weight_decay), int(step))
 
 
+def adamw_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = ADAM_EPS, weight_decay: float = 1e-2) -> None:
+    """One AdamW step for every parameter, in place: Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    ``p *= 1 - lr * weight_decay``, then Adam's step from ``g`` alone (the decay is not in the gradient, so
+    not in the moments): ``m = beta1 m + (1 - beta1) g``, ``v = beta2 v + (1 - beta2) g**2``,
+    ``p -= lr * (m / (1 - beta1**step)) / (sqrt(v / (1 - beta2**step)) + eps)``.
+
+    Parameters
+    ----------
+    params, grads : lists of ndarrays
+    m, v : lists of ndarrays
+        First and second moment buffers, shaped like ``params`` (start at zero).
+    step : int
+        The number of this update, starting at 1 (bias correction).
+    lr, beta1, beta2, eps : float
+    weight_decay : float
+        The decoupled decay, >= 0; 0.01 by default, as torch's AdamW (the :class:`~fastnn.train.Trainer`'s
+        ``weight_decay`` defaults to 0 for every optimizer).
+
+    Examples
+    --------
+    >>> p, g = np.ones(2), np.array([0.5, -0.5]); m, v = np.zeros(2), np.zeros(2)
+    >>> adamw_update([p], [g], [m], [v], step=1, lr=0.1, weight_decay=0.5)
+    >>> p.round(6)  # 1 * (1 - 0.05) -/+ 0.1 (Adam's first step is lr * sign(g))
+    array([0.85, 1.05])
+    """
+    _check_lr(lr)
+    check_adam(beta1, beta2, eps)
+    if int(step) < 1:
+        raise ValueError(f"step: Adam counts updates from 1, got {step!r}")
+    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
+    P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))
+    for p, g, a, b in zip(P, G, M1, M2):
+        _core.update(_core.OPTIMIZERS["adamw"], p, g, a, b, float(lr), float(beta1), float(beta2), float(eps),
+                     float(weight_decay), int(step))
+
+
 # ------------------------------------------------------------------------ the plan
 
 class StepPlan:
@@ -151,8 +193,8 @@ class StepPlan:
     Built by :func:`step_plan` for a model trained batch by batch; the compiled epochs' plans
     (``EpochPlan``, ``NetworkPlan``) are StepPlans with a workspace besides.  ``optimizer``, ``batch_size``,
     ``dtype``, ``momentum``, ``betas`` and ``weight_decay`` are the checked options; ``mu``, ``beta2`` and
-    ``eps`` the constants the update kernel takes (``mu`` is Adam's beta1 for Adam, the momentum otherwise;
-    ``beta2`` and ``eps`` are 0 but for Adam).
+    ``eps`` the constants the update kernel takes (``mu`` is Adam's beta1 for Adam and AdamW, the momentum
+    otherwise; ``beta2`` and ``eps`` are 0 but for those two).
     """
 
     def __init__(self, n_params, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay):
@@ -163,12 +205,13 @@ class StepPlan:
         self.dtype = dtype
         self.momentum = momentum
         self.betas = betas
-        self.mu = betas[0] if optimizer == "adam" else momentum
-        self.beta2 = betas[1] if optimizer == "adam" else 0.0
-        self.eps = eps if optimizer == "adam" else 0.0
+        adam = optimizer in ADAM_LIKE
+        self.mu = betas[0] if adam else momentum
+        self.beta2 = betas[1] if adam else 0.0
+        self.eps = eps if adam else 0.0
         self.weight_decay = weight_decay
         #: Lengths of the two optimizer buffers: momentum or Adam's m, and Adam's v (0: unused).
-        self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if optimizer == "adam" else 0)
+        self.state_sizes = (0 if optimizer == "sgd" else self.n_params, self.n_params if adam else 0)
 
     def new_state(self):
         """Zeroed optimizer buffers (momentum, or Adam's m and v) for a training run: a pair of arrays."""

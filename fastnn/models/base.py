@@ -11,7 +11,7 @@ vector ``theta`` and offers:
   read: they import no model class;
 - ``epoch_plan(**options)``: the compiled epoch the model builds for itself (``fastnn.functional``'s plan
   for its layers and the optimizer options), or None when the compiled epoch cannot run it;
-- ``loss_gradient(X, T, grad)``: one batch's summed loss, correct predictions and gradient through
+- ``loss_gradient(X, T, grad, weights=, reduction=)``: one batch's summed loss, correct predictions and gradient through
   ``fastnn.functional``, the path of a model trained batch by batch (and the reference for the epoch);
 - ``save(path)``, ``load(path)`` and ``archive_members()``: the file format of
   :mod:`fastnn.models.fileformat`.
@@ -88,7 +88,7 @@ class Model(abc.ABC):
         it (the model then trains batch by batch, through :meth:`loss_gradient`)."""
 
     @abc.abstractmethod
-    def loss_gradient(self, X, T, grad=None, *, theta=None, training=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, weights=None, reduction="sum", training=None):
         """One batch's summed loss, correct predictions, and the gradient of the loss w.r.t. ``theta``, layer
         by layer through ``fastnn.functional`` (the batch-by-batch path, and the compiled epoch's reference).
 
@@ -100,6 +100,10 @@ class Model(abc.ABC):
             Written in place (allocated when None).
         theta : (theta.size,) ndarray, optional
             Parameters to differentiate at (default the model's).
+        weights : (n,) ndarray of float, optional
+            Row weights (sample or class weights) of the loss, as ``fastnn.functional.batch_loss`` takes them.
+        reduction : {'sum', 'mean'}
+            The batch's loss summed over its rows or averaged (``fastnn.functional.batch_loss``).
         training : (seed, step), optional
             The training batch this is (the trainer's seed and step): Dropout layers apply that step's masks
             (``fastnn.functional.dropout``) and BatchNorm layers update their running statistics.  None (a
@@ -108,6 +112,7 @@ class Model(abc.ABC):
         Returns
         -------
         loss : float
+            The batch's loss, weighted and reduced as asked.
         correct : int
         grad : ndarray, laid out like ``theta``
         """

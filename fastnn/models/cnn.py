@@ -371,7 +371,7 @@ class CNN(Model):
             out[s:s + step], _ = self._run(X[s:s + step], self.theta, logits, keep=False)
         return out
 
-    def loss_gradient(self, X, T, grad=None, *, theta=None, training=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, weights=None, reduction="sum", training=None):
         """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`): forward
         through ``fastnn.functional``'s conv/pool/dense functions, the fused loss, and backward layer by layer."""
         theta = self.theta if theta is None else theta
@@ -379,7 +379,7 @@ class CNN(Model):
             grad = np.zeros_like(theta)
         last_linear = F.LOSS_TABLE[self.loss].from_logits  # (the loss fuses the softmax/sigmoid)
         Z, records = self._run(X, theta, last_linear, keep=True, training=training)
-        loss, delta, correct = F.batch_loss(self.loss, Z, T)
+        loss, delta, correct = F.batch_loss(self.loss, Z, T, weights=weights, reduction=reduction)
         if not np.isfinite(loss):
             return loss, correct, grad
         last = len(self.layers) - 1

@@ -225,7 +225,7 @@ class MLP(Model):
         optimizer, batch_size, momentum, betas, eps, weight_decay)."""
         return F.epoch_plan(self.sizes, self.activations, self.loss, dtype=self.dtype, **options)
 
-    def loss_gradient(self, X, T, grad=None, *, theta=None, training=None):
+    def loss_gradient(self, X, T, grad=None, *, theta=None, weights=None, reduction="sum", training=None):
         """One batch's summed loss, correct predictions and gradient (:meth:`Model.loss_gradient`), dense
         layer by dense layer through ``fastnn.functional`` (no dropout or batch normalisation in an MLP:
         ``training`` changes nothing)."""
@@ -240,7 +240,7 @@ class MLP(Model):
             inputs.append(h)
             _, h = F.dense_forward(h, self.weight_view(theta, l), self.bias_view(theta, l), act)
             posts.append(h)
-        loss, delta, correct = F.batch_loss(self.loss, h, T)
+        loss, delta, correct = F.batch_loss(self.loss, h, T, weights=weights, reduction=reduction)
         if not np.isfinite(loss):
             return loss, correct, grad
         for l in range(L - 1, -1, -1):
