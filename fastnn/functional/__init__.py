@@ -13,6 +13,9 @@ The names below live in these modules (import them from ``fastnn.functional``):
 
 - ``dense``: activations (``ACTIVATIONS``, ``activation``, ``activation_deriv``, ``softmax``), the fused
   dense layer (``dense_forward``, ``dense_backward``) and ``gather_rows``;
+- ``fastnn.activations`` (re-exported here): the activations' names, built-in and registered
+  (``register_activation``, which compiles your own scalar functions with Numba, imported only when it is
+  called; ``registered_activations``, ``BUILTIN_ACTIVATIONS``);
 - ``conv``: convolution and max-pooling on NHWC images (``conv2d_*``, ``max_pool2d_*``, ``PADDINGS``);
 - ``losses``: the fused losses (``softmax_cross_entropy``, ``sigmoid_binary_cross_entropy``,
   ``squared_error``, ``cross_entropy``, ``LossResult``) and the one table of losses (``LOSSES``,
@@ -31,6 +34,7 @@ The names below live in these modules (import them from ``fastnn.functional``):
 """
 
 from ._checks import all_finite, check_hyperparameter, float_dtype
+from ..activations import BUILTIN_ACTIVATIONS, register_activation, registered_activations
 from .conv import (PADDINGS, conv2d_backward, conv2d_forward, conv2d_output_shape, max_pool2d_backward,
                    max_pool2d_forward)
 from .conv_epoch import NetworkPlan, conv_epoch_plan, network_parameter_offsets, network_plan
@@ -91,4 +95,8 @@ __all__ = [
     "StepPlan",
     "step_plan",
     "conv_epoch_plan",
+    # registered activations (issue 22)
+    "BUILTIN_ACTIVATIONS",
+    "register_activation",
+    "registered_activations",
 ]

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
+from ..activations import is_registered
 from .layers import Conv2D, Dense, MaxPool2D, check_input_shape, infer_shapes, layer_from_config
 from .base import Model, check_loss_and_dtype
 from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
@@ -253,7 +254,7 @@ class CNN(Model):
         """Forward through every layer; with ``keep`` also the inputs and outputs the backward pass needs.
 
         Returns the output (the last layer's pre-activation when ``last_linear``) and the per-layer records:
-        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, input shape for Flatten.
+        (input, pre, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, input shape for Flatten.
         """
         records = []
         h = X
@@ -263,11 +264,11 @@ class CNN(Model):
                 W, b = self.layer_parameters(theta, i)
                 act = "linear" if (i == last and last_linear) else layer.activation
                 if isinstance(layer, Conv2D):
-                    _, post = F.conv2d_forward(h, W, b, act, stride=layer.stride, padding=layer.padding)
+                    pre, post = F.conv2d_forward(h, W, b, act, stride=layer.stride, padding=layer.padding)
                 else:
-                    _, post = F.dense_forward(h, W, b, act)
-                if keep:
-                    records.append((h, post))
+                    pre, post = F.dense_forward(h, W, b, act)
+                if keep:  # (a registered activation's derivative is a function of pre)
+                    records.append((h, pre if is_registered(act) else None, post))
                 h = post
             elif isinstance(layer, MaxPool2D):
                 shape = h.shape
@@ -315,15 +316,15 @@ class CNN(Model):
         for i in range(last, -1, -1):
             layer, rec = self.layers[i], records[i]
             if isinstance(layer, (Conv2D, Dense)):
-                x, post = rec
+                x, pre, post = rec
                 W, _ = self.layer_parameters(theta, i)
                 gW, gb = self.layer_parameters(grad, i)
                 act = "linear" if (i == last and last_linear) else layer.activation
                 if isinstance(layer, Conv2D):
                     dW, db, delta = F.conv2d_backward(delta, post, x, W, act, stride=layer.stride,
-                                                      padding=layer.padding, need_grad_X=i > 0)
+                                                      padding=layer.padding, pre=pre, need_grad_X=i > 0)
                 else:
-                    dW, db, delta = F.dense_backward(delta, post, x, W, act, need_grad_X=i > 0)
+                    dW, db, delta = F.dense_backward(delta, post, x, W, act, pre=pre, need_grad_X=i > 0)
                 gW[...] = dW
                 gb[...] = db
             elif isinstance(layer, MaxPool2D):
