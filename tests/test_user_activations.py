@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("numba", reason="register_activation needs Numba: pip install 'fastnn[jit]'")
 
@@ -85,6 +87,19 @@ def test_conv_forward_and_backward_match_the_builtin_sigmoid(dtype, rng):
     want = F.conv2d_backward(delta, bpost, X, W, "sigmoid", padding="same")
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, **R.tol(dtype))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 9), m=st.integers(0, 40), dtype=st.sampled_from(["float32", "float64"]),
+       name=st.sampled_from(NAMES), seed=st.integers(0, 2**16))
+def test_any_shape_read_only_and_strided_inputs(n, m, dtype, name, seed):
+    Z = (np.random.default_rng(seed).normal(size=(n, 2 * m)) * 3).astype(dtype)[:, ::2]  # not contiguous
+    Z.flags.writeable = False
+    A = F.activation(Z, name)
+    D = F.activation_deriv(None, name, pre=Z)
+    assert A.shape == D.shape == (n, m)
+    np.testing.assert_allclose(A, R.user_activation(Z, name), **R.tol(dtype))
+    np.testing.assert_allclose(D, R.user_activation_deriv(Z, name), **R.tol(dtype))
 
 
 def test_a_registered_derivative_needs_the_pre_activation(rng):

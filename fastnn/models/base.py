@@ -24,7 +24,8 @@ The layer list, input to output (arrays are views of ``theta``, in fastnn's layo
 - ``("maxpool", size)``: non-overlapping ``size`` x ``size`` windows;
 - ``("flatten", (H, W, C))``: an image flattened in C order, (H, W, C).
 
-``activation`` is one of ``fastnn.functional.ACTIVATIONS``.
+``activation`` is one of ``fastnn.functional.ACTIVATIONS`` or a name registered with ``fastnn.register_activation``
+(which the exporters refuse: ONNX and PyTorch have no operator for it).
 """
 
 from __future__ import annotations
