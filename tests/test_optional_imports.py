@@ -1,5 +1,6 @@
-"""The optional integrations (scikit-learn, ONNX, PyTorch, Numba for registered activations) stay optional: importing fastnn loads none of them, and
-using one that is absent raises an ImportError naming the extra to install.  Runs without any of them."""
+"""The optional integrations (scikit-learn, ONNX, PyTorch, Numba for registered activations) stay optional:
+importing fastnn loads none of them, and using one that is absent raises an ImportError naming the extra to
+install.  Runs without any of them."""
 
 import json
 import subprocess
