@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 __all__ = ["BUILTIN_ACTIVATIONS", "MAX_USER_ACTIVATIONS", "RegisteredActivation", "register_activation",
            "registered_activations", "registered_activation", "is_activation", "is_registered", "unknown_activation",
-           "check_exportable"]
+           "check_exportable", "on_register"]
 
 # This module does not import the compiled core: ``fastnn.register_activation`` (the package's face) imports it,
-# and the core imports the package.  The registrations reach the core when a code is first asked for
-# (``fastnn.functional._checks.activation_code``, before any kernel is given it).
+# and the core imports the package.  The registrations reach the core through ``fastnn.functional``, which
+# listens (``on_register``) and also checks when a code is asked for (before any kernel is given it).
 #: The activations the kernels implement, by name (the core's ``ACTIVATIONS``; tests keep the two equal).
 BUILTIN_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu", "softmax")
 #: Most activations one process can register (the core's table; tests keep the two equal).
@@ -34,6 +34,14 @@ _generations = itertools.count(1)
 #: Every compiled function ever handed to the core: the core keeps their addresses, so they live as long as
 #: the process (a replaced registration's functions too, in case a kernel still runs them).
 _alive: list = []
+#: Called with each new registration (``fastnn.functional`` hands it to the core at once, so that a plan
+#: built before a name was registered again runs the new functions too).
+_listeners: list = []
+
+
+def on_register(listener) -> None:
+    """Call ``listener(entry)`` with every later registration (a :class:`RegisteredActivation`)."""
+    _listeners.append(listener)
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,8 @@ def register_activation(name: str, fn, derivative) -> RegisteredActivation:
         _alive.extend(compiled.values())
         entry = RegisteredActivation(name, slot, fn, derivative, compiled, next(_generations))
         _registry[name] = entry
+        for listener in _listeners:
+            listener(entry)
     return entry
 
 

@@ -330,6 +330,22 @@ def test_registering_again_replaces_the_functions(rng):
                                rtol=1e-12)
 
 
+def test_registering_again_reaches_a_plan_built_before(rng):
+    X = rng.random((16, 4))
+    T = np.eye(3)[rng.integers(0, 3, 16)]
+    order = np.arange(16, dtype=np.int64)
+    fastnn.register_activation("u_later", U.tanh, U.tanh_deriv)
+    plan = F.epoch_plan([4, 5, 3], ["u_later", "softmax"], "cross_entropy", batch_size=8)
+    theta0 = rng.normal(size=plan.n_params)
+    losses = []
+    for fn, deriv in ((U.softplus, U.softplus_deriv), (U.tanh, U.tanh_deriv)):
+        fastnn.register_activation("u_later", fn, deriv)
+        losses.append(F.train_epoch(plan, X, T, order, theta0.copy(), plan.new_state(), lr=1e-3).loss)
+    want = [F.train_epoch(F.epoch_plan([4, 5, 3], [act, "softmax"], "cross_entropy", batch_size=8), X, T, order,
+                          theta0.copy(), plan.new_state(), lr=1e-3).loss for act in ("u_softplus", "u_tanh")]
+    np.testing.assert_allclose(losses, want, rtol=1e-12)
+
+
 def test_exporters_refuse_a_registered_activation():
     model = MLP([3, 4, 2], ["u_tanh", "softmax"])
     from fastnn.onnx import layers_of

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .._kernels import _core
-from ..activations import registered_activation, unknown_activation
+from ..activations import on_register, registered_activation, unknown_activation
 
 
 def describe(x) -> str:
@@ -113,6 +113,9 @@ def _registered_code(entry) -> int:
         _core.set_user_activation(entry.slot, *entry.addresses())
         _in_core[entry.slot] = entry.generation
     return _core.USER_ACTIVATION_BASE + entry.slot
+
+
+on_register(_registered_code)  # a name registered again runs its new functions in every plan built before
 
 
 def activation_code_of(name) -> int:
