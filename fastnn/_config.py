@@ -84,3 +84,11 @@ ONEHOT_ATOL = 1e-6
 #: whose heap layout makes glibc trim (the README's "Speed" section has the measurement).
 MALLOC_MMAP_THRESHOLD = 32 << 20
 MALLOC_TRIM_THRESHOLD = 64 << 20
+
+#: How ``fastnn.register_activation`` compiles a user's scalar functions with Numba (the options of
+#: ``numba.cfunc``, float32 and float64 signatures): no fastmath flags (IEEE inf and NaN, nothing
+#: reassociated, as the core's own flags above), NumPy's error model (a division by zero gives inf or NaN as
+#: in the compiled core, instead of an exception that the core, a C caller, could not receive), and Numba's
+#: on-disk cache (``cache=True``: single-threaded cfuncs cache safely; a function defined where Numba cannot
+#: cache, e.g. in ``python -c``, is compiled without it).
+JIT_OPTIONS = dict(fastmath=False, error_model="numpy", cache=True)

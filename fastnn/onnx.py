@@ -35,6 +35,7 @@ import numpy as np
 
 from . import __version__
 from ._io import atomic_write
+from .activations import check_exportable
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "EMITTERS", "layers_of", "to_onnx", "to_onnx_model"]
 
@@ -162,7 +163,9 @@ def layers_of(model):
                         f"{type(model).__name__}")
     input_shape = tuple(model.input_shape)
     steps = [("transpose", (0, 3, 1, 2))] if len(input_shape) == 3 else []  # ONNX's Conv takes NCHW
-    for layer in model.layer_list():
+    layer_list = model.layer_list()
+    check_exportable(layer_list, "fastnn.onnx")
+    for layer in layer_list:
         kind = layer[0]
         if kind == "dense":
             steps += [("dense", layer[1], layer[2]), ("activation", layer[3])]
@@ -209,9 +212,9 @@ def to_onnx_model(model, *, opset: int = DEFAULT_OPSET, logits: bool = False, gr
     -------
     onnx.ModelProto
     """
+    layers, input_shape = layers_of(model)  # (first: a model it cannot export is refused with or without onnx)
     onnx = _import_onnx()
     opset = _check_opset(onnx, opset)
-    layers, input_shape = layers_of(model)
     if logits and layers[-1][0] == "activation":
         layers = layers[:-1]
     dtype = np.dtype(model.dtype)

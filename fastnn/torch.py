@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import check_exportable
+
 __all__ = ["to_torch", "from_torch"]
 
 
@@ -91,11 +93,12 @@ def to_torch(model, *, logits: bool = False):
     if not callable(getattr(model, "layer_list", None)):
         raise TypeError(f"model: expected a fastnn model (fastnn.models.MLP or fastnn.models.CNN), got "
                         f"{type(model).__name__}")
+    layers = model.layer_list()
+    check_exportable(layers, "fastnn.torch")
     torch = _import_torch()
     nn = torch.nn
     dtype = torch.float32 if np.dtype(model.dtype) == np.float32 else torch.float64
     acts = _activation_modules(torch)
-    layers = model.layer_list()
     modules, perm = [], None  # perm: the flat order torch's Flatten gives, for the next Linear's rows
     flat = len(model.input_shape) == 1  # rows (BatchNorm1d) rather than images (BatchNorm2d)
     for i, layer in enumerate(layers):

@@ -450,3 +450,34 @@ def mlp_train(model, X, T, order, batch_size, rates, optimizer="sgd", w=None, re
                 adam([theta], [g], [m], [v], k + 1, rates[k], *betas, eps, weight_decay)
             k += 1
     return theta, m, v
+
+
+# --------------------------------------------------------------------- registered activations
+# NumPy references of the scalar functions in tests/_user_activations.py (registered with
+# fastnn.register_activation): name -> (activation of z, derivative of z), both in float64.
+
+def _np_sigmoid(z):
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+USER_ACTIVATIONS = {
+    "u_sigmoid": (_np_sigmoid, lambda z: _np_sigmoid(z) * (1.0 - _np_sigmoid(z))),
+    "u_tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+    "u_softplus": (lambda z: np.logaddexp(0.0, z), _np_sigmoid),
+}
+
+
+def user_activation(Z, name):
+    return USER_ACTIVATIONS[name][0](np.asarray(Z, dtype=np.float64))
+
+
+def user_activation_deriv(Z, name):
+    return USER_ACTIVATIONS[name][1](np.asarray(Z, dtype=np.float64))
+
+
+def dense_backward_from_pre(delta, pre, X, W, name):
+    """dense_backward of a registered activation, whose derivative is a function of the pre-activation."""
+    dpre = user_activation_deriv(pre, name) * delta
+    X = X.astype(np.float64)
+    return X.T @ dpre, dpre.sum(axis=0), dpre @ W.astype(np.float64).T

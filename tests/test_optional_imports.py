@@ -1,12 +1,13 @@
-"""The optional integrations (scikit-learn, ONNX, PyTorch) stay optional: importing fastnn loads none of them, and
-using one that is absent raises an ImportError naming the extra to install.  Runs without any of them."""
+"""The optional integrations (scikit-learn, ONNX, PyTorch, Numba for registered activations) stay optional:
+importing fastnn loads none of them, and using one that is absent raises an ImportError naming the extra to
+install.  Runs without any of them."""
 
 import json
 import subprocess
 import sys
 import tempfile
 
-OPTIONAL = ("sklearn", "onnx", "onnxruntime", "torch")
+OPTIONAL = ("sklearn", "onnx", "onnxruntime", "torch", "numba")
 
 
 def _run(script):
@@ -50,9 +51,21 @@ def torch():
     to_torch(model)
 attempt("onnx", onnx)
 attempt("torch", torch)
+def jit():
+    import math, fastnn
+    fastnn.register_activation("mine", math.tanh, math.cos)
+attempt("jit", jit)
 print(json.dumps(out))
 """
     messages = json.loads(_run(script))
     for extra, message in messages.items():
         assert message is not None and f"fastnn[{extra}]" in message, (extra, message)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_register_activation_is_reachable_without_loading_numba():
+    """``fastnn.register_activation`` is the package's attribute; Numba loads only when it is called."""
+    script = ("import json, sys, fastnn; f = fastnn.register_activation; "
+              "import fastnn.functional as F, fastnn.nn; assert F.register_activation is f; "
+              "print(json.dumps([f.__name__, 'numba' in sys.modules, 'register_activation' in dir(fastnn)]))")
+    assert json.loads(_run(script)) == ["register_activation", False, True]

@@ -216,7 +216,7 @@ cdef void column_sums_double(const floating* D, Py_ssize_t n, Py_ssize_t m, doub
 cdef void conv_backward_part(const floating* delta, const floating* post, floating* cols, Py_ssize_t n,
                              const ConvGeom* g, const floating* W, int act, floating* dpre, floating* gW,
                              double alpha, double beta, double* gb, bint gb_add, floating* dX) noexcept nogil:
-    # IN delta (n*OH*OW, F) = dJ/d(post), post (n*OH*OW, F), cols: im2col of the n input images (for a
+    # IN delta (n*OH*OW, F) = dJ/d(post), post (n*OH*OW, F) (a registered activation: the pre-activation), cols: im2col of the n input images (for a
     # pointwise conv: the images themselves), W (K, F), act, alpha, beta;
     # OUT dpre (n*OH*OW, F) = dJ/d(pre) (may alias delta), gW (K, F) = alpha cols.T @ dpre + beta gW,
     # gb (F,) float64 column sums of dpre (added to gb with gb_add); with dX (not NULL): dX (n, H, W, C) = col2im(dpre @ W.T), which

@@ -40,7 +40,9 @@ cdef enum:
     SC_GEOM = 8      # offset of its geometry in the plan's geometry vector
     SC_GPART = 9     # conv: work offset of parts 1, 2, ...'s weight gradients (K*F values each)
     SC_SUMS = 10     # conv: dwork offset of the parts' float64 bias sums (F values each)
-    N_SCOLS = 11
+    SC_PRE = 11      # conv with a registered activation: work offset of its pre-activation (whose function its
+    #                  derivative is), kept beside the output; -1 otherwise (pre shares the output)
+    N_SCOLS = 12
 
 # Workspace offsets of a network plan beyond the dense epoch's N_OFFSETS.
 cdef enum:
@@ -95,7 +97,8 @@ cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floatin
         if r[SC_KIND] == KIND_CONV:
             g = conv_geom(net.geom + r[SC_GEOM])
             conv_forward_part(inp, cnt, &g, theta + r[SC_W], theta + r[SC_B], <int>r[SC_ACT],
-                              block_cols(net, work, r, &g, lo, role) if r[SC_COLS] >= 0 else NULL, out, out)
+                              block_cols(net, work, r, &g, lo, role) if r[SC_COLS] >= 0 else NULL,
+                              work + r[SC_PRE] + lo * r[SC_OUT] if r[SC_PRE] >= 0 else out, out)
         elif r[SC_KIND] == KIND_POOL:
             maxpool_forward_part(inp, cnt, net.geom + r[SC_GEOM], out, net.iwork + r[SC_COLS] + lo * r[SC_OUT])
         else:
@@ -158,7 +161,9 @@ cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floati
                     im2col(inp, cnt, &g, cols)
             else:  # pointwise: the layer's input is its im2col
                 cols = <floating*>inp
-            conv_backward_part(src, work + r[SC_OUTBUF] + lo * r[SC_OUT], cols, cnt, &g, theta + r[SC_W],
+            # (a registered activation's derivative reads the pre-activation, the others the output)
+            conv_backward_part(src, work + (r[SC_PRE] if r[SC_PRE] >= 0 else r[SC_OUTBUF]) + lo * r[SC_OUT],
+                               cols, cnt, &g, theta + r[SC_W],
                                <int>r[SC_ACT], src, grad + r[SC_W] if p == 0 else work + r[SC_GPART] + (p - 1) * g.K * g.F, 1.0,
                                0.0 if first else 1.0, net.dwork + r[SC_SUMS] + p * g.F, not first, dst)
         src = dst

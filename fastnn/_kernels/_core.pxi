@@ -97,8 +97,13 @@ POOL_GEOMETRY = ("H", "W", "C", "size", "OH", "OW")
 AVGPOOL_GEOMETRY = ("H", "W", "C", "KH", "KW", "OH", "OW")
 #: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
 STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
-                 "gpart_off", "sums_off")
+                 "gpart_off", "sums_off", "pre_off")
 STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL}
+#: Registered activations (fastnn.register_activation) have the codes USER_ACTIVATION_BASE + slot, slot in
+#: [0, MAX_USER_ACTIVATIONS); a derivative kernel takes their pre-activation where it takes a built-in's
+#: post-activation.
+USER_ACTIVATION_BASE = ACT_USER
+MAX_USER_ACTIVATIONS = MAX_USER_ACTS
 NET_WORK_OFFSETS = WORK_OFFSETS + ("dtop", "ga", "gb")
 
 #: The x86-64 level this copy of the core was compiled for ('x86-64-v2', 'x86-64-v3', 'x86-64-v4', or
@@ -158,6 +163,21 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
     _vector_part = int(parts["vector_part"])
     _max_image_parts = int(parts["max_image_parts"])
     fnn_team_init(spin_us, yield_us, spin_oversubscribed_us)
+
+
+def set_user_activation(int slot, size_t f32, size_t d32, size_t f64, size_t d64):
+    """Point the registered activation ``USER_ACTIVATION_BASE + slot`` at compiled scalar functions: the
+    addresses of C functions float(float) and double(double) (the activation and its derivative, both of the
+    pre-activation), which the kernels call from any thread with the GIL released.  Called under the GIL,
+    before any kernel is given the code; the functions must stay alive for the life of the process."""
+    if slot < 0 or slot >= MAX_USER_ACTS:
+        raise ValueError(f"slot: expected 0 to {MAX_USER_ACTS - 1}, got {slot}")
+    if not (f32 and d32 and f64 and d64):
+        raise ValueError("set_user_activation: every address must be a compiled function (not 0)")
+    _user_f32[slot] = <user_fn32>f32
+    _user_d32[slot] = <user_fn32>d32
+    _user_f64[slot] = <user_fn64>f64
+    _user_d64[slot] = <user_fn64>d64
 
 
 def get_num_threads():
@@ -277,8 +297,9 @@ def activate(const floating[:, ::1] Z, int act, floating[:, ::1] A_out):
 
 
 def activation_deriv(const floating[:, ::1] A, int act, floating[:, ::1] D_out):
-    # IN A (n, m) post-activation, act code; OUT D_out (n, m)
-    """D_out = act'(pre) from the post-activation (sigmoid A(1-A), tanh 1-A^2, relu A>0, linear 1)."""
+    # IN A (n, m) post-activation (a registered activation: the pre-activation), act code; OUT D_out (n, m)
+    """D_out = act'(pre) from the post-activation (sigmoid A(1-A), tanh 1-A^2, relu A>0, linear 1); a
+    registered activation's derivative from the pre-activation."""
     if A.shape[0] and A.shape[1]:
         with nogil:
             deriv_flat(&A[0, 0], A.shape[0] * A.shape[1], act, &D_out[0, 0])
@@ -319,7 +340,8 @@ def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating
 def dense_backward(const floating[:, ::1] delta, const floating[:, ::1] A, const floating[:, :] X,
                    const floating[:, :] W, int act, floating[:, ::1] dpre_out, floating[:, ::1] gW_out,
                    floating[::1] gb_out, floating[:, ::1] gX_out, bint need_gx):
-    # IN delta (n, m) = dJ/d(post), A (n, m) post-activation, X (n, k), W (k, m), act, need_gx;
+    # IN delta (n, m) = dJ/d(post), A (n, m) post-activation (a registered activation: the pre-activation),
+    # X (n, k), W (k, m), act, need_gx;
     # OUT dpre_out (n, m), gW_out (k, m), gb_out (m,), gX_out (n, k) when need_gx
     """grad_W = X.T @ (delta * act'(A)), grad_b (float64 sums), grad_X = (delta * act'(A)) @ W.T, fused."""
     cdef Py_ssize_t n = delta.shape[0], m = delta.shape[1]

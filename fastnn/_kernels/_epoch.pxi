@@ -413,7 +413,8 @@ cdef double loss_rows(Epoch* e, floating* tb, const double* wb, double scale, Py
     if e.loss == LOSS_SIGMOID_BCE:
         return sigmoid_bce(pre, tb + r0 * m, rows, m, post, dA, ok, w, scale)
     loss = squared_error_sum(post, tb + r0 * m, rows, m, dB, w, scale)
-    delta_pre_flat(dB, post, rows * m, <int>r[COL_ACT], dA)
+    # a registered activation's derivative is a function of the pre-activation (kept in its own buffer)
+    delta_pre_flat(dB, pre if r[COL_ACT] >= ACT_USER else post, rows * m, <int>r[COL_ACT], dA)
     return loss
 
 
@@ -470,8 +471,10 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
         team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + r[COL_W], k, m, isz)), mat(dB, n, k, isz),
                      1.0, 0.0)
         team_layer_update(t, e, l, mat(work + below[COL_POST], n, k, isz), mat(dA, n, m, isz), theta, lr)
-        team_delta_pre(t, e, <floating*>dB, <floating*>work + below[COL_POST], <Py_ssize_t>n * k, <int>below[COL_ACT],
-                       dA)
+        # (a registered activation's derivative is a function of the pre-activation, which the layer keeps)
+        team_delta_pre(t, e, <floating*>dB, <floating*>work + (below[COL_PRE] if below[COL_ACT] >= ACT_USER
+                                                                 else below[COL_POST]),
+                       <Py_ssize_t>n * k, <int>below[COL_ACT], dA)
     k = <int>e.layers[COL_IN]
     m = <int>e.layers[COL_OUT]
     if gX0 != NULL:

@@ -84,6 +84,55 @@ cdef enum:
     ACT_TANH = 2
     ACT_RELU = 3
     ACT_SOFTMAX = 4
+    #: Codes from ACT_USER up are registered activations (fastnn.register_activation): slot code - ACT_USER of
+    #: the tables below, compiled scalar functions of the pre-activation z called through a pointer.  For
+    #: them, the array a derivative kernel takes in place of the post-activation is the pre-activation z.
+    ACT_USER = 16
+    MAX_USER_ACTS = 64
+
+
+ctypedef float (*user_fn32)(float) noexcept nogil
+ctypedef double (*user_fn64)(double) noexcept nogil
+
+# The registered activations' functions and derivatives (addresses of Numba cfuncs, set under the GIL by
+# ``set_user_activation`` before any kernel is given the code; NULL for a free slot).
+cdef user_fn32 _user_f32[MAX_USER_ACTS]
+cdef user_fn32 _user_d32[MAX_USER_ACTS]
+cdef user_fn64 _user_f64[MAX_USER_ACTS]
+cdef user_fn64 _user_d64[MAX_USER_ACTS]
+
+
+cdef void user_map(const floating* Z, Py_ssize_t size, int act, bint deriv, floating* Y) noexcept nogil:
+    # IN Z (size,) pre-activations, act >= ACT_USER, deriv; OUT Y (size,), may alias Z
+    """Y = f(Z) (or f'(Z) with ``deriv``) of the registered activation ``act``, one call per value."""
+    cdef Py_ssize_t i
+    cdef user_fn32 f32
+    cdef user_fn64 f64
+    if floating is float:
+        f32 = _user_d32[act - ACT_USER] if deriv else _user_f32[act - ACT_USER]
+        for i in range(size):
+            Y[i] = f32(Z[i])
+    else:
+        f64 = _user_d64[act - ACT_USER] if deriv else _user_f64[act - ACT_USER]
+        for i in range(size):
+            Y[i] = f64(Z[i])
+
+
+cdef void user_delta_pre(const floating* delta, const floating* Z, Py_ssize_t size, int act,
+                         floating* dpre) noexcept nogil:
+    # IN delta (size,), Z (size,) pre-activations, act >= ACT_USER; OUT dpre (size,), may alias delta
+    """dpre = delta * f'(Z) of the registered activation ``act``."""
+    cdef Py_ssize_t i
+    cdef user_fn32 f32
+    cdef user_fn64 f64
+    if floating is float:
+        f32 = _user_d32[act - ACT_USER]
+        for i in range(size):
+            dpre[i] = delta[i] * f32(Z[i])
+    else:
+        f64 = _user_d64[act - ACT_USER]
+        for i in range(size):
+            dpre[i] = delta[i] * f64(Z[i])
 
 
 cdef inline floating sigmoid_s(floating v) noexcept nogil:
@@ -128,9 +177,12 @@ cdef inline floating exp_minus(floating z, floating m) noexcept nogil:
 
 cdef void activate_flat(const floating* Z, Py_ssize_t size, int act, floating* A) noexcept nogil:
     """A = act(Z) element-wise over ``size`` contiguous values (not softmax); A may alias Z.
-    One loop per activation, so that each vectorises."""
+    One loop per activation, so that each vectorises; a registered activation (act >= ACT_USER) calls its
+    compiled function."""
     cdef Py_ssize_t i
-    if A == Z:  # in place: one pointer, so that the compiler needs no overlap check (which would fail)
+    if act >= ACT_USER:
+        user_map(Z, size, act, False, A)
+    elif A == Z:  # in place: one pointer, so that the compiler needs no overlap check (which would fail)
         if act == ACT_SIGMOID:
             for i in range(size):
                 A[i] = sigmoid_s(A[i])
@@ -155,9 +207,12 @@ cdef void activate_flat(const floating* Z, Py_ssize_t size, int act, floating* A
 
 
 cdef void deriv_flat(const floating* A, Py_ssize_t size, int act, floating* D) noexcept nogil:
-    """D = act'(pre) from the post-activation A, element-wise."""
+    """D = act'(pre) from the post-activation A, element-wise (a registered activation: from the
+    pre-activation, passed as A)."""
     cdef Py_ssize_t i
-    if act == ACT_SIGMOID:
+    if act >= ACT_USER:
+        user_map(A, size, act, True, D)
+    elif act == ACT_SIGMOID:
         for i in range(size):
             D[i] = A[i] * (1 - A[i])
     elif act == ACT_TANH:
@@ -170,9 +225,12 @@ cdef void deriv_flat(const floating* A, Py_ssize_t size, int act, floating* D) n
 
 cdef void delta_pre_flat(const floating* delta, const floating* A, Py_ssize_t size, int act,
                          floating* dpre) noexcept nogil:
-    """dpre = delta * act'(A): the gradient with respect to the pre-activation; dpre may alias delta."""
+    """dpre = delta * act'(A): the gradient with respect to the pre-activation; dpre may alias delta.  For a
+    registered activation (act >= ACT_USER) A is the pre-activation."""
     cdef Py_ssize_t i
-    if act == ACT_SIGMOID:
+    if act >= ACT_USER:
+        user_delta_pre(delta, A, size, act, dpre)
+    elif act == ACT_SIGMOID:
         for i in range(size):
             dpre[i] = delta[i] * (A[i] * (1 - A[i]))
     elif act == ACT_TANH:

@@ -13,6 +13,11 @@ numbers are the same; the layers run as fused compiled kernels.
 * Arrays are float64 by default, as in NumPy; float32 input stays float32.
 * An activation this module does not know (your own Python function) still
   works: the product and bias run compiled, then your function is called.
+* An activation registered with ``fastnn.register_activation(name, fn, derivative)``
+  runs fused and compiled: pass its name, ``forward(X, params, "layer1", "swish")``
+  and ``backwards(delta, params, "layer1", "swish")``, or the functions
+  ``swish, swish_deriv = activation_functions("swish")``.  Its derivative is a
+  function of the pre-activation, which ``backwards`` takes from the cache.
 
 Examples
 --------
@@ -33,6 +38,8 @@ import numbers
 import numpy as np
 
 from .. import functional as F
+from .. import activations
+from ..functional._checks import activation_code, activation_code_of
 from .._kernels import _core
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "linear",
     "linear_deriv",
     "softmax",
+    "activation_functions",
     "forward",
     "compute_loss_and_acc",
     "backwards",
@@ -144,9 +152,86 @@ def softmax(x):
     return F.softmax(a)
 
 
+class RegisteredFunction:
+    """A registered activation (``fastnn.register_activation``), or its derivative, as a function of the
+    drop-in: calling it applies the compiled function element-wise, and ``forward``/``backwards`` run it
+    fused.  The derivative takes the *pre*-activation (``backwards`` passes the cached one)."""
+
+    def __init__(self, name: str, derivative: bool):
+        self.name = name
+        self.derivative = derivative
+        self.__name__ = name + ("_deriv" if derivative else "")
+
+    def __call__(self, x):
+        code = activation_code_of(_registered_name(self.name, self.__name__))
+        return (_elementwise_deriv if self.derivative else _elementwise)(x, code)
+
+    def __eq__(self, other):
+        return isinstance(other, RegisteredFunction) and (self.name, self.derivative) == (other.name,
+                                                                                           other.derivative)
+
+    def __hash__(self):
+        return hash((RegisteredFunction, self.name, self.derivative))
+
+    def __repr__(self):
+        what = " derivative (of the pre-activation)" if self.derivative else ""
+        return f"<registered activation {self.name!r}{what}>"
+
+
+def _registered_name(name: str, what: str) -> str:
+    if not activations.is_registered(name):
+        raise ValueError(f"{what}: {name!r} is not a registered activation in this process; call "
+                         f"fastnn.register_activation({name!r}, fn, derivative) first")
+    return name
+
+
+def activation_functions(name: str):
+    """The drop-in's pair of functions of an activation, built-in or registered, by name.
+
+    Parameters
+    ----------
+    name : str
+        'sigmoid', 'tanh', 'relu', 'linear' (this module's functions; 'softmax' has no element-wise
+        derivative) or a name registered with ``fastnn.register_activation``.
+
+    Returns
+    -------
+    activation, activation_deriv : callables
+        For ``forward`` and ``backwards``.  A registered activation's derivative takes the pre-activation
+        (``backwards`` passes the cached one); a built-in's takes the post-activation, as the coursework's.
+
+    Examples
+    --------
+    >>> act, act_deriv = activation_functions("tanh")
+    >>> act is tanh and act_deriv is tanh_deriv
+    True
+    """
+    builtin = {"sigmoid": (sigmoid, sigmoid_deriv), "tanh": (tanh, tanh_deriv), "relu": (relu, relu_deriv),
+               "linear": (linear, linear_deriv)}
+    if isinstance(name, str) and name in builtin:
+        return builtin[name]
+    if not activations.is_registered(name):
+        raise activations.unknown_activation("name", name, tuple(builtin))
+    return RegisteredFunction(name, False), RegisteredFunction(name, True)
+
+
 #: Our activation functions -> kernel activation names, for the fused path.
 _FUSED = {sigmoid: "sigmoid", tanh: "tanh", relu: "relu", linear: "linear", softmax: "softmax"}
 _FUSED_DERIV = {sigmoid_deriv: "sigmoid", tanh_deriv: "tanh", relu_deriv: "relu", linear_deriv: "linear"}
+
+
+def _fused_name(f, what: str, table):
+    """The kernels' activation name of ``f`` (one of this module's functions, a name, a registered
+    activation's function), or None for a function of the user's."""
+    if isinstance(f, RegisteredFunction):
+        return _registered_name(f.name, what)
+    if isinstance(f, str):
+        activation_code(f, allow_softmax=what == "activation")  # a clear error for an unknown name
+        return f
+    try:
+        return table.get(f)
+    except TypeError:  # not hashable: the user's callable object
+        return None
 
 
 def _layer(params, name: str):
@@ -166,16 +251,17 @@ def forward(X, params, name="", activation=sigmoid):
     params : dict
         Holds ``W<name>`` and ``b<name>``; receives ``cache_<name> = (X, pre_act, post_act)``.
     name : str
-    activation : callable
-        ``sigmoid``, ``tanh``, ``relu``, ``linear`` or ``softmax`` from this module run fused;
-        any other function is applied to the pre-activation as is.
+    activation : callable or str
+        ``sigmoid``, ``tanh``, ``relu``, ``linear`` or ``softmax`` from this module run fused, as do an
+        activation's name and a registered activation (its name, or its function from
+        :func:`activation_functions`); any other function is applied to the pre-activation as is.
 
     Returns
     -------
     post_act : (n, out_size) ndarray
     """
     W, b = _layer(params, name)
-    fused = _FUSED.get(activation)
+    fused = _fused_name(activation, "activation", _FUSED)
     if fused is not None:
         pre_act, post_act = F.dense_forward(X, W, b, fused)
     else:
@@ -213,9 +299,11 @@ def backwards(delta, params, name="", activation_deriv=sigmoid_deriv):
     params : dict
         Holds ``W<name>`` and ``cache_<name>``; receives ``grad_W<name>`` and ``grad_b<name>``.
     name : str
-    activation_deriv : callable
+    activation_deriv : callable or str
         Derivative written from the post-activation (``sigmoid_deriv``, ``tanh_deriv``,
-        ``relu_deriv``, ``linear_deriv`` run fused; any other function is called as is).
+        ``relu_deriv``, ``linear_deriv`` run fused; any other function is called as is); or an
+        activation's name, or a registered activation's derivative from :func:`activation_functions`,
+        fused too (a registered derivative reads the cached pre-activation).
 
     Returns
     -------
@@ -225,14 +313,14 @@ def backwards(delta, params, name="", activation_deriv=sigmoid_deriv):
     cache = params.get("cache_" + name) if hasattr(params, "get") else None
     if not isinstance(cache, tuple) or len(cache) != 3:
         raise KeyError(f"params has no cache_{name!r}; call forward(X, params, {name!r}, ...) before backwards")
-    X, _, post_act = cache
-    fused = _FUSED_DERIV.get(activation_deriv)
+    X, pre_act, post_act = cache
+    fused = _fused_name(activation_deriv, "activation_deriv", _FUSED_DERIV)
     if fused is None:
         if not callable(activation_deriv):
             raise TypeError(f"activation_deriv: expected a function, got {type(activation_deriv).__name__}")
         delta = np.asarray(activation_deriv(post_act)) * delta
         fused = "linear"
-    grad_W, grad_b, grad_X = F.dense_backward(delta, post_act, X, W, fused)
+    grad_W, grad_b, grad_X = F.dense_backward(delta, post_act, X, W, fused, pre=pre_act)
     params["grad_W" + name] = grad_W
     params["grad_b" + name] = grad_b
     return grad_X

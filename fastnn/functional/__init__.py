@@ -13,6 +13,9 @@ The names below live in these modules (import them from ``fastnn.functional``):
 
 - ``dense``: activations (``ACTIVATIONS``, ``activation``, ``activation_deriv``, ``softmax``), the fused
   dense layer (``dense_forward``, ``dense_backward``) and ``gather_rows``;
+- ``fastnn.activations`` (re-exported here): the activations' names, built-in and registered
+  (``register_activation``, which compiles your own scalar functions with Numba, imported only when it is
+  called; ``registered_activations``, ``BUILTIN_ACTIVATIONS``);
 - ``conv``: convolution and max-pooling on NHWC images (``conv2d_*``, ``max_pool2d_*``, ``PADDINGS``);
 - ``losses``: the fused losses (``softmax_cross_entropy``, ``sigmoid_binary_cross_entropy``,
   ``squared_error``, ``cross_entropy``, ``LossResult``; with row weights and a reduction of
@@ -32,6 +35,7 @@ The names below live in these modules (import them from ``fastnn.functional``):
 """
 
 from ._checks import all_finite, check_hyperparameter, check_reduction, check_row_weights, float_dtype
+from ..activations import BUILTIN_ACTIVATIONS, register_activation, registered_activations
 from .conv import (PADDINGS, avg_pool2d_backward, avg_pool2d_forward, conv2d_backward, conv2d_forward,
                    conv2d_output_shape, global_avg_pool2d_backward, global_avg_pool2d_forward, max_pool2d_backward,
                    max_pool2d_forward)
@@ -111,4 +115,8 @@ __all__ = [
     "LOSS_REDUCTIONS",
     "check_reduction",
     "check_row_weights",
+    # registered activations (issue 22)
+    "BUILTIN_ACTIVATIONS",
+    "register_activation",
+    "registered_activations",
 ]

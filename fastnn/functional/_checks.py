@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from .._kernels import _core
+from ..activations import on_register, registered_activation, unknown_activation
 
 
 def describe(x) -> str:
@@ -86,6 +87,7 @@ def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def activation_code(name, *, allow_softmax=True) -> int:
+    """The kernels' code of a built-in or registered activation (fastnn.register_activation), or a ValueError."""
     if isinstance(name, str) and name in _core.ACTIVATIONS:
         code = _core.ACTIVATIONS[name]
         if code == _core.ACTIVATIONS["softmax"] and not allow_softmax:
@@ -94,7 +96,42 @@ def activation_code(name, *, allow_softmax=True) -> int:
                 "gradient (probs - y) through a 'linear' layer, or use softmax_cross_entropy"
             )
         return code
-    raise ValueError(f"activation: expected one of {tuple(_core.ACTIVATIONS)}, got {name!r}")
+    entry = registered_activation(name)
+    if entry is not None:
+        return _registered_code(entry)
+    raise unknown_activation("activation", name, _core.ACTIVATIONS)
+
+
+#: slot -> the generation of the registration whose functions the core's table holds.
+_in_core: dict = {}
+
+
+def _registered_code(entry) -> int:
+    """A registered activation's code, its functions handed to the core first if they are not there yet (a
+    new registration, or a name registered again)."""
+    if _in_core.get(entry.slot) != entry.generation:
+        _core.set_user_activation(entry.slot, *entry.addresses())
+        _in_core[entry.slot] = entry.generation
+    return _core.USER_ACTIVATION_BASE + entry.slot
+
+
+on_register(_registered_code)  # a name registered again runs its new functions in every plan built before
+
+
+def activation_code_of(name) -> int:
+    """The kernels' code of a built-in or registered activation (KeyError otherwise); a registered one's
+    functions are handed to the core first if they are not there yet."""
+    if isinstance(name, str) and name in _core.ACTIVATIONS:
+        return _core.ACTIVATIONS[name]
+    entry = registered_activation(name)
+    if entry is None:
+        raise KeyError(name)
+    return _registered_code(entry)
+
+
+def is_user_code(code: int) -> bool:
+    """True for a registered activation's code: its derivative is a function of the pre-activation."""
+    return code >= _core.USER_ACTIVATION_BASE
 
 
 def check_hyperparameter(value, name: str, low: float, high: float = np.inf, *, high_open: bool = False) -> float:

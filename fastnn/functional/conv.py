@@ -18,7 +18,8 @@ import numbers
 import numpy as np
 
 from .._kernels import _core
-from ._checks import activation_code, as_float, check_out, float_dtype
+from ._checks import activation_code, as_float, check_out, float_dtype, is_user_code
+from .dense import need_pre
 
 __all__ = ["PADDINGS", "conv2d_output_shape", "conv2d_forward", "conv2d_backward", "max_pool2d_forward",
            "avg_pool2d_forward", "avg_pool2d_backward", "global_avg_pool2d_forward", "global_avg_pool2d_backward",
@@ -105,7 +106,7 @@ def conv2d_forward(X, W, b, activation: str = "relu", *, stride: int = 1, paddin
     W : (KH, KW, C, F) ndarray
         Kernels.
     b : (F,) ndarray
-    activation : {'linear', 'sigmoid', 'tanh', 'relu'}
+    activation : {'linear', 'sigmoid', 'tanh', 'relu'} or a registered name
     stride : int
         The same in both directions.
     padding : {'valid', 'same'}
@@ -158,7 +159,7 @@ def conv2d_forward(X, W, b, activation: str = "relu", *, stride: int = 1, paddin
 
 
 def conv2d_backward(delta, post, X, W, activation: str = "relu", *, stride: int = 1, padding: str = "valid",
-                    need_grad_X: bool = True, out=None):
+                    pre=None, need_grad_X: bool = True, out=None):
     """Fused convolution backward: weight, bias and input gradients from ``delta = dJ/d(post)``.
 
     Parameters
@@ -166,13 +167,17 @@ def conv2d_backward(delta, post, X, W, activation: str = "relu", *, stride: int 
     delta : (N, OH, OW, F) ndarray
         Gradient of the loss with respect to the layer's post-activation.
     post : (N, OH, OW, F) ndarray
-        The layer's post-activation from :func:`conv2d_forward` (the derivative is written from it).
+        The layer's post-activation from :func:`conv2d_forward` (the derivative is written from it).  Not
+        read (and may be None) for a registered activation.
     X : (N, H, W, C) ndarray
         The layer's input.
     W : (KH, KW, C, F) ndarray
-    activation : {'linear', 'sigmoid', 'tanh', 'relu'}
+    activation : {'linear', 'sigmoid', 'tanh', 'relu'} or a registered name
     stride, padding
         As in the forward.
+    pre : (N, OH, OW, F) ndarray, optional
+        The layer's pre-activation from :func:`conv2d_forward`: required for a registered activation
+        (``fastnn.register_activation``), whose derivative is a function of it; ignored otherwise.
     need_grad_X : bool
         Skip the input gradient (and return None) when False, e.g. for the first layer.
     out : tuple (grad_W, grad_b, grad_X) of buffers, optional
@@ -187,20 +192,24 @@ def conv2d_backward(delta, post, X, W, activation: str = "relu", *, stride: int 
         ``col2im((delta * act'(post)) @ W.T)``.
     """
     code = _conv_code(activation, "conv2d_backward")
+    label = "post"
+    if is_user_code(code):  # the derivative reads the pre-activation, in post's place
+        need_pre("conv2d_backward", activation, pre)
+        post, label = pre, "pre"
     dtype = float_dtype(delta, post, X, W)
     X, W = _conv_args(X, W, dtype)
     delta = as_float(delta, "delta", dtype, 4)
-    post = as_float(post, "post", dtype, 4)
+    post = as_float(post, label, dtype, 4)
     N = X.shape[0]
     g = conv2d_geometry(X.shape[1:], W.shape, stride, padding, name="conv2d_backward")
     KH, KW, C, F = W.shape
     OH, OW, K = int(g[9]), int(g[10]), KH * KW * C
-    for name, arr in (("delta", delta), ("post", post)):
+    for name, arr in (("delta", delta), (label, post)):
         if arr.shape != (N, OH, OW, F):
             raise ValueError(f"conv2d_backward: {name}: expected shape {(N, OH, OW, F)} from X {X.shape}, W {W.shape}, "
                              f"stride {stride} and padding {padding!r}, got shape {arr.shape}")
     gW_out, gb_out, gX_out = (None, None, None) if out is None else out
-    inputs = [("delta", delta), ("post", post), ("X", X), ("W", W)]
+    inputs = [("delta", delta), (label, post), ("X", X), ("W", W)]
     gW = check_out(gW_out, "out[0] (grad_W)", W.shape, dtype, inputs)
     inputs.append(("out[0] (grad_W)", gW))
     gb = check_out(gb_out, "out[1] (grad_b)", (F,), dtype, inputs)

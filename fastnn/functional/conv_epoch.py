@@ -12,7 +12,8 @@ import numpy as np
 
 from .._config import ADAM_EPS, PARTS
 from .._kernels import _core
-from ._checks import check_training_options
+from ._checks import activation_code_of, check_training_options
+from ..activations import is_activation, unknown_activation
 from ._parts import dense_k_scratch, dense_steps, vector_step, with_threads
 from .conv import avg_pool_geometry, conv2d_geometry, pool_geometry
 from .optim import StepPlan
@@ -112,8 +113,8 @@ def _describe_layers(layers, input_shape):
             if C_in != shape[2]:
                 raise ValueError(f"{name}: expected {C_in} input channels, got images of shape (H, W, C) = {shape}")
             act = f["activation"] if f["activation"] is not None else "relu"
-            if act not in _CONV_ACTIVATIONS:
-                raise ValueError(f"{name}: activation must be one of {_CONV_ACTIVATIONS}, got {act!r}")
+            if not is_activation(act, elementwise=True):
+                raise unknown_activation(f"{name}: activation", act, _CONV_ACTIVATIONS)
             f.update(activation=act, kernel_size=(KH, KW))
             g = conv2d_geometry(shape, (KH, KW, C_in, F_out), f["stride"], f["padding"], name=name)
             f["geometry"] = g
@@ -143,9 +144,9 @@ def _describe_layers(layers, input_shape):
                 raise ValueError(f"{name}: expected n_in = {shape[0]} (the flattened input), got n_in = {n_in}")
             seen_dense += 1
             act = f["activation"]
-            if act not in _core.ACTIVATIONS or (act == "softmax" and seen_dense != n_dense):
-                raise ValueError(f"{name}: activation must be one of {tuple(_core.ACTIVATIONS)} (softmax only on the "
-                                 f"last layer), got {act!r}")
+            if not is_activation(act) or (act == "softmax" and seen_dense != n_dense):
+                raise unknown_activation(f"{name}: activation", act, _core.ACTIVATIONS,
+                                         "(softmax only on the last layer)")
             out = (n_out,)
         described.append((f, shape, out))
         shape = out
@@ -280,21 +281,27 @@ class NetworkPlan(StepPlan):
                     self.role_stride += _aligned(self.block * cols_rows)
                 gpart_off = off  # the weight gradients of parts 1, 2, ...
                 off += _aligned((self.image_parts - 1) * K * F)
-                row[:] = (_core.STACK_KINDS["conv"], in_size, out_size, p[0], p[1], _core.ACTIVATIONS[f["activation"]],
-                          out_off, cols_off, len(geometry), gpart_off, doff)
+                code = activation_code_of(f["activation"])
+                pre_off = -1
+                if code >= _core.USER_ACTIVATION_BASE:  # its derivative reads the pre-activation: kept apart
+                    pre_off = off
+                    off += _aligned(bs * out_size)
+                row[:] = (_core.STACK_KINDS["conv"], in_size, out_size, p[0], p[1], code,
+                          out_off, cols_off, len(geometry), gpart_off, doff, pre_off)
                 doff += self.image_parts * F
             elif f["kind"] == "pool":
-                row[:] = (_core.STACK_KINDS["pool"], in_size, out_size, -1, -1, 0, out_off, ioff, len(geometry), -1, -1)
+                row[:] = (_core.STACK_KINDS["pool"], in_size, out_size, -1, -1, 0, out_off, ioff, len(geometry), -1, -1,
+                          -1)
                 ioff += bs * out_size
             else:  # average pooling, a global one included: no arg-max to keep
                 row[:] = (_core.STACK_KINDS["avgpool"], in_size, out_size, -1, -1, 0, out_off, -1, len(geometry), -1,
-                          -1)
+                          -1, -1)
             geometry.extend(int(v) for v in g)
         self.geometry = np.array(geometry, dtype=np.int64)
         self.layers = np.zeros((len(dense), len(_core.LAYER_COLUMNS)), dtype=np.int64)
         for row, (f, s, o, p) in zip(self.layers, dense):
             m = o[0]
-            row[:] = (s[0], m, p[0], p[1], off, off + _aligned(bs * m), _core.ACTIVATIONS[f["activation"]])
+            row[:] = (s[0], m, p[0], p[1], off, off + _aligned(bs * m), activation_code_of(f["activation"]))
             off += 2 * _aligned(bs * m)
         self.work = np.zeros(off, dtype=dtype)
         self.iwork = np.zeros(ioff, dtype=np.int32)
@@ -343,10 +350,10 @@ def conv_epoch_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32
     ----------
     layers : sequence of tuples (or dicts with the same field names)
         In order: ``("conv", in_channels, out_channels, kernel_size, stride=1, padding="valid",
-        activation="relu")`` (kernel_size an int or (KH, KW); activation linear/sigmoid/tanh/relu),
-        ``("pool", size=2)`` (max-pooling, window = stride = size), ``("avgpool", size=2)`` (average
-        pooling; size an int or (KH, KW)), ``("flatten",)`` or ``("globalavgpool",)`` (each channel's mean
-        over the image: flat, in place of the flatten), then ``("dense", n_in, n_out, activation)`` layers
+        activation="relu")`` (kernel_size an int or (KH, KW); activation linear/sigmoid/tanh/relu or a
+        registered one), ``("pool", size=2)`` (max-pooling, window = stride = size), ``("avgpool", size=2)``
+        (average pooling; size an int or (KH, KW)), ``("flatten",)`` or ``("globalavgpool",)`` (each channel's
+        mean over the image: flat, in place of the flatten), then ``("dense", n_in, n_out, activation)`` layers
         (softmax only last).  Conv and pool layers come first, a flatten or a global pooling before the
         first dense layer, a dense layer last.
     input_shape : (H, W, C)

@@ -10,13 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import _core
-from ._checks import activation_code, as_float, check_out, describe, float_dtype
+from ._checks import activation_code, as_float, check_out, describe, float_dtype, is_user_code
 
 __all__ = ["ACTIVATIONS", "activation", "activation_deriv", "softmax", "dense_forward", "dense_backward",
            "gather_rows"]
 
-#: Names of the activations the kernels implement.
+#: Names of the activations the kernels implement (more can be registered with ``fastnn.register_activation``).
 ACTIVATIONS = tuple(_core.ACTIVATIONS)
+
+
+def need_pre(func: str, name: str, pre):
+    """The error when a registered activation's derivative is wanted without its pre-activation."""
+    if pre is None:
+        raise ValueError(f"{func}: {name!r} is a registered activation, whose derivative is a function of the "
+                         "pre-activation: pass pre= (the layer's pre-activation, which the forward returns)")
 
 
 # ----------------------------------------------------------------------- activations
@@ -28,7 +35,8 @@ def activation(Z, name: str = "sigmoid", *, out=None) -> np.ndarray:
     ----------
     Z : (n, m) ndarray of float32 or float64
         Pre-activations.
-    name : {'linear', 'sigmoid', 'tanh', 'relu', 'softmax'}
+    name : {'linear', 'sigmoid', 'tanh', 'relu', 'softmax'} or a registered name
+        (``fastnn.register_activation``).
     out : (n, m) ndarray, optional
         Buffer for the result (may be ``Z`` itself).
 
@@ -53,24 +61,39 @@ def activation(Z, name: str = "sigmoid", *, out=None) -> np.ndarray:
     return out[0] if squeeze else out
 
 
-def activation_deriv(A, name: str = "sigmoid", *, out=None) -> np.ndarray:
-    """Derivative of an activation, written from the post-activation ``A`` (as the coursework does).
+def activation_deriv(A, name: str = "sigmoid", *, pre=None, out=None) -> np.ndarray:
+    """Derivative of an activation, written from the post-activation ``A`` (as the coursework does); a
+    registered activation's (``fastnn.register_activation``) from the pre-activation ``pre``.
 
     Parameters
     ----------
-    A : (n, m) ndarray of float32 or float64
-        Post-activations.
-    name : {'linear', 'sigmoid', 'tanh', 'relu'}
+    A : (n, m) ndarray of float32 or float64, or None
+        Post-activations (None: computed from ``pre``).
+    name : {'linear', 'sigmoid', 'tanh', 'relu'} or a registered name
+    pre : (n, m) ndarray, optional
+        Pre-activations: required for a registered activation, whose derivative is a function of them
+        (``A`` is then not read).
     out : (n, m) ndarray, optional
 
     Returns
     -------
     D : (n, m) ndarray
-        ``A * (1 - A)`` for sigmoid, ``1 - A**2`` for tanh, ``A > 0`` for relu, ones for linear.
+        ``A * (1 - A)`` for sigmoid, ``1 - A**2`` for tanh, ``A > 0`` for relu, ones for linear; a registered
+        activation's ``derivative(pre)``.
     """
     code = activation_code(name, allow_softmax=False)
-    A2 = as_float(A, "A", float_dtype(A), 2)
-    out = check_out(out, "out", A2.shape, A2.dtype, [("A", A2)], may_be=A2)
+    if is_user_code(code):
+        need_pre("activation_deriv", name, pre)
+        A2 = as_float(pre, "pre", float_dtype(pre), 2)
+        label = "pre"
+    else:
+        if A is None:
+            if pre is None:
+                raise ValueError("activation_deriv: expected the post-activation A (or pre=), got None")
+            A = activation(pre, name)
+        A2 = as_float(A, "A", float_dtype(A), 2)
+        label = "A"
+    out = check_out(out, "out", A2.shape, A2.dtype, [(label, A2)], may_be=A2)
     _core.activation_deriv(A2, code, out)
     return out
 
@@ -99,7 +122,7 @@ def dense_forward(X, W, b, activation: str = "sigmoid", *, out=None):
     X : (n, k) ndarray of float32 or float64
     W : (k, m) ndarray
     b : (m,) ndarray
-    activation : {'linear', 'sigmoid', 'tanh', 'relu', 'softmax'}
+    activation : {'linear', 'sigmoid', 'tanh', 'relu', 'softmax'} or a registered name
     out : tuple of two (n, m) ndarrays, optional
         Buffers for ``pre`` and ``post``.
 
@@ -138,7 +161,7 @@ def dense_forward(X, W, b, activation: str = "sigmoid", *, out=None):
     return pre, post
 
 
-def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_X: bool = True, out=None):
+def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, pre=None, need_grad_X: bool = True, out=None):
     """Fused dense backward: gradients from ``delta = dJ/d(post)``.
 
     Parameters
@@ -146,11 +169,15 @@ def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_
     delta : (n, m) ndarray
         Gradient of the loss with respect to the layer's post-activation.
     post : (n, m) ndarray
-        The layer's cached post-activation (the derivative is written from it).
+        The layer's cached post-activation (the derivative is written from it).  Not read (and may be None)
+        for a registered activation.
     X : (n, k) ndarray
         The layer's input.
     W : (k, m) ndarray
-    activation : {'linear', 'sigmoid', 'tanh', 'relu'}
+    activation : {'linear', 'sigmoid', 'tanh', 'relu'} or a registered name
+    pre : (n, m) ndarray, optional
+        The layer's pre-activation: required for a registered activation (``fastnn.register_activation``),
+        whose derivative is a function of it; ignored otherwise.
     need_grad_X : bool
         Skip the ``grad_X`` product (and return None) when False, e.g. for the first layer.
     out : tuple (grad_W, grad_b, grad_X) of buffers, optional
@@ -165,21 +192,26 @@ def dense_backward(delta, post, X, W, activation: str = "sigmoid", *, need_grad_
         ``(delta * act'(post)) @ W.T``
     """
     code = activation_code(activation, allow_softmax=False)
+    if is_user_code(code):  # the derivative reads the pre-activation, in post's place
+        need_pre("dense_backward", activation, pre)
+        post, label = pre, "pre"
+    else:
+        label = "post"
     dtype = float_dtype(delta, post, X, W)
     delta = as_float(delta, "delta", dtype, 2)
-    post = as_float(post, "post", dtype, 2)
+    post = as_float(post, label, dtype, 2)
     X = as_float(X, "X", dtype, 2, any_order=True)
     W = as_float(W, "W", dtype, 2, any_order=True)
     n, k = X.shape
     if W.shape[0] != k:
         raise ValueError(f"W: expected shape ({k}, m) to match X of shape {X.shape}, got shape {W.shape}")
     m = W.shape[1]
-    for name, arr in (("delta", delta), ("post", post)):
+    for name, arr in (("delta", delta), (label, post)):
         if arr.shape != (n, m):
             raise ValueError(f"{name}: expected shape ({n}, {m}) from X {X.shape} and W {W.shape}, "
                              f"got shape {arr.shape}")
     gW_out, gb_out, gX_out = (None, None, None) if out is None else out
-    inputs = [("delta", delta), ("post", post), ("X", X), ("W", W)]
+    inputs = [("delta", delta), (label, post), ("X", X), ("W", W)]
     gW = check_out(gW_out, "out[0] (grad_W)", (k, m), dtype, inputs)
     inputs.append(("out[0] (grad_W)", gW))
     gb = check_out(gb_out, "out[1] (grad_b)", (m,), dtype, inputs)

@@ -11,8 +11,9 @@ import numpy as np
 
 from .._config import ADAM_EPS
 from .._kernels import _core
-from ._checks import check_training_options
+from ._checks import activation_code_of, check_training_options
 from ._parts import dense_k_scratch, dense_steps, vector_step, with_threads
+from ..activations import is_activation, unknown_activation
 from .dense import ACTIVATIONS
 from .optim import StepPlan
 from .threads import get_num_threads
@@ -51,7 +52,8 @@ def check_layers(sizes, activations) -> tuple[list[int], list[str]]:
     """A stack of dense layers' description, checked: (sizes as ints, activations as a list).
 
     ``sizes`` are at least two positive integer widths, input to output; ``activations`` one name per layer
-    from :data:`ACTIVATIONS`, softmax only last.  Raises ValueError naming the argument otherwise.
+    from :data:`ACTIVATIONS` or registered (``fastnn.register_activation``), softmax only last.  Raises ValueError
+    naming the argument otherwise.
     """
     sizes = list(sizes)
     if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
@@ -60,8 +62,8 @@ def check_layers(sizes, activations) -> tuple[list[int], list[str]]:
     if len(activations) != len(sizes) - 1:
         raise ValueError(f"activations: expected {len(sizes) - 1} (one per layer), got {len(activations)}")
     for i, a in enumerate(activations):
-        if a not in _core.ACTIVATIONS or (a == "softmax" and i != len(activations) - 1):
-            raise ValueError(f"activations[{i}]: expected one of {ACTIVATIONS} (softmax only last), got {a!r}")
+        if not is_activation(a) or (a == "softmax" and i != len(activations) - 1):
+            raise unknown_activation(f"activations[{i}]", a, ACTIVATIONS, "(softmax only last)")
     return [int(s) for s in sizes], activations
 
 
@@ -102,7 +104,7 @@ class EpochPlan(StepPlan):
         self.layers = np.zeros((len(widths), len(_core.LAYER_COLUMNS)), dtype=np.int64)
         for l, ((w_off, b_off), m) in enumerate(zip(params, widths)):
             self.layers[l] = (self.sizes[l], m, w_off, b_off, off, off + aligned(bs * m),
-                              _core.ACTIVATIONS[self.activations[l]])
+                              activation_code_of(self.activations[l]))
             off += 2 * aligned(bs * m)
         self.offsets = np.array([offsets[name] for name in _core.WORK_OFFSETS], dtype=np.int64)
         self.work = np.zeros(off, dtype=dtype)

@@ -27,7 +27,8 @@ The layer list, input to output (arrays are views of ``theta``, in fastnn's layo
   ``("dropout", rate)`` (the identity in inference) and ``("batchnorm", gamma, beta, running_mean,
   running_var, eps, momentum)`` (over the last axis; in inference the running statistics).
 
-``activation`` is one of ``fastnn.functional.ACTIVATIONS``.
+``activation`` is one of ``fastnn.functional.ACTIVATIONS`` or a name registered with ``fastnn.register_activation``
+(which the exporters refuse: ONNX and PyTorch have no operator for it).
 """
 
 from __future__ import annotations

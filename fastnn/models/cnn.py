@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
+from ..activations import is_registered
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
                      check_input_shape, infer_shapes, layer_from_config)
 from .base import Model, check_loss_and_dtype
@@ -303,7 +304,8 @@ class CNN(Model):
         training batch this is: Dropout applies its masks and BatchNorm updates its running statistics.
 
         Returns the output (the last layer's pre-activation when ``last_linear``) and the per-layer records:
-        (input, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, the input shape for the others.
+        (input, pre, post) for Conv2D/Dense, (input shape, argmax) for MaxPool2D, (input, mean, invstd) for
+        BatchNorm, None for Dropout, the input shape for the others.
         """
         records = []
         h = X
@@ -313,11 +315,11 @@ class CNN(Model):
                 W, b = self.layer_parameters(theta, i)
                 act = "linear" if (i == last and last_linear) else layer.activation
                 if isinstance(layer, Conv2D):
-                    _, post = F.conv2d_forward(h, W, b, act, stride=layer.stride, padding=layer.padding)
+                    pre, post = F.conv2d_forward(h, W, b, act, stride=layer.stride, padding=layer.padding)
                 else:
-                    _, post = F.dense_forward(h, W, b, act)
-                if keep:
-                    records.append((h, post))
+                    pre, post = F.dense_forward(h, W, b, act)
+                if keep:  # (a registered activation's derivative is a function of pre)
+                    records.append((h, pre if is_registered(act) else None, post))
                 h = post
             elif isinstance(layer, MaxPool2D):
                 shape = h.shape
@@ -386,15 +388,15 @@ class CNN(Model):
         for i in range(last, -1, -1):
             layer, rec = self.layers[i], records[i]
             if isinstance(layer, (Conv2D, Dense)):
-                x, post = rec
+                x, pre, post = rec
                 W, _ = self.layer_parameters(theta, i)
                 gW, gb = self.layer_parameters(grad, i)
                 act = "linear" if (i == last and last_linear) else layer.activation
                 if isinstance(layer, Conv2D):
                     dW, db, delta = F.conv2d_backward(delta, post, x, W, act, stride=layer.stride,
-                                                      padding=layer.padding, need_grad_X=i > 0)
+                                                      padding=layer.padding, pre=pre, need_grad_X=i > 0)
                 else:
-                    dW, db, delta = F.dense_backward(delta, post, x, W, act, need_grad_X=i > 0)
+                    dW, db, delta = F.dense_backward(delta, post, x, W, act, pre=pre, need_grad_X=i > 0)
                 gW[...] = dW
                 gb[...] = db
             elif isinstance(layer, MaxPool2D):

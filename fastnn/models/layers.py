@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import functional as F
+from ..activations import is_activation, unknown_activation
 from ..functional.conv import conv2d_geometry
 
 __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dropout", "BatchNorm", "Flatten", "Dense",
@@ -29,7 +30,8 @@ __all__ = ["Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Dropout", "Ba
 
 #: Paddings of :class:`Conv2D`.
 PADDINGS = F.PADDINGS
-#: Activations a hidden layer may use (softmax only on the last Dense).
+#: Built-in activations a hidden layer may use (softmax only on the last Dense); any activation registered
+#: with ``fastnn.register_activation`` may be used too.
 HIDDEN_ACTIVATIONS = tuple(a for a in F.ACTIVATIONS if a != "softmax")
 
 
@@ -78,7 +80,8 @@ class Conv2D(_Layer):
         'valid': no padding, output ``(H - KH) // stride + 1``; 'same': zeros around the image so that
         the output is ``ceil(H / stride)``, the extra row/column (an odd total) at the bottom/right.
     activation : str
-        One of ``fastnn.functional.ACTIVATIONS`` except 'softmax'.
+        One of ``fastnn.functional.ACTIVATIONS`` except 'softmax', or a name registered with
+        ``fastnn.register_activation``.
 
     Parameters in the flat vector: ``W`` of shape (KH, KW, in_channels, out_channels), then ``b``
     (out_channels,).
@@ -113,8 +116,8 @@ class Conv2D(_Layer):
         if self.padding not in PADDINGS:
             raise ValueError(f"Conv2D padding: expected one of {PADDINGS}, got {self.padding!r} (numeric padding "
                              "is not supported: use 'same', or pad the images beforehand)")
-        if self.activation not in HIDDEN_ACTIVATIONS:
-            raise ValueError(f"Conv2D activation: expected one of {HIDDEN_ACTIVATIONS}, got {self.activation!r}")
+        if not is_activation(self.activation, elementwise=True):
+            raise unknown_activation("Conv2D activation", self.activation, HIDDEN_ACTIVATIONS)
 
     def output_shape(self, shape) -> tuple:
         kh, kw = self.kernel_size
@@ -319,8 +322,8 @@ class Dense(_Layer):
     def __post_init__(self):
         object.__setattr__(self, "n_in", _positive_int(self.n_in, "Dense n_in"))
         object.__setattr__(self, "n_out", _positive_int(self.n_out, "Dense n_out"))
-        if self.activation not in F.ACTIVATIONS:
-            raise ValueError(f"Dense activation: expected one of {F.ACTIVATIONS}, got {self.activation!r}")
+        if not is_activation(self.activation):
+            raise unknown_activation("Dense activation", self.activation, F.ACTIVATIONS)
 
     def output_shape(self, shape) -> tuple:
         if len(shape) != 1:

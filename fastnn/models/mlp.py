@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
+from ..activations import is_registered
 from .base import EVAL_CHUNK, Model, check_loss_and_dtype
 from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
                          meta_member, model_dtype, open_npy_member, read_model_file, read_parameters, read_small_member,
@@ -46,7 +47,7 @@ class MLP(Model):
         Layer widths from input to output, e.g. ``[1024, 64, 36]``.
     activations : sequence of str
         One per layer (a list even for one layer: a lone string is refused), from {'sigmoid', 'tanh', 'relu',
-        'linear', 'softmax'}; 'softmax' only last.
+        'linear', 'softmax'} or names registered with ``fastnn.register_activation``; 'softmax' only last.
     loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}, optional
         Inferred when omitted: softmax output -> cross-entropy, one sigmoid output -> binary
         cross-entropy, anything else -> total squared error (an autoencoder).
@@ -234,11 +235,12 @@ class MLP(Model):
             grad = np.zeros_like(theta)
         L = self.n_layers
         last_linear = F.LOSS_TABLE[self.loss].from_logits  # (the loss fuses the softmax/sigmoid)
-        inputs, posts, h = [], [], X
+        inputs, pres, posts, h = [], [], [], X
         for l in range(L):
             act = "linear" if (l == L - 1 and last_linear) else self.activations[l]
             inputs.append(h)
-            _, h = F.dense_forward(h, self.weight_view(theta, l), self.bias_view(theta, l), act)
+            pre, h = F.dense_forward(h, self.weight_view(theta, l), self.bias_view(theta, l), act)
+            pres.append(pre if is_registered(act) else None)  # (a registered activation's derivative reads it)
             posts.append(h)
         loss, delta, correct = F.batch_loss(self.loss, h, T, weights=weights, reduction=reduction)
         if not np.isfinite(loss):
@@ -246,7 +248,7 @@ class MLP(Model):
         for l in range(L - 1, -1, -1):
             act = "linear" if (l == L - 1 and last_linear) else self.activations[l]
             gW, gb, delta = F.dense_backward(delta, posts[l], inputs[l], self.weight_view(theta, l), act,
-                                             need_grad_X=l > 0)
+                                             pre=pres[l], need_grad_X=l > 0)
             self.weight_view(grad, l)[...] = gW
             self.bias_view(grad, l)[...] = gb
         return loss, correct, grad
