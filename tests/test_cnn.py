@@ -11,7 +11,7 @@ import pytest
 
 import _reference as R
 import fastnn.functional as F
-from fastnn.layers import (AvgPool2D, Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, images_to_rows,
+from fastnn.layers import (AvgPool2D, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D, images_to_rows,
                            infer_shapes, layer_from_config, rows_to_images)
 from fastnn.models import CNN, MLP, ModelFileError
 from fastnn.models import cnn as cnn_module
@@ -434,6 +434,8 @@ NETWORKS = {  # (input shape, layers, targets): every layer kind, both paddings,
                             Flatten(), Dense(8, 3, "softmax")], "onehot"),
     "global_avgpool": ((7, 6, 1), [AvgPool2D(3), Conv2D(1, 5, 2, padding="same", activation="tanh"),
                                    GlobalAvgPool2D(), Dense(5, 3, "softmax")], "onehot"),
+    "dropout": ((6, 6, 2), [Conv2D(2, 3, 3, padding="same", activation="relu"), Dropout(0.25), Flatten(),
+                            Dense(108, 8, "sigmoid"), Dropout(0.5), Dense(8, 2, "softmax")], "onehot"),
 }
 
 

@@ -1,5 +1,6 @@
 """fastnn.layers.Dropout and fastnn.functional.dropout: masks that are a hash of (seed, step, layer, index),
-against their NumPy reference; a CNN with dropout in training and in inference, its files and exporters."""
+against their NumPy reference; a CNN with dropout in training (the compiled epoch and the step path) and in
+inference, its files and exporters."""
 
 import subprocess
 import sys
@@ -104,17 +105,49 @@ def test_training_is_reproducible_and_the_seed_draws_the_masks(rng):
     model = _model(rate=0.0)
     Trainer(model, optimizer="adam", lr=1e-2, batch_size=8, seed=0, shuffle="none", progress=False).fit(X, y, 2)
     plain = CNN((8, 8, 1), [layer for layer in _model().layers if not isinstance(layer, Dropout)], seed=1)
-    Trainer(plain, optimizer="adam", lr=1e-2, batch_size=8, seed=0, shuffle="none", progress=False,
-            fused=False).fit(X, y, 2)
-    np.testing.assert_array_equal(model.theta, plain.theta)  # rate 0 changes nothing (both batch by batch)
+    Trainer(plain, optimizer="adam", lr=1e-2, batch_size=8, seed=0, shuffle="none", progress=False).fit(X, y, 2)
+    np.testing.assert_array_equal(model.theta, plain.theta)  # rate 0 changes nothing (both in the compiled epoch)
 
 
-def test_a_dropout_stack_trains_batch_by_batch_for_now():
-    """The compiled epoch does not run Dropout yet: such a model trains on the step path (same masks, same
-    numbers as it will have there)."""
-    model = _model()
-    assert model.network_layers() is None
-    assert Trainer(model, progress=False).fused is False
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_compiled_epoch_draws_the_step_path_s_masks(dtype, optimizer, rng):
+    """Dropout in the compiled CNN epoch, in the stack (after a conv, after the flatten) and after a hidden
+    dense layer: the same masks as the step path (the same hash of seed, step, layer, index), so the same
+    training to rounding, over reshuffled epochs with a short last batch."""
+    X = rng.normal(size=(37, 8, 8, 1)).astype(dtype)
+    y = rng.integers(0, 3, 37)
+    layers = [Conv2D(1, 4, 3, padding="same", activation="tanh"), Dropout(0.3), MaxPool2D(2), Flatten(),
+              Dropout(0.2), Dense(64, 16, "relu"), Dropout(0.4), Dense(16, 3, "softmax")]
+    thetas = []
+    for fused in (True, False):
+        model = CNN((8, 8, 1), layers, dtype=dtype, seed=1)
+        trainer = Trainer(model, optimizer=optimizer, lr=1e-2, batch_size=8, shuffle="epoch", fused=fused, seed=5,
+                          progress=False)
+        assert trainer.fused is fused
+        trainer.fit(X, y, 3)
+        thetas.append(model.theta.copy())
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(thetas[0], thetas[1], **tol)
+    assert not np.allclose(thetas[0], CNN((8, 8, 1), layers, dtype=dtype, seed=1).theta)
+
+
+def test_the_compiled_epoch_s_masks_do_not_depend_on_threads(rng):
+    X = rng.normal(size=(64, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 64)
+    thetas = []
+    for threads in (1, 2, 3):
+        model = _model("float32")
+        Trainer(model, optimizer="adam", lr=1e-2, batch_size=32, threads=threads, progress=False).fit(X, y, 2)
+        thetas.append(model.theta.copy())
+    assert np.array_equal(thetas[0], thetas[1]) and np.array_equal(thetas[0], thetas[2])
+
+
+def test_where_the_compiled_epoch_takes_dropout():
+    assert _model().network_layers()[1] == ("dropout", 0.3)
+    two = CNN((4, 4, 1), [Flatten(), Dense(16, 8, "relu"), Dropout(0.1), Dropout(0.1), Dense(8, 2, "softmax")])
+    assert two.network_layers() is None  # two in a row after a dense layer: batch by batch
+    assert Trainer(two, progress=False).fused is False
 
 
 def test_files_and_exporters(tmp_path, rng):

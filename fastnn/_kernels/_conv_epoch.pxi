@@ -25,6 +25,7 @@ cdef enum:
     KIND_CONV = 0
     KIND_POOL = 1
     KIND_AVGPOOL = 2
+    KIND_DROPOUT = 3   # SC_W: its layer index in the model (its masks' key); its rate in Net.rates
 
 # Columns of the plan's stack table (the conv and pool layers before the flatten), one row per layer.
 cdef enum:
@@ -65,6 +66,7 @@ ctypedef struct Net:
     Py_ssize_t block         # images a part takes through the stack at a time (fixed by the plan)
     Py_ssize_t part_images   # images per part (fixed by the plan)
     bint keep_cols           # the whole batch's im2col rows kept for the backward, else one block's per role
+    const double* rates      # (n_stack,) a Dropout row's rate
 
 
 cdef inline int image_parts(Net* net, Py_ssize_t n) noexcept nogil:
@@ -81,8 +83,13 @@ cdef inline floating* block_cols(Net* net, floating* work, const int64_t* r, con
     return <floating*>net.rwork + role * net.role_stride + r[SC_COLS]
 
 
+cdef inline uint64_t stack_drop_key(Epoch* e, const int64_t* r, long step) noexcept nogil:
+    """A stack Dropout's mask key in the batch of optimizer step ``step`` (counted from 1)."""
+    return dropout_key(e.seed, <uint64_t>(step - 1), <uint64_t>r[SC_W])
+
+
 cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floating* xb, Py_ssize_t lo,
-                              Py_ssize_t cnt, int role) noexcept nogil:
+                              Py_ssize_t cnt, int role, long step) noexcept nogil:
     """Images [lo, lo + cnt) of the batch (rows of xb, at most ``net.block``) through every layer of the
     stack, in role ``role``."""
     cdef int l
@@ -101,25 +108,28 @@ cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floatin
                               work + r[SC_PRE] + lo * r[SC_OUT] if r[SC_PRE] >= 0 else out, out)
         elif r[SC_KIND] == KIND_POOL:
             maxpool_forward_part(inp, cnt, net.geom + r[SC_GEOM], out, net.iwork + r[SC_COLS] + lo * r[SC_OUT])
-        else:
+        elif r[SC_KIND] == KIND_AVGPOOL:
             avgpool_forward_part(inp, cnt, net.geom + r[SC_GEOM], out)
+        else:  # Dropout: values lo * size ... of the batch's (its index in the masks' hash)
+            dropout_copy(inp, out, cnt * r[SC_OUT], <uint64_t>(lo * r[SC_OUT]), stack_drop_key(e, r, step),
+                         net.rates[l], <floating>(1.0 / (1.0 - net.rates[l])))
         inp = out
 
 
 cdef void stack_forward_part(Net* net, Epoch* e, floating* theta, const floating* xb, int n, int p,
-                             int role) noexcept nogil:
+                             int role, long step) noexcept nogil:
     """Part p of the batch's images (n rows of xb) through the stack, ``net.block`` images at a time so
     that each layer reads its input from the cache."""
     cdef Py_ssize_t lo = p * net.part_images, hi = min(<Py_ssize_t>n, lo + net.part_images), i0, m
     i0 = lo
     while i0 < hi:
         m = min(net.block, hi - i0)
-        stack_forward_block(net, e, theta, xb, i0, m, role)
+        stack_forward_block(net, e, theta, xb, i0, m, role, step)
         i0 += m
 
 
 cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floating* xb, Py_ssize_t lo,
-                               Py_ssize_t cnt, int p, int role, bint first) noexcept nogil:
+                               Py_ssize_t cnt, int p, int role, bint first, long step) noexcept nogil:
     """Images [lo, lo + cnt) of part p back through the stack from dJ/d(stack output) in DTOP: weight
     gradients (part 0 into grad, part p > 0 into GPART block p - 1; set by the part's first block, added
     to by the others) and float64 bias sums."""
@@ -148,6 +158,11 @@ cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floati
             if l == 0:
                 break
             avgpool_backward_part(src, cnt, net.geom + r[SC_GEOM], dst)
+        elif r[SC_KIND] == KIND_DROPOUT:  # the forward's mask on the gradient
+            if l == 0:
+                break
+            dropout_copy(src, dst, cnt * r[SC_OUT], <uint64_t>(lo * r[SC_OUT]), stack_drop_key(e, r, step),
+                         net.rates[l], <floating>(1.0 / (1.0 - net.rates[l])))
         else:
             g = conv_geom(net.geom + r[SC_GEOM])
             if l > 0:
@@ -171,14 +186,14 @@ cdef void stack_backward_block(Net* net, Epoch* e, floating* theta, const floati
 
 
 cdef void stack_backward_part(Net* net, Epoch* e, floating* theta, const floating* xb, int n, int p,
-                              int role) noexcept nogil:
+                              int role, long step) noexcept nogil:
     """Part p of the batch's images back through the stack, ``net.block`` images at a time (an empty part,
     of an empty batch, still sets its gradients to zero)."""
     cdef Py_ssize_t lo = p * net.part_images, hi = min(<Py_ssize_t>n, lo + net.part_images), i0, m
     i0 = lo
     while True:
         m = min(net.block, hi - i0)
-        stack_backward_block(net, e, theta, xb, i0, m, p, role, i0 == lo)
+        stack_backward_block(net, e, theta, xb, i0, m, p, role, i0 == lo, step)
         i0 += m
         if i0 >= hi:
             break
@@ -247,17 +262,17 @@ cdef void team_net_batch(Team* t, Epoch* e, Net* net, floating* theta, Py_ssize_
         top = work + net.stack[N_SCOLS * (net.n_stack - 1) + SC_OUTBUF]
         base = begin_parts(t, e, parts)
         while take_part(e, base, parts, &p):
-            stack_forward_part(net, e, theta, xb, n, p, t.tid)
+            stack_forward_part(net, e, theta, xb, n, p, t.tid, step)
             part_done(e)
         sync(t, e)
     inp = mat(top, n, <int>e.layers[COL_IN], sizeof(floating))
-    team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf)
+    team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf, step)
     team_loss(t, e, tb, batch_weights(e, buf), n, b)
-    team_dense_backward(t, e, theta, inp, n, work + e.offsets[OFF_DTOP] if net.n_stack > 0 else NULL, lr)
+    team_dense_backward(t, e, theta, inp, n, work + e.offsets[OFF_DTOP] if net.n_stack > 0 else NULL, lr, step)
     if net.n_stack > 0:
         base = begin_parts(t, e, parts)
         while take_part(e, base, parts, &p):
-            stack_backward_part(net, e, theta, xb, n, p, t.tid)
+            stack_backward_part(net, e, theta, xb, n, p, t.tid, step)
             part_done(e)
         sync(t, e)
         team_stack_combine(t, e, net, n, <floating*>e.grad)

@@ -71,10 +71,10 @@ include "_math.pxi"
 include "_blas.pxi"
 include "_losses.pxi"
 include "_optim.pxi"
+include "_dropout.pxi"
 include "_epoch.pxi"
 include "_conv.pxi"
 include "_conv_epoch.pxi"
-include "_dropout.pxi"
 include "_norm.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
@@ -98,7 +98,7 @@ AVGPOOL_GEOMETRY = ("H", "W", "C", "KH", "KW", "OH", "OW")
 #: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
 STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
                  "gpart_off", "sums_off", "pre_off")
-STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL}
+STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL, "dropout": KIND_DROPOUT}
 #: Registered activations (fastnn.register_activation) have the codes USER_ACTIVATION_BASE + slot, slot in
 #: [0, MAX_USER_ACTIVATIONS); a derivative kernel takes their pre-activation where it takes a built-in's
 #: post-activation.
@@ -484,7 +484,7 @@ def gather_rows(const unsigned char[:, ::1] src, const int64_t[::1] index, unsig
 def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
               floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step, int roles,
               double start_loss=0.0, bint watch_interrupt=False, const double[::1] weights=None,
-              double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False):
+              double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False, uint64_t seed=0):
     # IN plan (fastnn.functional.EpochPlan), X (N, d), T (N, c), order (n,) rows of X, lr, step (updates so
     # far), roles (threads), start_loss (the loss sum so far), watch_interrupt (Python's main thread: stop
     # after the batch during which SIGINT arrives), weights (N,) row weights of X or None, lrs (at least one
@@ -500,21 +500,23 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     KeyboardInterrupt as soon as the call returns).
     """
     return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, NULL,
-                     weights, weight_work, lrs, mean)
+                     weights, weight_work, lrs, mean, seed)
 
 
 def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
                   floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
                   int roles, double start_loss=0.0, bint watch_interrupt=False, const double[::1] weights=None,
-                  double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False):
-    # IN plan (fastnn.functional.NetworkPlan), X (N, H*W*C) images, the rest as mlp_epoch's; IN/OUT as
-    # mlp_epoch's, and the plan's iwork, dwork and rwork (room for ``roles`` roles' im2col blocks)
+                  double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False, uint64_t seed=0):
+    # IN plan (fastnn.functional.NetworkPlan), X (N, H*W*C) images, seed (of the Dropout masks), the rest as
+    # mlp_epoch's; IN/OUT as mlp_epoch's, and the plan's iwork, dwork and rwork (room for ``roles`` roles'
+    # im2col blocks)
     """mlp_epoch for a convolutional network: conv and pool layers, a flatten, dense layers."""
     cdef const int64_t[:, ::1] stack = plan.stack
     cdef const int64_t[::1] geom = plan.geometry
     cdef int32_t[::1] iwork = plan.iwork
     cdef double[::1] dwork = plan.dwork
     cdef floating[::1] rwork = plan.role_work(roles)
+    cdef const double[::1] rates = plan.stack_rates
     cdef Net net
     net.n_stack = <int>stack.shape[0]
     net.stack = &stack[0, 0] if stack.shape[0] else NULL
@@ -528,21 +530,24 @@ def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, cons
     net.block = max(1, plan.block)
     net.part_images = max(1, plan.part_images)
     net.keep_cols = bool(plan.keep_cols)
+    net.rates = &rates[0] if rates.shape[0] else NULL
     if not net.keep_cols and rwork.shape[0] < roles * net.role_stride:
         raise ValueError("network_epoch: the plan's role_work is smaller than the roles need")
     return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, &net,
-                     weights, weight_work, lrs, mean)
+                     weights, weight_work, lrs, mean, seed)
 
 
 cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
                       floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
                       int roles, double start_loss, bint watch_interrupt, Net* net, const double[::1] weights,
-                      double[::1] weight_work, const double[::1] lrs, bint mean):
+                      double[::1] weight_work, const double[::1] lrs, bint mean, uint64_t seed):
     cdef const int64_t[:, ::1] layers = plan.layers
     cdef const int64_t[::1] offsets = plan.offsets
     cdef floating[::1] work = plan.work
     cdef floating[::1] grad = plan.grad
     cdef double[::1] timing = plan.timing
+    cdef const int64_t[:, ::1] drops = getattr(plan, "dense_dropout", None)
+    cdef const double[::1] drop_rates = getattr(plan, "dense_dropout_rates", None)
     cdef Epoch e
     cdef EpochJob job
     cdef bint watched = False
@@ -591,6 +596,14 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
             raise ValueError("epoch: lrs must hold a rate for every batch of the order")
         e.lrs = &lrs[0] if lrs.shape[0] else NULL
     e.mean = mean
+    e.seed = seed
+    if drops is not None:  # (2, n_layers): each dense layer's Dropout buffer offset (or -1) and layer index
+        if drops.shape[0] != 2 or drops.shape[1] != e.n_layers or drop_rates is None or \
+                drop_rates.shape[0] != e.n_layers:
+            raise ValueError("epoch: the plan's dense_dropout tables must have a row per dense layer")
+        e.drop_off = &drops[0, 0]
+        e.drop_key = &drops[1, 0]
+        e.drop_rate = &drop_rates[0]
     job.e = &e
     job.theta = <char*>&theta[0]
     job.itemsize = sizeof(floating)

@@ -14,13 +14,22 @@ cdef inline uint64_t dropout_key(uint64_t seed, uint64_t step, uint64_t layer) n
     return mix64(mix64(seed * <uint64_t>0x9e3779b97f4a7c15ULL + step) ^ ((layer + 1) * <uint64_t>0x9e3779b97f4a7c15ULL))
 
 
-cdef void dropout_range(floating* X, Py_ssize_t lo, Py_ssize_t hi, uint64_t key, double rate,
-                        floating scale) noexcept nogil:
-    # IN/OUT X[lo:hi] (values lo..hi-1 of a layer's batch output, or of its gradient)
-    """X[i] *= scale where value i is kept (the hash's top 53 bits as a fraction in [0, 1) is >= rate), else 0:
-    the forward on the outputs, and the same mask on their gradient in the backward."""
+cdef void dropout_copy(const floating* src, floating* dst, Py_ssize_t n, uint64_t first, uint64_t key, double rate,
+                       floating scale) noexcept nogil:
+    # IN src[0:n], the values first .. first + n - 1 of a layer's batch output (or its gradient); OUT dst[0:n]
+    # (may be src)
+    """dst[i] = src[i] * scale where value first + i is kept (the hash's top 53 bits as a fraction in [0, 1) is
+    >= rate), else 0: the forward on the outputs, and the same mask on their gradient in the backward."""
     cdef Py_ssize_t i
     cdef double u
-    for i in range(lo, hi):
-        u = <double>(mix64(key + <uint64_t>i * <uint64_t>0x9e3779b97f4a7c15ULL) >> 11) * (1.0 / 9007199254740992.0)
-        X[i] = X[i] * scale if u >= rate else 0
+    for i in range(n):
+        u = <double>(mix64(key + <uint64_t>(first + i) * <uint64_t>0x9e3779b97f4a7c15ULL) >> 11) * (
+            1.0 / 9007199254740992.0)
+        dst[i] = src[i] * scale if u >= rate else 0
+
+
+cdef inline void dropout_range(floating* X, Py_ssize_t lo, Py_ssize_t hi, uint64_t key, double rate,
+                               floating scale) noexcept nogil:
+    # IN/OUT X[lo:hi]
+    """:func:`dropout_copy` in place on values lo .. hi - 1."""
+    dropout_copy(X + lo, X + lo, hi - lo, <uint64_t>lo, key, rate, scale)

@@ -109,6 +109,11 @@ ctypedef struct Epoch:
     double* wbuf             # (2 * batch,) the batch buffers' gathered row weights (used with W)
     const double* lrs        # the learning rate of each batch of the call (a schedule), or NULL: hyper.lr
     int mean                 # the batch's loss is its mean: its gradient is divided by its rows
+    uint64_t seed            # the run's seed, for dropout's masks (with the step and the layer)
+    const int64_t* drop_off  # (n_layers,) work offset of dense layer l's output after its Dropout, or -1;
+    #                          NULL: no Dropout after any dense layer
+    const int64_t* drop_key  # (n_layers,) the Dropout's layer index in the model (its masks' key)
+    const double* drop_rate  # (n_layers,) its rate
     char pad2[64]            # what role 0 writes every batch, away from what the others read every batch
     double total             # OUT written by role 0
     Py_ssize_t correct
@@ -371,10 +376,40 @@ cdef void try_gather(Epoch* e, floating* work, Py_ssize_t b, Py_ssize_t lo, Py_s
         fnn_event_add(&e.gathered, 1)
 
 
+cdef void team_dropout(Team* t, Epoch* e, const floating* src, floating* dst, Py_ssize_t size, int l,
+                       long step) noexcept nogil:
+    """Dense layer l's Dropout, element-wise from src into dst (may be src): the mask of (seed, step - 1,
+    the Dropout's layer index), step counting from 1 as the optimizer does; serial when small, else parts."""
+    cdef int parts = vector_parts(size), p
+    cdef Py_ssize_t lo
+    cdef uint32_t base
+    cdef double rate = e.drop_rate[l]
+    cdef floating scale = <floating>(1.0 / (1.0 - rate))
+    cdef uint64_t key = dropout_key(e.seed, <uint64_t>(step - 1), <uint64_t>e.drop_key[l])
+    if parts == 1:
+        if serial(t, e):
+            dropout_copy(src, dst, size, 0, key, rate, scale)
+        return
+    base = begin_parts(t, e, parts)
+    while take_part(e, base, parts, &p):
+        lo = vector_bound(size, parts, p)
+        dropout_copy(src + lo, dst + lo, vector_bound(size, parts, p + 1) - lo, <uint64_t>lo, key, rate, scale)
+        part_done(e)
+    sync(t, e)
+
+
+cdef inline floating* dense_input(Epoch* e, floating* work, const int64_t* r, int l) noexcept nogil:
+    """Where the layer after dense layer l (its table row r) reads its input: l's output, or its Dropout's."""
+    if e.drop_off != NULL and e.drop_off[l] >= 0:
+        return work + e.drop_off[l]
+    return work + r[COL_POST]
+
+
 cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n, Py_ssize_t b,
-                             Py_ssize_t gather_lo, Py_ssize_t gather_hi, int buf) noexcept nogil:
+                             Py_ssize_t gather_lo, Py_ssize_t gather_hi, int buf, long step) noexcept nogil:
     """The dense layers' forward from ``inp`` (n, layers[0].n_in); right after layer 0's product a role
-    other than 0 gathers batch b + 1's rows order[gather_lo:gather_hi] into the batch buffers ``1 - buf``."""
+    other than 0 gathers batch b + 1's rows order[gather_lo:gather_hi] into the batch buffers ``1 - buf``.
+    A layer with a Dropout after it writes the dropped copy of its output, which the next layer reads."""
     cdef int L = e.n_layers, l, m, act, isz = sizeof(floating)
     cdef floating* work = <floating*>e.work
     cdef const int64_t* r
@@ -390,7 +425,9 @@ cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n,
         if l == L - 1 and e.loss != LOSS_SQUARED_ERROR:
             act = ACT_LINEAR  # the fused loss applies softmax / sigmoid to the logits
         team_bias_activate(t, e, <floating*>pre.data, theta + r[COL_B], n, m, act, work + r[COL_POST])
-        inp = mat(work + r[COL_POST], n, m, isz)
+        if e.drop_off != NULL and e.drop_off[l] >= 0:
+            team_dropout(t, e, work + r[COL_POST], work + e.drop_off[l], <Py_ssize_t>n * m, l, step)
+        inp = mat(dense_input(e, work, r, l), n, m, isz)
 
 
 cdef double loss_rows(Epoch* e, floating* tb, const double* wb, double scale, Py_ssize_t r0, Py_ssize_t r1, int m,
@@ -453,7 +490,7 @@ cdef void team_loss(Team* t, Epoch* e, floating* tb, const double* wb, int n, Py
 
 
 cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n, floating* gX0,
-                              double lr) noexcept nogil:
+                              double lr, long step) noexcept nogil:
     """The dense layers' backward and weight steps (SGD's at the rate ``lr``) from dA = dJ/d(last
     pre-activation); ``inp`` is layer 0's input.  With gX0 (not NULL), also layer 0's input gradient
     dA @ W0.T into gX0, before its step."""
@@ -470,7 +507,9 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
         m = <int>r[COL_OUT]
         team_product(t, e, mat(dA, n, m, isz), transpose(mat(theta + r[COL_W], k, m, isz)), mat(dB, n, k, isz),
                      1.0, 0.0)
-        team_layer_update(t, e, l, mat(work + below[COL_POST], n, k, isz), mat(dA, n, m, isz), theta, lr)
+        team_layer_update(t, e, l, mat(dense_input(e, work, below, l - 1), n, k, isz), mat(dA, n, m, isz), theta, lr)
+        if e.drop_off != NULL and e.drop_off[l - 1] >= 0:  # through layer l - 1's Dropout: the same mask
+            team_dropout(t, e, dB, dB, <Py_ssize_t>n * k, l - 1, step)
         # (a registered activation's derivative is a function of the pre-activation, which the layer keeps)
         team_delta_pre(t, e, <floating*>dB, <floating*>work + (below[COL_PRE] if below[COL_ACT] >= ACT_USER
                                                                  else below[COL_POST]),
@@ -502,9 +541,9 @@ cdef void team_batch(Team* t, Epoch* e, floating* theta, Py_ssize_t b, Py_ssize_
     cdef floating* tb = work + e.offsets[OFF_TB1 if buf else OFF_TB0]
     cdef Mat inp = mat(xb, n, <int>e.d, sizeof(floating))
     cdef double lr = batch_lr(e, b)
-    team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf)
+    team_dense_forward(t, e, theta, inp, n, b, stop, nstop, buf, step)
     team_loss(t, e, tb, batch_weights(e, buf), n, b)
-    team_dense_backward(t, e, theta, inp, n, NULL, lr)
+    team_dense_backward(t, e, theta, inp, n, NULL, lr, step)
     if e.opt != OPT_SGD:
         team_optimizer(t, e, theta, step, e.n_params, lr)
     end_batch(t, e, b)

@@ -35,6 +35,7 @@ _FIELDS = {
     "pool": ("size",),
     "avgpool": ("size",),
     "globalavgpool": (),
+    "dropout": ("rate",),
     "flatten": (),
     "dense": ("n_in", "n_out", "activation"),
 }
@@ -127,6 +128,14 @@ def _describe_layers(layers, input_shape):
             g = avg_pool_geometry(shape, f["size"], name)
             f["geometry"] = g
             out = (int(g[5]), int(g[6]), shape[2])
+        elif kind == "dropout":
+            rate = f["rate"]
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+                raise ValueError(f"{name}: rate: expected a number in [0, 1), got {rate!r}")
+            if described and described[-1][0]["kind"] == "dropout" and seen_dense:
+                raise ValueError(f"{name}: one Dropout after a dense layer, not two")
+            f.update(rate=float(rate), index=i)
+            out = shape
         elif kind == "globalavgpool":  # the whole image's window: one value per channel, flat
             f["geometry"] = avg_pool_geometry(shape, shape[:2], name)
             out = (shape[2],)
@@ -150,7 +159,7 @@ def _describe_layers(layers, input_shape):
             out = (n_out,)
         described.append((f, shape, out))
         shape = out
-    if described[-1][0]["kind"] != "dense":
+    if described[-1][0]["kind"] != "dense":  # (a Dropout after the output layer included)
         raise ValueError(f"layers[{len(layers) - 1}] ({described[-1][0]['kind']}): the last layer must be 'dense' "
                          "(the losses take one row of outputs per image)")
     return described
@@ -212,8 +221,13 @@ class NetworkPlan(StepPlan):
         super().__init__(n_params, optimizer, batch_size, dtype, momentum, betas, eps, weight_decay)
         bs = batch_size
         rows = [(f, s, o, p) for (f, s, o), p in zip(described, self.offsets_of_layers)]
-        stack = [r for r in rows if r[0]["kind"] in _IMAGE_KINDS]
+        first_dense = next(k for k, r in enumerate(rows) if r[0]["kind"] == "dense")
+        stack = [r for r in rows[:first_dense] if r[0]["kind"] != "flatten"]  # (a Dropout before the dense too)
         dense = [r for r in rows if r[0]["kind"] == "dense"]
+        #: Each dense layer's Dropout, if one follows it: (rate, layer index) or None.
+        dense_drops = [(rows[k + 1][0]["rate"], rows[k + 1][0]["index"])
+                       if k + 1 < len(rows) and rows[k + 1][0]["kind"] == "dropout" else None
+                       for k, r in enumerate(rows) if r[0]["kind"] == "dense"]
         self.conv_end = dense[0][3][0]
         widths = [o[0] for _, _, o, _ in dense]
         first_in = dense[0][1][0]
@@ -222,7 +236,7 @@ class NetworkPlan(StepPlan):
         #: and im2col rows, so that each layer reads its input from the cache.
         per_image = 0
         for f, _, o, _ in stack:
-            g = f["geometry"]
+            g = f.get("geometry")
             per_image += int(np.prod(o))
             if f["kind"] == "conv" and not (g[3] == 1 and g[4] == 1 and g[6] == 1):
                 per_image += int(g[9] * g[10] * g[3] * g[4] * g[2])
@@ -262,9 +276,11 @@ class NetworkPlan(StepPlan):
         self.role_stride = 0
         geometry, ioff, doff = [], 0, 0
         self.stack = np.zeros((len(stack), len(_core.STACK_COLUMNS)), dtype=np.int64)
-        for row, (f, s, o, p) in zip(self.stack, stack):
+        #: Each stack row's Dropout rate (0 for the other rows).
+        self.stack_rates = np.zeros(len(stack))
+        for k, (row, (f, s, o, p)) in enumerate(zip(self.stack, stack)):
             in_size, out_size = int(np.prod(s)), int(np.prod(o))
-            g = f["geometry"]
+            g = f.get("geometry")
             out_off = off
             off += _aligned(bs * out_size)
             if f["kind"] == "conv":
@@ -293,16 +309,32 @@ class NetworkPlan(StepPlan):
                 row[:] = (_core.STACK_KINDS["pool"], in_size, out_size, -1, -1, 0, out_off, ioff, len(geometry), -1, -1,
                           -1)
                 ioff += bs * out_size
+            elif f["kind"] == "dropout":  # SC_W: its layer index (the masks' key); the rate in stack_rates
+                row[:] = (_core.STACK_KINDS["dropout"], in_size, out_size, f["index"], -1, 0, out_off, -1,
+                          len(geometry), -1, -1, -1)
+                self.stack_rates[k] = f["rate"]
             else:  # average pooling, a global one included: no arg-max to keep
                 row[:] = (_core.STACK_KINDS["avgpool"], in_size, out_size, -1, -1, 0, out_off, -1, len(geometry), -1,
                           -1, -1)
-            geometry.extend(int(v) for v in g)
+            if g is not None:
+                geometry.extend(int(v) for v in g)
         self.geometry = np.array(geometry, dtype=np.int64)
         self.layers = np.zeros((len(dense), len(_core.LAYER_COLUMNS)), dtype=np.int64)
         for row, (f, s, o, p) in zip(self.layers, dense):
             m = o[0]
             row[:] = (s[0], m, p[0], p[1], off, off + _aligned(bs * m), activation_code_of(f["activation"]))
             off += 2 * _aligned(bs * m)
+        #: (2, dense layers): the work offset of each dense layer's output after its Dropout (-1: none) and the
+        #: Dropout's layer index; None when no dense layer has one.  Their rates: ``dense_dropout_rates``.
+        self.dense_dropout = self.dense_dropout_rates = None
+        if any(dense_drops):
+            self.dense_dropout = np.full((2, len(dense)), -1, dtype=np.int64)
+            self.dense_dropout_rates = np.zeros(len(dense))
+            for j, (drop, (_, _, o, _)) in enumerate(zip(dense_drops, dense)):
+                if drop is not None:
+                    self.dense_dropout[:, j] = (off, drop[1])
+                    self.dense_dropout_rates[j] = drop[0]
+                    off += _aligned(bs * o[0])
         self.work = np.zeros(off, dtype=dtype)
         self.iwork = np.zeros(ioff, dtype=np.int32)
         self.dwork = np.zeros(doff, dtype=np.float64)

@@ -38,7 +38,7 @@ class EpochResult(NamedTuple):
 
 def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr, step: int = 0,
                 threads: int | None = None, start_loss: float = 0.0, weights=None,
-                reduction: str = "sum") -> EpochResult:
+                reduction: str = "sum", seed: int = 0) -> EpochResult:
     """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
 
     Parameters
@@ -85,6 +85,9 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr,
     reduction : {'sum', 'mean'}
         'mean' divides each batch's gradient by its rows (also a short last batch's by its own), as
         PyTorch's default; the loss sum returned is not divided.
+    seed : int
+        The run's seed, from which a NetworkPlan's Dropout layers draw their masks (with the step and the
+        layer's index: ``fastnn.functional.dropout``'s masks, the step path's).
 
     Returns
     -------
@@ -163,7 +166,7 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr,
     loss, correct, step, reduced, batches, left = run(plan, X, T, order, theta, state[0], state[1], float(lr),
                                                       int(step), start, float(start_loss),
                                                       threading.current_thread() is threading.main_thread(),
-                                                      weights, weight_work, lrs, mean)
+                                                      weights, weight_work, lrs, mean, int(seed) % 2**64)
     if reduced >= 0 or start < roles:
         plan._threads_memory = (int(left), plan._threads_memory[1])
     return EpochResult(float(loss), int(correct), int(step), int(reduced), start, int(batches))

@@ -199,9 +199,10 @@ class CNN(Model):
     def network_layers(self):
         """The layers as ``fastnn.functional.network_plan`` describes them (tuples), or None when the compiled
         epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten or
-        GlobalAvgPool2D, then dense layers); such a model trains batch by batch."""
+        GlobalAvgPool2D, then dense layers; Dropout anywhere before the first dense layer and after any dense
+        layer but the last, one at a time there; no BatchNorm yet); such a model trains batch by batch."""
         kinds = "".join(_KIND_LETTERS[type(layer)] for layer in self.layers)
-        if len(self.input_shape) != 3 or not re.fullmatch(r"[cpa]*[fg]d+", kinds):
+        if len(self.input_shape) != 3 or not re.fullmatch(r"[cpax]*[fg]x*(?:dx?)*d", kinds):
             return None
         out = []
         for layer in self.layers:
@@ -214,6 +215,8 @@ class CNN(Model):
                 out.append(("avgpool", layer.size))
             elif isinstance(layer, GlobalAvgPool2D):
                 out.append(("globalavgpool",))
+            elif isinstance(layer, Dropout):
+                out.append(("dropout", layer.rate))
             elif isinstance(layer, Dense):
                 out.append(("dense", layer.n_in, layer.n_out, layer.activation))
             else:
