@@ -12,6 +12,14 @@ non-default setting:
 * ``check_regressor_multioutput`` with ``dtype='float32'``: the check wants float64 predictions for float64
   input, and that setting asks for a float32 network.
 
+The classifier with dropout and batch normalisation uses ``learning_rate_init=0.01``: at the default 0.001,
+``check_class_weight_classifiers`` (1000 epochs of one batch on 50 noisy rows, class 0 weighted 1000 to 1e-4,
+wanting more than 87% of the test predictions to be class 0) gets 86% (two classes: 100%) with
+``batch_norm=True`` alone and 74% with dropout 0.2 too: units normalised to mean ``beta`` (0 at the start)
+shift every logit towards class 0 only as fast as ``beta`` and the output bias move, 1000 steps of 0.001 at
+most, where the plain MLP's non-negative ReLU outputs let every output weight shift them.  At 0.01 it gets
+90-98% of class 0 over random states 0-5.
+
 scikit-learn itself skips ``check_array_api_input`` (array-API inputs are tested only when ``SCIPY_ARRAY_API=1``
 is set, and these estimators do not declare array-API support) and, without pandas, the checks that pass
 pandas objects (``check_*_data_not_an_array`` with pandas).
@@ -48,7 +56,7 @@ ESTIMATORS = [
                   dtype="float32", random_state=3),
     MLPRegressor(hidden_layer_sizes=(16,), activation="logistic", solver="sgd", nesterovs_momentum=False,
                  learning_rate_init=0.01, dtype="float32", random_state=4),
-    MLPClassifier(dropout=0.2, batch_norm=True, random_state=5),
+    MLPClassifier(dropout=0.2, batch_norm=True, learning_rate_init=0.01, random_state=5),
     MLPRegressor(hidden_layer_sizes=(32, 16), dropout=0.1, batch_norm=True, random_state=6),
 ]
 
