@@ -679,7 +679,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     --------
     >>> from fastnn.sklearn import MLPRegressor
     >>> X = np.linspace(-1, 1, 64).reshape(-1, 1); y = X[:, 0] ** 2
-    >>> reg = MLPRegressor((16,), "tanh", learning_rate_init=0.01, max_iter=500, random_state=0).fit(X, y)
+    >>> reg = MLPRegressor((16,), "tanh", learning_rate_init=0.01, batch_size=16, max_iter=500, random_state=0)
+    >>> reg = reg.fit(X, y)
     >>> bool(reg.score(X, y) > 0.9)
     True
     """
