@@ -13,7 +13,11 @@ meaning, so a scikit-learn script changes one import::
     from fastnn.sklearn import MLPClassifier   # instead of: from sklearn.neural_network import MLPClassifier
 
 Each model is a :class:`fastnn.models.MLP` (``model_``, usable for ``save``, ``to_onnx`` and
-``fastnn.torch.to_torch``) trained by :class:`fastnn.train.Trainer`, one compiled call per epoch.
+``fastnn.torch.to_torch``) trained by :class:`fastnn.train.Trainer`, one compiled call per epoch.  With
+``dropout > 0`` or ``batch_norm=True`` (which scikit-learn's MLP lacks) it is instead the same dense layers in
+a :class:`fastnn.models.CNN` stack on flat inputs, a BatchNorm and/or a Dropout after each hidden layer's
+activation, from the same initial weights; the trainer runs such a stack batch by batch (its step path: the
+compiled epoch does not run these layers yet), with the same options.
 
 How the numbers relate to scikit-learn's.  fastnn's optimizers take the gradient of the loss *summed* over
 a batch (of the total squared error for a regressor, twice scikit-learn's half squared error); these
@@ -63,7 +67,8 @@ except ImportError:  # scikit-learn < 1.6
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
-from .models import MLP
+from .models import CNN, MLP
+from .models.layers import BatchNorm, Dense, Dropout
 from .train import Trainer
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -86,6 +91,15 @@ def _positive_int(value, name, *, allow_zero=False):
     return int(value)
 
 
+def _dense_parameters(model):
+    """([W, ...], [b, ...]) of the model's dense layers, views of ``model.theta`` (an MLP's layers, or a CNN
+    stack's Dense layers without its BatchNorm parameters)."""
+    if isinstance(model, MLP):
+        return model.weights, model.biases
+    pairs = [model.layer_parameters(model.theta, i) for i, layer in enumerate(model.layers) if isinstance(layer, Dense)]
+    return [W for W, _ in pairs], [b for _, b in pairs]
+
+
 def _real(value, name, low, high=np.inf, *, low_open=False, high_open=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite real number, got {value!r}")
@@ -105,7 +119,7 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, dtype=None):
+                 n_iter_no_change=10, dtype=None, dropout=0.0, batch_norm=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -127,6 +141,8 @@ class _BaseMLP(BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.dtype = dtype
+        self.dropout = dropout
+        self.batch_norm = batch_norm
 
     # ------------------------------------------------------------------ parameters
 
@@ -166,7 +182,55 @@ class _BaseMLP(BaseEstimator):
         _real(self.beta_2, "beta_2", 0.0, 1.0, high_open=True)
         _real(self.epsilon, "epsilon", 0.0, low_open=True)
         _positive_int(self.n_iter_no_change, "n_iter_no_change")
+        _real(self.dropout, "dropout", 0.0, 1.0, high_open=True)
+        if not isinstance(self.batch_norm, (bool, np.bool_)):
+            raise ValueError(f"batch_norm: expected True or False, got {self.batch_norm!r}")
         return self._hidden_sizes()
+
+    def _uses_layers(self):
+        """Whether the network needs fastnn's Dropout or BatchNorm layers (then it is a CNN stack, not an MLP)."""
+        return self.dropout > 0 or bool(self.batch_norm)
+
+    def _build_model(self, n_features, hidden, dtype):
+        """The network of a new fit, its weights drawn from ``self._random_state``.
+
+        With ``dropout=0`` and ``batch_norm=False`` it is the :class:`fastnn.models.MLP` of
+        ``[n_features, *hidden, outputs]``.  Otherwise it is the same dense layers in a
+        :class:`fastnn.models.CNN` stack on flat inputs, with a BatchNorm (when ``batch_norm``) then a Dropout
+        (when ``dropout > 0``) after each hidden layer's activation.  Its dense layers get exactly the MLP's
+        initial weights and zero biases (the MLP's draws, in the same order, are copied over), so the random
+        state the rest of the fit draws from (the validation split, the trainer's seed) is the same either way;
+        BatchNorm starts at gamma 1, beta 0, running mean 0 and variance 1.
+        """
+        sizes = [n_features, *hidden, self._n_model_outputs()]
+        activations = [ACTIVATIONS[self.activation]] * len(hidden) + [self._out_activation()]
+        mlp = MLP(sizes, activations, dtype=dtype)
+        mlp.init("xavier", rng=self._random_state)
+        if not self._uses_layers():
+            return mlp
+        layers = []
+        for i, act in enumerate(activations):
+            layers.append(Dense(sizes[i], sizes[i + 1], act))
+            if i < len(hidden):
+                layers += [BatchNorm()] * bool(self.batch_norm) + [Dropout(self.dropout)] * (self.dropout > 0)
+        model = CNN((n_features,), layers, dtype=dtype)
+        for W, b, W0, b0 in zip(*_dense_parameters(model), mlp.weights, mlp.biases):
+            W[...], b[...] = W0, b0
+        return model
+
+    def _check_continued_layers(self):
+        """Before a warm-started fit or a partial_fit: the fitted network must have the layers ``dropout`` and
+        ``batch_norm`` ask for (a ValueError naming them otherwise); a changed dropout rate is taken over."""
+        layers = getattr(self.model_, "layers", [])
+        has_bn = any(isinstance(layer, BatchNorm) for layer in layers)
+        has_dropout = any(isinstance(layer, Dropout) for layer in layers)
+        if has_bn != bool(self.batch_norm) or has_dropout != (self.dropout > 0):
+            raise ValueError(f"dropout={self.dropout!r}, batch_norm={self.batch_norm!r}: the fitted network has "
+                             f"{'' if has_dropout else 'no '}Dropout and {'' if has_bn else 'no '}BatchNorm layers; "
+                             "warm_start and partial_fit continue that network: set the parameters back, or fit "
+                             "with warm_start=False to build a new one")
+        if has_dropout:
+            self.model_.layers = [Dropout(self.dropout) if isinstance(layer, Dropout) else layer for layer in layers]
 
     def _optimizer(self):
         if self.solver == "adam":
@@ -179,15 +243,19 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self):
-        """List of (n_in, n_out) weight matrices, one per layer (views of ``model_.theta``)."""
+        """List of (n_in, n_out) weight matrices, one per dense layer (views of ``model_.theta``).
+
+        With ``batch_norm=True`` these are the dense layers' weights only: the BatchNorm between two of them
+        (``gamma``, ``beta`` and the running statistics) is in ``model_`` (``model_.layer_list()``), so the
+        network is no longer ``coefs_`` and ``intercepts_`` alone."""
         check_is_fitted(self, "model_")
-        return self.model_.weights
+        return _dense_parameters(self.model_)[0]
 
     @property
     def intercepts_(self):
-        """List of (n_out,) bias vectors, one per layer (views of ``model_.theta``)."""
+        """List of (n_out,) bias vectors, one per dense layer (views of ``model_.theta``)."""
         check_is_fitted(self, "model_")
-        return self.model_.biases
+        return _dense_parameters(self.model_)[1]
 
     # ------------------------------------------------------------------ training
 
@@ -205,12 +273,11 @@ class _BaseMLP(BaseEstimator):
             X = np.ascontiguousarray(X, dtype=self.model_.dtype)
         T = self._targets(y, continuing, incremental, classes, X.dtype)
         class_weight = self._class_weights(T, incremental)  # of the whole y, before a validation split
-        if not continuing:
+        if continuing:
+            self._check_continued_layers()
+        else:
             self._random_state = check_random_state(self.random_state)
-            model = MLP([X.shape[1], *hidden, self._n_model_outputs()],
-                        [ACTIVATIONS[self.activation]] * len(hidden) + [self._out_activation()], dtype=X.dtype)
-            model.init("xavier", rng=self._random_state)
-            self.model_ = model
+            self.model_ = self._build_model(X.shape[1], hidden, X.dtype)
             self.n_iter_ = 0
             self.t_ = 0
             self.loss_curve_ = []
@@ -270,7 +337,7 @@ class _BaseMLP(BaseEstimator):
         stopped = []
 
         def penalty():  # scikit-learn's L2 term of a batch's loss, times the batch size
-            return 0.5 * self.alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in model.weights)
+            return 0.5 * self.alpha * sum(float(np.dot(W.ravel(), W.ravel())) for W in _dense_parameters(model)[0])
 
         start_penalty = [penalty()]
 
@@ -295,6 +362,9 @@ class _BaseMLP(BaseEstimator):
                 if score > self.best_validation_score_:
                     self.best_validation_score_ = score
                     self._best_theta = model.theta.copy()
+                    self._best_running = getattr(model, "running", None)  # BatchNorm's running statistics
+                    if self._best_running is not None:
+                        self._best_running = self._best_running.copy()
                 what = "Validation score"
             else:
                 if self.best_loss_ is None:  # a partial_fit after a fit with early stopping
@@ -318,7 +388,9 @@ class _BaseMLP(BaseEstimator):
             self._optimizer_state = (optimizer, trainer.state1, trainer.state2, trainer.step)
         if valid is not None:
             model.theta[...] = self._best_theta
-            del self._best_theta
+            if self._best_running is not None:
+                model.running[...] = self._best_running
+            del self._best_theta, self._best_running
         if not incremental and not stopped:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
@@ -408,14 +480,33 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         split); a dict's missing labels weigh 1.  ``partial_fit`` takes a dict only (as scikit-learn's
         SGDClassifier: compute 'balanced' weights once with ``sklearn.utils.class_weight.compute_class_weight``).
         ``loss_curve_`` is then the weighted loss averaged per sample.
+    dropout : float in [0, 1), default=0.0
+        Inverted dropout after each hidden layer's activation (scikit-learn's MLP has none): in training each
+        hidden value is zeroed with this probability and the others scaled by ``1 / (1 - dropout)``; in
+        ``predict``, ``predict_proba``, ``score`` and the early-stopping score nothing is dropped.  The masks
+        come from the trainer's seed (drawn from ``random_state``) and the step, so a ``random_state`` repeats
+        a fit to the bit.  ``loss_curve_`` is the loss of the batches as trained, with their masks.
+    batch_norm : bool, default=False
+        A :class:`fastnn.layers.BatchNorm` (momentum 0.1, eps 1e-5) after each hidden layer's activation (the
+        order fastnn's layers allow: Dense with its activation, then BatchNorm, then Dropout): batch statistics
+        in training, running ones in inference.  ``alpha`` decays its ``gamma`` and ``beta`` too (as a
+        PyTorch optimizer's ``weight_decay`` does), and a batch of one row normalises to ``beta``.
+        With ``dropout=0`` and ``batch_norm=False`` (the defaults) the network is the plain MLP of before,
+        trained in the compiled epoch, with the same numbers to the bit.  Either parameter may not change
+        between a fit and a ``warm_start`` fit or ``partial_fit`` that continues it (a ValueError), except
+        one dropout rate > 0 for another.
 
     Attributes
     ----------
     classes_ : (n_classes,) ndarray
-    model_ : fastnn.models.MLP
-        The trained network (``predict_proba`` is its softmax, or sigmoid, in float64).
+    model_ : fastnn.models.MLP or fastnn.models.CNN
+        The trained network (``predict_proba`` is its softmax, or sigmoid, in float64): an MLP, or with
+        ``dropout`` or ``batch_norm`` a CNN stack of Dense, BatchNorm and Dropout layers on flat inputs
+        (``save``, ``to_onnx`` and ``fastnn.torch.to_torch`` take either).
     coefs_, intercepts_ : lists of ndarrays
-        Weights (n_in, n_out) and biases per layer, views of ``model_.theta``.
+        Weights (n_in, n_out) and biases per dense layer, views of ``model_.theta``.  With ``batch_norm``
+        they are the dense layers' only, so they no longer describe the whole network: each BatchNorm's
+        ``gamma``, ``beta`` and running statistics are in ``model_`` (``model_.layer_list()``).
     n_features_in_ : int
     feature_names_in_ : (n_features_in_,) ndarray of str
         When X has string column names (a pandas DataFrame).
@@ -448,13 +539,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate_init=0.001, max_iter=200, shuffle=True, random_state=None,
                  tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, dtype=None, class_weight=None):
+                 n_iter_no_change=10, dtype=None, dropout=0.0, batch_norm=False, class_weight=None):
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate_init=learning_rate_init, max_iter=max_iter, shuffle=shuffle,
                          random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
                          momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         n_iter_no_change=n_iter_no_change, dtype=dtype)
+                         n_iter_no_change=n_iter_no_change, dtype=dtype, dropout=dropout, batch_norm=batch_norm)
         self.class_weight = class_weight
 
     def _class_weights(self, T, incremental):
@@ -579,7 +670,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Attributes
     ----------
-    model_ : fastnn.models.MLP
+    model_ : fastnn.models.MLP or fastnn.models.CNN
     coefs_, intercepts_, n_features_in_, loss_, loss_curve_, best_loss_, validation_scores_,
     best_validation_score_, n_iter_, t_, n_layers_, n_outputs_ : as :class:`MLPClassifier`'s
     out_activation_ : 'identity'
@@ -588,7 +679,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     --------
     >>> from fastnn.sklearn import MLPRegressor
     >>> X = np.linspace(-1, 1, 64).reshape(-1, 1); y = X[:, 0] ** 2
-    >>> reg = MLPRegressor((16,), "tanh", learning_rate_init=0.01, max_iter=500, random_state=0).fit(X, y)
+    >>> reg = MLPRegressor((16,), "tanh", learning_rate_init=0.01, batch_size=16, max_iter=500, random_state=0)
+    >>> reg = reg.fit(X, y)
     >>> bool(reg.score(X, y) > 0.9)
     True
     """

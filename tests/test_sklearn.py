@@ -4,12 +4,21 @@ same numbers as sklearn.neural_network from the same weights.
 Skipped as a whole when scikit-learn (>= 1.6, for ``expected_failed_checks``) is not installed: it is an optional
 dependency (``pip install 'fastnn[sklearn]'``).
 
-``parametrize_with_checks`` runs every check of scikit-learn's suite on four configurations.  No check is
+``parametrize_with_checks`` runs every check of scikit-learn's suite on six configurations (two with dropout and
+batch normalisation, whose networks train on the trainer's step path).  No check is
 skipped or expected to fail for the defaults; the one listed in ``EXPECTED_FAILED`` fails by design for a
 non-default setting:
 
 * ``check_regressor_multioutput`` with ``dtype='float32'``: the check wants float64 predictions for float64
   input, and that setting asks for a float32 network.
+
+The classifier with dropout and batch normalisation uses ``learning_rate_init=0.01``: at the default 0.001,
+``check_class_weight_classifiers`` (1000 epochs of one batch on 50 noisy rows, class 0 weighted 1000 to 1e-4,
+wanting more than 87% of the test predictions to be class 0) gets 86% (two classes: 100%) with
+``batch_norm=True`` alone and 74% with dropout 0.2 too: units normalised to mean ``beta`` (0 at the start)
+shift every logit towards class 0 only as fast as ``beta`` and the output bias move, 1000 steps of 0.001 at
+most, where the plain MLP's non-negative ReLU outputs let every output weight shift them.  At 0.01 it gets
+90-98% of class 0 over random states 0-5.
 
 scikit-learn itself skips ``check_array_api_input`` (array-API inputs are tested only when ``SCIPY_ARRAY_API=1``
 is set, and these estimators do not declare array-API support) and, without pandas, the checks that pass
@@ -31,6 +40,8 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+from fastnn.layers import BatchNorm, Dense, Dropout  # noqa: E402
+from fastnn.models import CNN, MLP  # noqa: E402
 from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 EXPECTED_FAILED = {
@@ -45,6 +56,8 @@ ESTIMATORS = [
                   dtype="float32", random_state=3),
     MLPRegressor(hidden_layer_sizes=(16,), activation="logistic", solver="sgd", nesterovs_momentum=False,
                  learning_rate_init=0.01, dtype="float32", random_state=4),
+    MLPClassifier(dropout=0.2, batch_norm=True, learning_rate_init=0.01, random_state=5),
+    MLPRegressor(hidden_layer_sizes=(32, 16), dropout=0.1, batch_norm=True, random_state=6),
 ]
 
 
@@ -232,7 +245,12 @@ def test_partial_fit_keeps_the_optimizer_state(rng):
                                           (dict(activation="gelu"), "activation"),
                                           (dict(hidden_layer_sizes=(4, 0)), "hidden_layer_sizes"),
                                           (dict(learning_rate_init=0.0), "learning_rate_init"),
-                                          (dict(dtype="float16"), "dtype"), (dict(momentum=1.0), "momentum")])
+                                          (dict(dtype="float16"), "dtype"), (dict(momentum=1.0), "momentum"),
+                                          (dict(dropout=1.0), "dropout"), (dict(dropout=-0.1), "dropout"),
+                                          (dict(dropout="0.5"), "dropout"), (dict(dropout=True), "dropout"),
+                                          (dict(dropout=float("nan")), "dropout"), (dict(batch_norm=1), "batch_norm"),
+                                          (dict(batch_norm="yes"), "batch_norm"),
+                                          (dict(batch_norm=None), "batch_norm")])
 def test_bad_parameters_are_named_at_fit(rng, params, match):
     X, y = _blobs(rng, n=20)
     clf = MLPClassifier(**params)  # stored as given
@@ -321,3 +339,204 @@ def test_class_weight_balanced_dict_and_errors(rng, monkeypatch, n_classes):
     heavy = MLPClassifier((8,), max_iter=50, learning_rate_init=0.05, random_state=0,
                           class_weight={labels[-1]: 1000.0, labels[0]: 1e-3}).fit(X, y)
     assert np.mean(heavy.predict(X) == labels[-1]) > 0.9
+
+
+# ------------------------------------------------------------------- dropout and batch normalisation
+
+def _spy_trainer(monkeypatch):
+    """Record each Trainer's options and its model's dense weights and biases as training starts."""
+    import fastnn.sklearn as fsk
+
+    seen = []
+
+    class Spy(fsk.Trainer):
+        def __init__(self, model, **kw):
+            super().__init__(model, **kw)
+            W, b = fsk._dense_parameters(model)
+            seen.append(dict(kw, model=model, fused=self.fused, start=[a.copy() for a in W + b]))
+
+    monkeypatch.setattr(fsk, "Trainer", Spy)
+    return seen
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_default_dropout_and_batch_norm_build_todays_mlp(rng, monkeypatch, cls):
+    """dropout=0.0 and batch_norm=False are the estimator without them: the same fastnn MLP, trained in the
+    compiled epoch, to the bit (fit, early stopping and partial_fit)."""
+    seen = _spy_trainer(monkeypatch)
+    X, y = _blobs(rng)
+    target = y if cls is MLPClassifier else X[:, 0] - X[:, 1]
+    kw = dict(hidden_layer_sizes=(12, 8), max_iter=6, random_state=0, early_stopping=True, n_iter_no_change=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fits = [cls(**kw).fit(X, target).partial_fit(X, target),
+                cls(**kw, dropout=0.0, batch_norm=False).fit(X, target).partial_fit(X, target)]
+    assert all(type(f.model_) is MLP for f in fits) and all(s["fused"] for s in seen)
+    np.testing.assert_array_equal(fits[0].model_.theta, fits[1].model_.theta)
+    assert fits[0].loss_curve_ == fits[1].loss_curve_ and fits[0].validation_scores_ == fits[1].validation_scores_
+
+
+@pytest.mark.parametrize("params,kinds", [(dict(dropout=0.3), "dxdxd"), (dict(batch_norm=True), "dndnd"),
+                                          (dict(dropout=0.5, batch_norm=True), "dnxdnxd")])
+def test_dropout_and_batch_norm_build_the_cnn_stack_from_the_mlps_weights(rng, monkeypatch, params, kinds):
+    """Either parameter gives CNN((n_features,), [Dense, BatchNorm, Dropout, ..., Dense]), its layers after each
+    hidden activation, starting from the MLP's initial weights (and zero biases) and trained with the MLP's
+    trainer options, batch by batch."""
+    seen = _spy_trainer(monkeypatch)
+    X, y = _blobs(rng)
+    kw = dict(hidden_layer_sizes=(12, 8), activation="tanh", max_iter=2, random_state=0, solver="sgd", alpha=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**kw).fit(X, y)
+        ours = MLPClassifier(**kw, **params).fit(X, y)
+    model = ours.model_
+    assert type(model) is CNN and model.input_shape == (6,) and model.dtype == np.float64
+    letter = {Dense: "d", BatchNorm: "n", Dropout: "x"}
+    assert "".join(letter[type(layer)] for layer in model.layers) == kinds
+    assert [layer.activation for layer in model.layers if isinstance(layer, Dense)] == ["tanh", "tanh", "softmax"]
+    assert all(layer.rate == params["dropout"] for layer in model.layers if isinstance(layer, Dropout))
+    (mlp_run, cnn_run) = seen
+    assert mlp_run["fused"] and not cnn_run["fused"]
+    for a, b in zip(mlp_run["start"], cnn_run["start"]):
+        np.testing.assert_array_equal(a, b)
+    assert {k: v for k, v in mlp_run.items() if k not in ("model", "fused", "start")} == \
+        {k: v for k, v in cnn_run.items() if k not in ("model", "fused", "start")}
+    assert len(ours.coefs_) == len(ours.intercepts_) == 3
+    assert [W.shape for W in ours.coefs_] == [W.shape for W in plain.coefs_]
+    assert all(np.shares_memory(W, model.theta) for W in ours.coefs_ + ours.intercepts_)
+    assert ours.n_layers_ == 4 and ours.out_activation_ == "softmax"
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_negligible_dropout_trains_like_the_mlp(rng, cls, solver):
+    """A dropout of 1e-12 (which drops nothing here) moves the network into the CNN stack on the step path: the
+    same initial weights, trainer options, batch order and rate conversions give the MLP's weights and loss
+    curve to float64 rounding."""
+    X, y = _blobs(rng)
+    target = y if cls is MLPClassifier else X[:, :2]
+    kw = dict(hidden_layer_sizes=(12, 8), solver=solver, max_iter=8, batch_size=50, alpha=1e-3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain, ours = cls(**kw).fit(X, target), cls(**kw, dropout=1e-12).fit(X, target)
+    assert type(ours.model_) is CNN
+    for a, b in zip(plain.coefs_ + plain.intercepts_, ours.coefs_ + ours.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(plain.loss_curve_, ours.loss_curve_, rtol=1e-10)
+
+
+def test_random_state_reproduces_dropout_and_batch_norm(rng):
+    """The dropout masks come from the trainer's seed, drawn from random_state: the same random_state repeats a
+    fit and a partial_fit to the bit (parameters, running statistics, loss curve), another one differs."""
+    X, y = _blobs(rng)
+
+    def run(seed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf = MLPClassifier((12,), dropout=0.4, batch_norm=True, max_iter=5, random_state=seed).fit(X, y)
+        return clf.partial_fit(X, y)
+
+    a, b, c = run(7), run(7), run(8)
+    np.testing.assert_array_equal(a.model_.theta, b.model_.theta)
+    np.testing.assert_array_equal(a.model_.running, b.model_.running)
+    assert a.loss_curve_ == b.loss_curve_
+    assert not np.allclose(a.model_.theta, c.model_.theta)
+
+
+def test_dropout_changes_training_not_inference(rng):
+    """From the same initial weights and batches, dropout changes every epoch's loss and the weights; in
+    inference nothing is dropped: predict_proba is the plain forward through coefs_ and intercepts_."""
+    X, y = _blobs(rng)
+    kw = dict(hidden_layer_sizes=(16,), max_iter=3, learning_rate_init=0.01, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain, dropped = MLPClassifier(**kw).fit(X, y), MLPClassifier(**kw, dropout=0.5).fit(X, y)
+    assert all(a != b for a, b in zip(plain.loss_curve_, dropped.loss_curve_))
+    assert not np.allclose(plain.coefs_[0], dropped.coefs_[0])
+    h = np.maximum(X @ dropped.coefs_[0] + dropped.intercepts_[0], 0)
+    Z = h @ dropped.coefs_[1] + dropped.intercepts_[1]
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(dropped.predict_proba(X), P / P.sum(axis=1, keepdims=True), rtol=1e-10)
+    np.testing.assert_array_equal(dropped.predict_proba(X), dropped.predict_proba(X))
+
+
+def test_batch_norm_predicts_with_its_running_statistics(rng):
+    """With batch_norm, coefs_ and intercepts_ are the dense layers' and each BatchNorm (gamma, beta, running mean
+    and variance, in model_.layer_list()) sits after a hidden activation; predict runs them with the running
+    statistics, so a row's prediction does not depend on the rows beside it."""
+    X, _ = _blobs(rng)
+    t = X[:, 0] - 2 * X[:, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg = MLPRegressor((10, 6), batch_norm=True, max_iter=20, learning_rate_init=0.01, random_state=0).fit(X, t)
+    norms = [entry for entry in reg.model_.layer_list() if entry[0] == "batchnorm"]
+    assert len(norms) == 2 and not np.all(norms[0][3] == 0)  # the running mean moved
+    h = X
+    for W, b, norm in zip(reg.coefs_, reg.intercepts_, norms + [None]):
+        h = h @ W + b
+        if norm is not None:
+            _, gamma, beta, mean, var, eps, _ = norm
+            h = gamma * (np.maximum(h, 0) - mean) / np.sqrt(var + eps) + beta
+    np.testing.assert_allclose(reg.predict(X), h[:, 0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(reg.predict(X[:7]), reg.predict(X)[:7], rtol=1e-12, atol=1e-14)
+
+
+def test_early_stopping_keeps_the_best_epochs_running_statistics(rng):
+    """As test_early_stopping_keeps_the_best_epoch, with BatchNorm and dropout: the best-scoring epoch's running
+    statistics come back with its weights, those of a fit stopped after that epoch (the same random_state)."""
+    X, y = _blobs(rng)
+    kw = dict(hidden_layer_sizes=(8,), early_stopping=True, validation_fraction=0.2, random_state=0,
+              batch_norm=True, dropout=0.2, learning_rate_init=0.05)
+    clf = MLPClassifier(**kw, n_iter_no_change=2, max_iter=100).fit(X, y)
+    best = int(np.argmax(clf.validation_scores_))  # the first best: later ties do not replace it
+    assert best < clf.n_iter_ - 1 < 99 and clf.best_validation_score_ == clf.validation_scores_[best]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = MLPClassifier(**kw, max_iter=best + 1).fit(X, y)
+    np.testing.assert_array_equal(clf.model_.theta, one.model_.theta)
+    np.testing.assert_array_equal(clf.model_.running, one.model_.running)
+
+
+def test_partial_fit_and_warm_start_with_batch_norm_and_dropout(rng):
+    """partial_fit keeps the optimizer state and the running statistics (two calls are the two epochs of one fit,
+    unshuffled, with BatchNorm); warm_start continues the CNN stack, takes a new dropout rate, and refuses to
+    add or remove a layer."""
+    X, y = _blobs(rng)
+    kw = dict(hidden_layer_sizes=(8,), shuffle=False, random_state=0, batch_size=50, batch_norm=True)
+    inc = MLPClassifier(**kw).partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        full = MLPClassifier(**kw, max_iter=2).fit(X, y)
+        np.testing.assert_allclose(inc.model_.theta, full.model_.theta, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(inc.model_.running, full.model_.running, rtol=1e-12, atol=1e-14)
+        clf = MLPClassifier((8,), dropout=0.2, max_iter=3, random_state=0, warm_start=True).fit(X, y)
+        model = clf.model_
+        clf.set_params(dropout=0.4).fit(X, y)
+        assert clf.model_ is model and clf.n_iter_ == 6
+        assert [layer.rate for layer in model.layers if isinstance(layer, Dropout)] == [0.4]
+        for params in (dict(dropout=0.0), dict(batch_norm=True)):
+            with pytest.raises(ValueError, match="dropout=.*batch_norm=.*warm_start=False"):
+                clf.set_params(**params).fit(X, y)
+            clf.set_params(dropout=0.4, batch_norm=False)
+        with pytest.raises(ValueError, match="batch_norm"):
+            inc.set_params(batch_norm=False).partial_fit(X, y)
+
+
+def test_cnn_inside_pickles_clones_and_saves(rng, tmp_path):
+    """The estimator with the CNN stack inside pickles and clones (get_params/set_params carry the new
+    parameters) and its model_ saves and loads as any fastnn CNN, the running statistics included."""
+    import pickle
+
+    from sklearn.base import clone
+
+    X, y = _blobs(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = MLPClassifier((8,), dropout=0.25, batch_norm=True, max_iter=5, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    params = clone(clf).get_params()
+    assert params["dropout"] == 0.25 and params["batch_norm"] is True
+    assert clf.set_params(dropout=0.1).get_params()["dropout"] == 0.1
+    loaded = CNN.load(clf.model_.save(tmp_path / "clf.npz"))
+    np.testing.assert_array_equal(loaded.forward(X, logits=True), clf.model_.forward(X, logits=True))
