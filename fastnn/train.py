@@ -620,11 +620,17 @@ class Trainer:
         st = os.stat(saved)
         self._own_checkpoint = (saved, st.st_dev, st.st_ino, st.st_mode)
 
+    def _running(self):
+        """The model's running statistics (a CNN's BatchNorm layers'), or an empty array."""
+        return getattr(self.model, "running", np.zeros(0))
+
     def _snapshot(self):
-        return (self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step, self.best_theta)
+        return (self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step, self.best_theta,
+                self._running().copy())
 
     def _restore(self, state):
-        self.model.theta[...], self.state1[...], self.state2[...], self.step, self.best_theta = state
+        self.model.theta[...], self.state1[...], self.state2[...], self.step, self.best_theta, running = state
+        self._running()[...] = running
 
     def _fit_epochs(self, X, T, n, rng, order, bar, hist, valid, epochs, callback, threads, callbacks=(),
                     weights=None):
@@ -702,10 +708,12 @@ class Trainer:
 
     def get_state(self) -> tuple:
         """A copy of the training state: the model's parameters, the optimizer's state (momentum, or Adam's
-        moments) and its step count, for :meth:`set_state` (as ``EarlyStopping`` keeps its best epoch's)."""
-        return self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step
+        moments) and its step count, and the model's running statistics (BatchNorm's), for :meth:`set_state`
+        (as ``EarlyStopping`` keeps its best epoch's)."""
+        return self.model.theta.copy(), self.state1.copy(), self.state2.copy(), self.step, self._running().copy()
 
     def set_state(self, state) -> None:
         """Set the model's parameters and the optimizer's state to those :meth:`get_state` returned."""
-        theta, state1, state2, step = state
+        theta, state1, state2, step, running = state
         self.model.theta[...], self.state1[...], self.state2[...], self.step = theta, state1, state2, int(step)
+        self._running()[...] = running

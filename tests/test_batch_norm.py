@@ -184,3 +184,18 @@ def test_onnx_runs_the_inference_form(tmp_path, rng):
     path = to_onnx(model, tmp_path / "bn.onnx")
     got = ort.InferenceSession(str(path)).run(None, {"input": X})[0]
     np.testing.assert_allclose(got, model.predict_proba(X), atol=1e-5)
+
+
+def test_a_diverged_fit_rolls_the_running_statistics_back_too(rng):
+    from fastnn.train import TrainingDiverged
+
+    model = _model()
+    X = rng.normal(size=(16, 6, 6, 2))
+    y = rng.integers(0, 3, 16)
+    trainer = Trainer(model, optimizer="sgd", lr=1e-3, batch_size=8, progress=False)
+    trainer.fit(X, y, 1)
+    kept = model.running.copy()
+    trainer.lr = 1e300  # the next epoch diverges after its first batch has updated the running statistics
+    with pytest.raises(TrainingDiverged):
+        trainer.fit(X, y, 1)
+    np.testing.assert_array_equal(model.running, kept)
