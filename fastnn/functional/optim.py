@@ -136,15 +136,7 @@ def adam_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: floa
         The number of this update, starting at 1 (bias correction).
     lr, beta1, beta2, eps, weight_decay : float
     """
-    _check_lr(lr)
-    check_adam(beta1, beta2, eps)
-    if int(step) < 1:
-        raise ValueError(f"step: Adam counts updates from 1, got {step!r}")
-    weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
-    P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))
-    for p, g, a, b in zip(P, G, M1, M2):
-        _core.update(_core.OPTIMIZERS["adam"], p, g, a, b, float(lr), float(beta1), float(beta2), float(eps),
-                     float(weight_decay), int(step))
+    _adam_steps("adam", params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay)
 
 
 def adamw_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: float = 0.9, beta2: float = 0.999,
@@ -174,6 +166,11 @@ def adamw_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: flo
     >>> p.round(6)  # 1 * (1 - 0.05) -/+ 0.1 (Adam's first step is lr * sign(g))
     array([0.85, 1.05])
     """
+    _adam_steps("adamw", params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay)
+
+
+def _adam_steps(kind, params, grads, m, v, step, lr, beta1, beta2, eps, weight_decay) -> None:
+    """adam_update's and adamw_update's checks and their kernel calls (``kind`` 'adam' or 'adamw')."""
     _check_lr(lr)
     check_adam(beta1, beta2, eps)
     if int(step) < 1:
@@ -181,7 +178,7 @@ def adamw_update(params, grads, m, v, step: int, lr: float = 1e-3, *, beta1: flo
     weight_decay = check_hyperparameter(weight_decay, "weight_decay", 0.0)
     P, G, (M1, M2) = _check_update(params, grads, ("m", m), ("v", v))
     for p, g, a, b in zip(P, G, M1, M2):
-        _core.update(_core.OPTIMIZERS["adamw"], p, g, a, b, float(lr), float(beta1), float(beta2), float(eps),
+        _core.update(_core.OPTIMIZERS[kind], p, g, a, b, float(lr), float(beta1), float(beta2), float(eps),
                      float(weight_decay), int(step))
 
 

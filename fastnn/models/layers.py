@@ -160,53 +160,43 @@ class Conv2D(_Layer):
 
 
 @dataclass(frozen=True)
-class MaxPool2D(_Layer):
+class _Pool2D(_Layer):
+    """Pooling over non-overlapping ``size`` x ``size`` windows (stride = size); trailing rows and columns that
+    do not fill a window are dropped."""
+
+    size: int = 2
+
+    def __post_init__(self):
+        object.__setattr__(self, "size", _positive_int(self.size, f"{self.kind} size"))
+
+    def output_shape(self, shape) -> tuple:
+        h, w, c = self._image(shape, "(H, W, C)")
+        if h < self.size or w < self.size:
+            raise ValueError(f"received input of shape {_fmt(shape)}, smaller than the {self.size}x{self.size} "
+                             f"window: expected H >= {self.size} and W >= {self.size}")
+        return (h // self.size, w // self.size, c)
+
+    def config(self) -> dict:
+        return {"type": self.kind, "size": self.size}
+
+    def __repr__(self):
+        return f"{self.kind}({self.size})"
+
+
+@dataclass(frozen=True, repr=False)
+class MaxPool2D(_Pool2D):
     """Max pooling over non-overlapping ``size`` x ``size`` windows (stride = size); trailing rows and
     columns that do not fill a window are dropped (as ``torch.nn.MaxPool2d(size)``)."""
 
-    size: int = 2
     kind = "MaxPool2D"
 
-    def __post_init__(self):
-        object.__setattr__(self, "size", _positive_int(self.size, "MaxPool2D size"))
 
-    def output_shape(self, shape) -> tuple:
-        h, w, c = self._image(shape, "(H, W, C)")
-        if h < self.size or w < self.size:
-            raise ValueError(f"received input of shape {_fmt(shape)}, smaller than the {self.size}x{self.size} "
-                             f"window: expected H >= {self.size} and W >= {self.size}")
-        return (h // self.size, w // self.size, c)
-
-    def config(self) -> dict:
-        return {"type": self.kind, "size": self.size}
-
-    def __repr__(self):
-        return f"MaxPool2D({self.size})"
-
-
-@dataclass(frozen=True)
-class AvgPool2D(_Layer):
+@dataclass(frozen=True, repr=False)
+class AvgPool2D(_Pool2D):
     """Average pooling over non-overlapping ``size`` x ``size`` windows (stride = size); trailing rows and
     columns that do not fill a window are dropped (as ``torch.nn.AvgPool2d(size)``)."""
 
-    size: int = 2
     kind = "AvgPool2D"
-
-    def __post_init__(self):
-        object.__setattr__(self, "size", _positive_int(self.size, "AvgPool2D size"))
-
-    def output_shape(self, shape) -> tuple:
-        h, w, c = self._image(shape, "(H, W, C)")
-        if h < self.size or w < self.size:
-            raise ValueError(f"received input of shape {_fmt(shape)}, smaller than the {self.size}x{self.size} "
-                             f"window: expected H >= {self.size} and W >= {self.size}")
-        return (h // self.size, w // self.size, c)
-
-    def config(self) -> dict:
-        return {"type": self.kind, "size": self.size}
-
-    def __repr__(self):
-        return f"AvgPool2D({self.size})"
 
 
 @dataclass(frozen=True)
