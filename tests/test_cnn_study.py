@@ -131,3 +131,16 @@ def test_the_study_candidates_are_small_plus_known_settings():
     assert study.choose(rows) == "small"  # a tie keeps the baseline
     rows["small+gap"]["valid_acc"] = 0.95
     assert study.choose(rows) == "small+gap"
+
+
+@needs_bench
+def test_regular_is_the_candidate_the_study_chose():
+    """CNN_RECIPES['regular'] is the study's 'small+bn+adamw-onecycle' exactly (so the recipe trains the numbers
+    the README's table gives it), and `fastnn cnn --recipe regular` has its MLP."""
+    from fastnn.recipes import MLP_RECIPE_OF
+
+    spec = importlib.util.spec_from_file_location("cnn_study", BENCH / "cnn_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    assert CNN_RECIPES["regular"] == {**CNN_RECIPES["small"], **study.CANDIDATES["small+bn+adamw-onecycle"]}
+    assert MLP_RECIPE_OF["regular"] == "strong"
