@@ -129,8 +129,9 @@ register("cnn", cnn,
                               "with twice the channels and units (5x5 conv32/conv64, 256 ReLU), 16 epochs, the OCR "
                               "model's CNN, beside the 'strong' MLP; plain: 3x3 conv16/conv32 + pools, 128 ReLU, SGD "
                               "lr 0.002, batch 64, 50 epochs, no augmentation, beside the coursework MLP; regular: "
-                              "small with BatchNorm after each conv, AdamW (weight decay 0.05) and a one-cycle rate "
-                              "peaking at 2e-3, beside the 'strong' MLP (default %(default)s)"),
+                              "small's 5x5 conv16/conv32 + pools and 128 ReLU with BatchNorm after each conv, AdamW "
+                              "(weight decay 0.05) with a one-cycle rate peaking at 2e-3, 20 epochs, the same data "
+                              "and copies, beside the 'strong' MLP (default %(default)s)"),
                   Option("--epochs", type=positive_int, help="training epochs of both models (default: the recipes')"),
                   Option("--lr", type=positive_float, help="the CNN's peak learning rate (default: the recipe's)"),
                   Option("--save", metavar="MODEL.npz", output=True,
