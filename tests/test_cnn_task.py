@@ -28,7 +28,7 @@ def small():
     return ds
 
 
-@pytest.mark.parametrize("recipe, mlp_recipe", [("plain", "coursework"), ("small", "strong")])
+@pytest.mark.parametrize("recipe, mlp_recipe", [("plain", "coursework"), ("small", "strong"), ("regular", "strong")])
 def test_cnn_task_writes_curves_confusion_report_and_model(tmp_path, small, recipe, mlp_recipe):
     res = cnn_task.cnn(out=tmp_path, dataset=small, recipe=recipe, epochs=2, save=tmp_path / "m.npz", progress=False)
     content = json.loads((tmp_path / "cnn.json").read_text())
@@ -41,12 +41,12 @@ def test_cnn_task_writes_curves_confusion_report_and_model(tmp_path, small, reci
     assert md.startswith("# Convolutional classifier") and "![cnn_curves](cnn_curves.png)" in md
     # both models trained the epochs asked for; the CNN's settings are the recipe's
     assert len(content["history"]["train_loss"]) == len(content["mlp_history"]["valid_acc"]) == 2
-    assert content["settings"]["copies"] == (1 if recipe == "small" else 0)
-    assert content["mlp_settings"]["hidden"] == (256 if recipe == "small" else 64)
+    assert content["settings"]["copies"] == (0 if recipe == "plain" else 1)
+    assert content["mlp_settings"]["hidden"] == (64 if recipe == "plain" else 256)
     # the generated set has no extra letters: each model trained on the training rows alone
     n_train = small["train"][0].shape[0]
     assert content["settings"]["train_rows"] == content["mlp_settings"]["train_rows"] == n_train
-    assert content["rows_per_epoch"] == n_train * (2 if recipe == "small" else 1)
+    assert content["rows_per_epoch"] == n_train * (1 if recipe == "plain" else 2)
     # the confusion matrix is the CNN's on test and agrees with the headline
     cm = np.array(content["matrix"])
     Xt, Yt = small["test"]
@@ -90,7 +90,7 @@ def test_cnn_help_lists_its_options(capsys):
     for option in ("--data", "--out", "--seed", "--progress", "--no-progress", "--recipe", "--epochs", "--lr",
                    "--save"):
         assert f"{option} " in text, option
-    assert "{plain,small,wide}" in text and "(default small)" in text
+    assert "{plain,regular,small,wide}" in text and "(default small)" in text
 
 
 def test_the_task_offers_the_cnn_recipes_and_refuses_others(tmp_path, small, capsys):

@@ -250,6 +250,19 @@ def test_the_cnn_recipes():
     s.check(4, plain["padding"])
     s.check(5, plain["hidden"], int)
 
+    regular = recipes["regular"]
+    s = Stated(r"- `regular`: `small` with issue 22's layers and controls: a BatchNorm after each convolution "
+               r"\(after its ReLU, before the pool\), (\w+) with weight decay ([\d.]+) and a one-cycle rate peaking "
+               r"at ([\d.e-]+) over the run's batches, (\d+) epochs; the rest as `small`")
+    s.check(1, regular["optimizer"], str.lower)
+    s.check(2, float(regular["weight_decay"]), float)
+    s.check(3, float(regular["lr"]), float)
+    s.check(4, regular["epochs"], int)
+    assert regular["batch_norm"] and regular["lr_schedule"] == "onecycle", f"{s.where()}: {regular}"
+    changed = ("optimizer", "weight_decay", "lr", "epochs", "batch_norm", "lr_schedule")
+    assert {k: v for k, v in regular.items() if k not in changed} == {k: v for k, v in small.items()
+                                                                      if k not in changed}, f"{s.where()}: {regular}"
+
 
 # ---- the shipped OCR model ------------------------------------------------------------------------------------
 
