@@ -186,7 +186,7 @@ def test_each_page_goes_through_the_pixel_limits(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTNN_MAX_LOADED_PIXELS", "10000")
     assert [p.shape for p in ocr.load_pages(path)] == [(80, 100), (75, 100)]
     monkeypatch.setenv("FASTNN_MAX_IMAGE_PIXELS", "10000")
-    with pytest.raises(ValueError, match=r"two.tif'?: page 2: it declares 400x300 pixels"):
+    with pytest.raises(ValueError, match=r"two.tif': page 2: it declares 400x300 pixels"):
         list(ocr.load_pages(path))
     assert ocr.load_image(path).shape == (80, 100)  # load_image reads the first page only, as before
 
@@ -259,3 +259,27 @@ def test_hocr_escapes_the_image_name_and_an_empty_page(tmp_path):
     assert div.get("title") == 'image "a \\"quoted\\" <&> name.png"; bbox 0 0 30 20; ppageno 0'
     assert _spans(div, "ocr_line") == []
 
+
+
+def test_a_page_that_fails_to_decode_fails_its_file_and_the_others_are_read(tmp_path, capsys):
+    """A TIFF whose second page's pixels are cut off: reported in one line naming the file, the other read."""
+    rng = np.random.default_rng(0)
+    noise = [Image.fromarray(rng.integers(0, 255, (300, 400), dtype=np.uint8)) for _ in range(2)]
+    whole = tmp_path / "whole.tif"
+    noise[0].save(whole, save_all=True, append_images=[noise[1]])
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[:len(data) * 3 // 4])  # the second page's pixels are cut short
+    good = tmp_path / "good.png"
+    Image.new("L", (200, 100), 255).save(good)
+    assert cli.main(["ocr", str(cut), str(good), "--model", MODEL, "--format", "json"]) == 2
+    captured = capsys.readouterr()
+    assert "cut.tif': page 2: " in captured.err and "1 of 2 images could not be read" in captured.err, captured.err
+    assert [p["image"] for p in json.loads(captured.out)] == [str(good)]
+
+
+@needs_pages
+def test_boxes_of_a_tiff_are_drawn_page_by_page(tiff, tmp_path):
+    picture = tmp_path / "boxes.png"
+    assert cli.main(["ocr", str(tiff), "--model", MODEL, "--boxes", str(picture)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("boxes*.png")) == ["boxes-p2.png", "boxes-p3.png", "boxes.png"]

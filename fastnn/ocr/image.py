@@ -137,10 +137,10 @@ def _pages(source, name, *, all_pages):
     problem = _not_a_file(uri)
     if problem:
         raise ValueError(f"cannot read image {label}: {problem}")
-    with _errors(label, limits):
-        pages = _pages_with_pillow(uri, limits, all_pages)
+    where = {}  # the page being read, in a file of several: the messages name it
+    pages = _pages_with_pillow(uri, limits, all_pages, where)
     while True:
-        with _errors(label, limits):
+        with _errors(label, limits, where=where):
             try:
                 page = next(pages)
             except _NotPillow:
@@ -154,22 +154,22 @@ def _pages(source, name, *, all_pages):
 
 
 @contextlib.contextmanager
-def _errors(label, limits, pillow=True):
-    """Any failure to read an image as a ValueError naming it (``label``), said in words."""
+def _errors(label, limits, pillow=True, where=None):
+    """Any failure to read an image as a ValueError naming it (``label``, and ``where["page"]`` if set)."""
     try:
         yield
-    except _Refused as exc:
-        raise ValueError(f"cannot read image {label}: {exc}") from None
-    except MemoryError:
-        more = (f"; set FASTNN_MAX_DECODED_PIXELS below {limits.decoded} to decode large images at reduced size "
-                "or refuse them") if pillow else ""
-        raise ValueError(f"cannot read image {label}: out of memory while decoding it{more}") from None
-    except _NotPillow:
-        raise
-    except Exception as exc:  # truncated, corrupt, decompression errors
-        if not pillow:
+    except Exception as exc:
+        if isinstance(exc, _NotPillow) or not (pillow or isinstance(exc, (_Refused, MemoryError))):
             raise
-        from PIL import Image
+        if where and "page" in where:  # set while the block ran
+            label = f"{label}: page {where['page']}"
+        if isinstance(exc, _Refused):
+            raise ValueError(f"cannot read image {label}: {exc}") from None
+        if isinstance(exc, MemoryError):
+            more = (f"; set FASTNN_MAX_DECODED_PIXELS below {limits.decoded} to decode large images at reduced "
+                    "size or refuse them") if pillow else ""
+            raise ValueError(f"cannot read image {label}: out of memory while decoding it{more}") from None
+        from PIL import Image  # truncated, corrupt, decompression errors
 
         if isinstance(exc, Image.DecompressionBombError):  # some plugins (GIF, TIFF) apply Pillow's guard
             raise ValueError(
@@ -449,8 +449,11 @@ def _jpeg_needs_whole_image(img, fp):
     return False
 
 
-def _pages_with_pillow(uri, limits, all_pages):
-    """Pillow's pages of ``uri`` (a TIFF's every page when ``all_pages``), each decoded within the limits."""
+def _pages_with_pillow(uri, limits, all_pages, where):
+    """Pillow's pages of ``uri`` (a TIFF's every page when ``all_pages``), each decoded within the limits.
+
+    In a file of several pages, ``where["page"]`` is set to the number (from 1) of the page being read.
+    """
     with _open(uri) as fp:
         img = _open_header(fp, uri if isinstance(uri, str) else "")
         if img is None:
@@ -463,10 +466,9 @@ def _pages_with_pillow(uri, limits, all_pages):
                     raise _Refused(problem)
             page = 0
             while True:
-                try:
-                    yield _decode_with_pillow(img, fp, limits, keep_open=multi)
-                except _Refused as exc:
-                    raise _Refused(f"page {page + 1}: {exc}" if multi else str(exc)) from None
+                if multi:
+                    where["page"] = page + 1
+                yield _decode_with_pillow(img, fp, limits, keep_open=multi)
                 page += 1
                 if not multi:
                     return
