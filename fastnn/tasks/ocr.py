@@ -491,7 +491,7 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                   Option("--boxes", metavar="OUT.png", output=True,
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
-                              "several images: OUT-<image>.png)"),
+                              "several images: OUT-<image>.png; a TIFF's pages after the first: ...-p2.png...)"),
                   _LEXICON],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
