@@ -275,7 +275,7 @@ def test_ocr_of_a_folder_writes_what_fastnn_ocr_writes(scheduler, tmp_path, caps
     pages.mkdir()
     for name, widths in (("a.png", (5, 3)), ("b.png", (4,)), ("c.png", (2, 2))):
         Image.fromarray(_page(widths)).save(pages / name)
-    for fmt, suffix in (("json", ".json"), ("tsv", ".tsv")):
+    for fmt, suffix in (("json", ".json"), ("hocr", ".hocr"), ("tsv", ".tsv")):  # tsv last: resumed below
         alone, swept = tmp_path / f"alone-{fmt}", tmp_path / f"swept-{fmt}"
         assert cli.main(["ocr", str(pages), "--model", model, "--format", fmt, "--out-dir", str(alone),
                          "--no-progress"]) == 0

@@ -48,6 +48,10 @@ whole number of pixels (read on every call):
 * :data:`MAX_LOADED_PIXELS` (``FASTNN_MAX_LOADED_PIXELS``, default
   50,000,000): the largest image returned; a larger one is downscaled by an
   integer factor.
+* :data:`MAX_PAGES` (``FASTNN_MAX_PAGES``, default 500): the most pages
+  :func:`load_pages` reads from a multi-page TIFF; a file with more is
+  refused (by :func:`check_image` too) before any page is decoded. Each page
+  goes through the three pixel limits.
 
 Pillow's own guard, ``PIL.Image.MAX_IMAGE_PIXELS``, is never changed (it is
 process-wide). :func:`find_letters` works on a copy whose longer side is
@@ -59,7 +63,8 @@ a warning, instead of being processed at full size.
 from ..data import CLASSES
 from .crops import crop_characters, recrop_rows
 from .draw import draw_boxes
-from .image import MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, check_image, load_image
+from .image import (MAX_DECODED_PIXELS, MAX_IMAGE_PIXELS, MAX_LOADED_PIXELS, MAX_PAGES, check_image, load_image,
+                    load_pages)
 from .layout import group_lines
 from .lexicon import Lexicon
 from .model import (SHIPPED_MODEL, OCRModel, default_model_path, load_ocr_model, shipped_model, train_ocr_model,
@@ -73,8 +78,10 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MAX_DECODED_PIXELS",
     "MAX_LOADED_PIXELS",
+    "MAX_PAGES",
     "OCRResult",
     "load_image",
+    "load_pages",
     "check_image",
     "find_letters",
     "group_lines",

@@ -9,6 +9,7 @@ block-averaged gray copy that :func:`fastnn.ocr.segment.find_letters` works on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -26,9 +27,12 @@ MAX_DECODED_PIXELS = 100_000_000
 #: Largest image :func:`load_image` returns, in pixels: a larger one is downscaled by an integer
 #: factor until it fits. Override with ``FASTNN_MAX_LOADED_PIXELS``.
 MAX_LOADED_PIXELS = 50_000_000
+#: Most pages :func:`load_pages` reads from one file (a multi-page TIFF): a file with more is refused
+#: before any page is decoded. Override with ``FASTNN_MAX_PAGES``.
+MAX_PAGES = 500
 
 
-def load_image(path):
+def load_image(path, *, name=None):
     """Read an image file into an array, refusing anything that is not one.
 
     The size the file declares in its header is checked before anything is
@@ -50,8 +54,10 @@ def load_image(path):
 
     Parameters
     ----------
-    path : str or os.PathLike
-        Image file (anything Pillow or imageio can read).
+    path : str, os.PathLike or bytes
+        Image file (anything Pillow or imageio can read), or a file's contents (bytes).
+    name : str, optional
+        What the messages call ``path`` when it is bytes (default ``"bytes"``).
 
     Returns
     -------
@@ -71,40 +77,109 @@ def load_image(path):
     >>> img.shape, img.dtype  # doctest: +SKIP
     ((3024, 4032, 3), dtype('uint8'))
     """
-    path = os.fspath(path)
+    return next(iter(_pages(path, name, all_pages=False)))
+
+
+def load_pages(source, *, name=None):
+    """Read every page of an image file, one after the other: a multi-page TIFF's pages, else the one image.
+
+    Each page goes through :func:`load_image`'s checks and limits (its declared size, decoded at reduced
+    size or refused, downscaled to at most :data:`MAX_LOADED_PIXELS`), one page in memory at a time.  A
+    TIFF declaring more than :data:`MAX_PAGES` pages (``FASTNN_MAX_PAGES``) is refused before any page
+    is decoded.  Other formats give one page, as :func:`load_image` reads them (an animated GIF's first
+    frame, an MPO's first picture).
+
+    Parameters
+    ----------
+    source : str, os.PathLike or bytes
+        An image file, or a file's contents (what ``fastnn ocr -`` reads from standard input).
+    name : str, optional
+        What the messages call ``source`` when it is bytes (default ``"bytes"``): ``cannot read image from
+        NAME: ...``.
+
+    Yields
+    ------
+    image : (H, W) or (H, W, C) ndarray
+        Each page's pixels, as :func:`load_image` returns them.
+
+    Raises
+    ------
+    ValueError
+        As :func:`load_image`, for the file or any of its pages (the message names the page), and when it
+        has more than :data:`MAX_PAGES` pages.
+    """
+    return _pages(source, name, all_pages=True)
+
+
+def _label(source, name):
+    """How the messages name ``source``: ``'path'``, or ``from NAME`` for bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"from {name or 'bytes'}"
+    return repr(os.fspath(source))
+
+
+def _uri(source):
+    """A path as a str, bytes as bytes: what ``open`` (:func:`_open`) and imageio take."""
+    return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
+
+
+def _open(uri):
+    """A binary file object of a path, or of bytes (``io.BytesIO``)."""
+    import io
+
+    return io.BytesIO(uri) if isinstance(uri, bytes) else open(uri, "rb")
+
+
+def _pages(source, name, *, all_pages):
+    """The pages of :func:`load_pages` (only the first when not ``all_pages``: :func:`load_image`)."""
+    uri, label = _uri(source), _label(source, name)
     limits = _Limits.from_environment()
-    problem = _not_a_file(path)
+    problem = _not_a_file(uri)
     if problem:
-        raise ValueError(f"cannot read image {path!r}: {problem}")
+        raise ValueError(f"cannot read image {label}: {problem}")
+    where = {}  # the page being read, in a file of several: the messages name it
+    pages = _pages_with_pillow(uri, limits, all_pages, where)
+    while True:
+        with _errors(label, limits, where=where):
+            try:
+                page = next(pages)
+            except _NotPillow:
+                break
+            except StopIteration:
+                return
+        yield page
+    with _errors(label, limits, pillow=False):
+        image = _load_with_imageio(uri, limits)
+    yield image
+
+
+@contextlib.contextmanager
+def _errors(label, limits, pillow=True, where=None):
+    """Any failure to read an image as a ValueError naming it (``label``, and ``where["page"]`` if set)."""
     try:
-        return _load_with_pillow(path, limits)
-    except _NotPillow:
-        pass
-    except _Refused as exc:
-        raise ValueError(f"cannot read image {path!r}: {exc}") from None
-    except MemoryError:
-        raise ValueError(
-            f"cannot read image {path!r}: out of memory while decoding it; set FASTNN_MAX_DECODED_PIXELS "
-            f"below {limits.decoded} to decode large images at reduced size or refuse them"
-        ) from None
-    except Exception as exc:  # truncated, corrupt, decompression errors
-        from PIL import Image
+        yield
+    except Exception as exc:
+        if isinstance(exc, _NotPillow) or not (pillow or isinstance(exc, (_Refused, MemoryError))):
+            raise
+        if where and "page" in where:  # set while the block ran
+            label = f"{label}: page {where['page']}"
+        if isinstance(exc, _Refused):
+            raise ValueError(f"cannot read image {label}: {exc}") from None
+        if isinstance(exc, MemoryError):
+            more = (f"; set FASTNN_MAX_DECODED_PIXELS below {limits.decoded} to decode large images at reduced "
+                    "size or refuse them") if pillow else ""
+            raise ValueError(f"cannot read image {label}: out of memory while decoding it{more}") from None
+        from PIL import Image  # truncated, corrupt, decompression errors
 
         if isinstance(exc, Image.DecompressionBombError):  # some plugins (GIF, TIFF) apply Pillow's guard
             raise ValueError(
-                f"cannot read image {path!r}: Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS="
+                f"cannot read image {label}: Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS="
                 f"{Image.MAX_IMAGE_PIXELS}, refuses it ({_describe(exc)})"
             ) from exc
-        raise ValueError(f"cannot read image {path!r}: {_describe(exc)}") from exc
-    try:
-        return _load_with_imageio(path, limits)
-    except _Refused as exc:
-        raise ValueError(f"cannot read image {path!r}: {exc}") from None
-    except MemoryError:
-        raise ValueError(f"cannot read image {path!r}: out of memory while decoding it") from None
+        raise ValueError(f"cannot read image {label}: {_describe(exc)}") from exc
 
 
-def check_image(path):
+def check_image(path, *, name=None):
     """Check from its header alone that ``path`` is an image file :func:`load_image` can start on.
 
     Reads a few kilobytes, decodes nothing: the command line checks every image it is given this way
@@ -114,7 +189,10 @@ def check_image(path):
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, os.PathLike or bytes
+        An image file, or a file's contents.
+    name : str, optional
+        What the messages call ``path`` when it is bytes (default ``"bytes"``).
 
     Returns
     -------
@@ -125,41 +203,48 @@ def check_image(path):
     ------
     ValueError
         With :func:`load_image`'s message: the file is missing, a directory, empty, unreadable, not an
-        image, or declares more than :data:`MAX_IMAGE_PIXELS` pixels.
+        image, or declares more than :data:`MAX_IMAGE_PIXELS` pixels (or, a TIFF, more than
+        :data:`MAX_PAGES` pages).
     """
-    path = os.fspath(path)
+    uri, label = _uri(path), _label(path, name)
     limits = _Limits.from_environment()
-    problem = _not_a_file(path)
+    problem = _not_a_file(uri)
     if problem:
-        raise ValueError(f"cannot read image {path!r}: {problem}")
+        raise ValueError(f"cannot read image {label}: {problem}")
     size = None
     try:
-        with open(path, "rb") as fp:
-            img = _open_header(fp, path)
+        with _open(uri) as fp:
+            img = _open_header(fp, uri if isinstance(uri, str) else "")
             if img is not None:
                 size = img.size
+                multi = img.format == "TIFF" and getattr(img, "is_animated", False)
+                pages = _page_count_problem(img, limits) if multi else None
                 img.close()
+                if pages:
+                    raise _Refused(pages)
+    except _Refused as exc:
+        raise ValueError(f"cannot read image {label}: {exc}") from None
     except OSError as exc:
-        raise ValueError(f"cannot read image {path!r}: cannot open it ({_describe(exc)})") from None
+        raise ValueError(f"cannot read image {label}: cannot open it ({_describe(exc)})") from None
     except Exception as exc:  # a header that a Pillow plugin accepts and then chokes on
-        raise ValueError(f"cannot read image {path!r}: {_describe(exc)}") from None
+        raise ValueError(f"cannot read image {label}: {_describe(exc)}") from None
     if size is None:
         try:
             import imageio.v3 as iio
         except ImportError:
-            raise ValueError(f"cannot read image {path!r}: {_not_an_image(path, 'Pillow')}") from None
+            raise ValueError(f"cannot read image {label}: {_not_an_image(uri, 'Pillow')}") from None
         try:
-            props = iio.improps(path, index=0)
+            props = iio.improps(uri, index=0)
         except Exception as exc:
-            raise ValueError(f"cannot read image {path!r}: "
-                             f"{_not_an_image(path, 'Pillow or imageio', _imageio_detail(exc))}") from None
+            raise ValueError(f"cannot read image {label}: "
+                             f"{_not_an_image(uri, 'Pillow or imageio', _imageio_detail(exc))}") from None
         shape = tuple(props.shape[1:] if props.is_batch else props.shape)
         if len(shape) not in (2, 3) or 0 in shape:
-            raise ValueError(f"cannot read image {path!r}: {_not_an_image_shape(shape)}")
+            raise ValueError(f"cannot read image {label}: {_not_an_image_shape(shape)}")
         size = (shape[1], shape[0])
     problem = _declared_size_problem(*size, limits)
     if problem:
-        raise ValueError(f"cannot read image {path!r}: {problem}")
+        raise ValueError(f"cannot read image {label}: {problem}")
     return int(size[0]), int(size[1])
 
 
@@ -192,6 +277,7 @@ class _Limits:
     image: int = MAX_IMAGE_PIXELS
     decoded: int = MAX_DECODED_PIXELS
     loaded: int = MAX_LOADED_PIXELS
+    pages: int = MAX_PAGES
 
     @classmethod
     def from_environment(cls):
@@ -199,11 +285,12 @@ class _Limits:
             _env_pixels("FASTNN_MAX_IMAGE_PIXELS", MAX_IMAGE_PIXELS),
             _env_pixels("FASTNN_MAX_DECODED_PIXELS", MAX_DECODED_PIXELS),
             _env_pixels("FASTNN_MAX_LOADED_PIXELS", MAX_LOADED_PIXELS),
+            _env_pixels("FASTNN_MAX_PAGES", MAX_PAGES, "pages"),
         )
 
 
-def _env_pixels(name, default):
-    """A pixel count from the environment variable ``name``, else ``default``."""
+def _env_pixels(name, default, unit="pixels"):
+    """A pixel (or page) count from the environment variable ``name``, else ``default``."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -212,7 +299,7 @@ def _env_pixels(name, default):
     except ValueError:
         value = float("nan")
     if not (np.isfinite(value) and value >= 1 and value == int(value)):
-        raise ValueError(f"{name}={text!r}: expected a whole number of pixels, at least 1 (the default is {default})")
+        raise ValueError(f"{name}={text!r}: expected a whole number of {unit}, at least 1 (the default is {default})")
     return int(value)
 
 
@@ -222,7 +309,9 @@ def _megapixels(n):
 
 
 def _not_a_file(path):
-    """Why ``path`` cannot be an image file, or None."""
+    """Why ``path`` (or bytes) cannot be an image file, or None."""
+    if isinstance(path, bytes):
+        return "not an image file: it is empty" if not path else None
     if os.path.isdir(path):
         return "it is a directory, not an image file"
     if not os.path.exists(path):
@@ -243,11 +332,11 @@ def _describe(exc):
 def _not_an_image(path, readers, detail=""):
     """The message for a file no reader recognises: what it holds instead, when that is easy to tell."""
     try:
-        with open(path, "rb") as fh:
+        with _open(path) as fh:
             head = fh.read(4096)
     except OSError as exc:
         return f"cannot open it ({_describe(exc)})"
-    ext = os.path.splitext(os.fsdecode(path))[1]
+    ext = "" if isinstance(path, bytes) else os.path.splitext(os.fsdecode(path))[1]
     named = f" despite its {ext!r} name" if ext else ""
     if not head:
         what = "the file is empty"
@@ -360,19 +449,54 @@ def _jpeg_needs_whole_image(img, fp):
     return False
 
 
-def _load_with_pillow(path, limits):
-    with open(path, "rb") as fp:
-        img = _open_header(fp, path)
+def _pages_with_pillow(uri, limits, all_pages, where):
+    """Pillow's pages of ``uri`` (a TIFF's every page when ``all_pages``), each decoded within the limits.
+
+    In a file of several pages, ``where["page"]`` is set to the number (from 1) of the page being read.
+    """
+    with _open(uri) as fp:
+        img = _open_header(fp, uri if isinstance(uri, str) else "")
         if img is None:
             raise _NotPillow()
         try:
-            return _decode_with_pillow(img, fp, limits)
+            multi = all_pages and img.format == "TIFF" and getattr(img, "is_animated", False)
+            if multi:
+                problem = _page_count_problem(img, limits)
+                if problem:
+                    raise _Refused(problem)
+            page = 0
+            while True:
+                if multi:
+                    where["page"] = page + 1
+                yield _decode_with_pillow(img, fp, limits, keep_open=multi)
+                page += 1
+                if not multi:
+                    return
+                try:
+                    img.seek(page)
+                except EOFError:
+                    return
         finally:
             img.close()
 
 
-def _decode_with_pillow(img, fp, limits):
-    """Check the declared size against the limits, then decode (at reduced size where possible)."""
+def _page_count_problem(img, limits):
+    """Why a multi-page image is refused for its number of pages (more than ``limits.pages``), or None."""
+    try:
+        img.seek(limits.pages)  # walks the page headers only, and no further than the limit
+    except EOFError:
+        return None
+    finally:
+        img.seek(0)
+    return (f"it has more than {limits.pages} pages, the limit (FASTNN_MAX_PAGES={limits.pages}); nothing was "
+            "decoded. Split the file, or raise FASTNN_MAX_PAGES")
+
+
+def _decode_with_pillow(img, fp, limits, keep_open=False):
+    """Check the declared size against the limits, then decode (at reduced size where possible).
+
+    ``keep_open``: leave ``img`` open (the next page of a multi-page file is read from it).
+    """
     from PIL import ImageOps
 
     w, h = img.size
@@ -408,7 +532,8 @@ def _decode_with_pillow(img, fp, limits):
     sixteen = img.mode.startswith("I;16")
     if factor > 1:
         small = _reduced(img, factor)
-        img.close()  # frees the full-size pixels
+        if not keep_open:
+            img.close()  # frees the full-size pixels
         img = small
     img = ImageOps.exif_transpose(img)
     if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):

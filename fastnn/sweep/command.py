@@ -104,7 +104,8 @@ register("sweep", sweep,
                          help="seconds to wait for --scheduler (default %(default)s)"),
                   Option("--out-dir", metavar="DIR", output=True, help="ocr: write one file per page into DIR"),
                   Option("--format", param="fmt", choices=FORMAT_NAMES,
-                         help="ocr: the format of the files, as for `fastnn ocr` (default text)"),
+                         help="ocr: the format of the files (text, json, tsv, hocr), as for `fastnn ocr` "
+                              "(default text)"),
                   Option("--model", metavar="MODEL.npz", help="ocr: the OCR classifier (default: fastnn ocr's)"),
                   Option("--lexicon", metavar="WORDS.txt", help="ocr: a word list, one word per line")],
          common_help={"data": "folder with the real data for every run (hw36/, mnist/), readable by the workers; "

@@ -12,8 +12,12 @@ then exits with status 2.  A warning raised while an image is checked or read (a
 data", an image too thin to hold characters) is issued again with the image's name (:func:`_about_image`),
 so that in a batch it says which image it is about.
 
-Output formats (``--format``), one per image: ``text``, ``json`` and ``tsv``, made by
-:mod:`fastnn.ocr.formats` (whose docstring describes them).
+``-`` stands for standard input: one image's bytes, at most :data:`MAX_STDIN_BYTES`, read before anything
+else and then checked and read like a file (``fastnn.ocr.load_pages`` takes bytes).  A multi-page TIFF is
+read page by page (at most ``fastnn.ocr.MAX_PAGES`` pages, each within the pixel limits).
+
+Output formats (``--format``), one per image: ``text``, ``json``, ``tsv`` and ``hocr``, made by
+:mod:`fastnn.ocr.formats` (whose docstring describes them, and how they separate and number pages).
 """
 
 from __future__ import annotations
@@ -27,16 +31,25 @@ from pathlib import Path
 from .._io import atomic_write
 from .registry import Option, register
 
-__all__ = ["MAX_EXPECTED_BYTES", "IMAGE_SUFFIXES", "FORMAT_NAMES", "read_expected", "image_paths", "check_images",
-           "read_pages", "evaluate_page", "train_model"]
+__all__ = ["MAX_EXPECTED_BYTES", "MAX_STDIN_BYTES", "STDIN", "IMAGE_SUFFIXES", "FORMAT_NAMES", "read_expected",
+           "read_stdin", "image_paths", "check_images", "read_pages", "evaluate_page", "train_model"]
 
 #: The largest expected-text file `ocr-eval` reads (a page's text is a few kilobytes).
 MAX_EXPECTED_BYTES = 1 << 20
+#: The most bytes ``fastnn ocr -`` reads from standard input (256 MB: a 12-megapixel photo is a few MB, an
+#: uncompressed 50-megapixel TIFF 150 MB); more is refused.  A larger image can be given as a file.
+MAX_STDIN_BYTES = 1 << 28
+#: The image argument that stands for standard input.
+STDIN = "-"
+#: What messages call standard input.
+_STDIN_NAME = "standard input"
+#: The stem of standard input's ``--out-dir`` file (``stdin.txt``...), as Tesseract names it.
+_STDIN_STEM = "stdin"
 #: The files a folder given to ``fastnn ocr`` contributes, by suffix (any case); hidden files are skipped.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 #: ``--format`` values: the names of ``fastnn.ocr.formats.FORMATS``, written here so that building the
 #: command line imports no OCR code (a test holds the two to the same names).
-FORMAT_NAMES = ("text", "json", "tsv")
+FORMAT_NAMES = ("text", "json", "tsv", "hocr")
 _MAX_LISTED = 5  # bad images named in one error line
 
 
@@ -65,6 +78,34 @@ def read_expected(path) -> str:
         raise ValueError(f"expected text {path}: not a UTF-8 text file") from None
 
 
+def read_stdin(stream=None) -> bytes:
+    """The image on standard input (``fastnn ocr -``): its bytes, at most :data:`MAX_STDIN_BYTES`.
+
+    Reads at most one byte past the limit, so an endless stream is refused, in one line.  A terminal
+    (nothing piped in) and an empty stream are refused too.
+    """
+    stream = stream if stream is not None else sys.stdin
+    if stream is None:
+        raise ValueError("cannot read image from standard input: it is closed")
+    if stream.isatty():
+        raise ValueError("cannot read image from standard input: it is a terminal; pipe an image into it "
+                         "(fastnn ocr - < page.jpg)")
+    data = getattr(stream, "buffer", stream).read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise ValueError(f"cannot read image from standard input: over {MAX_STDIN_BYTES:,} bytes, the limit "
+                         "(fastnn.tasks.ocr.MAX_STDIN_BYTES); give an image this large as a file")
+    return data
+
+
+def _is_stdin(path) -> bool:
+    return os.fspath(path) == STDIN
+
+
+def _stem(path) -> str:
+    """The stem of an image's ``--out-dir`` file (``stdin`` for standard input)."""
+    return _STDIN_STEM if _is_stdin(path) else Path(path).stem
+
+
 def _load_lexicon(path):
     """``--lexicon FILE`` as an ``ocr.Lexicon``, or None; a missing or unreadable file said in words."""
     if path is None:
@@ -83,9 +124,12 @@ def image_paths(arguments) -> list:
 
     A folder contributes the files directly in it whose suffix is one of :data:`IMAGE_SUFFIXES` (any case),
     sorted by name, hidden ones (``.name``) skipped; a folder holding none is a ValueError.  Any other
-    argument is taken as it is (checked by :func:`check_images`).
+    argument is taken as it is (checked by :func:`check_images`); ``-`` (standard input, ``Path("-")``) at
+    most once.
     """
     paths = []
+    if sum(_is_stdin(arg) for arg in arguments) > 1:
+        raise ValueError("- (standard input) is given more than once; it holds one image")
     for arg in arguments:
         path = Path(arg)
         if path.is_dir():
@@ -122,9 +166,10 @@ def _about_image(path):
                 warnings.warn_explicit(f"image {os.fspath(path)!r}: {w.message}", w.category, w.filename, w.lineno)
 
 
-def check_images(paths) -> list:
+def check_images(paths, stdin=None) -> list:
     """``fastnn.ocr.check_image`` of every path (headers only); one ValueError naming every bad one.
 
+    ``stdin``: the bytes ``-`` stands for (:func:`read_stdin`); without them ``-`` is a file's name.
     Returns the (width, height) each declares.  Warnings name the image (:func:`_about_image`).
     """
     from ..ocr.image import check_image
@@ -133,7 +178,10 @@ def check_images(paths) -> list:
     for path in paths:
         try:
             with _about_image(path):
-                sizes.append(check_image(path))
+                if stdin is not None and _is_stdin(path):
+                    sizes.append(check_image(stdin, name=_STDIN_NAME))
+                else:
+                    sizes.append(check_image(path))
         except ValueError as exc:
             problems.append(str(exc))
     if len(problems) == 1:
@@ -187,17 +235,19 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     Parameters
     ----------
     images : sequence of paths
-        Image files and folders (see :func:`image_paths`).
+        Image files and folders (see :func:`image_paths`); ``-``: the image on standard input.
     model : path, optional
         A trained OCR classifier ``.npz``; default ``$FASTNN_OCR_MODEL``, else the cached model.
     data : path, optional
         The real data folder to train the model from when none is cached.
     boxes : path, optional
         Draw the character boxes over each binary image, coloured by line (several images:
-        ``OUT-<image>.png``), from the segmentation the text was read from.
+        ``OUT-<image>.png``; a TIFF's second page on: ``...-p2.png``...), from the segmentation the text was
+        read from.
     out_dir : path, optional
-        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv``, instead of printing.
-    fmt : {'text', 'json', 'tsv'}, optional
+        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv`` / ``.hocr`` (``stdin.txt``...
+        for standard input), instead of printing.
+    fmt : {'text', 'json', 'tsv', 'hocr'}, optional
         The output format (see :mod:`fastnn.ocr.formats`); default text.
     as_json : bool
         ``--json``: the same as ``fmt='json'``.
@@ -210,22 +260,23 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     Returns
     -------
     dict
-        ``results`` (a list of (path, ``ocr.OCRResult``), the images read), ``failed`` (a list of (path,
+        ``results`` (a list of (path, ``ocr.OCRResult``), one per page read, in order), ``failed`` (a list of (path,
         message)), ``lines`` (what the command prints), ``notes`` (stderr), ``exit_status`` (2 when an image
         failed) and an empty ``headline``.
     """
     if as_json and fmt not in (None, "json"):
         raise ValueError(f"--json is --format json, but --format {fmt} was given too: give one of them")
     fmt = "json" if as_json else (fmt or "text")
-    from ..ocr.formats import FORMATS, TSV_COLUMNS, compact_json, page_content, page_json, page_tsv
+    from ..ocr.formats import FORMATS, TSV_COLUMNS, Page, compact_json, document, hocr_document, page_json, page_tsv
 
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
     paths = image_paths(images)
-    check_images(paths)
+    stdin = read_stdin() if any(_is_stdin(p) for p in paths) else None
+    check_images(paths, stdin)
     folder = None
     if out_dir is not None:
-        outputs = [Path(out_dir) / (p.stem + FORMATS[fmt]) for p in paths]
+        outputs = [Path(out_dir) / (_stem(p) + FORMATS[fmt]) for p in paths]
         _distinct(paths, outputs, "--out-dir")
         folder = _output_folder(out_dir)
     if boxes:
@@ -243,45 +294,58 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
 
     classifier = load_ocr_model(model, data=data, progress=progress)
     bar = ProgressBar(len(paths), "image") if _show_progress(progress) else None
-    results, failed, pages, tsv_rows, text_lines = [], [], [], [], []
+    results, failed, read = [], [], []  # read: every page (formats.Page) of the images read
     for number, path in enumerate(paths, 1):
+        source = stdin if stdin is not None and _is_stdin(path) else path
+        pages, problem = [], None
         with _about_image(path):
-            try:
-                image = ocr.load_image(path)
-            except ValueError as exc:  # the header was fine, the pixels are not: report it and read the others
-                failed.append((path, str(exc)))
-                if bar is not None:
-                    bar.update(number, f"{path.name}: cannot be read")
-                continue
-            height, width = image.shape[:2]
-            res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
-            del image
-            if boxes:
-                ocr.draw_boxes(res.binary, res.boxes, res.lines, pictures[number - 1])
-                res.binary = None
-        results.append((path, res))
-        content = page_content(res, path, number, width, height, fmt)
-        if fmt == "json":
-            pages.append(page_json(res, path, width, height))
-        elif fmt == "tsv":
-            tsv_rows.extend(page_tsv(res, number, width, height))
-        else:
-            if len(paths) > 1:
-                text_lines.append(f"{'' if not text_lines else chr(10)}== {path}")
-            text_lines.append(res.text)
+            loaded = ocr.load_pages(source, name=_STDIN_NAME)
+            while True:
+                try:
+                    image = next(loaded, None)
+                except ValueError as exc:  # the header was fine, the pixels are not: report it, read the others
+                    problem = str(exc)
+                    break
+                if image is None:
+                    break
+                height, width = image.shape[:2]
+                res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+                del image
+                page = len(pages) + 1
+                if boxes:
+                    picture = Path(pictures[number - 1])
+                    if page > 1:
+                        picture = picture.with_name(f"{picture.stem}-p{page}{picture.suffix}")
+                    ocr.draw_boxes(res.binary, res.boxes, res.lines, str(picture))
+                    res.binary = None
+                pages.append(Page(res, os.fspath(path), len(read) + page, width, height, page))
+        if problem is not None:
+            failed.append((path, problem))
+            if bar is not None:
+                bar.update(number, f"{path.name}: cannot be read")
+            continue
+        read.extend(pages)
+        results.extend((path, p.result) for p in pages)
         if folder is not None:
-            with atomic_write(folder / (path.stem + FORMATS[fmt]), "w") as fh:
-                fh.write(content)
+            with atomic_write(folder / (_stem(path) + FORMATS[fmt]), "w") as fh:
+                fh.write(document(pages, fmt))
         if bar is not None:
             bar.update(number, path.name)
     if folder is not None:
         lines = []
     elif fmt == "json":
-        lines = [compact_json(pages)]
+        lines = [compact_json([page_json(p.result, p.image, p.width, p.height, p.page) for p in read])]
     elif fmt == "tsv":
-        lines = ["\t".join(TSV_COLUMNS), *tsv_rows]
+        lines = ["\t".join(TSV_COLUMNS), *(row for p in read for row in page_tsv(p.result, p.number, p.width,
+                                                                                 p.height))]
+    elif fmt == "hocr":
+        lines = [hocr_document(read).rstrip("\n")]
     else:
-        lines = text_lines
+        lines = []
+        for p in read:
+            if len(paths) > 1 and p.page == 1:
+                lines.append(f"{'' if not lines else chr(10)}== {p.image}")
+            lines.append(("\f" if p.page > 1 else "") + p.result.text)
     notes = [f"fastnn ocr: error: {' '.join(message.split())}" for _, message in failed]
     if failed and len(paths) > 1:
         notes.append(f"fastnn ocr: {len(failed)} of {len(paths)} images could not be read")
@@ -294,6 +358,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
 def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None) -> dict:
     """Read one page and score it against the expected text file; the ``fastnn ocr-eval`` task.
 
+    ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's first page is read.
+
     The expected text, the image's header and the word list are checked before the model is loaded.
 
     Returns
@@ -303,16 +369,17 @@ def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progr
     """
     from ..ocr.image import check_image
 
+    source = read_stdin() if _is_stdin(image) else image
     expected_text = read_expected(expected)  # both files before the model: a wrong one fails at once
     with _about_image(image):
-        check_image(image)
+        check_image(source, name=_STDIN_NAME)
     words = _load_lexicon(lexicon)
     from .. import ocr
     from ..ocr.model import load_ocr_model
 
     classifier = load_ocr_model(model, data=data, progress=progress)
     with _about_image(image):
-        res = ocr.read_text(ocr.load_image(image), classifier, lexicon=words)
+        res = ocr.read_text(ocr.load_image(source, name=_STDIN_NAME), classifier, lexicon=words)
     headline = {"cer": ocr.cer(res.text, expected_text), "cer_nospace": ocr.cer(res.text, expected_text, True)}
     return {"headline": headline, "text": res.text, "lines": [res.text]}
 
@@ -405,20 +472,26 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                      "stderr, the others are read, and the exit status is 2. TSV columns: level (1 page, 4 line, "
                      "5 word, 6 character), page_num (the image's position in the call), line_num, word_num, "
                      "char_num (from 1 within their parent; 0: not at that level), left, top, width, height "
-                     "(pixels), conf (percent; -1 on page and line rows), text.",
+                     "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF are "
+                     "separated by a form feed in the text output and numbered in JSON (page), TSV (page_num) "
+                     "and hOCR (ppageno).",
          options=[Option("images", nargs="+", metavar="IMAGE_OR_FOLDER",
-                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...) or folders of them "
-                              f"({', '.join(IMAGE_SUFFIXES)}, sorted by name)"), _MODEL,
+                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF page by page) or "
+                              f"folders of them ({', '.join(IMAGE_SUFFIXES)}, sorted by name); - reads one image "
+                              "from standard input"), _MODEL,
                   Option("--format", param="fmt", choices=FORMAT_NAMES,
                          help="text (default); json: lines, words and characters with their boxes and "
-                              "confidences; tsv: Tesseract's columns, one row per page, line, word and character"),
+                              "confidences; tsv: Tesseract's columns, one row per page, line, word and character; "
+                              "hocr: hOCR 1.2 (XHTML), pages, lines, words and characters with their boxes and "
+                              "confidences"),
                   Option("--json", param="as_json", action="store_true", help="the same as --format json"),
                   Option("--out-dir", metavar="DIR", output=True,
-                         help="write one file per image into DIR (<image>.txt, .json or .tsv) instead of printing"),
+                         help="write one file per image into DIR (<image>.txt, .json, .tsv or .hocr; stdin.txt... for "
+                              "-) instead of printing"),
                   Option("--boxes", metavar="OUT.png", output=True,
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
-                              "several images: OUT-<image>.png)"),
+                              "several images: OUT-<image>.png; a TIFF's pages after the first: ...-p2.png...)"),
                   _LEXICON],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
@@ -426,7 +499,8 @@ register("ocr-eval", evaluate_page,
          description="Print the recognised text, then `cer: ...` (Levenshtein distance / length of the expected "
                      "text, case folded, only A-Z, 0-9 and spaces kept) and `cer_nospace: ...`. Both files are "
                      "checked before the model is loaded.",
-         options=[Option("image", metavar="IMAGE"), Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON],
+         options=[Option("image", metavar="IMAGE", help="the page's image; - reads it from standard input"),
+                  Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON],
          common_help=_DATA_HELP, lines=_printed)
 register("ocr-train", train_model,
          help="train the OCR classifier by the documented recipe and save it (by default where `fastnn ocr` "
