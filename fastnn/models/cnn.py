@@ -31,7 +31,7 @@ from ..activations import is_registered
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D, MaxPool2D,
                      check_input_shape, infer_shapes, layer_from_config)
 from .base import Model, check_loss_and_dtype
-from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
+from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, max_params_limit, model_members,
                          member_label, meta_member, model_dtype, open_npy_member, read_model_file, read_parameters,
                          read_small_member, stored_parameters, write_model_file)
 
@@ -463,12 +463,8 @@ class CNN(Model):
     @classmethod
     def from_archive(cls, path, zf, limit):
         """The model in the open archive ``zf`` of the file ``path`` (see :meth:`fastnn.models.MLP.from_archive`)."""
-        infos = find_members(zf, _MEMBERS + ("sizes", "running"))
-        if "format" in infos:
-            check_format(path, zf, read_small_member(path, zf, infos["format"], "format"), _FORMAT, "CNN.load")
-        missing = [n for n in _MEMBERS if n not in infos]
-        if missing:
-            raise ModelFileError(f"{path}: not a fastnn CNN file (missing {missing}); {_HINT}")
+        infos = model_members(path, zf, _MEMBERS, _FORMAT, "CNN.load", "a fastnn CNN file", _HINT,
+                              optional=("running",))
         shape = read_small_member(path, zf, infos["input_shape"], "input_shape")
         if shape.dtype.kind not in "iu" or shape.ndim != 1:
             raise ModelFileError(f"{path}: 'input_shape' must be a vector of integers, got a {shape.dtype} array of "

@@ -108,6 +108,20 @@ def check_format(path, zf, fmt, expected, reader) -> None:
     raise ModelFileError(f"{path}: unknown model format {shown!r} ({reader} reads {expected!r})")
 
 
+def model_members(path, zf, members, fmt, reader, what, hint, optional=()) -> dict:
+    """{name: ZipInfo} of a model file's members (:func:`find_members` of ``members`` and ``optional``): its
+    'format' checked first against ``fmt`` (another kind of model file lacks this kind's members, and says
+    so), then every one of ``members`` required, a ModelFileError ``not {what} (missing [...]); {hint}``
+    otherwise."""
+    infos = find_members(zf, tuple(members) + tuple(optional))
+    if "format" in infos:
+        check_format(path, zf, read_small_member(path, zf, infos["format"], "format"), fmt, reader)
+    missing = [n for n in members if n not in infos]
+    if missing:
+        raise ModelFileError(f"{path}: not {what} (missing {missing}); {hint}")
+    return infos
+
+
 def model_dtype(path, dtype) -> np.dtype:
     """The dtype of the model whose ``theta`` a file stores as ``dtype``: itself in native byte order, float32
     for half precision (``save(storage='float16')``); a ModelFileError for anything but float16/32/64."""

@@ -16,7 +16,7 @@ import numpy as np
 from .. import functional as F
 from ..activations import is_registered
 from .base import EVAL_CHUNK, Model, check_loss_and_dtype
-from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, check_format, find_members, max_params_limit,
+from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, max_params_limit, model_members,
                          meta_member, model_dtype, open_npy_member, read_model_file, read_parameters, read_small_member,
                          stored_parameters, write_model_file)
 
@@ -334,12 +334,7 @@ class MLP(Model):
     def from_archive(cls, path, zf, limit):
         """The model stored in the open archive ``zf`` (a ``zipfile.ZipFile`` or an :class:`ArchiveView`) of
         the file ``path``, with at most ``limit`` parameters: :meth:`load` after its file checks."""
-        infos = find_members(zf, _MEMBERS)
-        if "format" in infos:  # (first: another model's file lacks this one's members)
-            check_format(path, zf, read_small_member(path, zf, infos["format"], "format"), _FORMAT, "MLP.load")
-        missing = [n for n in _MEMBERS if n not in infos]
-        if missing:
-            raise ModelFileError(f"{path}: not a fastnn model file (missing {missing}); {_SAVE_HINT}")
+        infos = model_members(path, zf, _MEMBERS, _FORMAT, "MLP.load", "a fastnn model file", _SAVE_HINT)
         sizes = read_small_member(path, zf, infos["sizes"], "sizes")
         if sizes.dtype.kind not in "iu" or sizes.ndim != 1:
             raise ModelFileError(f"{path}: 'sizes' must be a vector of layer widths (integers), got a {sizes.dtype} "
