@@ -19,3 +19,16 @@ def model_path(tmp_path_factory):
     """An untrained 1024-16-36 MLP file: a classifier `fastnn ocr --model` takes, for tests of the command
     line's plumbing, not of reading."""
     return str(MLP([1024, 16, 36], ["relu", "softmax"], seed=3).save(tmp_path_factory.mktemp("model") / "m.npz"))
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """load_ocr_model and train_ocr_model fail loudly: the test proves nothing slow ran (an OCR command that
+    must refuse its arguments before it loads or trains a model)."""
+    import fastnn.ocr.model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded or trained before the arguments were checked")
+
+    monkeypatch.setattr(fastnn.ocr.model, "load_ocr_model", refuse)
+    monkeypatch.setattr(fastnn.ocr.model, "train_ocr_model", refuse)

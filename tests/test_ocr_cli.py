@@ -54,16 +54,6 @@ def folder(tmp_path):
     return d
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    """load_ocr_model and train_ocr_model fail loudly: the test proves nothing slow ran."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded or trained before the arguments were checked")
-
-    monkeypatch.setattr(fastnn.ocr.model, "load_ocr_model", refuse)
-    monkeypatch.setattr(fastnn.ocr.model, "train_ocr_model", refuse)
-
-
 def _one_error_line(err, *words):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err and "Errno" not in err, err

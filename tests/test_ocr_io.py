@@ -61,15 +61,6 @@ class _Endless(_Stdin):
         return b"\0" * n
 
 
-@pytest.fixture
-def no_model(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the model was loaded or trained before the arguments were checked")
-
-    monkeypatch.setattr(fastnn.ocr.model, "load_ocr_model", refuse)
-    monkeypatch.setattr(fastnn.ocr.model, "train_ocr_model", refuse)
-
-
 @pytest.fixture(scope="module")
 def texts():
     """Each shared page's text as `fastnn ocr FILE` prints it."""
