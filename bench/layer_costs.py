@@ -1,5 +1,6 @@
 """What the new layers cost per epoch: the 'small' CNN recipe's convolutions on 2048 random 32x32 images
-(batch 64, float32, Adam), plain and with Dropout, a GlobalAvgPool2D head, BatchNorm, and on the step path.
+(batch 64, float32, Adam), plain and with Dropout, a GlobalAvgPool2D head, BatchNorm (after each conv, or
+after the hidden dense layer), and on the step path (plain, and with BatchNorm after each conv).
 
 Each variant runs in its own process, the variants interleaved over ``--rounds`` rounds; each process
 times ``--epochs`` epochs after a warm-up one and reports its median; the table gives the median of those.
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("plain", "dropout", "gap", "step_path", "batchnorm")
+VARIANTS = ("plain", "dropout", "gap", "step_path", "batchnorm", "batchnorm_dense", "batchnorm_step_path")
 
 
 def one(variant: str, epochs: int) -> dict:
@@ -39,9 +40,12 @@ def one(variant: str, epochs: int) -> dict:
               "dropout": conv + [Flatten(), Dropout(0.25), Dense(7 * 7 * 32, 128, "relu"), Dropout(0.5),
                                  Dense(128, 36, "softmax")],
               "gap": conv + [GlobalAvgPool2D(), Dense(32, 36, "softmax")],
-              "batchnorm": [conv[0], BatchNorm(), conv[1], conv[2], BatchNorm(), conv[3]] + head}[variant]
+              "batchnorm": [conv[0], BatchNorm(), conv[1], conv[2], BatchNorm(), conv[3]] + head,
+              "batchnorm_dense": conv + [head[0], head[1], BatchNorm(), head[2]]}.get(variant)
+    if variant == "batchnorm_step_path":
+        layers = [conv[0], BatchNorm(), conv[1], conv[2], BatchNorm(), conv[3]] + head
     trainer = Trainer(CNN((32, 32, 1), layers, dtype="float32"), optimizer="adam", lr=1e-3, batch_size=64,
-                      progress=False, fused=variant != "step_path")
+                      progress=False, fused=not variant.endswith("step_path"))
     trainer.fit(X, y, 1)
     times = []
     for _ in range(epochs):
@@ -68,10 +72,10 @@ def main(argv=None) -> int:
                                  capture_output=True, text=True, check=True).stdout
             r = json.loads(out)
             rows.setdefault(variant, (r["compiled"], []))[1].append(r["ms"])
-    print(f"{'variant':<10} {'compiled':<9} {'ms/epoch':>9}  (load {load:.2f} -> {os.getloadavg()[0]:.2f}, "
+    print(f"{'variant':<20} {'compiled':<9} {'ms/epoch':>9}  (load {load:.2f} -> {os.getloadavg()[0]:.2f}, "
           f"{os.cpu_count()} CPUs)")
     for variant, (compiled, ms) in rows.items():
-        print(f"{variant:<10} {str(compiled):<9} {statistics.median(ms):>9.1f}")
+        print(f"{variant:<20} {str(compiled):<9} {statistics.median(ms):>9.1f}")
     return 0
 
 

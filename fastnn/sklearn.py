@@ -16,8 +16,8 @@ Each model is a :class:`fastnn.models.MLP` (``model_``, usable for ``save``, ``t
 ``fastnn.torch.to_torch``) trained by :class:`fastnn.train.Trainer`, one compiled call per epoch.  With
 ``dropout > 0`` or ``batch_norm=True`` (which scikit-learn's MLP lacks) it is instead the same dense layers in
 a :class:`fastnn.models.CNN` stack on flat inputs, a BatchNorm and/or a Dropout after each hidden layer's
-activation, from the same initial weights; the trainer runs such a stack batch by batch (its step path: the
-compiled epoch does not run these layers yet), with the same options.
+activation, from the same initial weights, trained in the compiled epoch too (one call per epoch), with the
+same options.
 
 How the numbers relate to scikit-learn's.  fastnn's optimizers take the gradient of the loss *summed* over
 a batch (of the total squared error for a regressor, twice scikit-learn's half squared error); these

@@ -359,7 +359,8 @@ class Trainer:
         while True:
             r = F.train_epoch(self.plan, X, T, order[start:], self.model.theta, (self.state1, self.state2),
                               lr=_from_batch(lr, start // bs), step=self.step, threads=threads, start_loss=loss,
-                              weights=weights, reduction=self.loss_reduction, seed=int(self.seed) % 2**64)
+                              weights=weights, reduction=self.loss_reduction, seed=int(self.seed) % 2**64,
+                              running=self._running() if self._running().size else None)
             self.step, loss, correct = r.step, r.loss, correct + r.correct
             start += r.batches * bs
             if start >= n or r.batches <= 0 or not np.isfinite(loss):

@@ -72,10 +72,10 @@ include "_blas.pxi"
 include "_losses.pxi"
 include "_optim.pxi"
 include "_dropout.pxi"
+include "_norm.pxi"
 include "_epoch.pxi"
 include "_conv.pxi"
 include "_conv_epoch.pxi"
-include "_norm.pxi"
 
 #: Activation codes (the kernels take them as plain integers), name -> code.
 ACTIVATIONS = {"linear": ACT_LINEAR, "sigmoid": ACT_SIGMOID, "tanh": ACT_TANH, "relu": ACT_RELU,
@@ -98,7 +98,10 @@ AVGPOOL_GEOMETRY = ("H", "W", "C", "KH", "KW", "OH", "OW")
 #: A network plan's stack table columns and its workspace offsets beyond WORK_OFFSETS.
 STACK_COLUMNS = ("kind", "in_size", "out_size", "w_off", "b_off", "act", "out_off", "cols_off", "geom_off",
                  "gpart_off", "sums_off", "pre_off")
-STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL, "dropout": KIND_DROPOUT}
+STACK_KINDS = {"conv": KIND_CONV, "pool": KIND_POOL, "avgpool": KIND_AVGPOOL, "dropout": KIND_DROPOUT,
+               "batchnorm": KIND_BNORM}
+#: Columns of a network plan's table of the BatchNorm after each dense layer (``dense_bnorm``).
+DENSE_BNORM_COLUMNS = ("out_off", "gamma_off", "beta_off", "stats_off", "running_off")
 #: Registered activations (fastnn.register_activation) have the codes USER_ACTIVATION_BASE + slot, slot in
 #: [0, MAX_USER_ACTIVATIONS); a derivative kernel takes their pre-activation where it takes a built-in's
 #: post-activation.
@@ -499,24 +502,26 @@ def mlp_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const in
     ``watch_interrupt``, stops after the batch during which Ctrl-C was pressed (Python then raises
     KeyboardInterrupt as soon as the call returns).
     """
+    cdef double[::1] no_running = None
     return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, NULL,
-                     weights, weight_work, lrs, mean, seed)
+                     weights, weight_work, lrs, mean, seed, no_running)
 
 
 def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
                   floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
                   int roles, double start_loss=0.0, bint watch_interrupt=False, const double[::1] weights=None,
-                  double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False, uint64_t seed=0):
+                  double[::1] weight_work=None, const double[::1] lrs=None, bint mean=False, uint64_t seed=0,
+                  double[::1] running=None):
     # IN plan (fastnn.functional.NetworkPlan), X (N, H*W*C) images, seed (of the Dropout masks), the rest as
-    # mlp_epoch's; IN/OUT as mlp_epoch's, and the plan's iwork, dwork and rwork (room for ``roles`` roles'
-    # im2col blocks)
-    """mlp_epoch for a convolutional network: conv and pool layers, a flatten, dense layers."""
+    # mlp_epoch's; IN/OUT as mlp_epoch's, the plan's iwork, dwork and rwork (room for ``roles`` roles'
+    # im2col blocks), and running (plan.running_size,): the BatchNorm layers' running statistics
+    """mlp_epoch for a network: conv, pool, BatchNorm and Dropout layers, a flatten, dense layers."""
     cdef const int64_t[:, ::1] stack = plan.stack
     cdef const int64_t[::1] geom = plan.geometry
     cdef int32_t[::1] iwork = plan.iwork
     cdef double[::1] dwork = plan.dwork
     cdef floating[::1] rwork = plan.role_work(roles)
-    cdef const double[::1] rates = plan.stack_rates
+    cdef const double[:, ::1] rates = plan.stack_rates
     cdef Net net
     net.n_stack = <int>stack.shape[0]
     net.stack = &stack[0, 0] if stack.shape[0] else NULL
@@ -530,17 +535,23 @@ def network_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, cons
     net.block = max(1, plan.block)
     net.part_images = max(1, plan.part_images)
     net.keep_cols = bool(plan.keep_cols)
-    net.rates = &rates[0] if rates.shape[0] else NULL
+    net.rates = &rates[0, 0] if rates.shape[0] else NULL
+    net.max_parts = max(1, plan.image_parts)
+    if plan.running_size and (running is None or running.shape[0] != plan.running_size):
+        raise ValueError(f"network_epoch: running must hold the plan's {plan.running_size} running statistics")
+    if dwork.shape[0] < plan.dwork_size:
+        raise ValueError("network_epoch: the plan's dwork is smaller than its layers need")
     if not net.keep_cols and rwork.shape[0] < roles * net.role_stride:
         raise ValueError("network_epoch: the plan's role_work is smaller than the roles need")
     return run_epoch(plan, X, T, order, theta, state1, state2, lr, step, roles, start_loss, watch_interrupt, &net,
-                     weights, weight_work, lrs, mean, seed)
+                     weights, weight_work, lrs, mean, seed, running)
 
 
 cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, const int64_t[::1] order,
                       floating[::1] theta, floating[::1] state1, floating[::1] state2, double lr, long step,
                       int roles, double start_loss, bint watch_interrupt, Net* net, const double[::1] weights,
-                      double[::1] weight_work, const double[::1] lrs, bint mean, uint64_t seed):
+                      double[::1] weight_work, const double[::1] lrs, bint mean, uint64_t seed,
+                      double[::1] running):
     cdef const int64_t[:, ::1] layers = plan.layers
     cdef const int64_t[::1] offsets = plan.offsets
     cdef floating[::1] work = plan.work
@@ -548,6 +559,9 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
     cdef double[::1] timing = plan.timing
     cdef const int64_t[:, ::1] drops = getattr(plan, "dense_dropout", None)
     cdef const double[::1] drop_rates = getattr(plan, "dense_dropout_rates", None)
+    cdef const int64_t[:, ::1] bn = getattr(plan, "dense_bnorm", None)
+    cdef const double[:, ::1] bn_hyper = getattr(plan, "dense_bnorm_hyper", None)
+    cdef double[::1] dwork = getattr(plan, "dwork", None)
     cdef Epoch e
     cdef EpochJob job
     cdef bint watched = False
@@ -604,6 +618,15 @@ cdef object run_epoch(plan, const floating[:, ::1] X, const floating[:, ::1] T, 
         e.drop_off = &drops[0, 0]
         e.drop_key = &drops[1, 0]
         e.drop_rate = &drop_rates[0]
+    if running is not None and running.shape[0]:
+        e.running = &running[0]
+    if bn is not None:  # (n_layers, N_BNCOLS): the BatchNorm after each dense layer, if any
+        if bn.shape[0] != e.n_layers or bn.shape[1] != N_BNCOLS or bn_hyper is None or \
+                bn_hyper.shape[0] != e.n_layers or bn_hyper.shape[1] != 2 or dwork is None or e.running == NULL:
+            raise ValueError("epoch: the plan's dense_bnorm tables must have a row per dense layer")
+        e.bn = &bn[0, 0]
+        e.bn_hyper = &bn_hyper[0, 0]
+        e.bnwork = &dwork[0]
     job.e = &e
     job.theta = <char*>&theta[0]
     job.itemsize = sizeof(floating)

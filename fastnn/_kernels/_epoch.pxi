@@ -61,6 +61,15 @@ cdef enum:
     OFF_SCRATCH = 6
     N_OFFSETS = 7
 
+# Columns of a network plan's table of the BatchNorm after each dense layer (Epoch.bn).
+cdef enum:
+    BN_OUT = 0       # work offset of its output (-1: no BatchNorm after this layer)
+    BN_GAMMA = 1     # theta offsets of gamma and beta
+    BN_BETA = 2
+    BN_STATS = 3     # bnwork offset of the batch's mean, variance, invstd, sum(dY), sum(dY * xhat) (m each)
+    BN_RUN = 4       # offset of its running mean and variance in Epoch.running
+    N_BNCOLS = 5
+
 
 ctypedef struct Epoch:
     fnn_event_t serial_done  # serial steps role 0 has published
@@ -114,6 +123,10 @@ ctypedef struct Epoch:
     #                          NULL: no Dropout after any dense layer
     const int64_t* drop_key  # (n_layers,) the Dropout's layer index in the model (its masks' key)
     const double* drop_rate  # (n_layers,) its rate
+    double* running          # the model's BatchNorm running means and variances, or NULL: no BatchNorm
+    double* bnwork           # the dense BatchNorms' batch statistics and sums (the plan's dwork)
+    const int64_t* bn        # (n_layers, N_BNCOLS) the BatchNorm after each dense layer, or NULL: none
+    const double* bn_hyper   # (n_layers, 2) its eps and momentum
     char pad2[64]            # what role 0 writes every batch, away from what the others read every batch
     double total             # OUT written by role 0
     Py_ssize_t correct
@@ -398,18 +411,121 @@ cdef void team_dropout(Team* t, Epoch* e, const floating* src, floating* dst, Py
     sync(t, e)
 
 
+cdef inline bint has_bnorm(Epoch* e, int l) noexcept nogil:
+    """Whether a BatchNorm follows dense layer l."""
+    return e.bn != NULL and e.bn[N_BNCOLS * l + BN_OUT] >= 0
+
+
+cdef inline floating* bnorm_input(Epoch* e, floating* work, const int64_t* r, int l) noexcept nogil:
+    """What the Dropout after dense layer l (its table row r) reads: l's output, or its BatchNorm's."""
+    if has_bnorm(e, l):
+        return work + e.bn[N_BNCOLS * l + BN_OUT]
+    return work + r[COL_POST]
+
+
 cdef inline floating* dense_input(Epoch* e, floating* work, const int64_t* r, int l) noexcept nogil:
-    """Where the layer after dense layer l (its table row r) reads its input: l's output, or its Dropout's."""
+    """Where the layer after dense layer l (its table row r) reads its input: l's output, its BatchNorm's or
+    its Dropout's."""
     if e.drop_off != NULL and e.drop_off[l] >= 0:
         return work + e.drop_off[l]
-    return work + r[COL_POST]
+    return bnorm_input(e, work, r, l)
+
+
+cdef void dense_bn_forward_cols(Epoch* e, floating* theta, const floating* X, int n, int m, int l, Py_ssize_t c0,
+                                Py_ssize_t c1) noexcept nogil:
+    """Columns [c0, c1) of the BatchNorm after dense layer l over its output X (n, m): the batch's mean,
+    variance and invstd of each column over the rows in order, then the normalised output."""
+    cdef const int64_t* r = e.bn + N_BNCOLS * l
+    cdef double* mean = e.bnwork + r[BN_STATS]
+    cdef double* var = mean + m
+    cdef double* invstd = mean + 2 * m
+    cdef Py_ssize_t c
+    bn_stats(X + c0, n, c1 - c0, mean + c0, var + c0, m)
+    for c in range(c0, c1):
+        invstd[c] = 1.0 / sqrt(var[c] + e.bn_hyper[2 * l])
+    bn_apply(X + c0, n, c1 - c0, theta + r[BN_GAMMA] + c0, theta + r[BN_BETA] + c0, mean + c0, invstd + c0,
+             <floating*>e.work + r[BN_OUT] + c0, m)
+
+
+cdef void dense_bn_backward_cols(Epoch* e, floating* theta, floating* dY, const floating* X, int n, int m, int l,
+                                 Py_ssize_t c0, Py_ssize_t c1, double lr, long step) noexcept nogil:
+    """Columns [c0, c1) of the backward of the BatchNorm after dense layer l: dY (n, m) = dJ/d(its output)
+    becomes dJ/d(its input X) in place; gamma's and beta's gradients into grad (and SGD's step of them)."""
+    cdef const int64_t* r = e.bn + N_BNCOLS * l
+    cdef double* mean = e.bnwork + r[BN_STATS]
+    cdef double* invstd = mean + 2 * m
+    cdef double* sdy = mean + 3 * m
+    cdef double* sdyx = mean + 4 * m
+    cdef floating* grad = <floating*>e.grad
+    cdef Py_ssize_t c
+    cdef Hyper h = e.hyper
+    bn_backward_sums(dY + c0, X + c0, n, c1 - c0, m, mean + c0, invstd + c0, sdy + c0, sdyx + c0)
+    for c in range(c0, c1):
+        grad[r[BN_GAMMA] + c] = <floating>sdyx[c]
+        grad[r[BN_BETA] + c] = <floating>sdy[c]
+    bn_backward_dx(dY + c0, X + c0, n, c1 - c0, m, theta + r[BN_GAMMA] + c0, mean + c0, invstd + c0, sdy + c0,
+                   sdyx + c0, <double>n, dY + c0)
+    if e.opt == OPT_SGD:  # (the other optimizers step every parameter after the batch)
+        h.lr = lr
+        sgd_range(theta, grad, r[BN_GAMMA] + c0, r[BN_GAMMA] + c1, h.lr, h.wd)
+        sgd_range(theta, grad, r[BN_BETA] + c0, r[BN_BETA] + c1, h.lr, h.wd)
+
+
+cdef void team_dense_bn(Team* t, Epoch* e, floating* theta, floating* dY, const floating* X, int n, int m, int l,
+                        double lr, long step, bint forward) noexcept nogil:
+    """The forward (``dense_bn_forward_cols``) or backward (``dense_bn_backward_cols``) of the BatchNorm after
+    dense layer l: serial work when small, else parts of the columns shared by the roles (each column's sums
+    over the rows in order: the same bits whatever the cut)."""
+    cdef int parts = column_parts(n, m), p
+    cdef Py_ssize_t c0, c1
+    cdef uint32_t base
+    if parts == 1:
+        if serial(t, e):
+            if forward:
+                dense_bn_forward_cols(e, theta, X, n, m, l, 0, m)
+            else:
+                dense_bn_backward_cols(e, theta, dY, X, n, m, l, 0, m, lr, step)
+        return
+    base = begin_parts(t, e, parts)
+    while take_part(e, base, parts, &p):
+        c0 = vector_bound(m, parts, p)
+        c1 = vector_bound(m, parts, p + 1)
+        if forward:
+            dense_bn_forward_cols(e, theta, X, n, m, l, c0, c1)
+        else:
+            dense_bn_backward_cols(e, theta, dY, X, n, m, l, c0, c1, lr, step)
+        part_done(e)
+    sync(t, e)
+
+
+cdef void dense_bn_running(Epoch* e, int n) noexcept nogil:
+    """The running mean and variance of every BatchNorm after a dense layer, from the batch's (n rows)."""
+    cdef int l
+    cdef Py_ssize_t m, c
+    cdef const int64_t* r
+    cdef double* mean
+    cdef double* run
+    cdef double mom
+    if e.bn == NULL:
+        return
+    for l in range(e.n_layers):
+        r = e.bn + N_BNCOLS * l
+        if r[BN_OUT] < 0:
+            continue
+        m = e.layers[N_COLS * l + COL_OUT]
+        mean = e.bnwork + r[BN_STATS]
+        run = e.running + r[BN_RUN]
+        mom = e.bn_hyper[2 * l + 1]
+        for c in range(m):
+            run[c] = bn_running(run[c], mean[c], mom)
+            run[m + c] = bn_running(run[m + c], mean[m + c] * (<double>n / (n - 1)) if n > 1 else mean[m + c], mom)
 
 
 cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n, Py_ssize_t b,
                              Py_ssize_t gather_lo, Py_ssize_t gather_hi, int buf, long step) noexcept nogil:
     """The dense layers' forward from ``inp`` (n, layers[0].n_in); right after layer 0's product a role
     other than 0 gathers batch b + 1's rows order[gather_lo:gather_hi] into the batch buffers ``1 - buf``.
-    A layer with a Dropout after it writes the dropped copy of its output, which the next layer reads."""
+    A layer with a BatchNorm and/or a Dropout after it writes their outputs, the next layer reads the last."""
     cdef int L = e.n_layers, l, m, act, isz = sizeof(floating)
     cdef floating* work = <floating*>e.work
     cdef const int64_t* r
@@ -425,8 +541,10 @@ cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n,
         if l == L - 1 and e.loss != LOSS_SQUARED_ERROR:
             act = ACT_LINEAR  # the fused loss applies softmax / sigmoid to the logits
         team_bias_activate(t, e, <floating*>pre.data, theta + r[COL_B], n, m, act, work + r[COL_POST])
+        if has_bnorm(e, l):
+            team_dense_bn(t, e, theta, NULL, work + r[COL_POST], n, m, l, 0.0, step, True)
         if e.drop_off != NULL and e.drop_off[l] >= 0:
-            team_dropout(t, e, work + r[COL_POST], work + e.drop_off[l], <Py_ssize_t>n * m, l, step)
+            team_dropout(t, e, bnorm_input(e, work, r, l), work + e.drop_off[l], <Py_ssize_t>n * m, l, step)
         inp = mat(dense_input(e, work, r, l), n, m, isz)
 
 
@@ -510,6 +628,8 @@ cdef void team_dense_backward(Team* t, Epoch* e, floating* theta, Mat inp, int n
         team_layer_update(t, e, l, mat(dense_input(e, work, below, l - 1), n, k, isz), mat(dA, n, m, isz), theta, lr)
         if e.drop_off != NULL and e.drop_off[l - 1] >= 0:  # through layer l - 1's Dropout: the same mask
             team_dropout(t, e, dB, dB, <Py_ssize_t>n * k, l - 1, step)
+        if has_bnorm(e, l - 1):  # through its BatchNorm, whose input is the layer's output
+            team_dense_bn(t, e, theta, dB, work + below[COL_POST], n, k, l - 1, lr, step, False)
         # (a registered activation's derivative is a function of the pre-activation, which the layer keeps)
         team_delta_pre(t, e, <floating*>dB, <floating*>work + (below[COL_PRE] if below[COL_ACT] >= ACT_USER
                                                                  else below[COL_POST]),

@@ -1,5 +1,6 @@
 """The compiled training epoch of a convolutional network: conv, max- and average-pool layers on NHWC images,
-a flatten (or a global average pooling), dense layers and a fused loss.  :func:`conv_epoch_plan` (formerly
+a flatten (or a global average pooling), dense layers and a fused loss, with Dropout and BatchNorm layers
+between them (or of such a stack of dense layers on flat inputs).  :func:`conv_epoch_plan` (formerly
 ``network_plan``, still an alias) checks the layer stack and the training options and lays out the
 workspace in a :class:`NetworkPlan`, which :func:`~fastnn.functional.train_epoch` trains with.  (A dense
 network's epoch, an MLP's, is planned by :func:`~fastnn.functional.epoch_plan`.)"""
@@ -36,10 +37,11 @@ _FIELDS = {
     "avgpool": ("size",),
     "globalavgpool": (),
     "dropout": ("rate",),
+    "batchnorm": ("eps", "momentum"),
     "flatten": (),
     "dense": ("n_in", "n_out", "activation"),
 }
-_DEFAULTS = {"stride": 1, "padding": "valid", "activation": None, "size": 2}
+_DEFAULTS = {"stride": 1, "padding": "valid", "activation": None, "size": 2, "eps": 1e-5, "momentum": 0.1}
 #: The kinds that take images and run in the compiled stack, before the dense layers.
 _IMAGE_KINDS = ("conv", "pool", "avgpool", "globalavgpool")
 
@@ -92,9 +94,10 @@ def _kernel_size(value, what) -> tuple[int, int]:
 def _describe_layers(layers, input_shape):
     """Check the stack against the input shape; per layer (fields, shape in, shape out)."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
-                                               for v in shape):
-        raise ValueError(f"input_shape: expected the images' (H, W, C) as three positive integers, got {input_shape!r}")
+    if shape is None or len(shape) not in (1, 3) or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
+                                                        or v < 1 for v in shape):
+        raise ValueError(f"input_shape: expected the images' (H, W, C) as three positive integers, or (d,) for "
+                         f"flat inputs, got {input_shape!r}")
     layers = list(layers)
     if not layers:
         raise ValueError("layers: expected at least one layer (the last must be 'dense')")
@@ -135,6 +138,17 @@ def _describe_layers(layers, input_shape):
             if described and described[-1][0]["kind"] == "dropout" and seen_dense:
                 raise ValueError(f"{name}: one Dropout after a dense layer, not two")
             f.update(rate=float(rate), index=i)
+            out = shape
+        elif kind == "batchnorm":
+            eps, momentum = f["eps"], f["momentum"]
+            if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < float("inf"):
+                raise ValueError(f"{name}: eps: expected a finite number > 0, got {eps!r}")
+            if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+                raise ValueError(f"{name}: momentum: expected a number in [0, 1], got {momentum!r}")
+            if seen_dense and described[-1][0]["kind"] != "dense":
+                raise ValueError(f"{name}: after a dense layer, a BatchNorm comes right after it (before its "
+                                 "Dropout)")
+            f.update(eps=float(eps), momentum=float(momentum), channels=shape[-1])
             out = shape
         elif kind == "globalavgpool":  # the whole image's window: one value per channel, flat
             f["geometry"] = avg_pool_geometry(shape, shape[:2], name)
@@ -182,7 +196,10 @@ def network_parameter_offsets(layers, input_shape) -> tuple[list, int]:
 def _parameter_offsets(described):
     offsets, off = [], 0
     for f, shape, out in described:
-        if f["kind"] == "conv":
+        if f["kind"] == "batchnorm":  # gamma, then beta
+            offsets.append((off, off + shape[-1]))
+            off += 2 * shape[-1]
+        elif f["kind"] == "conv":
             KH, KW = f["kernel_size"]
             size = KH * KW * shape[2] * out[2]
             offsets.append((off, off + size))
@@ -222,20 +239,33 @@ class NetworkPlan(StepPlan):
         bs = batch_size
         rows = [(f, s, o, p) for (f, s, o), p in zip(described, self.offsets_of_layers)]
         first_dense = next(k for k, r in enumerate(rows) if r[0]["kind"] == "dense")
-        stack = [r for r in rows[:first_dense] if r[0]["kind"] != "flatten"]  # (a Dropout before the dense too)
+        # (Dropout and BatchNorm before the first dense layer too; each row with its layer number)
+        stack = [r + (k,) for k, r in enumerate(rows[:first_dense]) if r[0]["kind"] != "flatten"]
         dense = [r for r in rows if r[0]["kind"] == "dense"]
-        #: Each dense layer's Dropout, if one follows it: (rate, layer index) or None.
-        dense_drops = [(rows[k + 1][0]["rate"], rows[k + 1][0]["index"])
-                       if k + 1 < len(rows) and rows[k + 1][0]["kind"] == "dropout" else None
-                       for k, r in enumerate(rows) if r[0]["kind"] == "dense"]
+        # What follows each dense layer: its BatchNorm's row and its Dropout's (rate, layer index), or None.
+        dense_norms, dense_drops = [], []
+        for k, r in enumerate(rows):
+            if r[0]["kind"] == "dense":
+                after = [q for q in rows[k + 1:k + 3]]
+                norm = after[0] if after and after[0][0]["kind"] == "batchnorm" else None
+                after = after[1:] if norm is not None else after[:1]
+                drop = after[0][0] if after and after[0][0]["kind"] == "dropout" else None
+                dense_norms.append(norm)
+                dense_drops.append((drop["rate"], drop["index"]) if drop is not None else None)
+        # Each BatchNorm layer's running statistics' offset, in layer order (fastnn.models.CNN.running's layout).
+        running_of, self.running_size = {}, 0
+        for k, r in enumerate(rows):
+            if r[0]["kind"] == "batchnorm":
+                running_of[k] = self.running_size
+                self.running_size += 2 * r[0]["channels"]
         self.conv_end = dense[0][3][0]
         widths = [o[0] for _, _, o, _ in dense]
         first_in = dense[0][1][0]
-        self.part_stride = max([int(np.prod(o)) for _, _, o, _ in stack], default=0)
+        self.part_stride = max([int(np.prod(o)) for _, _, o, _, _ in stack], default=0)
         #: Images a thread takes through the stack at a time: about STACK_BLOCK_BYTES of their activations
         #: and im2col rows, so that each layer reads its input from the cache.
         per_image = 0
-        for f, _, o, _ in stack:
+        for f, _, o, _, _ in stack:
             g = f.get("geometry")
             per_image += int(np.prod(o))
             if f["kind"] == "conv" and not (g[3] == 1 and g[4] == 1 and g[6] == 1):
@@ -267,7 +297,7 @@ class NetworkPlan(StepPlan):
             off += _aligned(blocks[name])
         self.offsets = np.array([offsets[name] for name in _core.NET_WORK_OFFSETS], dtype=np.int64)
         cols_per_image = sum(int(f["geometry"][9] * f["geometry"][10] * f["geometry"][3] * f["geometry"][4]
-                                 * f["geometry"][2]) for f, _, _, _ in stack if f["kind"] == "conv"
+                                 * f["geometry"][2]) for f, _, _, _, _ in stack if f["kind"] == "conv"
                              and not (f["geometry"][3] == 1 and f["geometry"][4] == 1 and f["geometry"][6] == 1))
         #: True: the whole batch's im2col rows are kept from the forward for the backward; False: each
         #: thread keeps one block's (``role_work``), and the backward computes them again (see KEEP_COLS_BYTES).
@@ -276,9 +306,9 @@ class NetworkPlan(StepPlan):
         self.role_stride = 0
         geometry, ioff, doff = [], 0, 0
         self.stack = np.zeros((len(stack), len(_core.STACK_COLUMNS)), dtype=np.int64)
-        #: Each stack row's Dropout rate (0 for the other rows).
-        self.stack_rates = np.zeros(len(stack))
-        for k, (row, (f, s, o, p)) in enumerate(zip(self.stack, stack)):
+        #: Each stack row's Dropout rate, or its BatchNorm's eps and momentum (0 for the other rows).
+        self.stack_rates = np.zeros((len(stack), 2))
+        for k, (row, (f, s, o, p, index)) in enumerate(zip(self.stack, stack)):
             in_size, out_size = int(np.prod(s)), int(np.prod(o))
             g = f.get("geometry")
             out_off = off
@@ -312,7 +342,14 @@ class NetworkPlan(StepPlan):
             elif f["kind"] == "dropout":  # SC_W: its layer index (the masks' key); the rate in stack_rates
                 row[:] = (_core.STACK_KINDS["dropout"], in_size, out_size, f["index"], -1, 0, out_off, -1,
                           len(geometry), -1, -1, -1)
-                self.stack_rates[k] = f["rate"]
+                self.stack_rates[k, 0] = f["rate"]
+            elif f["kind"] == "batchnorm":  # the parts' sums, then the batch's statistics and sums, in dwork
+                C = f["channels"]
+                row[:] = (_core.STACK_KINDS["batchnorm"], in_size, out_size, p[0], p[1], 0, out_off,
+                          running_of[index], len(geometry), -1, doff, -1)
+                self.stack_rates[k] = (f["eps"], f["momentum"])
+                doff += 2 * self.image_parts * C + 5 * C
+                g = (C, in_size // C)
             else:  # average pooling, a global one included: no arg-max to keep
                 row[:] = (_core.STACK_KINDS["avgpool"], in_size, out_size, -1, -1, 0, out_off, -1, len(geometry), -1,
                           -1, -1)
@@ -335,6 +372,22 @@ class NetworkPlan(StepPlan):
                     self.dense_dropout[:, j] = (off, drop[1])
                     self.dense_dropout_rates[j] = drop[0]
                     off += _aligned(bs * o[0])
+        #: (dense layers, 5): the BatchNorm after each dense layer (columns ``_core.DENSE_BNORM_COLUMNS``;
+        #: out_off -1: none) and (dense layers, 2) its eps and momentum; None when no dense layer has one.
+        self.dense_bnorm = self.dense_bnorm_hyper = None
+        if any(norm is not None for norm in dense_norms):
+            self.dense_bnorm = np.full((len(dense), len(_core.DENSE_BNORM_COLUMNS)), -1, dtype=np.int64)
+            self.dense_bnorm_hyper = np.zeros((len(dense), 2))
+            for j, (norm, (_, _, o, _)) in enumerate(zip(dense_norms, dense)):
+                if norm is not None:
+                    f, _, _, p = norm
+                    k = next(i for i, r in enumerate(rows) if r is norm)
+                    self.dense_bnorm[j] = (off, p[0], p[1], doff, running_of[k])
+                    self.dense_bnorm_hyper[j] = (f["eps"], f["momentum"])
+                    off += _aligned(bs * o[0])
+                    doff += 5 * o[0]
+        #: float64 values the kernel needs in ``dwork``: conv bias sums, BatchNorm statistics and sums.
+        self.dwork_size = doff
         self.work = np.zeros(off, dtype=dtype)
         self.iwork = np.zeros(ioff, dtype=np.int32)
         self.dwork = np.zeros(doff, dtype=np.float64)
@@ -387,9 +440,12 @@ def conv_epoch_plan(layers, input_shape, loss, *, optimizer="sgd", batch_size=32
         (average pooling; size an int or (KH, KW)), ``("flatten",)`` or ``("globalavgpool",)`` (each channel's
         mean over the image: flat, in place of the flatten), then ``("dense", n_in, n_out, activation)`` layers
         (softmax only last).  Conv and pool layers come first, a flatten or a global pooling before the
-        first dense layer, a dense layer last.
-    input_shape : (H, W, C)
-        The images' shape; the data are NHWC rows (N, H, W, C) or (N, H*W*C).
+        first dense layer, a dense layer last.  ``("dropout", rate)`` and ``("batchnorm", eps=1e-5,
+        momentum=0.1)`` (over the last axis: channels, or flat features) may come anywhere before the first
+        dense layer; after a dense layer (not the last) at most one BatchNorm, then at most one Dropout.
+        With flat inputs there are no conv, pool or flatten layers.
+    input_shape : (H, W, C) or (d,)
+        The images' shape; the data are NHWC rows (N, H, W, C) or (N, H*W*C).  Or flat inputs (N, d).
     loss : {'cross_entropy', 'binary_cross_entropy', 'squared_error'}
     optimizer, batch_size, dtype, momentum, betas, eps, weight_decay
         As in :func:`fastnn.functional.epoch_plan`.

@@ -38,7 +38,7 @@ class EpochResult(NamedTuple):
 
 def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr, step: int = 0,
                 threads: int | None = None, start_loss: float = 0.0, weights=None,
-                reduction: str = "sum", seed: int = 0) -> EpochResult:
+                reduction: str = "sum", seed: int = 0, running=None) -> EpochResult:
     """Train one epoch in one compiled call: every batch's gather, forward, fused loss, backward and update.
 
     Parameters
@@ -88,6 +88,10 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr,
     seed : int
         The run's seed, from which a NetworkPlan's Dropout layers draw their masks (with the step and the
         layer's index: ``fastnn.functional.dropout``'s masks, the step path's).
+    running : (plan.running_size,) C-contiguous ndarray of float64
+        A NetworkPlan with BatchNorm layers: their running means and variances (each layer's C means, then
+        its C variances, in layer order: ``fastnn.models.CNN.running``), updated in place after every
+        batch whose loss is finite, as ``update_running_stats`` does.  Required with BatchNorm layers.
 
     Returns
     -------
@@ -162,11 +166,20 @@ def train_epoch(plan: EpochPlan | NetworkPlan, X, T, order, theta, state, *, lr,
         start, plan._threads_memory = hint, (hint, since + 1)
     else:
         start, plan._threads_memory = roles, (None, 0)
-    run = _core.network_epoch if isinstance(plan, NetworkPlan) else _core.mlp_epoch
-    loss, correct, step, reduced, batches, left = run(plan, X, T, order, theta, state[0], state[1], float(lr),
-                                                      int(step), start, float(start_loss),
-                                                      threading.current_thread() is threading.main_thread(),
-                                                      weights, weight_work, lrs, mean, int(seed) % 2**64)
+    need = getattr(plan, "running_size", 0)
+    if need:
+        if running is None:
+            raise ValueError(f"running: the plan's BatchNorm layers need their running statistics ({need} float64 "
+                             "values, e.g. fastnn.models.CNN.running)")
+        check_array(running, "running", (need,), np.float64, writeable=True)
+    elif running is not None and np.asarray(running).size:
+        raise ValueError("running: this plan has no BatchNorm layer, so no running statistics to update")
+    args = (plan, X, T, order, theta, state[0], state[1], float(lr), int(step), start, float(start_loss),
+            threading.current_thread() is threading.main_thread(), weights, weight_work, lrs, mean, int(seed) % 2**64)
+    if isinstance(plan, NetworkPlan):
+        loss, correct, step, reduced, batches, left = _core.network_epoch(*args, running if need else None)
+    else:
+        loss, correct, step, reduced, batches, left = _core.mlp_epoch(*args)
     if reduced >= 0 or start < roles:
         plan._threads_memory = (int(left), plan._threads_memory[1])
     return EpochResult(float(loss), int(correct), int(step), int(reduced), start, int(batches))

@@ -198,11 +198,14 @@ class CNN(Model):
 
     def network_layers(self):
         """The layers as ``fastnn.functional.network_plan`` describes them (tuples), or None when the compiled
-        epoch cannot run this stack (it needs (H, W, C) images, conv and pool layers first, one Flatten or
-        GlobalAvgPool2D, then dense layers; Dropout anywhere before the first dense layer and after any dense
-        layer but the last, one at a time there; no BatchNorm yet); such a model trains batch by batch."""
+        epoch cannot run this stack.  It runs (H, W, C) images through conv, pool, BatchNorm and Dropout
+        layers, one Flatten or GlobalAvgPool2D, BatchNorm and Dropout layers, then dense layers, each
+        followed by at most one BatchNorm and then at most one Dropout (not after the last); or flat (d,)
+        inputs through BatchNorm and Dropout layers and then the dense layers as above.  Another stack trains
+        batch by batch."""
         kinds = "".join(_KIND_LETTERS[type(layer)] for layer in self.layers)
-        if len(self.input_shape) != 3 or not re.fullmatch(r"[cpax]*[fg]x*(?:dx?)*d", kinds):
+        stack = r"[cpaxn]*[fg][xn]*" if len(self.input_shape) == 3 else r"[xn]*"
+        if not re.fullmatch(stack + r"(?:dn?x?)*d", kinds):
             return None
         out = []
         for layer in self.layers:
@@ -217,6 +220,8 @@ class CNN(Model):
                 out.append(("globalavgpool",))
             elif isinstance(layer, Dropout):
                 out.append(("dropout", layer.rate))
+            elif isinstance(layer, BatchNorm):
+                out.append(("batchnorm", layer.eps, layer.momentum))
             elif isinstance(layer, Dense):
                 out.append(("dense", layer.n_in, layer.n_out, layer.activation))
             else:
