@@ -104,7 +104,7 @@ register("sweep", sweep,
                          help="seconds to wait for --scheduler (default %(default)s)"),
                   Option("--out-dir", metavar="DIR", output=True, help="ocr: write one file per page into DIR"),
                   Option("--format", param="fmt", choices=FORMAT_NAMES,
-                         help="ocr: the format of the files (text, json, tsv, hocr), as for `fastnn ocr` "
+                         help="ocr: the format of the files (text, json, tsv, hocr, alto, page), as for `fastnn ocr` "
                               "(default text)"),
                   Option("--model", metavar="MODEL.npz", help="ocr: the OCR classifier (default: fastnn ocr's)"),
                   Option("--lexicon", metavar="WORDS.txt", help="ocr: a word list, one word per line")],

@@ -16,12 +16,14 @@ so that in a batch it says which image it is about.
 else and then checked and read like a file (``fastnn.ocr.load_pages`` takes bytes).  A multi-page TIFF is
 read page by page (at most ``fastnn.ocr.MAX_PAGES`` pages, each within the pixel limits).
 
-Output formats (``--format``), one per image: ``text``, ``json``, ``tsv`` and ``hocr``, made by
-:mod:`fastnn.ocr.formats` (whose docstring describes them, and how they separate and number pages).
+Output formats (``--format``), one per image: ``text``, ``json``, ``tsv``, ``hocr``, ``alto`` and ``page``, made
+by :mod:`fastnn.ocr.formats` (whose docstring describes them, how they separate and number pages, and how
+``--review-below`` flags the words to check).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -32,7 +34,8 @@ from .._io import atomic_write
 from .registry import Option, register
 
 __all__ = ["MAX_EXPECTED_BYTES", "MAX_STDIN_BYTES", "STDIN", "IMAGE_SUFFIXES", "FORMAT_NAMES", "read_expected",
-           "read_stdin", "image_paths", "check_images", "read_pages", "evaluate_page", "train_model"]
+           "read_stdin", "image_paths", "check_images", "review_threshold", "read_pages", "evaluate_page",
+           "train_model"]
 
 #: The largest expected-text file `ocr-eval` reads (a page's text is a few kilobytes).
 MAX_EXPECTED_BYTES = 1 << 20
@@ -49,7 +52,7 @@ _STDIN_STEM = "stdin"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 #: ``--format`` values: the names of ``fastnn.ocr.formats.FORMATS``, written here so that building the
 #: command line imports no OCR code (a test holds the two to the same names).
-FORMAT_NAMES = ("text", "json", "tsv", "hocr")
+FORMAT_NAMES = ("text", "json", "tsv", "hocr", "alto", "page")
 _MAX_LISTED = 5  # bad images named in one error line
 
 
@@ -223,13 +226,33 @@ def _output_folder(out_dir) -> Path:
     return folder
 
 
+def review_threshold(value) -> float:
+    """``--review-below P``: a number with 0 < P <= 1, else a ValueError saying so (argparse shows its message)."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = None
+    if threshold is None or not 0 < threshold <= 1:  # nan fails both
+        raise ValueError(f"--review-below: expected a confidence P with 0 < P <= 1 (0.9: flag the words read with "
+                         f"less than 90% confidence), got {value!r}")
+    return threshold
+
+
+def _review_argument(text) -> float:
+    """argparse type of ``--review-below``: :func:`review_threshold`, its message without the option's name."""
+    try:
+        return review_threshold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--review-below: ")) from None
+
+
 def _show_progress(progress) -> bool:
     """--progress / --no-progress; neither: only when stderr is a terminal."""
     return bool(progress if progress is not None else sys.stderr.isatty())
 
 
 def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=None, as_json=False, lexicon=None,
-               progress=None) -> dict:
+               progress=None, review_below=None) -> dict:
     """Read each photographed page in ``images``; the ``fastnn ocr`` task.
 
     Parameters
@@ -245,9 +268,9 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         ``OUT-<image>.png``; a TIFF's second page on: ``...-p2.png``...), from the segmentation the text was
         read from.
     out_dir : path, optional
-        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv`` / ``.hocr`` (``stdin.txt``...
-        for standard input), instead of printing.
-    fmt : {'text', 'json', 'tsv', 'hocr'}, optional
+        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv`` / ``.hocr`` / ``.alto.xml``
+        (``stdin.txt``... for standard input), instead of printing; ``page``: one ``.page.xml`` per page.
+    fmt : {'text', 'json', 'tsv', 'hocr', 'alto', 'page'}, optional
         The output format (see :mod:`fastnn.ocr.formats`); default text.
     as_json : bool
         ``--json``: the same as ``fmt='json'``.
@@ -256,6 +279,9 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     progress : bool, optional
         A bar across the images on stderr (and the model's training, if it must be trained); None: on a
         terminal only.
+    review_below : float, optional
+        Flag each word whose confidence is below it (0 < P <= 1) in the output (TSV excepted): see
+        :mod:`fastnn.ocr.formats`.
 
     Returns
     -------
@@ -267,7 +293,10 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     if as_json and fmt not in (None, "json"):
         raise ValueError(f"--json is --format json, but --format {fmt} was given too: give one of them")
     fmt = "json" if as_json else (fmt or "text")
-    from ..ocr.formats import FORMATS, TSV_COLUMNS, Page, compact_json, document, hocr_document, page_json, page_tsv
+    if review_below is not None:
+        review_below = review_threshold(review_below)
+    from ..ocr.formats import (FORMATS, TSV_COLUMNS, Page, compact_json, document, hocr_document, output_files,
+                               page_json, page_text, page_tsv)
 
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -327,28 +356,33 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         read.extend(pages)
         results.extend((path, p.result) for p in pages)
         if folder is not None:
-            with atomic_write(folder / (_stem(path) + FORMATS[fmt]), "w") as fh:
-                fh.write(document(pages, fmt))
+            for name, text in output_files(_stem(path), pages, fmt, review_below):
+                with atomic_write(folder / name, "w") as fh:
+                    fh.write(text)
         if bar is not None:
             bar.update(number, path.name)
     if folder is not None:
         lines = []
     elif fmt == "json":
-        lines = [compact_json([page_json(p.result, p.image, p.width, p.height, p.page) for p in read])]
+        lines = [compact_json([page_json(p.result, p.image, p.width, p.height, p.page, review_below) for p in read])]
     elif fmt == "tsv":
         lines = ["\t".join(TSV_COLUMNS), *(row for p in read for row in page_tsv(p.result, p.number, p.width,
                                                                                  p.height))]
     elif fmt == "hocr":
-        lines = [hocr_document(read).rstrip("\n")]
+        lines = [hocr_document(read, review_below).rstrip("\n")]
+    elif fmt in ("alto", "page"):
+        lines = [document(read, fmt, review_below).rstrip("\n")] if read or fmt == "alto" else []
     else:
         lines = []
         for p in read:
             if len(paths) > 1 and p.page == 1:
                 lines.append(f"{'' if not lines else chr(10)}== {p.image}")
-            lines.append(("\f" if p.page > 1 else "") + p.result.text)
+            lines.append(("\f" if p.page > 1 else "") + page_text(p.result, review_below))
     notes = [f"fastnn ocr: error: {' '.join(message.split())}" for _, message in failed]
     if failed and len(paths) > 1:
         notes.append(f"fastnn ocr: {len(failed)} of {len(paths)} images could not be read")
+    if review_below is not None and fmt == "tsv":
+        notes.append("fastnn ocr: --review-below marks nothing in TSV: filter its word rows (level 5) on conf")
     if folder is not None:
         notes.append(f"output: {folder.resolve()} ({len(results)} {FORMATS[fmt]} files)")
     return {"headline": {}, "results": results, "failed": failed, "lines": lines, "notes": notes,
@@ -473,8 +507,8 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                      "5 word, 6 character), page_num (the image's position in the call), line_num, word_num, "
                      "char_num (from 1 within their parent; 0: not at that level), left, top, width, height "
                      "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF are "
-                     "separated by a form feed in the text output and numbered in JSON (page), TSV (page_num) "
-                     "and hOCR (ppageno).",
+                     "separated by a form feed in the text output and numbered in JSON (page), TSV (page_num), "
+                     "hOCR (ppageno) and ALTO (PHYSICAL_IMG_NR).",
          options=[Option("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                          help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF page by page) or "
                               f"folders of them ({', '.join(IMAGE_SUFFIXES)}, sorted by name); - reads one image "
@@ -483,11 +517,17 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                          help="text (default); json: lines, words and characters with their boxes and "
                               "confidences; tsv: Tesseract's columns, one row per page, line, word and character; "
                               "hocr: hOCR 1.2 (XHTML), pages, lines, words and characters with their boxes and "
-                              "confidences"),
+                              "confidences; alto: ALTO 4 XML, the same; page: PAGE XML 2019, one document per page "
+                              "(on stdout separated by form feeds)"),
+                  Option("--review-below", metavar="P", type=_review_argument,
+                         help="flag the words read with a confidence below P (0 < P <= 1) for a person to check: "
+                              "[?WORD] in the text, \"review\": true in JSON, x_review in hOCR, TAGREFS=\"REVIEW\" "
+                              "in ALTO, a review Label in PAGE (not in TSV: filter on its conf)"),
                   Option("--json", param="as_json", action="store_true", help="the same as --format json"),
                   Option("--out-dir", metavar="DIR", output=True,
-                         help="write one file per image into DIR (<image>.txt, .json, .tsv or .hocr; stdin.txt... for "
-                              "-) instead of printing"),
+                         help="write one file per image into DIR (<image>.txt, .json, .tsv, .hocr or .alto.xml; "
+                              "stdin.txt... for -; page: <image>.page.xml, <image>-p2.page.xml... per page) instead "
+                              "of printing"),
                   Option("--boxes", metavar="OUT.png", output=True,
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
