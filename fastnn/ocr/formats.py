@@ -28,6 +28,9 @@ A page is one image, or one page of a multi-page TIFF (``fastnn.ocr.load_pages``
   box, ``x_confs``: its confidence in percent, as in the TSV).  A ``bbox`` is ``x0 y0 x1 y1``, the JSON box's
   ``left top left+width top+height``.  On stdout one document for every page of the call; in ``--out-dir``
   one per file.
+- ``pdf``: a searchable PDF, each page its image under an invisible text layer that puts each word on its box
+  (:class:`fastnn.ocr.pdf.SearchablePdf`, which writes it: binary, so not made by :func:`document`).  On
+  stdout one PDF for every page of the call; in ``--out-dir`` one per file.
 
 :func:`document` gives a whole file of pages in a format (what ``--out-dir`` writes), :func:`page_content`
 that of one page.
@@ -43,7 +46,7 @@ __all__ = ["FORMATS", "TSV_COLUMNS", "TSV_LEVELS", "HOCR_CAPABILITIES", "Page", 
            "page_content", "document", "hocr_document", "compact_json"]
 
 #: ``--format`` values, and the suffix of the file each writes in ``--out-dir``.
-FORMATS = {"text": ".txt", "json": ".json", "tsv": ".tsv", "hocr": ".hocr"}
+FORMATS = {"text": ".txt", "json": ".json", "tsv": ".tsv", "hocr": ".hocr", "pdf": ".pdf"}
 #: The hOCR elements (and properties) ``--format hocr`` writes: its ``ocr-capabilities``.
 HOCR_CAPABILITIES = ("ocr_page", "ocr_line", "ocrx_word", "ocrx_cinfo", "ocrp_wconf")
 #: The columns of ``--format tsv`` (Tesseract's, without block_num and par_num, with char_num).

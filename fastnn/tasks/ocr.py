@@ -14,10 +14,12 @@ so that in a batch it says which image it is about.
 
 ``-`` stands for standard input: one image's bytes, at most :data:`MAX_STDIN_BYTES`, read before anything
 else and then checked and read like a file (``fastnn.ocr.load_pages`` takes bytes).  A multi-page TIFF is
-read page by page (at most ``fastnn.ocr.MAX_PAGES`` pages, each within the pixel limits).
+read page by page (at most ``fastnn.ocr.MAX_PAGES`` pages, each within the pixel limits), and so is a PDF
+(rendered by pypdfium2, the ``fastnn[pdf]`` extra: ``fastnn.ocr.pdf``).
 
 Output formats (``--format``), one per image: ``text``, ``json``, ``tsv`` and ``hocr``, made by
-:mod:`fastnn.ocr.formats` (whose docstring describes them, and how they separate and number pages).
+:mod:`fastnn.ocr.formats` (whose docstring describes them, and how they separate and number pages), and
+``pdf``, a searchable PDF written by :class:`fastnn.ocr.pdf.SearchablePdf` (binary: refused on a terminal).
 """
 
 from __future__ import annotations
@@ -46,10 +48,10 @@ _STDIN_NAME = "standard input"
 #: The stem of standard input's ``--out-dir`` file (``stdin.txt``...), as Tesseract names it.
 _STDIN_STEM = "stdin"
 #: The files a folder given to ``fastnn ocr`` contributes, by suffix (any case); hidden files are skipped.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".pdf")
 #: ``--format`` values: the names of ``fastnn.ocr.formats.FORMATS``, written here so that building the
 #: command line imports no OCR code (a test holds the two to the same names).
-FORMAT_NAMES = ("text", "json", "tsv", "hocr")
+FORMAT_NAMES = ("text", "json", "tsv", "hocr", "pdf")
 _MAX_LISTED = 5  # bad images named in one error line
 
 
@@ -228,6 +230,59 @@ def _show_progress(progress) -> bool:
     return bool(progress if progress is not None else sys.stderr.isatty())
 
 
+class _SearchablePdfs:
+    """``--format pdf``'s output (``fastnn.ocr.pdf.SearchablePdf``), written as the pages are read, each page's
+    image encoded at once, so that no more than one page's pixels are held: one PDF for the whole call on
+    standard output (an image that fails is taken back out), or one per image in ``folder``.  Each PDF is
+    built in a temporary file (in memory while small), copied atomically to its ``--out-dir`` file."""
+
+    def __init__(self, folder):
+        self.folder, self.spool, self.writer, self.mark = folder, None, None, None
+
+    def _new(self):
+        import tempfile
+
+        from ..ocr.pdf import SearchablePdf
+
+        if self.spool is not None:
+            self.spool.close()
+        self.spool = tempfile.SpooledTemporaryFile(max_size=1 << 24)
+        self.writer = SearchablePdf(self.spool)
+
+    def start(self):
+        """An image begins."""
+        if self.writer is None or self.folder is not None:
+            self._new()
+        self.mark = self.writer.mark()
+
+    def add_page(self, image, page, dpi):
+        """A page read: its image and its ``--format json`` object (the words and their boxes)."""
+        from ..ocr.pdf import IMAGE_DPI
+
+        words = [(w["text"], w["left"], w["top"], w["width"], w["height"]) for line in page["lines"]
+                 for w in line["words"]]
+        self.writer.add_page(image, words, dpi=dpi or IMAGE_DPI)
+
+    def drop(self):
+        """The image failed: its pages go."""
+        self.writer.rollback(self.mark)
+
+    def document(self):
+        """The finished PDF: a binary file, at its start."""
+        self.writer.close()
+        self.spool.seek(0)
+        return self.spool
+
+    def save(self, path):
+        """Write the image's PDF to ``path`` (atomically)."""
+        import shutil
+
+        with atomic_write(path, "wb") as fh:
+            shutil.copyfileobj(self.document(), fh)
+        self.spool.close()
+        self.writer = self.spool = None
+
+
 def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=None, as_json=False, lexicon=None,
                progress=None) -> dict:
     """Read each photographed page in ``images``; the ``fastnn ocr`` task.
@@ -245,10 +300,11 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         ``OUT-<image>.png``; a TIFF's second page on: ``...-p2.png``...), from the segmentation the text was
         read from.
     out_dir : path, optional
-        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv`` / ``.hocr`` (``stdin.txt``...
-        for standard input), instead of printing.
-    fmt : {'text', 'json', 'tsv', 'hocr'}, optional
-        The output format (see :mod:`fastnn.ocr.formats`); default text.
+        Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv`` / ``.hocr`` / ``.pdf``
+        (``stdin.txt``... for standard input), instead of printing.
+    fmt : {'text', 'json', 'tsv', 'hocr', 'pdf'}, optional
+        The output format (see :mod:`fastnn.ocr.formats`); default text.  ``pdf`` on standard output: ``lines``
+        holds one binary file, the PDF.
     as_json : bool
         ``--json``: the same as ``fmt='json'``.
     lexicon : path, optional
@@ -271,6 +327,9 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
 
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "pdf" and out_dir is None and sys.stdout is not None and sys.stdout.isatty():
+        raise ValueError("--format pdf writes a binary PDF, not for a terminal: redirect standard output to a file "
+                         "(fastnn ocr page.jpg --format pdf > page.pdf) or give --out-dir DIR")
     paths = image_paths(images)
     stdin = read_stdin() if any(_is_stdin(p) for p in paths) else None
     check_images(paths, stdin)
@@ -295,14 +354,17 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     classifier = load_ocr_model(model, data=data, progress=progress)
     bar = ProgressBar(len(paths), "image") if _show_progress(progress) else None
     results, failed, read = [], [], []  # read: every page (formats.Page) of the images read
+    searchable = _SearchablePdfs(folder) if fmt == "pdf" else None
     for number, path in enumerate(paths, 1):
         source = stdin if stdin is not None and _is_stdin(path) else path
         pages, problem = [], None
+        if searchable is not None:
+            searchable.start()
         with _about_image(path):
-            loaded = ocr.load_pages(source, name=_STDIN_NAME)
+            loaded = ocr.load_pages(source, name=_STDIN_NAME, resolution=True)
             while True:
                 try:
-                    image = next(loaded, None)
+                    image, dpi = next(loaded, (None, None))
                 except ValueError as exc:  # the header was fine, the pixels are not: report it, read the others
                     problem = str(exc)
                     break
@@ -310,6 +372,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
                     break
                 height, width = image.shape[:2]
                 res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+                if searchable is not None:
+                    searchable.add_page(image, page_json(res, path, width, height), dpi)
                 del image
                 page = len(pages) + 1
                 if boxes:
@@ -320,19 +384,25 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
                     res.binary = None
                 pages.append(Page(res, os.fspath(path), len(read) + page, width, height, page))
         if problem is not None:
+            if searchable is not None:
+                searchable.drop()
             failed.append((path, problem))
             if bar is not None:
                 bar.update(number, f"{path.name}: cannot be read")
             continue
         read.extend(pages)
         results.extend((path, p.result) for p in pages)
-        if folder is not None:
+        if folder is not None and searchable is not None:
+            searchable.save(folder / (_stem(path) + FORMATS[fmt]))
+        elif folder is not None:
             with atomic_write(folder / (_stem(path) + FORMATS[fmt]), "w") as fh:
                 fh.write(document(pages, fmt))
         if bar is not None:
             bar.update(number, path.name)
     if folder is not None:
         lines = []
+    elif fmt == "pdf":
+        lines = [searchable.document()]  # a binary file: the command line copies it to standard output
     elif fmt == "json":
         lines = [compact_json([page_json(p.result, p.image, p.width, p.height, p.page) for p in read])]
     elif fmt == "tsv":
@@ -350,7 +420,7 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     if failed and len(paths) > 1:
         notes.append(f"fastnn ocr: {len(failed)} of {len(paths)} images could not be read")
     if folder is not None:
-        notes.append(f"output: {folder.resolve()} ({len(results)} {FORMATS[fmt]} files)")
+        notes.append(f"output: {folder.resolve()} ({len(paths) - len(failed)} {FORMATS[fmt]} files)")
     return {"headline": {}, "results": results, "failed": failed, "lines": lines, "notes": notes,
             "exit_status": 2 if failed else 0}
 
@@ -472,22 +542,25 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                      "stderr, the others are read, and the exit status is 2. TSV columns: level (1 page, 4 line, "
                      "5 word, 6 character), page_num (the image's position in the call), line_num, word_num, "
                      "char_num (from 1 within their parent; 0: not at that level), left, top, width, height "
-                     "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF are "
-                     "separated by a form feed in the text output and numbered in JSON (page), TSV (page_num) "
-                     "and hOCR (ppageno).",
+                     "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF or "
+                     "a PDF are separated by a form feed in the text output and numbered in JSON (page), TSV "
+                     "(page_num) and hOCR (ppageno); a PDF's pages are rendered in gray (a scan at its own "
+                     "resolution, other pages at 300 dpi) by pypdfium2: pip install 'fastnn[pdf]'.",
          options=[Option("images", nargs="+", metavar="IMAGE_OR_FOLDER",
-                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF page by page) or "
+                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF or a PDF page by "
+                              "page) or "
                               f"folders of them ({', '.join(IMAGE_SUFFIXES)}, sorted by name); - reads one image "
                               "from standard input"), _MODEL,
                   Option("--format", param="fmt", choices=FORMAT_NAMES,
                          help="text (default); json: lines, words and characters with their boxes and "
                               "confidences; tsv: Tesseract's columns, one row per page, line, word and character; "
                               "hocr: hOCR 1.2 (XHTML), pages, lines, words and characters with their boxes and "
-                              "confidences"),
+                              "confidences; pdf: a searchable PDF, each page's image under invisible text "
+                              "placed on the words (binary: redirect standard output, or --out-dir)"),
                   Option("--json", param="as_json", action="store_true", help="the same as --format json"),
                   Option("--out-dir", metavar="DIR", output=True,
-                         help="write one file per image into DIR (<image>.txt, .json, .tsv or .hocr; stdin.txt... for "
-                              "-) instead of printing"),
+                         help="write one file per image into DIR (<image>.txt, .json, .tsv, .hocr or .pdf; "
+                              "stdin.txt... for -) instead of printing"),
                   Option("--boxes", metavar="OUT.png", output=True,
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
