@@ -91,7 +91,7 @@ def load_pages(source, *, name=None, resolution=False):
     frame, an MPO's first picture).
 
     A PDF (a file starting with ``%PDF-``) needs pypdfium2 (``pip install 'fastnn[pdf]'``; without it, a
-    ValueError naming the extra): each page is rendered in gray (:func:`fastnn.ocr.pdf.pdf_pages`: a scanned
+    ValueError naming the extra): each page is rendered in RGB (:func:`fastnn.ocr.pdf.pdf_pages`: a scanned
     page at its image's own resolution, any other at ``fastnn.ocr.pdf.PDF_DPI``, 300 dpi) within the same
     limits: a PDF of more than :data:`MAX_PAGES` pages, or with a page whose rendering would pass
     :data:`MAX_IMAGE_PIXELS`, is refused before anything is rendered; a page whose rendering would pass
@@ -113,7 +113,7 @@ def load_pages(source, *, name=None, resolution=False):
     Yields
     ------
     image : (H, W) or (H, W, C) ndarray
-        Each page's pixels, as :func:`load_image` returns them (uint8 gray for a PDF's page).
+        Each page's pixels, as :func:`load_image` returns them ((H, W, 3) uint8 for a PDF's page).
 
     Raises
     ------

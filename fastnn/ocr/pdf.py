@@ -2,11 +2,14 @@
 
 Reading (:func:`pdf_pages`, :func:`check_pdf`; :func:`fastnn.ocr.load_pages` calls them for a file that starts
 with ``%PDF-``) needs pypdfium2, a binding to PDFium, Chrome's PDF renderer, installed by the ``fastnn[pdf]``
-extra; it is imported only when a PDF is read.  Each page is rendered at :data:`PDF_DPI` dots per inch, gray on
-white, within :func:`~fastnn.ocr.load_image`'s limits: a document of more than ``MAX_PAGES`` pages is refused from
-its page count, a page whose rendering would pass ``MAX_IMAGE_PIXELS`` from its size in points, both before
-anything is rendered; a page whose rendering would pass ``MAX_DECODED_PIXELS`` or ``MAX_LOADED_PIXELS`` is
-rendered at a lower resolution that fits (the 1/2, 1/3... of :data:`PDF_DPI` a downscaled image would have).
+extra; it is imported only when a PDF is read.  Each page is rendered in colour (RGB) on white: a scanned page
+(an image covering at least half of it) at its image's own resolution, pixel for pixel (the shared
+photographed pages made into a PDF render to exactly the pixels Pillow decodes from their JPEG files, and read
+at 0% CER), any other at :data:`PDF_DPI` dots per inch.  :func:`~fastnn.ocr.load_image`'s limits apply: a
+document of more than ``MAX_PAGES`` pages is refused from its page count, a page whose rendering at
+:data:`PDF_DPI` would pass ``MAX_IMAGE_PIXELS`` from its size in points, both before anything is rendered; a
+page whose rendering would pass ``MAX_DECODED_PIXELS`` or ``MAX_LOADED_PIXELS`` is rendered at a lower
+resolution that fits (the 1/2, 1/3... a downscaled image would have).
 
 Writing (:class:`SearchablePdf`, ``fastnn ocr --format pdf``) needs nothing beyond Pillow (to compress each
 page's image as a JPEG): a PDF 1.4 file written object by object, each page the image as read, drawn to fill
@@ -34,8 +37,8 @@ __all__ = ["PDF_DPI", "PDF_SCAN_DPI", "IMAGE_DPI", "PDF_EXTRA", "JPEG_QUALITY", 
 PDF_DPI = 300
 #: The resolutions, in dots per inch, at which a scanned page (an image covering at least half of it) is
 #: rendered at its image's own resolution, pixel for pixel: the page then reads as the image it was made
-#: from (the shared pages, made into a PDF, read at 0% CER that way; resampled to other resolutions they
-#: lose a character at some of them).  A scan outside this range is rendered at :data:`PDF_DPI`.
+#: from (the shared pages, made into a PDF, read at 0% CER that way; resampled to other resolutions, some
+#: read with a character wrong).  A scan outside this range is rendered at :data:`PDF_DPI`.
 PDF_SCAN_DPI = (100, 600)
 #: The resolution a searchable PDF gives an image that declares none (or under 100 dpi: a phone's 72): its
 #: pixels are this many to the inch.
@@ -148,7 +151,7 @@ def _scan_dpi(page, width_pt, height_pt):
 
 
 def pdf_pages(uri, *, image_limit, render_limit, page_limit, where=None):
-    """Render each page of a PDF, one at a time: (image, dpi) pairs, image a (H, W) uint8 array.
+    """Render each page of a PDF, one at a time: (image, dpi) pairs, image a (H, W, 3) uint8 RGB array.
 
     A scanned page (an image covering at least half of it) is rendered at that image's resolution (within
     :data:`PDF_SCAN_DPI`), any other at :data:`PDF_DPI`; a page whose rendering would have more than
@@ -178,15 +181,13 @@ def pdf_pages(uri, *, image_limit, render_limit, page_limit, where=None):
                 # PDFium makes the bitmap ceil(size * scale) pixels: a hair under the exact scale keeps a scan's
                 # pixels one for one, with no extra row or column
                 scale = min((w - 0.01) / width_pt, (h - 0.01) / height_pt)
-                bitmap = page.render(scale=scale, grayscale=True, fill_color=(255, 255, 255, 255))
+                bitmap = page.render(scale=scale, rev_byteorder=True, fill_color=(255, 255, 255, 255))
                 try:
                     image = np.array(bitmap.to_numpy(), copy=True)
                 finally:
                     bitmap.close()
             finally:
                 page.close()
-            if image.ndim == 3:  # a gray bitmap comes as (H, W, 1)
-                image = image[:, :, 0]
             yield image, dpi / factor
     finally:
         doc.close()

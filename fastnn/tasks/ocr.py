@@ -544,7 +544,7 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                      "char_num (from 1 within their parent; 0: not at that level), left, top, width, height "
                      "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF or "
                      "a PDF are separated by a form feed in the text output and numbered in JSON (page), TSV "
-                     "(page_num) and hOCR (ppageno); a PDF's pages are rendered in gray (a scan at its own "
+                     "(page_num) and hOCR (ppageno); a PDF's pages are rendered (a scan at its own "
                      "resolution, other pages at 300 dpi) by pypdfium2: pip install 'fastnn[pdf]'.",
          options=[Option("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                          help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF or a PDF page by "
