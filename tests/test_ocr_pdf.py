@@ -434,3 +434,21 @@ def test_ocrmypdf_reads_with_fastnn(renderer, tmp_path):
         assert ocr.cer(page, path.with_suffix(".txt").read_text(), True) <= 0.01, page
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True).stdout
     assert "fastnn" in info, info  # ocrmypdf's creator tag names the engine
+
+
+def test_sweep_ocr_leaves_pdfs_to_fastnn_ocr(tmp_path, capsys):
+    """`fastnn sweep ocr` reads one page per file on its workers: it refuses --format pdf and an explicit PDF,
+    and a folder's PDFs are not among its pages (as before PDFs were read)."""
+    from fastnn.sweep.ocr_pages import SWEEP_FORMATS, run_ocr
+
+    assert "pdf" not in SWEEP_FORMATS
+    page = tmp_path / "page.png"
+    Image.new("L", (200, 100), 255).save(page)
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(_pdf([(612, 792, None)]))
+    with pytest.raises(ValueError, match="fastnn ocr --format pdf"):
+        run_ocr([page], out_dir=tmp_path / "out", fmt="pdf")
+    with pytest.raises(ValueError, match=r"scan\.pdf \(a PDF\) with fastnn ocr"):
+        run_ocr([scan], out_dir=tmp_path / "out")
+    assert ocr_task.image_paths([tmp_path], suffixes=(".png",)) == [page]
+    assert ocr_task.image_paths([tmp_path]) == [page, scan]

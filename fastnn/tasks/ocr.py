@@ -121,10 +121,10 @@ def _load_lexicon(path):
         raise OSError(f"--lexicon {path}: cannot be read ({exc.strerror or exc})") from None
 
 
-def image_paths(arguments) -> list:
+def image_paths(arguments, suffixes=IMAGE_SUFFIXES) -> list:
     """The images of ``fastnn ocr IMAGE_OR_FOLDER...``, in order: a folder gives its image files.
 
-    A folder contributes the files directly in it whose suffix is one of :data:`IMAGE_SUFFIXES` (any case),
+    A folder contributes the files directly in it whose suffix is one of ``suffixes`` (any case),
     sorted by name, hidden ones (``.name``) skipped; a folder holding none is a ValueError.  Any other
     argument is taken as it is (checked by :func:`check_images`); ``-`` (standard input, ``Path("-")``) at
     most once.
@@ -135,10 +135,10 @@ def image_paths(arguments) -> list:
     for arg in arguments:
         path = Path(arg)
         if path.is_dir():
-            found = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+            found = sorted((p for p in path.iterdir() if p.suffix.lower() in suffixes
                             and not p.name.startswith(".") and p.is_file()), key=lambda p: p.name)
             if not found:
-                raise ValueError(f"folder {arg} holds no image files (files named *{', *'.join(IMAGE_SUFFIXES)}, "
+                raise ValueError(f"folder {arg} holds no image files (files named *{', *'.join(suffixes)}, "
                                  "any case)")
             paths.extend(found)
         else:
