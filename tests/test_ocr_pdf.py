@@ -452,3 +452,21 @@ def test_sweep_ocr_leaves_pdfs_to_fastnn_ocr(tmp_path, capsys):
         run_ocr([scan], out_dir=tmp_path / "out")
     assert ocr_task.image_paths([tmp_path], suffixes=(".png",)) == [page]
     assert ocr_task.image_paths([tmp_path]) == [page, scan]
+
+
+@needs_pages
+@needs_pdftotext
+def test_the_readme_figures_of_format_pdf(capsysbinary, tmp_path):
+    """The README's `fastnn ocr 01_list.jpg --format pdf` figures: its bytes, its page, `TO`'s box."""
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    said = re.search(r"`fastnn ocr 01_list.jpg --format pdf > 01_list.pdf` writes ([\d,]+) bytes, one ([\d.]+) x "
+                     r"([\d.]+) pt page .*?`pdftotext -bbox` puts `TO` at `(xMin=.*?)`", text)
+    assert said, "README.md no longer has the --format pdf example: reword the pattern here"
+    assert cli.main(["ocr", str(PAGES[0]), "--model", MODEL, "--format", "pdf"]) == 0
+    out = tmp_path / "01_list.pdf"
+    out.write_bytes(capsysbinary.readouterr().out)
+    assert int(said.group(1).replace(",", "")) == out.stat().st_size
+    [((width, height), words)] = _bbox_words(out)
+    assert (float(said.group(2)), float(said.group(3))) == (width, height)
+    first = re.search(r'<word (xMin="[^>]*")>TO</word>', _pdftotext(out, "-bbox")).group(1)
+    assert said.group(4) == first
