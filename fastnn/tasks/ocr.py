@@ -428,7 +428,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
 def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None) -> dict:
     """Read one page and score it against the expected text file; the ``fastnn ocr-eval`` task.
 
-    ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's first page is read.
+    ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's or a PDF's first
+    page is read.
 
     The expected text, the image's header and the word list are checked before the model is loaded.
 
@@ -550,7 +551,7 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                          help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF or a PDF page by "
                               "page) or "
                               f"folders of them ({', '.join(IMAGE_SUFFIXES)}, sorted by name); - reads one image "
-                              "from standard input"), _MODEL,
+                              "or PDF from standard input"), _MODEL,
                   Option("--format", param="fmt", choices=FORMAT_NAMES,
                          help="text (default); json: lines, words and characters with their boxes and "
                               "confidences; tsv: Tesseract's columns, one row per page, line, word and character; "
@@ -564,7 +565,8 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                   Option("--boxes", metavar="OUT.png", output=True,
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
-                              "several images: OUT-<image>.png; a TIFF's pages after the first: ...-p2.png...)"),
+                              "several images: OUT-<image>.png; a TIFF's or a PDF's pages after the first: "
+                              "...-p2.png...)"),
                   _LEXICON],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
