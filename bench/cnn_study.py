@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 #: Candidates: settings replacing or added to the 'small' recipe's (``fastnn.recipes.CNN_RECIPES``).
-#: The network ones (batch_norm, dropout) leave the compiled epoch: they train batch by batch for now.
+#: Every one trains in the compiled epoch (BatchNorm and Dropout included).
 CANDIDATES = {
     "small": {},
     "small+bn": dict(batch_norm=True),                              # BatchNorm after each conv (its ReLU)

@@ -11,6 +11,7 @@ import errno
 import functools
 import os
 import select
+import shutil
 import sys
 
 from ._io import WRITE_ERRNOS
@@ -49,9 +50,14 @@ class _ReaderGone(Exception):
 
 def _print_out(lines) -> None:
     """Print ``lines`` on stdout; a failure (a full disk) is an OSError naming standard output, a closed pipe
-    :class:`_ReaderGone`."""
+    :class:`_ReaderGone`.  A line that is a binary file (``fastnn ocr --format pdf``) is copied as it is."""
     try:
         for line in lines:
+            if hasattr(line, "read"):
+                sys.stdout.flush()
+                shutil.copyfileobj(line, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+                continue
             print(line)
         sys.stdout.flush()
     except OSError as exc:

@@ -14,7 +14,9 @@ The pipeline has four stages, each a public function:
 :func:`draw_boxes` saves a picture of the segmentation.
 
 One module per stage, each importing only the ones before it:
-:mod:`~fastnn.ocr.image` (loading, size limits, the gray working copy),
+:mod:`~fastnn.ocr.pdf` (a PDF's pages rendered by pypdfium2, the optional ``fastnn[pdf]`` extra, and the
+searchable PDF ``fastnn ocr --format pdf`` writes), :mod:`~fastnn.ocr.image` (loading, size limits, the gray
+working copy),
 :mod:`~fastnn.ocr.segment` (:func:`find_letters`), :mod:`~fastnn.ocr.layout`
 (:func:`group_lines`), :mod:`~fastnn.ocr.crops` (:func:`crop_characters`,
 :func:`recrop_rows`), :mod:`~fastnn.ocr.synth` (photographed-looking pages
@@ -49,9 +51,9 @@ whole number of pixels (read on every call):
   50,000,000): the largest image returned; a larger one is downscaled by an
   integer factor.
 * :data:`MAX_PAGES` (``FASTNN_MAX_PAGES``, default 500): the most pages
-  :func:`load_pages` reads from a multi-page TIFF; a file with more is
-  refused (by :func:`check_image` too) before any page is decoded. Each page
-  goes through the three pixel limits.
+  :func:`load_pages` reads from a multi-page TIFF or a PDF; a file with more
+  is refused (by :func:`check_image` too) before any page is decoded. Each
+  page goes through the three pixel limits (a PDF's page: its rendering).
 
 Pillow's own guard, ``PIL.Image.MAX_IMAGE_PIXELS``, is never changed (it is
 process-wide). :func:`find_letters` works on a copy whose longer side is

@@ -49,6 +49,10 @@ A page is one image, or one page of a multi-page TIFF (``fastnn.ocr.load_pages``
   pages follow each other separated by a form feed (which XML never holds: split on it); in ``--out-dir``
   ``<image>.page.xml``, a multi-page file's later pages ``<image>-p2.page.xml``... (as ``--boxes`` names them).
 
+- ``pdf``: a searchable PDF, each page its image under an invisible text layer that puts each word on its box
+  (:class:`fastnn.ocr.pdf.SearchablePdf`, which writes it: binary, so not made by :func:`document`).  On
+  stdout one PDF for every page of the call; in ``--out-dir`` one per file.
+
 The confidence of a word is the same number in every format: JSON's ``confidence`` (rounded to 4 decimals),
 TSV's and hOCR's percentages of it (``x_wconf`` rounded to a whole percentage), ALTO's ``WC``, PAGE's ``conf``.
 
@@ -75,7 +79,8 @@ __all__ = ["FORMATS", "TSV_COLUMNS", "TSV_LEVELS", "HOCR_CAPABILITIES", "ALTO_NA
            "hocr_document", "alto_document", "page_xml_document", "compact_json"]
 
 #: ``--format`` values, and the suffix of the file each writes in ``--out-dir``.
-FORMATS = {"text": ".txt", "json": ".json", "tsv": ".tsv", "hocr": ".hocr", "alto": ".alto.xml", "page": ".page.xml"}
+FORMATS = {"text": ".txt", "json": ".json", "tsv": ".tsv", "hocr": ".hocr", "alto": ".alto.xml", "page": ".page.xml",
+           "pdf": ".pdf"}
 #: The XML namespaces of ``--format alto`` (ALTO 4) and ``--format page`` (PAGE 2019-07-15).
 ALTO_NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
 PAGE_NAMESPACE = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"

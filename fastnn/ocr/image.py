@@ -77,17 +77,26 @@ def load_image(path, *, name=None):
     >>> img.shape, img.dtype  # doctest: +SKIP
     ((3024, 4032, 3), dtype('uint8'))
     """
-    return next(iter(_pages(path, name, all_pages=False)))
+    return next(iter(_pages(path, name, all_pages=False)))[0]
 
 
-def load_pages(source, *, name=None):
-    """Read every page of an image file, one after the other: a multi-page TIFF's pages, else the one image.
+def load_pages(source, *, name=None, resolution=False):
+    """Read every page of an image file, one after the other: a multi-page TIFF's or a PDF's pages, else the
+    one image.
 
     Each page goes through :func:`load_image`'s checks and limits (its declared size, decoded at reduced
     size or refused, downscaled to at most :data:`MAX_LOADED_PIXELS`), one page in memory at a time.  A
     TIFF declaring more than :data:`MAX_PAGES` pages (``FASTNN_MAX_PAGES``) is refused before any page
     is decoded.  Other formats give one page, as :func:`load_image` reads them (an animated GIF's first
     frame, an MPO's first picture).
+
+    A PDF (a file starting with ``%PDF-``) needs pypdfium2 (``pip install 'fastnn[pdf]'``; without it, a
+    ValueError naming the extra): each page is rendered in RGB (:func:`fastnn.ocr.pdf.pdf_pages`: a scanned
+    page at its image's own resolution, any other at ``fastnn.ocr.pdf.PDF_DPI``, 300 dpi) within the same
+    limits: a PDF of more than :data:`MAX_PAGES` pages, or with a page whose rendering would pass
+    :data:`MAX_IMAGE_PIXELS`, is refused before anything is rendered; a page whose rendering would pass
+    :data:`MAX_DECODED_PIXELS` or :data:`MAX_LOADED_PIXELS` is rendered at a lower resolution that fits.
+    An encrypted or broken PDF is a ValueError.
 
     Parameters
     ----------
@@ -96,11 +105,15 @@ def load_pages(source, *, name=None):
     name : str, optional
         What the messages call ``source`` when it is bytes (default ``"bytes"``): ``cannot read image from
         NAME: ...``.
+    resolution : bool
+        Yield ``(image, dpi)`` pairs: ``dpi`` is the page's resolution in dots per inch, as read (a PDF page's
+        rendering's; the resolution an image file declares, scaled as the image was, when it declares one of
+        at least 100 dpi; else None: a phone's photo declares 72, which says nothing).
 
     Yields
     ------
     image : (H, W) or (H, W, C) ndarray
-        Each page's pixels, as :func:`load_image` returns them.
+        Each page's pixels, as :func:`load_image` returns them ((H, W, 3) uint8 for a PDF's page).
 
     Raises
     ------
@@ -108,7 +121,8 @@ def load_pages(source, *, name=None):
         As :func:`load_image`, for the file or any of its pages (the message names the page), and when it
         has more than :data:`MAX_PAGES` pages.
     """
-    return _pages(source, name, all_pages=True)
+    pages = _pages(source, name, all_pages=True)
+    return pages if resolution else (image for image, _ in pages)
 
 
 def _label(source, name):
@@ -131,12 +145,15 @@ def _open(uri):
 
 
 def _pages(source, name, *, all_pages):
-    """The pages of :func:`load_pages` (only the first when not ``all_pages``: :func:`load_image`)."""
+    """The (image, dpi) pages of :func:`load_pages` (only the first when not ``all_pages``: :func:`load_image`)."""
     uri, label = _uri(source), _label(source, name)
     limits = _Limits.from_environment()
     problem = _not_a_file(uri)
     if problem:
         raise ValueError(f"cannot read image {label}: {problem}")
+    if _holds_pdf(uri):
+        yield from _pdf_pages(uri, label, limits, all_pages)
+        return
     where = {}  # the page being read, in a file of several: the messages name it
     pages = _pages_with_pillow(uri, limits, all_pages, where)
     while True:
@@ -147,10 +164,60 @@ def _pages(source, name, *, all_pages):
                 break
             except StopIteration:
                 return
-        yield page
+        yield page, _resolution(where, page)
     with _errors(label, limits, pillow=False):
         image = _load_with_imageio(uri, limits)
-    yield image
+    yield image, None
+
+
+def _holds_pdf(uri):
+    """Whether a path's (or bytes') first bytes are a PDF's."""
+    from .pdf import is_pdf
+
+    try:
+        with _open(uri) as fh:
+            return is_pdf(fh.read(1024))
+    except OSError:
+        return False  # the image readers say what is wrong with it
+
+
+def _pdf_pages(uri, label, limits, all_pages):
+    """A PDF's (image, dpi) pages, each failure a one-line ValueError naming the file and the page."""
+    from .pdf import pdf_pages
+
+    where = {}
+    pages = pdf_pages(uri, image_limit=limits.image, render_limit=min(limits.decoded, limits.loaded),
+                      page_limit=limits.pages, where=where)
+    while True:
+        try:
+            page = next(pages)
+        except StopIteration:
+            return
+        except MemoryError:
+            raise ValueError(f"cannot read PDF {label}: {_at_page(where)}out of memory while rendering it") from None
+        except Exception as exc:  # a ValueError of fastnn.ocr.pdf, or PDFium failing on a page
+            raise ValueError(f"cannot read PDF {label}: {_at_page(where)}{_describe(exc)}") from None
+        yield page
+        if not all_pages:
+            pages.close()
+            return
+
+
+def _at_page(where):
+    return f"page {where['page']}: " if "page" in where else ""
+
+
+def _resolution(where, image):
+    """The resolution of a decoded page: the one its file declares (``where["dpi"]``, for ``where["size"]``
+    pixels), scaled as the page was; None when under 100 dpi or none."""
+    dpi, size = where.pop("dpi", None), where.pop("size", None)
+    try:
+        dpi = float(dpi[0] if isinstance(dpi, (tuple, list)) else dpi)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if not (dpi >= 100 and np.isfinite(dpi)) or not size or max(size) < 1:
+        return None
+    return dpi * max(image.shape[:2]) / max(size)
 
 
 @contextlib.contextmanager
@@ -204,13 +271,21 @@ def check_image(path, *, name=None):
     ValueError
         With :func:`load_image`'s message: the file is missing, a directory, empty, unreadable, not an
         image, or declares more than :data:`MAX_IMAGE_PIXELS` pixels (or, a TIFF, more than
-        :data:`MAX_PAGES` pages).
+        :data:`MAX_PAGES` pages).  A PDF is opened (pypdfium2) and its page count and every page's size
+        checked (:func:`fastnn.ocr.pdf.check_pdf`): its first page's size rendered at 300 dpi is returned.
     """
     uri, label = _uri(path), _label(path, name)
     limits = _Limits.from_environment()
     problem = _not_a_file(uri)
     if problem:
         raise ValueError(f"cannot read image {label}: {problem}")
+    if _holds_pdf(uri):
+        from .pdf import check_pdf
+
+        try:
+            return check_pdf(uri, image_limit=limits.image, page_limit=limits.pages)
+        except ValueError as exc:
+            raise ValueError(f"cannot read PDF {label}: {exc}") from None
     size = None
     try:
         with _open(uri) as fp:
@@ -468,6 +543,7 @@ def _pages_with_pillow(uri, limits, all_pages, where):
             while True:
                 if multi:
                     where["page"] = page + 1
+                where["dpi"], where["size"] = img.info.get("dpi"), img.size
                 yield _decode_with_pillow(img, fp, limits, keep_open=multi)
                 page += 1
                 if not multi:

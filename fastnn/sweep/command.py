@@ -7,10 +7,9 @@ the command line and registers the command.  It sits above the tasks it runs, so
 
 from __future__ import annotations
 
-from ..tasks.ocr import FORMAT_NAMES
 from ..tasks.registry import Option, positive_float, positive_int, register
 from .grid import parse_grid, resolve_task
-from .ocr_pages import run_ocr
+from .ocr_pages import SWEEP_FORMATS, run_ocr
 from .runs import run_sweep
 
 __all__ = ["sweep"]
@@ -103,7 +102,7 @@ register("sweep", sweep,
                   Option("--connect-timeout", type=positive_float, metavar="SECONDS",
                          help="seconds to wait for --scheduler (default %(default)s)"),
                   Option("--out-dir", metavar="DIR", output=True, help="ocr: write one file per page into DIR"),
-                  Option("--format", param="fmt", choices=FORMAT_NAMES,
+                  Option("--format", param="fmt", choices=SWEEP_FORMATS,
                          help="ocr: the format of the files (text, json, tsv, hocr, alto, page), as for `fastnn ocr` "
                               "(default text)"),
                   Option("--model", metavar="MODEL.npz", help="ocr: the OCR classifier (default: fastnn ocr's)"),

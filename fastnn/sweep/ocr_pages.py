@@ -9,10 +9,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..tasks.ocr import check_images, image_paths
+from ..tasks.ocr import IMAGE_SUFFIXES, check_images, image_paths
 from .cluster import Cluster, check_cluster_packages, use_threads
 
-__all__ = ["run_ocr"]
+__all__ = ["run_ocr", "SWEEP_FORMATS"]
+
+#: The ``--format`` values of ``fastnn sweep ocr``: ``fastnn ocr``'s text formats (not ``pdf``: a searchable
+#: PDF needs each page's image, which the workers do not send back).
+SWEEP_FORMATS = ("text", "json", "tsv", "hocr", "alto", "page")
 
 
 def _read_page(content: bytes, name: str, number: int, fmt: str, classifier, lexicon, threads: int) -> str:
@@ -54,11 +58,16 @@ def run_ocr(images, *, out_dir, fmt="text", model=None, lexicon=None, scheduler=
     from ..ocr.formats import FORMATS
 
     stream = stream if stream is not None else sys.stderr
-    if fmt not in FORMATS:
-        raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt not in FORMATS or fmt not in SWEEP_FORMATS:
+        more = "; make searchable PDFs with fastnn ocr --format pdf --out-dir DIR" if fmt == "pdf" else ""
+        raise ValueError(f"--format: fastnn sweep ocr writes one of {', '.join(SWEEP_FORMATS)}, got {fmt!r}{more}")
     if out_dir is None:
         raise ValueError("fastnn sweep ocr: give --out-dir DIR (the pages' text files go there)")
-    paths = image_paths(images)
+    # one task per file, reading its first page: PDFs (every page) are fastnn ocr's, and a folder's are left out
+    paths = image_paths(images, suffixes=tuple(s for s in IMAGE_SUFFIXES if s != ".pdf"))
+    pdfs = [str(p) for p in paths if p.suffix.lower() == ".pdf"]
+    if pdfs:
+        raise ValueError(f"fastnn sweep ocr reads one page per image file; read {pdfs[0]} (a PDF) with fastnn ocr")
     check_images(paths)
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():

@@ -14,11 +14,13 @@ so that in a batch it says which image it is about.
 
 ``-`` stands for standard input: one image's bytes, at most :data:`MAX_STDIN_BYTES`, read before anything
 else and then checked and read like a file (``fastnn.ocr.load_pages`` takes bytes).  A multi-page TIFF is
-read page by page (at most ``fastnn.ocr.MAX_PAGES`` pages, each within the pixel limits).
+read page by page (at most ``fastnn.ocr.MAX_PAGES`` pages, each within the pixel limits), and so is a PDF
+(rendered by pypdfium2, the ``fastnn[pdf]`` extra: ``fastnn.ocr.pdf``).
 
 Output formats (``--format``), one per image: ``text``, ``json``, ``tsv``, ``hocr``, ``alto`` and ``page``, made
 by :mod:`fastnn.ocr.formats` (whose docstring describes them, how they separate and number pages, and how
-``--review-below`` flags the words to check).
+``--review-below`` flags the words to check), and ``pdf``, a searchable PDF written by
+:class:`fastnn.ocr.pdf.SearchablePdf` (binary: refused on a terminal).
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ _STDIN_NAME = "standard input"
 #: The stem of standard input's ``--out-dir`` file (``stdin.txt``...), as Tesseract names it.
 _STDIN_STEM = "stdin"
 #: The files a folder given to ``fastnn ocr`` contributes, by suffix (any case); hidden files are skipped.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".pdf")
 #: ``--format`` values: the names of ``fastnn.ocr.formats.FORMATS``, written here so that building the
 #: command line imports no OCR code (a test holds the two to the same names).
-FORMAT_NAMES = ("text", "json", "tsv", "hocr", "alto", "page")
+FORMAT_NAMES = ("text", "json", "tsv", "hocr", "alto", "page", "pdf")
 _MAX_LISTED = 5  # bad images named in one error line
 
 
@@ -122,10 +124,10 @@ def _load_lexicon(path):
         raise OSError(f"--lexicon {path}: cannot be read ({exc.strerror or exc})") from None
 
 
-def image_paths(arguments) -> list:
+def image_paths(arguments, suffixes=IMAGE_SUFFIXES) -> list:
     """The images of ``fastnn ocr IMAGE_OR_FOLDER...``, in order: a folder gives its image files.
 
-    A folder contributes the files directly in it whose suffix is one of :data:`IMAGE_SUFFIXES` (any case),
+    A folder contributes the files directly in it whose suffix is one of ``suffixes`` (any case),
     sorted by name, hidden ones (``.name``) skipped; a folder holding none is a ValueError.  Any other
     argument is taken as it is (checked by :func:`check_images`); ``-`` (standard input, ``Path("-")``) at
     most once.
@@ -136,10 +138,10 @@ def image_paths(arguments) -> list:
     for arg in arguments:
         path = Path(arg)
         if path.is_dir():
-            found = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+            found = sorted((p for p in path.iterdir() if p.suffix.lower() in suffixes
                             and not p.name.startswith(".") and p.is_file()), key=lambda p: p.name)
             if not found:
-                raise ValueError(f"folder {arg} holds no image files (files named *{', *'.join(IMAGE_SUFFIXES)}, "
+                raise ValueError(f"folder {arg} holds no image files (files named *{', *'.join(suffixes)}, "
                                  "any case)")
             paths.extend(found)
         else:
@@ -251,6 +253,59 @@ def _show_progress(progress) -> bool:
     return bool(progress if progress is not None else sys.stderr.isatty())
 
 
+class _SearchablePdfs:
+    """``--format pdf``'s output (``fastnn.ocr.pdf.SearchablePdf``), written as the pages are read, each page's
+    image encoded at once, so that no more than one page's pixels are held: one PDF for the whole call on
+    standard output (an image that fails is taken back out), or one per image in ``folder``.  Each PDF is
+    built in a temporary file (in memory while small), copied atomically to its ``--out-dir`` file."""
+
+    def __init__(self, folder):
+        self.folder, self.spool, self.writer, self.mark = folder, None, None, None
+
+    def _new(self):
+        import tempfile
+
+        from ..ocr.pdf import SearchablePdf
+
+        if self.spool is not None:
+            self.spool.close()
+        self.spool = tempfile.SpooledTemporaryFile(max_size=1 << 24)
+        self.writer = SearchablePdf(self.spool)
+
+    def start(self):
+        """An image begins."""
+        if self.writer is None or self.folder is not None:
+            self._new()
+        self.mark = self.writer.mark()
+
+    def add_page(self, image, page, dpi):
+        """A page read: its image and its ``--format json`` object (the words and their boxes)."""
+        from ..ocr.pdf import IMAGE_DPI
+
+        words = [(w["text"], w["left"], w["top"], w["width"], w["height"]) for line in page["lines"]
+                 for w in line["words"]]
+        self.writer.add_page(image, words, dpi=dpi or IMAGE_DPI)
+
+    def drop(self):
+        """The image failed: its pages go."""
+        self.writer.rollback(self.mark)
+
+    def document(self):
+        """The finished PDF: a binary file, at its start."""
+        self.writer.close()
+        self.spool.seek(0)
+        return self.spool
+
+    def save(self, path):
+        """Write the image's PDF to ``path`` (atomically)."""
+        import shutil
+
+        with atomic_write(path, "wb") as fh:
+            shutil.copyfileobj(self.document(), fh)
+        self.spool.close()
+        self.writer = self.spool = None
+
+
 def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=None, as_json=False, lexicon=None,
                progress=None, review_below=None) -> dict:
     """Read each photographed page in ``images``; the ``fastnn ocr`` task.
@@ -269,9 +324,11 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         read from.
     out_dir : path, optional
         Write one file per image there, ``<image stem>.txt`` / ``.json`` / ``.tsv`` / ``.hocr`` / ``.alto.xml``
-        (``stdin.txt``... for standard input), instead of printing; ``page``: one ``.page.xml`` per page.
-    fmt : {'text', 'json', 'tsv', 'hocr', 'alto', 'page'}, optional
-        The output format (see :mod:`fastnn.ocr.formats`); default text.
+        / ``.pdf`` (``stdin.txt``... for standard input), instead of printing; ``page``: one ``.page.xml`` per
+        page.
+    fmt : {'text', 'json', 'tsv', 'hocr', 'alto', 'page', 'pdf'}, optional
+        The output format (see :mod:`fastnn.ocr.formats`); default text.  ``pdf`` on standard output: ``lines``
+        holds one binary file, the PDF.
     as_json : bool
         ``--json``: the same as ``fmt='json'``.
     lexicon : path, optional
@@ -300,6 +357,9 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
 
     if fmt not in FORMATS:
         raise ValueError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "pdf" and out_dir is None and sys.stdout is not None and sys.stdout.isatty():
+        raise ValueError("--format pdf writes a binary PDF, not for a terminal: redirect standard output to a file "
+                         "(fastnn ocr page.jpg --format pdf > page.pdf) or give --out-dir DIR")
     paths = image_paths(images)
     stdin = read_stdin() if any(_is_stdin(p) for p in paths) else None
     check_images(paths, stdin)
@@ -324,14 +384,17 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
     classifier = load_ocr_model(model, data=data, progress=progress)
     bar = ProgressBar(len(paths), "image") if _show_progress(progress) else None
     results, failed, read = [], [], []  # read: every page (formats.Page) of the images read
+    searchable = _SearchablePdfs(folder) if fmt == "pdf" else None
     for number, path in enumerate(paths, 1):
         source = stdin if stdin is not None and _is_stdin(path) else path
         pages, problem = [], None
+        if searchable is not None:
+            searchable.start()
         with _about_image(path):
-            loaded = ocr.load_pages(source, name=_STDIN_NAME)
+            loaded = ocr.load_pages(source, name=_STDIN_NAME, resolution=True)
             while True:
                 try:
-                    image = next(loaded, None)
+                    image, dpi = next(loaded, (None, None))
                 except ValueError as exc:  # the header was fine, the pixels are not: report it, read the others
                     problem = str(exc)
                     break
@@ -339,6 +402,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
                     break
                 height, width = image.shape[:2]
                 res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+                if searchable is not None:
+                    searchable.add_page(image, page_json(res, path, width, height), dpi)
                 del image
                 page = len(pages) + 1
                 if boxes:
@@ -349,13 +414,17 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
                     res.binary = None
                 pages.append(Page(res, os.fspath(path), len(read) + page, width, height, page))
         if problem is not None:
+            if searchable is not None:
+                searchable.drop()
             failed.append((path, problem))
             if bar is not None:
                 bar.update(number, f"{path.name}: cannot be read")
             continue
         read.extend(pages)
         results.extend((path, p.result) for p in pages)
-        if folder is not None:
+        if folder is not None and searchable is not None:
+            searchable.save(folder / (_stem(path) + FORMATS[fmt]))
+        elif folder is not None:
             for name, text in output_files(_stem(path), pages, fmt, review_below):
                 with atomic_write(folder / name, "w") as fh:
                     fh.write(text)
@@ -363,6 +432,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
             bar.update(number, path.name)
     if folder is not None:
         lines = []
+    elif fmt == "pdf":
+        lines = [searchable.document()]  # a binary file: the command line copies it to standard output
     elif fmt == "json":
         lines = [compact_json([page_json(p.result, p.image, p.width, p.height, p.page, review_below) for p in read])]
     elif fmt == "tsv":
@@ -383,8 +454,10 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         notes.append(f"fastnn ocr: {len(failed)} of {len(paths)} images could not be read")
     if review_below is not None and fmt == "tsv":
         notes.append("fastnn ocr: --review-below marks nothing in TSV: filter its word rows (level 5) on conf")
+    elif review_below is not None and fmt == "pdf":
+        notes.append("fastnn ocr: --review-below marks nothing in a searchable PDF: use it with another format")
     if folder is not None:
-        notes.append(f"output: {folder.resolve()} ({len(results)} {FORMATS[fmt]} files)")
+        notes.append(f"output: {folder.resolve()} ({len(paths) - len(failed)} {FORMATS[fmt]} files)")
     return {"headline": {}, "results": results, "failed": failed, "lines": lines, "notes": notes,
             "exit_status": 2 if failed else 0}
 
@@ -392,7 +465,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
 def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None) -> dict:
     """Read one page and score it against the expected text file; the ``fastnn ocr-eval`` task.
 
-    ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's first page is read.
+    ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's or a PDF's first
+    page is read.
 
     The expected text, the image's header and the word list are checked before the model is loaded.
 
@@ -506,32 +580,36 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                      "stderr, the others are read, and the exit status is 2. TSV columns: level (1 page, 4 line, "
                      "5 word, 6 character), page_num (the image's position in the call), line_num, word_num, "
                      "char_num (from 1 within their parent; 0: not at that level), left, top, width, height "
-                     "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF are "
-                     "separated by a form feed in the text output and numbered in JSON (page), TSV (page_num), "
-                     "hOCR (ppageno) and ALTO (PHYSICAL_IMG_NR).",
+                     "(pixels), conf (percent; -1 on page and line rows), text. The pages of a multi-page TIFF or "
+                     "a PDF are separated by a form feed in the text output and numbered in JSON (page), TSV "
+                     "(page_num), hOCR (ppageno) and ALTO (PHYSICAL_IMG_NR); a PDF's pages are rendered (a scan "
+                     "at its own resolution, other pages at 300 dpi) by pypdfium2: pip install 'fastnn[pdf]'.",
          options=[Option("images", nargs="+", metavar="IMAGE_OR_FOLDER",
-                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF page by page) or "
+                         help="photo files (JPEG, PNG, TIFF, BMP, WebP...; a multi-page TIFF or a PDF page by "
+                              "page) or "
                               f"folders of them ({', '.join(IMAGE_SUFFIXES)}, sorted by name); - reads one image "
-                              "from standard input"), _MODEL,
+                              "or PDF from standard input"), _MODEL,
                   Option("--format", param="fmt", choices=FORMAT_NAMES,
                          help="text (default); json: lines, words and characters with their boxes and "
                               "confidences; tsv: Tesseract's columns, one row per page, line, word and character; "
                               "hocr: hOCR 1.2 (XHTML), pages, lines, words and characters with their boxes and "
                               "confidences; alto: ALTO 4 XML, the same; page: PAGE XML 2019, one document per page "
-                              "(on stdout separated by form feeds)"),
+                              "(on stdout separated by form feeds); pdf: a searchable PDF, each page's image under "
+                              "invisible text placed on the words (binary: redirect standard output, or --out-dir)"),
                   Option("--review-below", metavar="P", type=_review_argument,
                          help="flag the words read with a confidence below P (0 < P <= 1) for a person to check: "
                               "[?WORD] in the text, \"review\": true in JSON, x_review in hOCR, TAGREFS=\"REVIEW\" "
-                              "in ALTO, a review Label in PAGE (not in TSV: filter on its conf)"),
+                              "in ALTO, a review Label in PAGE (not in TSV: filter on its conf; not in pdf)"),
                   Option("--json", param="as_json", action="store_true", help="the same as --format json"),
                   Option("--out-dir", metavar="DIR", output=True,
-                         help="write one file per image into DIR (<image>.txt, .json, .tsv, .hocr or .alto.xml; "
-                              "stdin.txt... for -; page: <image>.page.xml, <image>-p2.page.xml... per page) instead "
-                              "of printing"),
+                         help="write one file per image into DIR (<image>.txt, .json, .tsv, .hocr, .alto.xml or "
+                              ".pdf; stdin.txt... for -; page: <image>.page.xml, <image>-p2.page.xml... per page) "
+                              "instead of printing"),
                   Option("--boxes", metavar="OUT.png", output=True,
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
-                              "several images: OUT-<image>.png; a TIFF's pages after the first: ...-p2.png...)"),
+                              "several images: OUT-<image>.png; a TIFF's or a PDF's pages after the first: "
+                              "...-p2.png...)"),
                   _LEXICON],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
