@@ -188,3 +188,30 @@ def test_generated_pages_of_codes_read_within_the_bound(codes_pages):
         old.append(ocr.cer(old_text, expected))
     assert np.mean(new) <= 0.10, (new, old)
     assert np.mean(old) > 0.10, (new, old)                 # the bound is one the decision of before misses
+
+
+# --- the dot of an i: not a line of its own ---
+
+
+def test_a_dot_above_a_character_is_no_line_of_its_own():
+    class Dummy:
+        def predict_proba(self, X):
+            return np.eye(36)[np.zeros(len(X), int)]
+
+    img = np.ones((300, 500))
+    img[100:180, 60:70] = 0.0                              # the stem of an i
+    img[50:86, 50:86] = 0.0                                # its dot (big enough not to be dropped as a speck)
+    img[100:180, 120:170] = 0.0
+    img[100:180, 220:270] = 0.0
+    assert ocr.read_text(img, Dummy()).text == "AAA"
+    assert ocr.read_text(img, Dummy(), word_context=False).text == "A\nAAA"   # every box, as before
+
+
+def test_drop_dot_lines_keeps_small_characters_far_from_others():
+    from fastnn.ocr.layout import drop_dot_lines
+
+    boxes = [[0, 10, 6, 14], [10, 8, 40, 14], [10, 30, 40, 50], [100, 10, 110, 14]]
+    lines = [[[0]], [[1, 2]], [[3]]]
+    assert drop_dot_lines(boxes, lines) == [[[1, 2]], [[3]]]         # box 3: small, but alone
+    assert drop_dot_lines(boxes, [[[1, 2]]]) == [[[1, 2]]]
+    assert drop_dot_lines(np.zeros((0, 4)), []) == []

@@ -10,7 +10,7 @@ from ..data import CLASSES
 from . import model as ocr_model
 from .crops import crop_characters
 from .image import as_image
-from .layout import group_lines
+from .layout import drop_dot_lines, group_lines
 from .lexicon import Lexicon
 from .segment import find_letters
 
@@ -174,8 +174,11 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
         code switches where the evidence is clear ("MX8677", "12B"). A
         single-character word leans towards the kind (letter or digit) of
         the other single characters of its line when its own evidence is
-        ambiguous (see ``_decode``). If False, each character is its
-        classifier's most probable class.
+        ambiguous (see ``_decode``). A line that is only a small mark just
+        above or below a character of another line (the dot of an i or a
+        j) is not read (see :func:`~fastnn.ocr.layout.drop_dot_lines`). If
+        False, every box is read and each character is its classifier's
+        most probable class.
     keep_binary : bool, optional
         Keep :func:`find_letters`' ink mask in the result's ``.binary`` (for
         :func:`draw_boxes`), so that it is not computed twice.
@@ -214,6 +217,8 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
     image = as_image(image)
     boxes, binary = find_letters(image)
     lines = group_lines(boxes)
+    if word_context:
+        lines = drop_dot_lines(boxes, lines)  # the dot of an i is no line of its own
     order = [i for line in lines for word in line for i in word]
     boxes = boxes[order]
     remap = {old: new for new, old in enumerate(order)}
