@@ -215,3 +215,16 @@ def test_drop_dot_lines_keeps_small_characters_far_from_others():
     assert drop_dot_lines(boxes, lines) == [[[1, 2]], [[3]]]         # box 3: small, but alone
     assert drop_dot_lines(boxes, [[[1, 2]]]) == [[[1, 2]]]
     assert drop_dot_lines(np.zeros((0, 4)), []) == []
+
+
+def test_the_readme_states_the_decoders_costs():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if not readme.is_file():
+        pytest.skip("README.md is not beside the tests (an installed copy of the tests)")
+    import re
+
+    text = " ".join(readme.read_text(encoding="utf-8").split())
+    m = re.search(r"a switch from letters to digits costs ([\d.]+) nats, one from digits to letters ([\d.]+), "
+                  r"and a word that starts with a digit ([\d.]+) more", text)
+    assert m, "README's Reading paragraph no longer states the decoder's costs"
+    assert tuple(float(v) for v in m.groups()) == (_TO_DIGIT, _TO_LETTER, _DIGIT_START)
