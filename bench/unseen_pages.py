@@ -1,7 +1,7 @@
 """Photographed-looking pages of handwriting the OCR model has never seen, and their character error rate.
 
     python bench/unseen_pages.py make --split test --pages 12 --out DIR [--seed 0] [--kind words|codes]
-    python bench/unseen_pages.py eval DIR [--model PATH] [--json OUT] [--baseline]
+    python bench/unseen_pages.py eval DIR [--model PATH] [--json OUT] [--baseline] [--no-language-model]
 
 ``make`` writes ``page_NN.jpg`` and ``page_NN.txt`` (the expected text, words separated by single spaces,
 one line per text line) into DIR.  Each page is built from real handwriting of one hw36 split:
@@ -249,7 +249,7 @@ def cmd_eval(args) -> int:
         expected = path.with_suffix(".txt").read_text()
         t0 = time.perf_counter()
         image = ocr.load_image(path)
-        res = ocr.read_text(image, model)
+        res = ocr.read_text(image, model, language_model=not args.no_language_model)
         dt = time.perf_counter() - t0
         row = {"page": path.name, "cer": ocr.cer(res.text, expected), "cer_nospace": ocr.cer(res.text, expected, True),
                "seconds": dt, "text": res.text, "expected": expected.strip()}
@@ -298,6 +298,7 @@ def main(argv=None) -> int:
     e.add_argument("--json", default=None)
     e.add_argument("--baseline", action="store_true",
                    help="also read each page as read_text did before (every box; words all letters or all digits)")
+    e.add_argument("--no-language-model", action="store_true", help="read without the letter-bigram prior")
     e.add_argument("-v", "--verbose", action="store_true")
     e.set_defaults(func=cmd_eval)
     args = p.parse_args(argv)

@@ -228,3 +228,96 @@ def test_the_readme_states_the_decoders_costs():
                   r"and a word that starts with a digit ([\d.]+) more", text)
     assert m, "README's Reading paragraph no longer states the decoder's costs"
     assert tuple(float(v) for v in m.groups()) == (_TO_DIGIT, _TO_LETTER, _DIGIT_START)
+
+
+# --- the soft English prior on letters (fastnn.ocr.ngrams) ---
+
+
+def _read_lm(spec, **kwargs):
+    from fastnn.ocr.ngrams import load_letter_bigrams
+
+    P = _probs(spec)
+    labels = _decode(P, [[list(range(len(P)))]], log_bigrams=load_letter_bigrams(), **kwargs)
+    return "".join(CLASSES[k] for k in labels)
+
+
+def test_the_letter_prior_picks_among_close_readings_only():
+    rlver = ["R", ("L", 0.5, "I"), "V", "E", "R"]
+    assert _read(rlver) == "RLVER"                         # the classifier's best letter alone
+    assert _read_lm(rlver) == "RIVER"
+    assert _read_lm(rlver, lm_weight=0.0) == "RLVER"
+    assert _read_lm(["B", "R", "E", ("K", 0.5, "A"), "D"]) == "BREAD"
+    for clear in ("QXZT", "MX8677", "CK3723", "AB12CDE", "4096"):  # clear readings, however unlike English
+        assert _read_lm(clear) == clear
+
+
+def test_the_letter_prior_never_changes_a_letter_into_a_digit():
+    rng = np.random.default_rng(5)
+    P = rng.dirichlet(np.full(36, 0.3), size=40)
+    lines = [[list(range(k, k + 5)) for k in range(0, 40, 5)]]
+    from fastnn.ocr.ngrams import load_letter_bigrams
+
+    plain = _decode(P, lines)
+    prior = _decode(P, lines, log_bigrams=load_letter_bigrams())
+    assert ((plain < 26) == (prior < 26)).all()
+    assert (plain[plain >= 26] == prior[prior >= 26]).all()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 3), st.sampled_from([0.3, 1.0, 3.0]))
+def test_the_letter_viterbi_finds_the_most_probable_letters(seed, length, weight):
+    from fastnn.ocr.ngrams import load_letter_bigrams
+    from fastnn.ocr.read import _best_letters
+
+    rng = np.random.default_rng(seed)
+    logp = np.log(rng.dirichlet(np.full(36, 0.3), size=length))
+    B = load_letter_bigrams()
+    letters, _, _ = _best_letters(logp, [list(range(length))], B, weight)
+
+    def score(seq):
+        codes = [26, *seq, 26]
+        return sum(logp[k, c] for k, c in enumerate(seq)) + weight * sum(B[a, b] for a, b in zip(codes, codes[1:]))
+
+    best = max(itertools.product(range(26), repeat=length), key=score)
+    assert score(tuple(letters[0])) == pytest.approx(score(best), abs=1e-9)
+
+
+def test_the_shipped_letter_bigrams_are_log_probabilities():
+    from fastnn.ocr.ngrams import load_letter_bigrams
+
+    B = load_letter_bigrams()
+    assert B.shape == (27, 27) and np.isfinite(B).all()
+    np.testing.assert_allclose(np.exp(B).sum(axis=1), 1.0, atol=1e-4)
+    assert B[16, 20] > np.log(0.5)                         # U after Q
+
+
+def test_the_shipped_letter_bigrams_are_what_the_build_script_gives(tmp_path):
+    pytest.importorskip("wordninja", reason="wordninja (the word list the build counts) is not installed")
+    from fastnn.ocr import ngrams
+
+    assert ngrams.main(["--out", str(tmp_path / "b.npz")]) == 0
+    with np.load(tmp_path / "b.npz") as f, np.load(ngrams.SHIPPED_BIGRAMS) as g:
+        np.testing.assert_array_equal(f["log_p"], g["log_p"])
+
+
+def test_no_language_model_reaches_read_text(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    from fastnn import cli
+
+    img = np.full((200, 300), 255, np.uint8)
+    img[50:120, 60:68] = 0
+    iio.imwrite(tmp_path / "p.png", img)
+    seen = []
+    real = ocr.read_text
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("language_model", True))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ocr, "read_text", spy)
+    assert cli.main(["ocr", str(tmp_path / "p.png"), "--no-progress"]) == 0
+    assert cli.main(["ocr", str(tmp_path / "p.png"), "--no-progress", "--no-language-model"]) == 0
+    (tmp_path / "p.txt").write_text("I\n")
+    assert cli.main(["ocr-eval", str(tmp_path / "p.png"), str(tmp_path / "p.txt"), "--no-language-model"]) == 0
+    assert seen == [True, False, False]

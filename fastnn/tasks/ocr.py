@@ -229,7 +229,7 @@ def _show_progress(progress) -> bool:
 
 
 def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=None, as_json=False, lexicon=None,
-               progress=None) -> dict:
+               progress=None, language_model=True) -> dict:
     """Read each photographed page in ``images``; the ``fastnn ocr`` task.
 
     Parameters
@@ -253,6 +253,9 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         ``--json``: the same as ``fmt='json'``.
     lexicon : path, optional
         A word list, one word per line (``fastnn.ocr.Lexicon.from_file``).
+    language_model : bool
+        ``--no-language-model``: False reads letters without the English letter-bigram prior (see
+        ``ocr.read_text``).
     progress : bool, optional
         A bar across the images on stderr (and the model's training, if it must be trained); None: on a
         terminal only.
@@ -309,7 +312,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
                 if image is None:
                     break
                 height, width = image.shape[:2]
-                res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+                res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words,
+                                     language_model=language_model)
                 del image
                 page = len(pages) + 1
                 if boxes:
@@ -355,7 +359,7 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
             "exit_status": 2 if failed else 0}
 
 
-def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None) -> dict:
+def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None, language_model=True) -> dict:
     """Read one page and score it against the expected text file; the ``fastnn ocr-eval`` task.
 
     ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's first page is read.
@@ -379,7 +383,8 @@ def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progr
 
     classifier = load_ocr_model(model, data=data, progress=progress)
     with _about_image(image):
-        res = ocr.read_text(ocr.load_image(source, name=_STDIN_NAME), classifier, lexicon=words)
+        res = ocr.read_text(ocr.load_image(source, name=_STDIN_NAME), classifier, lexicon=words,
+                            language_model=language_model)
     headline = {"cer": ocr.cer(res.text, expected_text), "cer_nospace": ocr.cer(res.text, expected_text, True)}
     return {"headline": headline, "text": res.text, "lines": [res.text]}
 
@@ -454,6 +459,8 @@ _MODEL = Option("--model", help="a trained OCR classifier .npz: one `fastnn ocr-
 _LEXICON = Option("--lexicon", metavar="FILE",
                   help="a word list, one word per line (Tesseract's user words): a word read as no entry is "
                        "replaced by the most probable entry of its length when that is nearly as probable")
+_NO_LANGUAGE_MODEL = Option("--no-language-model", dest="language_model", action="store_false",
+                            help="read letters without the soft English letter-bigram prior (for codes and names)")
 _DATA_HELP = {"data": "real data folder to train the model from if none is cached"}
 
 
@@ -492,7 +499,7 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                          help="draw the boxes over the binary image, coloured by line, at most 2000 pixels "
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
                               "several images: OUT-<image>.png; a TIFF's pages after the first: ...-p2.png...)"),
-                  _LEXICON],
+                  _LEXICON, _NO_LANGUAGE_MODEL],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
          help="read one page and print its character error rate against the expected text",
@@ -500,7 +507,7 @@ register("ocr-eval", evaluate_page,
                      "text, case folded, only A-Z, 0-9 and spaces kept) and `cer_nospace: ...`. Both files are "
                      "checked before the model is loaded.",
          options=[Option("image", metavar="IMAGE", help="the page's image; - reads it from standard input"),
-                  Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON],
+                  Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON, _NO_LANGUAGE_MODEL],
          common_help=_DATA_HELP, lines=_printed)
 register("ocr-train", train_model,
          help="train the OCR classifier by the documented recipe and save it (by default where `fastnn ocr` "
