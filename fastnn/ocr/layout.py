@@ -52,6 +52,53 @@ def group_lines(boxes):
     return _split_words(boxes, chains)
 
 
+def drop_dot_lines(boxes, lines, *, max_height=0.6, max_gap=0.5):
+    """Remove the lines that are only the dot of an i or j (or a speck) just above or below a character.
+
+    A line of one box counts as a dot when the box is under ``max_height`` of the page's median character
+    height, and a character of another line lies within ``max_gap`` median heights below or above it and
+    overlaps it horizontally (within a quarter of a median width). Such a box is not a character: read alone it
+    would be a line of its own ("I"). Returns ``lines`` without those lines (the boxes stay unread).
+
+    Parameters
+    ----------
+    boxes : (n, 4) array_like of int
+        ``[y1, x1, y2, x2]`` per character.
+    lines : list of list of list of int
+        As :func:`group_lines` returns them.
+
+    Returns
+    -------
+    lines : list of list of list of int
+        The same lines, less the dots.
+
+    Examples
+    --------
+    >>> boxes = [[0, 10, 6, 14], [10, 8, 40, 14], [10, 30, 40, 50]]
+    >>> drop_dot_lines(boxes, [[[0]], [[1, 2]]])
+    [[[1, 2]]]
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(lines) < 2:
+        return lines
+    h = boxes[:, 2] - boxes[:, 0]
+    med_h = float(np.median(h))
+    med_w = float(np.median(boxes[:, 3] - boxes[:, 1]))
+    kept = []
+    for k, line in enumerate(lines):
+        if len(line) == 1 and len(line[0]) == 1 and h[line[0][0]] < max_height * med_h:
+            y1, x1, y2, x2 = boxes[line[0][0]]
+            others = np.array([i for m, other in enumerate(lines) if m != k for word in other for i in word])
+            gap = np.maximum(boxes[others, 0] - y2, y1 - boxes[others, 2])   # vertical; < 0: they overlap
+            slack = 0.25 * med_w
+            overlap = np.minimum(boxes[others, 3], x2 + slack) - np.maximum(boxes[others, 1], x1 - slack)
+            near = gap <= max_gap * med_h
+            if np.any(near & (overlap > 0)):
+                continue
+        kept.append(line)
+    return kept
+
+
 def _chain_lines(boxes):
     n = len(boxes)
     y1, x1, y2, x2 = boxes.T

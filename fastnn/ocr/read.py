@@ -10,8 +10,9 @@ from ..data import CLASSES
 from . import model as ocr_model
 from .crops import crop_characters
 from .image import as_image
-from .layout import group_lines
+from .layout import drop_dot_lines, group_lines
 from .lexicon import Lexicon
+from .ngrams import load_letter_bigrams
 from .segment import find_letters
 
 
@@ -57,13 +58,115 @@ class OCRResult:
 
 
 _LINE_PRIOR_PASSES = 3
+#: Costs (in nats of log-probability) of the kinds of a word's characters, chosen on the validation pages
+#: of ``bench/unseen_pages.py`` (English words and codes together; see the README): a switch from letters to
+#: digits inside a word, a switch from digits to letters, and a word that starts with a digit.
+_TO_DIGIT = 4.0
+_TO_LETTER = 1.5
+_DIGIT_START = 1.5
+#: The weight of the letter-bigram prior (``fastnn.ocr.ngrams``) against the classifier's log-probabilities,
+#: chosen on the same pages (the best on the English valid pages that raises the codes' CER by under 0.5).
+_LM_WEIGHT = 0.3
 
 
-def _decode(P, lines):
+def _word_kinds(logp, words, to_digit, to_letter, digit_start):
+    """Letter (True) or digit for each character of ``words`` (index lists), best over all the words' kinds.
+
+    A Viterbi over two states per word: a character's score in a state is its best log-probability among the
+    letters or among the digits, and a change of state costs ``to_digit`` or ``to_letter`` (infinite costs:
+    each word all letters or all digits, ties to letters). All words are advanced together, one position at a
+    time, so the Python loop runs over the longest word's length, not over the characters. Returns
+    ``(kinds, index, lengths)``: ``kinds`` and ``index`` (n_words, longest) hold the decision and the
+    character's index, valid where the position is under the word's length.
+    """
+    lengths = np.array([len(w) for w in words])
+    index = np.zeros((len(words), int(lengths.max())), np.int64)
+    for j, w in enumerate(words):
+        index[j, :len(w)] = w
+    letter_ev = logp[:, :26].max(axis=1)[index]
+    digit_ev = logp[:, 26:].max(axis=1)[index]
+    s_letter, s_digit = letter_ev[:, 0].copy(), digit_ev[:, 0] - digit_start
+    came_from_digit = np.zeros(index.shape, bool)   # the letter state at k came from the digit state at k - 1
+    came_from_letter = np.zeros(index.shape, bool)
+    for k in range(1, index.shape[1]):
+        active = k < lengths
+        switch_l = s_digit - to_letter > s_letter
+        switch_d = s_letter - to_digit > s_digit
+        new_letter = np.where(switch_l, s_digit - to_letter, s_letter) + letter_ev[:, k]
+        new_digit = np.where(switch_d, s_letter - to_digit, s_digit) + digit_ev[:, k]
+        came_from_digit[:, k] = switch_l & active
+        came_from_letter[:, k] = switch_d & active
+        s_letter = np.where(active, new_letter, s_letter)
+        s_digit = np.where(active, new_digit, s_digit)
+    state = s_letter >= s_digit
+    kinds = np.zeros(index.shape, bool)
+    for k in range(index.shape[1] - 1, -1, -1):
+        kinds[:, k] = state
+        switched = np.where(state, came_from_digit[:, k], came_from_letter[:, k])
+        state = np.where((k < lengths) & switched, ~state, state)
+    return kinds, index, lengths
+
+
+def _letter_runs(labels, words):
+    """The runs of two or more letters inside ``words``, as index lists."""
+    runs = []
+    for word in words:
+        run = []
+        for i in word:
+            if labels[i] < 26:
+                run.append(i)
+                continue
+            if len(run) >= 2:
+                runs.append(run)
+            run = []
+        if len(run) >= 2:
+            runs.append(run)
+    return runs
+
+
+def _best_letters(logp, runs, log_bigrams, weight):
+    """The most probable letters of each run under the classifier and ``weight`` x the letter-bigram prior.
+
+    A Viterbi over the 26 letters, all runs advanced together (the Python loop is over the longest run's
+    length). ``log_bigrams`` is (27, 27), index 26 the word boundary. Returns ``(letters, index, lengths)``.
+    """
+    lengths = np.array([len(r) for r in runs])
+    index = np.zeros((len(runs), int(lengths.max())), np.int64)
+    for j, r in enumerate(runs):
+        index[j, :len(r)] = r
+    evidence = logp[:, :26][index]                       # (runs, longest, 26)
+    step = weight * log_bigrams[:26, :26]
+    score = weight * log_bigrams[26, :26][None, :] + evidence[:, 0]
+    back = np.zeros(evidence.shape, np.int64)
+    for k in range(1, index.shape[1]):
+        candidates = score[:, :, None] + step[None]
+        back[:, k] = candidates.argmax(axis=1)
+        score = np.where((k < lengths)[:, None], candidates.max(axis=1) + evidence[:, k], score)
+    state = (score + weight * log_bigrams[:26, 26][None, :]).argmax(axis=1)
+    letters = np.zeros(index.shape, np.int64)
+    rows = np.arange(len(runs))
+    for k in range(index.shape[1] - 1, -1, -1):
+        active = k < lengths
+        letters[:, k] = np.where(active, state, letters[:, k])
+        if k:
+            state = np.where(active, back[rows, k, state], state)
+    return letters, index, lengths
+
+
+def _decode(P, lines, *, to_digit=_TO_DIGIT, to_letter=_TO_LETTER, digit_start=_DIGIT_START, log_bigrams=None,
+            lm_weight=_LM_WEIGHT):
     """Labels from the probabilities, read in context.
 
-    A word of two or more characters is read as all letters or all digits, whichever the
-    probabilities favour as a whole. A single-character word weighs its own evidence against the
+    In a word of two or more characters each character is read as a letter or a digit by a Viterbi over the
+    word (``_word_kinds``): its best letter and its best digit score their log-probabilities, a switch from
+    letters to digits costs ``to_digit`` nats, one from digits to letters ``to_letter``, and a word that
+    starts with a digit ``digit_start``. So an ambiguous character follows its word ("TO" is not read "T0",
+    nor "20" "2O"), while a code switches where the evidence is clear (MX8677, 12B, AB12CDE). Infinite
+    costs give the decision of before: each word all letters or all digits, whichever the probabilities
+    favour as a whole. Then, with ``log_bigrams`` (``fastnn.ocr.ngrams``), each run of two or more letters is
+    read as its most probable letters under the classifier plus ``lm_weight`` times the letter-bigram prior
+    (``_best_letters``): a soft English prior that picks between a character's close readings (RIVER over
+    RLVER) and changes no letter/digit decision. A single-character word weighs its own evidence against the
     other single-character words of its line (a row of spaced-out characters such as "1 2 3 4 5"):
     with k letters among their n readings, (k + 1) / (n + 2) is its prior on being a letter, so an
     ambiguous O/0, S/5, G/6 or I/1 follows a row of its own kind, while a lone number before a line
@@ -71,14 +174,18 @@ def _decode(P, lines):
     """
     logp = np.log(np.clip(P, 1e-12, None))
     labels = P.argmax(axis=1)
-    singles = []
-    for line in lines:
-        for word in line:
-            if len(word) >= 2:
-                letters = logp[word, :26].max(axis=1).sum()
-                digits = logp[word, 26:].max(axis=1).sum()
-                labels[word] = P[word, :26].argmax(axis=1) if letters >= digits else 26 + P[word, 26:].argmax(axis=1)
-        singles.append([word[0] for word in line if len(word) == 1])
+    words = [word for line in lines for word in line if len(word) >= 2]
+    if words:
+        kinds, index, lengths = _word_kinds(logp, words, to_digit, to_letter, digit_start)
+        inside = np.arange(index.shape[1])[None, :] < lengths[:, None]
+        chars, is_letter = index[inside], kinds[inside]
+        labels[chars] = np.where(is_letter, P[chars, :26].argmax(axis=1), 26 + P[chars, 26:].argmax(axis=1))
+        runs = _letter_runs(labels, words) if log_bigrams is not None and lm_weight > 0 else []
+        if runs:
+            letters, index, lengths = _best_letters(logp, runs, log_bigrams, lm_weight)
+            inside = np.arange(index.shape[1])[None, :] < lengths[:, None]
+            labels[index[inside]] = letters[inside]
+    singles = [[word[0] for word in line if len(word) == 1] for line in lines]
     for _ in range(_LINE_PRIOR_PASSES):
         for members in singles:
             for i in members:
@@ -98,7 +205,7 @@ def _as_lexicon(lexicon):
     return Lexicon(lexicon)
 
 
-def read_text(image, model=None, *, word_context=True, keep_binary=False, lexicon=None):
+def read_text(image, model=None, *, word_context=True, keep_binary=False, lexicon=None, language_model=True):
     """Read a photographed page of handwritten block capitals and digits.
 
     Runs :func:`find_letters`, :func:`group_lines`, :func:`crop_characters`
@@ -117,12 +224,20 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
         uses (``$FASTNN_OCR_MODEL``, else a model rebuilt into the cache,
         else the shipped one).
     word_context : bool, optional
-        If True (default), a word of two or more characters is read as all
-        letters or all digits, whichever the probabilities favour as a
-        whole (so "TO" is not read "T0", nor "20" as "2O"), and a
+        If True (default), each character of a word of two or more
+        characters is read as a letter or a digit in the context of its
+        word: switching kind inside a word costs log-probability (4 nats
+        from letters to digits, 1.5 from digits to letters, and 1.5 more
+        for a word that starts with a digit), so an ambiguous character
+        follows its word ("TO" is not read "T0", nor "20" as "2O") while a
+        code switches where the evidence is clear ("MX8677", "12B"). A
         single-character word leans towards the kind (letter or digit) of
         the other single characters of its line when its own evidence is
-        ambiguous (see ``_decode``).
+        ambiguous (see ``_decode``). A line that is only a small mark just
+        above or below a character of another line (the dot of an i or a
+        j) is not read (see :func:`~fastnn.ocr.layout.drop_dot_lines`). If
+        False, every box is read and each character is its classifier's
+        most probable class.
     keep_binary : bool, optional
         Keep :func:`find_letters`' ink mask in the result's ``.binary`` (for
         :func:`draw_boxes`), so that it is not computed twice.
@@ -132,6 +247,14 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
         as no entry is replaced by the most probable entry of its length when
         that entry is nearly as probable as the reading (see
         :mod:`fastnn.ocr.lexicon`). Default: none.
+    language_model : bool, optional
+        If True (default) and ``word_context``, the letters of each run of
+        two or more letters in a word are chosen with a soft English
+        letter-bigram prior (:mod:`fastnn.ocr.ngrams`, weighed 0.3 against
+        the classifier's log-probabilities): it picks among a character's
+        close readings (RIVER over RLVER) and never turns letters into
+        digits or back. False: the classifier's best letter alone (the
+        command line's ``--no-language-model``).
 
     Returns
     -------
@@ -161,6 +284,8 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
     image = as_image(image)
     boxes, binary = find_letters(image)
     lines = group_lines(boxes)
+    if word_context:
+        lines = drop_dot_lines(boxes, lines)  # the dot of an i is no line of its own
     order = [i for line in lines for word in line for i in word]
     boxes = boxes[order]
     remap = {old: new for new, old in enumerate(order)}
@@ -181,7 +306,10 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
             f"characters (the first in box {[int(v) for v in boxes[bad[0]]]}): the model is broken (its "
             "training diverged or its weights are corrupt), so nothing was read; retrain it or use another model"
         )
-    labels = _decode(P, lines) if word_context else P.argmax(axis=1)
+    if word_context:
+        labels = _decode(P, lines, log_bigrams=load_letter_bigrams() if language_model else None)
+    else:
+        labels = P.argmax(axis=1)
     if lexicon is not None:
         logp = np.log(np.clip(P, 1e-12, None))
         for line in lines:

@@ -307,7 +307,7 @@ class _SearchablePdfs:
 
 
 def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=None, as_json=False, lexicon=None,
-               progress=None, review_below=None) -> dict:
+               progress=None, review_below=None, language_model=True) -> dict:
     """Read each photographed page in ``images``; the ``fastnn ocr`` task.
 
     Parameters
@@ -333,6 +333,9 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
         ``--json``: the same as ``fmt='json'``.
     lexicon : path, optional
         A word list, one word per line (``fastnn.ocr.Lexicon.from_file``).
+    language_model : bool
+        ``--no-language-model``: False reads letters without the English letter-bigram prior (see
+        ``ocr.read_text``).
     progress : bool, optional
         A bar across the images on stderr (and the model's training, if it must be trained); None: on a
         terminal only.
@@ -401,7 +404,8 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
                 if image is None:
                     break
                 height, width = image.shape[:2]
-                res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words)
+                res = ocr.read_text(image, classifier, keep_binary=bool(boxes), lexicon=words,
+                                    language_model=language_model)
                 if searchable is not None:
                     searchable.add_page(image, page_json(res, path, width, height), dpi)
                 del image
@@ -462,7 +466,7 @@ def read_pages(images, *, model=None, data=None, boxes=None, out_dir=None, fmt=N
             "exit_status": 2 if failed else 0}
 
 
-def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None) -> dict:
+def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progress=None, language_model=True) -> dict:
     """Read one page and score it against the expected text file; the ``fastnn ocr-eval`` task.
 
     ``image`` ``-``: the image on standard input (:func:`read_stdin`).  A multi-page TIFF's or a PDF's first
@@ -487,7 +491,8 @@ def evaluate_page(image, expected, *, model=None, data=None, lexicon=None, progr
 
     classifier = load_ocr_model(model, data=data, progress=progress)
     with _about_image(image):
-        res = ocr.read_text(ocr.load_image(source, name=_STDIN_NAME), classifier, lexicon=words)
+        res = ocr.read_text(ocr.load_image(source, name=_STDIN_NAME), classifier, lexicon=words,
+                            language_model=language_model)
     headline = {"cer": ocr.cer(res.text, expected_text), "cer_nospace": ocr.cer(res.text, expected_text, True)}
     return {"headline": headline, "text": res.text, "lines": [res.text]}
 
@@ -562,6 +567,8 @@ _MODEL = Option("--model", help="a trained OCR classifier .npz: one `fastnn ocr-
 _LEXICON = Option("--lexicon", metavar="FILE",
                   help="a word list, one word per line (Tesseract's user words): a word read as no entry is "
                        "replaced by the most probable entry of its length when that is nearly as probable")
+_NO_LANGUAGE_MODEL = Option("--no-language-model", dest="language_model", action="store_false",
+                            help="read letters without the soft English letter-bigram prior (for codes and names)")
 _DATA_HELP = {"data": "real data folder to train the model from if none is cached"}
 
 
@@ -610,7 +617,7 @@ register("ocr", read_pages, help="read photographed pages of handwritten capital
                               "across (a larger page at 1/2, 1/3...: the JSON/TSV boxes are in full-size pixels; "
                               "several images: OUT-<image>.png; a TIFF's or a PDF's pages after the first: "
                               "...-p2.png...)"),
-                  _LEXICON],
+                  _LEXICON, _NO_LANGUAGE_MODEL],
          common_help=_DATA_HELP, lines=_printed, notes=_notes)
 register("ocr-eval", evaluate_page,
          help="read one page and print its character error rate against the expected text",
@@ -618,7 +625,7 @@ register("ocr-eval", evaluate_page,
                      "text, case folded, only A-Z, 0-9 and spaces kept) and `cer_nospace: ...`. Both files are "
                      "checked before the model is loaded.",
          options=[Option("image", metavar="IMAGE", help="the page's image; - reads it from standard input"),
-                  Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON],
+                  Option("expected", metavar="EXPECTED.txt"), _MODEL, _LEXICON, _NO_LANGUAGE_MODEL],
          common_help=_DATA_HELP, lines=_printed)
 register("ocr-train", train_model,
          help="train the OCR classifier by the documented recipe and save it (by default where `fastnn ocr` "
