@@ -408,7 +408,7 @@ def _ocrmypdf_missing():
     try:
         import ocrmypdf  # noqa: F401
     except ImportError:
-        return "ocrmypdf is not installed (pip install 'fastnn[ocrmypdf]'; not in the test extra: about 130 MB)"
+        return "ocrmypdf is not installed (pip install 'fastnn[ocrmypdf]')"
     return None
 
 
