@@ -30,7 +30,8 @@ from fastnn.tasks import ocr as ocr_task
 SHARED = Path(os.environ.get("FASTNN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 PAGES = sorted((SHARED / "ocr").glob("*.jpg")) if (SHARED / "ocr").is_dir() else []
 MODEL = str(fastnn.ocr.model.SHIPPED_MODEL)
-ROOT = Path(fastnn.__file__).resolve().parents[1]
+ROOT = Path(fastnn.__file__).resolve().parents[1]  # the fastnn these tests import (installed, or a source tree)
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 try:
     import pypdfium2
@@ -426,7 +427,9 @@ def test_ocrmypdf_reads_with_fastnn(renderer, tmp_path):
            "FASTNN_OCR_MODEL": MODEL}
     proc = subprocess.run([sys.executable, "-m", "ocrmypdf", "--plugin", "fastnn.ocrmypdf", "--output-type", "pdf",
                            "--pdf-renderer", renderer, "--jobs", "1", str(source), str(out)],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    # (cwd: `python -m` puts the working directory first on sys.path, where a source tree would shadow the
+    # installed fastnn)
     assert proc.returncode == 0, proc.stderr
     pages = _pdftotext(out, "-raw").split("\f")
     for page, path in zip(pages, PAGES):
@@ -458,7 +461,7 @@ def test_sweep_ocr_leaves_pdfs_to_fastnn_ocr(tmp_path, capsys):
 @needs_pdftotext
 def test_the_readme_figures_of_format_pdf(capsysbinary, tmp_path):
     """The README's `fastnn ocr 01_list.jpg --format pdf` figures: its bytes, its page, `TO`'s box."""
-    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    text = " ".join(README.read_text(encoding="utf-8").split())
     said = re.search(r"`fastnn ocr 01_list.jpg --format pdf > 01_list.pdf` writes ([\d,]+) bytes, one ([\d.]+) x "
                      r"([\d.]+) pt page .*?`pdftotext -bbox` puts `TO` at `(xMin=.*?)`", text)
     assert said, "README.md no longer has the --format pdf example: reword the pattern here"
