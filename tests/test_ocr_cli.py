@@ -201,10 +201,11 @@ def test_json_nests_lines_words_and_characters_with_their_boxes(flag, folder, mo
         members = [i for w in line_idx for i in w]
         assert [line[k] for k in ("left", "top", "width", "height")] == _union(res.boxes[members])
         assert line["text"] == " ".join(w["text"] for w in line["words"])
+        assert line["confidence"] == pytest.approx(np.prod(res.confidences[members]), abs=1e-4)
         for word, idx in zip(line["words"], line_idx):
             assert word["text"] == "".join(res.chars[i] for i in idx)
             assert [word[k] for k in ("left", "top", "width", "height")] == _union(res.boxes[idx])
-            assert word["confidence"] == pytest.approx(min(res.confidences[idx]), abs=1e-4)
+            assert word["confidence"] == pytest.approx(np.prod(res.confidences[idx]), abs=1e-4)  # the product
             for char, i in zip(word["characters"], idx):
                 assert char["text"] == res.chars[i]
                 assert [char[k] for k in ("left", "top", "width", "height")] == _ltwh(res.boxes[i])

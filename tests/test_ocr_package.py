@@ -15,8 +15,8 @@ import fastnn.ocr
 PACKAGE = Path(fastnn.ocr.__file__).parent
 SUBMODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 #: The stages from the bottom up: a module may import only modules listed before it.
-ORDER = ["pdf", "image", "segment", "layout", "crops", "synth", "model", "lexicon", "ngrams", "read", "formats",
-         "score", "build", "draw"]
+ORDER = ["pdf", "image", "segment", "layout", "crops", "synth", "model", "lexicon", "ngrams", "confidence", "read",
+         "formats", "score", "build", "draw"]
 
 
 def _imports(path):

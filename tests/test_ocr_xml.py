@@ -71,8 +71,9 @@ def _result(words):
 
 
 #: Two pages: page 1 holds a word less confident than 0.9 (NO) and one just at it (AT, 0.9).
-ONE = _result([[("HELLO", [0.99, 0.98, 0.97, 0.99, 0.95]), ("NO", [0.99, 0.41])], [("AT", [0.9, 1.0])]])
-TWO = _result([[("2", [0.999]), ("PAGES", [0.97, 0.96, 0.999, 0.98, 0.97])]])
+# a word's confidence is the product of its characters': HELLO 0.9392, NO 0.4059, AT 0.9, 2 0.999, PAGES 0.9499
+ONE = _result([[("HELLO", [0.999, 0.99, 0.98, 0.999, 0.97]), ("NO", [0.99, 0.41])], [("AT", [0.9, 1.0])]])
+TWO = _result([[("2", [0.999]), ("PAGES", [0.99, 0.99, 0.999, 0.98, 0.99])]])
 EMPTY = ocr.OCRResult("", np.zeros((0, 4), np.int64), [], np.zeros(0), [])
 
 
@@ -201,7 +202,7 @@ def test_page_xml_of_several_pages_is_one_document_per_page():
 
 
 def test_review_below_flags_the_same_words_in_every_format():
-    """NO (0.41) is flagged at 0.9, AT (exactly 0.9) is not; without the option every format is as before."""
+    """NO (0.4059) is flagged at 0.9, AT (exactly 0.9) is not; without the option every format is as before."""
     pages = _pages(ONE, TWO)
     expected = ["NO"]
 

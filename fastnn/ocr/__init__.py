@@ -23,7 +23,8 @@ working copy),
 made from hw36 rows, and the crops the pipeline cuts from them: the
 recipe's training data), :mod:`~fastnn.ocr.model` (the classifier
 :class:`OCRModel`, its training recipe and its cache, :func:`load_ocr_model`),
-:mod:`~fastnn.ocr.read`
+:mod:`~fastnn.ocr.confidence` (the calibrated confidences
+:func:`read_text` reports), :mod:`~fastnn.ocr.read`
 (:func:`read_text`), :mod:`~fastnn.ocr.formats` (the text, JSON and TSV of a read
 page), :mod:`~fastnn.ocr.lexicon` (:class:`Lexicon`, the optional
 word list :func:`read_text` corrects words with), :mod:`~fastnn.ocr.score` (:func:`cer`) and

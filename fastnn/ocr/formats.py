@@ -12,8 +12,9 @@ A page is one image, or one page of a multi-page TIFF (``fastnn.ocr.load_pages``
   its number within its file, from 1), each line
   ``{"text", "left", "top", "width", "height", "confidence", "words": [...]}``, each word the same with
   ``"characters"``, each character ``{"text", "left", "top", "width", "height", "confidence"}``.  Boxes are
-  in pixels of the image as loaded, from its top-left corner; a confidence is the classifier's probability
-  (0-1) of the character read, a word's or line's that of its least confident character.  On stdout a
+  in pixels of the image as loaded, from its top-left corner; a character's confidence is the calibrated
+  probability (0-1) that it is right (:mod:`fastnn.ocr.confidence`), a word's or line's the product of its
+  characters' (the probability that all are right).  On stdout a
   list of these objects; in ``--out-dir`` one object per file (a list of them for a file of several
   pages).  Printed compactly: an object or list holding no other is written on one line.
 - ``tsv``: Tesseract's TSV, with a ``char_num`` column and character rows added: a header row, then one
@@ -53,8 +54,9 @@ A page is one image, or one page of a multi-page TIFF (``fastnn.ocr.load_pages``
   (:class:`fastnn.ocr.pdf.SearchablePdf`, which writes it: binary, so not made by :func:`document`).  On
   stdout one PDF for every page of the call; in ``--out-dir`` one per file.
 
-The confidence of a word is the same number in every format: JSON's ``confidence`` (rounded to 4 decimals),
-TSV's and hOCR's percentages of it (``x_wconf`` rounded to a whole percentage), ALTO's ``WC``, PAGE's ``conf``.
+The confidence of a word is the same number in every format: JSON's ``confidence`` (the product of its
+characters' confidences, rounded to 4 decimals), TSV's and hOCR's percentages of it (``x_wconf`` rounded to a
+whole percentage), ALTO's ``WC``, PAGE's ``conf``.
 
 ``review_below`` (``fastnn ocr --review-below P``, 0 < P <= 1) flags each word whose confidence (as JSON prints
 it) is below P, for a person to check: in the text the word is written ``[?WORD]`` (the characters read are
@@ -73,6 +75,8 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 from xml.sax.saxutils import escape
+
+from .confidence import product_confidence
 
 __all__ = ["FORMATS", "TSV_COLUMNS", "TSV_LEVELS", "HOCR_CAPABILITIES", "ALTO_NAMESPACE", "PAGE_NAMESPACE", "Page",
            "page_json", "page_text", "page_tsv", "page_hocr", "page_content", "document", "output_files",
@@ -118,8 +122,9 @@ def _confidence(value) -> float:
 
 
 def _word_confidence(result, word) -> float:
-    """A word's confidence as every format prints it: its least confident character's, rounded."""
-    return min(_confidence(result.confidences[i]) for i in word)
+    """A word's (or line's: ``word`` all its characters) confidence as every format prints it: the product of
+    its characters' confidences, rounded."""
+    return _confidence(product_confidence([result.confidences[i] for i in word]))
 
 
 def _flagged(confidence, review_below) -> bool:
@@ -140,13 +145,13 @@ def page_json(result, image, width, height, page=1, review_below=None) -> dict:
             chars = [{"text": result.chars[i], **_box(result.boxes[[i]]),
                       "confidence": _confidence(result.confidences[i])} for i in word]
             words.append({"text": "".join(c["text"] for c in chars), **_box(result.boxes[word]),
-                          "confidence": min(c["confidence"] for c in chars), "characters": chars})
+                          "confidence": _word_confidence(result, word), "characters": chars})
             if _flagged(words[-1]["confidence"], review_below):
                 words[-1]["review"] = True
                 flagged += 1
         members = [i for word in line for i in word]
         lines.append({"text": " ".join(w["text"] for w in words), **_box(result.boxes[members]),
-                      "confidence": min(w["confidence"] for w in words), "words": words})
+                      "confidence": _word_confidence(result, members), "words": words})
     review = {} if review_below is None else {"review_below": review_below, "review_words": flagged}
     return {"image": str(image), "page": int(page), "width": int(width), "height": int(height), "text": result.text,
             **review, "lines": lines}
@@ -176,7 +181,7 @@ def page_tsv(result, page_num, width, height) -> list:
     for li, line in enumerate(result.lines, 1):
         rows.append(row("line", li, 0, 0, _box(result.boxes[[i for word in line for i in word]]), -1, ""))
         for wi, word in enumerate(line, 1):
-            conf = min(float(result.confidences[i]) for i in word)
+            conf = _word_confidence(result, word)
             rows.append(row("word", li, wi, 0, _box(result.boxes[word]), f"{100 * conf:.2f}",
                             "".join(result.chars[i] for i in word)))
             for ci, i in enumerate(word, 1):
@@ -216,10 +221,10 @@ def page_hocr(result, image, width, height, ppageno=0, review_below=None) -> lis
         out.append(f'   <span class="ocr_line" id="line_{n}_{li}" '
                    f'title="{_title(f"bbox {_bbox(_box(result.boxes[members]))}")}">')
         for wi, word in enumerate(line, 1):
-            conf = min(float(result.confidences[i]) for i in word)
+            conf = _word_confidence(result, word)
             chars = "".join(f'<span class="ocrx_cinfo" title="{_cinfo(result, i)}">{escape(result.chars[i])}</span>'
                             for i in word)
-            review = ("x_review 1",) if _flagged(_word_confidence(result, word), review_below) else ()
+            review = ("x_review 1",) if _flagged(conf, review_below) else ()
             title = _title(f"bbox {_bbox(_box(result.boxes[word]))}", f"x_wconf {round(100 * conf)}", *review)
             out.append(f'    <span class="ocrx_word" id="word_{n}_{li}_{wi}" title="{title}">{chars}</span>')
         out.append("   </span>")

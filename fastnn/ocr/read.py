@@ -8,6 +8,7 @@ import numpy as np
 
 from ..data import CLASSES
 from . import model as ocr_model
+from .confidence import calibrate
 from .crops import crop_characters
 from .image import as_image
 from .layout import drop_dot_lines, group_lines
@@ -29,12 +30,18 @@ class OCRResult:
     chars : list of str
         The character read in each box.
     confidences : (n,) ndarray of float64
-        The classifier's probability of each chosen character.
+        The calibrated probability that each character read is right
+        (:func:`fastnn.ocr.confidence.calibrate`: from the classifier's
+        probability of the character, whether the context chose another,
+        and how English its word looks), in (0, 1). A word's confidence,
+        in every output format, is the product of its characters'.
     lines : list of list of list of int
         ``lines[i][j]`` is the indices (into ``boxes``/``chars``) of word
         ``j`` of line ``i``.
     probabilities : (n, 36) ndarray of float64
-        The classifier's full output, columns in :data:`CLASSES` order.
+        The classifier's full output, columns in :data:`CLASSES` order
+        (``probabilities[i, CLASSES.index(chars[i])]`` is its own, uncalibrated
+        probability of character ``i``).
     binary : 2-D ndarray of bool or None
         The ink mask :func:`find_letters` made (for :func:`draw_boxes`), kept only when
         ``read_text(..., keep_binary=True)``.
@@ -259,8 +266,9 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
     Returns
     -------
     result : OCRResult
-        ``.text``, ``.boxes``, ``.chars``, ``.confidences``, ``.lines`` and
-        ``.probabilities``. A blank page gives empty text.
+        ``.text``, ``.boxes``, ``.chars``, ``.confidences`` (calibrated:
+        see :mod:`fastnn.ocr.confidence`), ``.lines`` and ``.probabilities``
+        (the classifier's own). A blank page gives empty text.
 
     Raises
     ------
@@ -316,6 +324,6 @@ def read_text(image, model=None, *, word_context=True, keep_binary=False, lexico
             for word in line:
                 labels[word] = lexicon.correct(logp[word], labels[word])
     chars = [CLASSES[k] for k in labels]
-    conf = P[np.arange(len(labels)), labels]
+    conf = calibrate(P, labels, [word for line in lines for word in line])
     text = "\n".join(" ".join("".join(chars[i] for i in word) for word in line) for line in lines)
     return OCRResult(text, boxes, chars, conf, lines, P, kept)
