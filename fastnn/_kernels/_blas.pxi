@@ -50,6 +50,8 @@ cdef int _max_k_parts = 8
 cdef int _part_min_rows = 64
 cdef int _part_min_cols = 64
 cdef int _part_min_k = 128
+#: Predictions (``gemm_small``) of at most this many rows run ``gemm_few_rows`` instead of BLAS.
+cdef int _few_rows = 0
 
 
 ctypedef struct Split:
@@ -96,6 +98,30 @@ cdef inline Mat sub(Mat A, int r0, int r1, int c0, int c1) noexcept nogil:
     S.rows = r1 - r0
     S.cols = c1 - c0
     return S
+
+
+cdef void gemm_few_rows(const floating* A, int lda, bint a_trans, const floating* B, int ldb, floating* C,
+                        int ldc, int m, int k, int n, floating alpha, floating beta) noexcept nogil:
+    # IN A (m, k) (row-major, or its transpose stored row-major when a_trans), B (k, n) row-major;
+    # IN/OUT C (m, n) row-major
+    """C = alpha A @ B + beta C for a few rows of A (a single prediction's): each row of B is read once, for
+    all of A's rows, and added, scaled, to C's rows, in order of k (BLAS packs the whole of B first, which
+    at one row costs more than the product itself)."""
+    cdef int r, i, j
+    cdef floating a
+    cdef floating* c
+    cdef const floating* b
+    for r in range(m):
+        c = C + <Py_ssize_t>r * ldc
+        for j in range(n):
+            c[j] = beta * c[j] if beta != 0 else 0  # beta 0 ignores C's old values (NaN included), as BLAS does
+    for i in range(k):
+        b = B + <Py_ssize_t>i * ldb
+        for r in range(m):
+            a = alpha * (A[<Py_ssize_t>i * lda + r] if a_trans else A[<Py_ssize_t>r * lda + i])
+            c = C + <Py_ssize_t>r * ldc
+            for j in range(n):
+                c[j] += a * b[j]
 
 
 cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept nogil:
@@ -239,3 +265,17 @@ cdef int gemm_team(Mat A, Mat B, Mat C, double alpha, double beta, int threads) 
     gemm_combine(C, j.s, j.scratch)
     free(j.scratch)
     return 0
+
+
+cdef int gemm_small(Mat A, Mat B, Mat C, double alpha, double beta, int threads) noexcept nogil:
+    """``gemm_team``, but ``gemm_few_rows`` for a product of at most ``_few_rows`` rows with B not transposed
+    (predictions of a row or two; the training kernels keep BLAS, so their numbers do not move)."""
+    if 0 < A.rows <= _few_rows and not B.trans and A.cols > 0 and B.cols > 0:
+        if C.itemsize == 4:
+            gemm_few_rows(<const float*>A.data, A.ld, A.trans, <const float*>B.data, B.ld, <float*>C.data, C.ld,
+                          A.rows, A.cols, B.cols, <float>alpha, <float>beta)
+        else:
+            gemm_few_rows(<const double*>A.data, A.ld, A.trans, <const double*>B.data, B.ld, <double*>C.data,
+                          C.ld, A.rows, A.cols, B.cols, alpha, beta)
+        return 0
+    return gemm_team(A, B, C, alpha, beta, threads)

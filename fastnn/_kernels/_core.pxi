@@ -146,11 +146,11 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
     """Point the products at cblas_sgemm / cblas_dgemm and the BLAS's get / set thread count functions
     (addresses; the BLAS is kept on one thread); set how work is cut into parts
     (``parts``: split_min_flops, part_flops, max_parts, max_k_parts, min_rows, min_cols, min_k, vector_part,
-    max_image_parts)
+    max_image_parts, few_rows)
     and how long a waiting thread spins, then yields, before it sleeps (microseconds; and its spin when a
     job has more threads than the CPUs the process may use)."""
     global _sgemm, _dgemm, _split_min_flops, _part_flops, _max_parts, _max_k_parts, _part_min_rows, _part_min_cols, _part_min_k
-    global _vector_part, _max_image_parts
+    global _vector_part, _max_image_parts, _few_rows
     global _blas_get_threads, _blas_set_threads
     _sgemm = <sgemm_t>sgemm
     _dgemm = <dgemm_t>dgemm
@@ -165,6 +165,7 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
     _part_min_k = int(parts["min_k"])
     _vector_part = int(parts["vector_part"])
     _max_image_parts = int(parts["max_image_parts"])
+    _few_rows = int(parts["few_rows"])
     fnn_team_init(spin_us, yield_us, spin_oversubscribed_us)
 
 
@@ -338,6 +339,50 @@ def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating
             bias_activate(&pre_out[0, 0], &b[0], pre_out.shape[0], pre_out.shape[1], act, &post_out[0, 0])
     if rc:
         raise MemoryError("dense_forward: no memory for the split product's scratch")
+
+
+def dense_stack_forward(const floating[:, ::1] X, const floating[::1] theta, const int64_t[:, ::1] table,
+                        floating[::1] work, floating[:, ::1] out, bint logits=False):
+    # IN X (n, table[0, 0]), theta (P,), table (L, 5): per layer n_in, n_out, w_off, b_off, act code;
+    # scratch work (at least 2 * n * the widest hidden layer); OUT out (n, table[L - 1, 1])
+    """A dense network's forward in one call: each layer's product (cut into parts for the thread team when
+    large), bias and activation; ``out`` gets the last layer's output, or its pre-activation with ``logits``.
+    The same kernels as ``dense_forward`` layer by layer, so the same numbers, except for a batch of at most
+    ``few_rows`` rows (``fastnn._config.PARTS``), whose products skip BLAS's packing (``gemm_few_rows``)."""
+    cdef Py_ssize_t n = X.shape[0], L = table.shape[0], l, k, m, width = 0
+    cdef int rc = 0, act, threads = fnn_get_num_threads(), isz = sizeof(floating)
+    cdef Mat inp
+    cdef floating* dst
+    if L == 0 or table.shape[1] != 5 or X.shape[1] != table[0, 0] or out.shape[0] != n \
+            or out.shape[1] != table[L - 1, 1]:
+        raise ValueError("dense_stack_forward: X, table and out do not agree")
+    for l in range(L):
+        if (l and table[l, 0] != table[l - 1, 1]) or table[l, 2] < 0 or table[l, 3] < 0 or \
+                table[l, 2] + table[l, 0] * table[l, 1] > theta.shape[0] or table[l, 3] + table[l, 1] > theta.shape[0]:
+            raise ValueError(f"dense_stack_forward: table row {l} does not fit theta or the layer before")
+        if l < L - 1:
+            width = max(width, table[l, 1])
+    if work.shape[0] < 2 * n * width:
+        raise ValueError("dense_stack_forward: work is smaller than 2 * n * the widest hidden layer")
+    if n == 0:
+        return
+    with nogil:
+        inp = mat(<void*>&X[0, 0], <int>n, <int>X.shape[1], isz)
+        for l in range(L):
+            k = table[l, 0]
+            m = table[l, 1]
+            dst = &out[0, 0] if l == L - 1 else &work[0] + (l % 2) * n * width
+            rc = gemm_small(inp, mat(<void*>(&theta[0] + table[l, 2]), <int>k, <int>m, isz),
+                            mat(dst, <int>n, <int>m, isz), 1.0, 0.0, threads)
+            if rc:
+                break
+            act = <int>table[l, 4]
+            if l == L - 1 and logits:
+                act = ACT_LINEAR
+            bias_activate(dst, &theta[0] + table[l, 3], n, m, act, dst)
+            inp = mat(dst, <int>n, <int>m, isz)
+    if rc:
+        raise MemoryError("dense_stack_forward: no memory for the split product's scratch")
 
 
 def dense_backward(const floating[:, ::1] delta, const floating[:, ::1] A, const floating[:, :] X,

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import functional as F
+from .._kernels import _core
+from ..functional._checks import activation_code
 from ..activations import is_registered
 from .base import EVAL_CHUNK, Model, check_loss_and_dtype
 from .fileformat import (MAX_MODEL_LAYERS, MAX_PARAMS_ENV, ModelFileError, max_params_limit, model_members,
@@ -173,17 +175,31 @@ class MLP(Model):
 
     def check_inputs(self, X, name="X") -> np.ndarray:
         """X as a C-contiguous (n, sizes[0]) array of the model's dtype, with finite values."""
-        X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise ValueError(f"{name}: expected shape (n_samples, {self.sizes[0]}), got shape {X.shape}")
-        F.float_dtype(X)
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
+                and X.shape[1] == self.sizes[0]):  # (else the checks and conversions below; the same errors)
+            X = np.asarray(X)
+            if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+                raise ValueError(f"{name}: expected shape (n_samples, {self.sizes[0]}), got shape {X.shape}")
+            F.float_dtype(X)
+            X = np.ascontiguousarray(X, dtype=self.dtype)
         if not F.all_finite(X):
             raise ValueError(f"{name}: contains NaN or inf values")
         return X
 
+    def _forward_table(self):
+        """The layers as ``_core.dense_stack_forward`` takes them: (n_layers, 5) int64 rows of n_in, n_out,
+        W's and b's offsets in ``theta`` and the activation's code (kept while the layers stay the same)."""
+        key = (tuple(self.sizes), tuple(self.activations))
+        cached = getattr(self, "_table", None)
+        if cached is None or cached[0] != key:
+            rows = [(self.sizes[l], self.sizes[l + 1], self._offsets[l][0], self._offsets[l][1],
+                     activation_code(self.activations[l])) for l in range(self.n_layers)]
+            cached = self._table = (key, np.array(rows, dtype=np.int64))
+        return cached[1]
+
     def forward(self, X, *, logits=False) -> np.ndarray:
-        """Run the network over ``X`` in chunks of EVAL_CHUNK rows.
+        """Run the network over ``X`` in chunks of EVAL_CHUNK rows, each chunk through every layer in one
+        compiled call (``dense_forward``'s kernels, layer after layer: the same numbers).
 
         Parameters
         ----------
@@ -197,12 +213,13 @@ class MLP(Model):
         """
         X = self.check_inputs(X)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
+        table = self._forward_table()
+        width = max(self.sizes[1:-1], default=0)
+        theta = np.ascontiguousarray(self.theta, dtype=self.dtype)
         for s in range(0, X.shape[0], EVAL_CHUNK):
-            h = X[s:s + EVAL_CHUNK]
-            for l in range(self.n_layers):
-                pre, h = F.dense_forward(h, self.weight_view(self.theta, l), self.bias_view(self.theta, l),
-                                         self.activations[l])
-            out[s:s + EVAL_CHUNK] = pre if logits else h
+            x = X[s:s + EVAL_CHUNK]
+            _core.dense_stack_forward(x, theta, table, np.empty(2 * x.shape[0] * width, self.dtype),
+                                      out[s:s + EVAL_CHUNK], logits)
         return out
 
     # ----------------------------------------------------------------- the model interface
