@@ -132,18 +132,27 @@ cdef inline int next_bnorm(Net* net, int l) noexcept nogil:
     return l
 
 
+cdef inline double parts_sum(const double* s, Py_ssize_t stride, int parts) noexcept nogil:
+    """s[0] + s[stride] + ... + s[(parts - 1) * stride], in part order (the parts' float64 sums of one value)."""
+    cdef double acc = s[0]
+    cdef int q
+    for q in range(1, parts):
+        acc = acc + s[q * stride]
+    return acc
+
+
 cdef void team_stack_bn_stats(Team* t, Epoch* e, Net* net, int l, const floating* xb, int n) noexcept nogil:
     """Stack BatchNorm row l's batch statistics over its input (every image's pixels): each part's float64
     sums per channel, added in part order (the mean); then the same for the squared deviations (the
     biased variance, invstd)."""
     cdef const int64_t* r = net.stack + N_SCOLS * l
     cdef Py_ssize_t C = net.geom[r[SC_GEOM]], pix = net.geom[r[SC_GEOM] + 1], lo, hi, c, size = r[SC_IN]
-    cdef int parts = image_parts(net, n), p, q
+    cdef int parts = image_parts(net, n), p
     cdef double* partial = net.dwork + r[SC_SUMS]
     cdef double* mean = bn_stack_stats(net, r)
     cdef double* var = mean + C
     cdef double* invstd = mean + 2 * C
-    cdef double count = <double>n * pix, acc
+    cdef double count = <double>n * pix
     cdef const floating* inp = stack_input(net, <floating*>e.work, xb, l, 0, e.d)
     cdef uint32_t base
     base = begin_parts(t, e, parts)
@@ -155,10 +164,7 @@ cdef void team_stack_bn_stats(Team* t, Epoch* e, Net* net, int l, const floating
     sync(t, e)
     if serial(t, e):
         for c in range(C):
-            acc = 0.0
-            for q in range(parts):
-                acc = acc + partial[q * C + c]
-            mean[c] = acc / count
+            mean[c] = parts_sum(partial + c, C, parts) / count
     base = begin_parts(t, e, parts)
     while take_part(e, base, parts, &p):
         lo = p * net.part_images
@@ -168,10 +174,7 @@ cdef void team_stack_bn_stats(Team* t, Epoch* e, Net* net, int l, const floating
     sync(t, e)
     if serial(t, e):
         for c in range(C):
-            acc = 0.0
-            for q in range(parts):
-                acc = acc + partial[q * C + c]
-            var[c] = acc / count
+            var[c] = parts_sum(partial + c, C, parts) / count
             invstd[c] = 1.0 / sqrt(var[c] + net.rates[2 * l])
 
 
@@ -197,12 +200,11 @@ cdef void team_stack_bn_grads(Team* t, Epoch* e, Net* net, int l, const floating
     part order), which are its beta's and gamma's gradients and what its input's gradient needs."""
     cdef const int64_t* r = net.stack + N_SCOLS * l
     cdef Py_ssize_t C = net.geom[r[SC_GEOM]], c
-    cdef int parts = image_parts(net, n), p, q
+    cdef int parts = image_parts(net, n), p
     cdef double* partial = net.dwork + r[SC_SUMS]
     cdef double* sdy = bn_stack_stats(net, r) + 3 * C
     cdef double* sdyx = sdy + C
     cdef floating* grad = <floating*>e.grad
-    cdef double a, b
     cdef uint32_t base
     base = begin_parts(t, e, parts)
     while take_part(e, base, parts, &p):
@@ -211,38 +213,23 @@ cdef void team_stack_bn_grads(Team* t, Epoch* e, Net* net, int l, const floating
     sync(t, e)
     if serial(t, e):
         for c in range(C):
-            a = 0.0
-            b = 0.0
-            for q in range(parts):
-                a = a + partial[q * 2 * C + c]
-                b = b + partial[q * 2 * C + C + c]
-            sdy[c] = a
-            sdyx[c] = b
-            grad[r[SC_B] + c] = <floating>a
-            grad[r[SC_W] + c] = <floating>b
+            sdy[c] = parts_sum(partial + c, 2 * C, parts)
+            sdyx[c] = parts_sum(partial + C + c, 2 * C, parts)
+            grad[r[SC_B] + c] = <floating>sdy[c]
+            grad[r[SC_W] + c] = <floating>sdyx[c]
 
 
 cdef void stack_bn_running(Net* net, Epoch* e, int n) noexcept nogil:
     """Every stack BatchNorm row's running mean and variance, from the batch's (n images)."""
     cdef int l
     cdef const int64_t* r
-    cdef Py_ssize_t C, c
-    cdef double count, mom
-    cdef double* mean
-    cdef double* run
+    cdef double* stats
     for l in range(net.n_stack):
         r = net.stack + N_SCOLS * l
-        if r[SC_KIND] != KIND_BNORM:
-            continue
-        C = net.geom[r[SC_GEOM]]
-        count = <double>n * net.geom[r[SC_GEOM] + 1]
-        mom = net.rates[2 * l + 1]
-        mean = bn_stack_stats(net, r)
-        run = e.running + r[SC_COLS]
-        for c in range(C):
-            run[c] = bn_running(run[c], mean[c], mom)
-            run[C + c] = bn_running(run[C + c], mean[C + c] * (count / (count - 1)) if count > 1 else mean[C + c],
-                                    mom)
+        if r[SC_KIND] == KIND_BNORM:
+            stats = bn_stack_stats(net, r)
+            bn_update_running(e.running + r[SC_COLS], stats, stats + net.geom[r[SC_GEOM]], net.geom[r[SC_GEOM]],
+                              <double>n * net.geom[r[SC_GEOM] + 1], net.rates[2 * l + 1])
 
 
 cdef void stack_forward_block(Net* net, Epoch* e, floating* theta, const floating* xb, Py_ssize_t lo,
@@ -376,13 +363,12 @@ cdef void combine_range(floating* gw, const floating* gparts, int parts, Py_ssiz
 cdef void team_stack_combine(Team* t, Epoch* e, Net* net, int n, floating* grad) noexcept nogil:
     """The stack's gradients of the batch in ``grad``: every conv layer's part weight gradients added to part
     0's in part order (cut into parts of the weights), and its bias gradient from the parts' float64 sums."""
-    cdef int l, parts = image_parts(net, n), cp, p, q
+    cdef int l, parts = image_parts(net, n), cp, p
     cdef Py_ssize_t i, KF, F
     cdef uint32_t base
     cdef const int64_t* r
     cdef floating* work = <floating*>e.work
     cdef const double* s
-    cdef double acc
     for l in range(net.n_stack):
         r = net.stack + N_SCOLS * l
         if r[SC_KIND] != KIND_CONV:
@@ -404,10 +390,7 @@ cdef void team_stack_combine(Team* t, Epoch* e, Net* net, int n, floating* grad)
         if serial(t, e):
             s = net.dwork + r[SC_SUMS]
             for i in range(F):
-                acc = s[i]
-                for q in range(1, parts):
-                    acc = acc + s[q * F + i]
-                grad[r[SC_B] + i] = <floating>acc
+                grad[r[SC_B] + i] = <floating>parts_sum(s + i, F, parts)
 
 
 cdef void team_stack_forward(Team* t, Epoch* e, Net* net, floating* theta, const floating* xb, int n,

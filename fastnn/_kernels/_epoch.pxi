@@ -501,24 +501,16 @@ cdef void team_dense_bn(Team* t, Epoch* e, floating* theta, floating* dY, const 
 cdef void dense_bn_running(Epoch* e, int n) noexcept nogil:
     """The running mean and variance of every BatchNorm after a dense layer, from the batch's (n rows)."""
     cdef int l
-    cdef Py_ssize_t m, c
+    cdef Py_ssize_t m
     cdef const int64_t* r
-    cdef double* mean
-    cdef double* run
-    cdef double mom
     if e.bn == NULL:
         return
     for l in range(e.n_layers):
         r = e.bn + N_BNCOLS * l
-        if r[BN_OUT] < 0:
-            continue
-        m = e.layers[N_COLS * l + COL_OUT]
-        mean = e.bnwork + r[BN_STATS]
-        run = e.running + r[BN_RUN]
-        mom = e.bn_hyper[2 * l + 1]
-        for c in range(m):
-            run[c] = bn_running(run[c], mean[c], mom)
-            run[m + c] = bn_running(run[m + c], mean[m + c] * (<double>n / (n - 1)) if n > 1 else mean[m + c], mom)
+        if r[BN_OUT] >= 0:
+            m = e.layers[N_COLS * l + COL_OUT]
+            bn_update_running(e.running + r[BN_RUN], e.bnwork + r[BN_STATS], e.bnwork + r[BN_STATS] + m, m, n,
+                              e.bn_hyper[2 * l + 1])
 
 
 cdef void team_dense_forward(Team* t, Epoch* e, floating* theta, Mat inp, int n, Py_ssize_t b,

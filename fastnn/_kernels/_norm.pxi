@@ -109,6 +109,12 @@ cdef void bn_backward(const floating* dY, const floating* X, Py_ssize_t n, Py_ss
     bn_backward_dx(dY, X, n, C, C, gamma, mean, invstd, sums, sums + C, <double>n, dX)
 
 
-cdef inline double bn_running(double running, double batch, double momentum) noexcept nogil:
-    """PyTorch's running-statistic update (fastnn.functional.update_running_stats)."""
-    return running * (1 - momentum) + momentum * batch
+cdef void bn_update_running(double* run, const double* mean, const double* var, Py_ssize_t C, double count,
+                            double momentum) noexcept nogil:
+    # IN mean, var (C,) the batch's (biased variance) over ``count`` rows; IN/OUT run (2 C,): C means, C variances
+    """PyTorch's running-statistic update (fastnn.functional.update_running_stats):
+    ``run = (1 - momentum) run + momentum batch``, with the batch's unbiased variance (biased for one row)."""
+    cdef Py_ssize_t c
+    for c in range(C):
+        run[c] = run[c] * (1 - momentum) + momentum * mean[c]
+        run[C + c] = run[C + c] * (1 - momentum) + momentum * (var[c] * (count / (count - 1)) if count > 1 else var[c])
