@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _cli import one_error_line
 import fastnn.data.augmentation
 import fastnn.ocr.model
 import fastnn.ocr.read
@@ -53,13 +54,6 @@ def folder(tmp_path):
     Image.fromarray(_bars((1,))).save(d / "sub" / "deep.png")
     return d
 
-
-def _one_error_line(err, *words):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err and "Errno" not in err, err
-    for word in words:
-        assert word in lines[0], err
-    return lines[0]
 
 
 # ------------------------------------------------------------------------------------------------ many images
@@ -119,13 +113,13 @@ def test_bad_paths_are_reported_before_the_model_loads(case, folder, tmp_path, n
         args, word = [str(MLP([1024, 4, 36], ["relu", "softmax"]).save(tmp_path / "m.npz"))], "not an image file"
     assert cli.main(["ocr", *args]) == 2
     captured = capsys.readouterr()
-    _one_error_line(captured.err, word)
+    one_error_line(captured.err, word)
     assert captured.out == ""
 
 
 def test_every_bad_image_is_named_in_the_one_line(tmp_path, folder, no_model, capsys):
     assert cli.main(["ocr", str(tmp_path / "x.png"), str(folder / "a.png"), str(tmp_path / "y.png")]) == 2
-    _one_error_line(capsys.readouterr().err, "2 of 3 images", "x.png", "y.png")
+    one_error_line(capsys.readouterr().err, "2 of 3 images", "x.png", "y.png")
 
 
 @pytest.mark.parametrize("extra, word", [
@@ -138,7 +132,7 @@ def test_bad_options_are_refused_before_the_model_loads(extra, word, folder, tmp
     (tmp_path / "FILE").write_text("x")
     extra = [str(tmp_path / e) if e in ("FILE", "NOFOLDER/b.png", "MISSING") else e for e in extra]
     assert cli.main(["ocr", str(folder / "a.png"), *extra]) == 2
-    _one_error_line(capsys.readouterr().err, word)
+    one_error_line(capsys.readouterr().err, word)
 
 
 def test_two_images_writing_the_same_output_are_refused_first(tmp_path, folder, no_model, capsys):
@@ -147,7 +141,7 @@ def test_two_images_writing_the_same_output_are_refused_first(tmp_path, folder, 
     Image.fromarray(_bars()).save(other / "a.png")
     out = tmp_path / "out"
     assert cli.main(["ocr", str(folder / "a.png"), str(other / "a.png"), "--out-dir", str(out)]) == 2
-    _one_error_line(capsys.readouterr().err, "a.txt")
+    one_error_line(capsys.readouterr().err, "a.txt")
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -298,7 +292,7 @@ def test_lexicon_replaces_a_word_read_wrongly(tmp_path, monkeypatch, capsys):
     assert "cer: 0.0000" in capsys.readouterr().out
     (tmp_path / "binary.txt").write_bytes(b"\0\1\2")
     assert cli.main(["ocr", str(page), "--lexicon", str(tmp_path / "binary.txt")]) == 2
-    _one_error_line(capsys.readouterr().err, "binary.txt", "word list")
+    one_error_line(capsys.readouterr().err, "binary.txt", "word list")
 
 
 def test_boxes_are_drawn_from_the_segmentation_the_text_came_from(folder, tmp_path, model_path, monkeypatch,
@@ -351,7 +345,7 @@ def test_ocr_eval_says_which_file_is_missing_before_the_model_loads(which, folde
     else:
         expected, words = folder, ("expected text", "is a directory")
     assert cli.main(["ocr-eval", image, str(expected)]) == 2
-    _one_error_line(capsys.readouterr().err, *words)
+    one_error_line(capsys.readouterr().err, *words)
 
 
 # ------------------------------------------------------------------------------------------------ ocr-train
@@ -421,7 +415,7 @@ def test_ocr_train_refuses_bad_arguments_before_training(case, word, tmp_path, t
             "not a .npz": ["--data", str(tiny_data), "--out", str(tmp_path / "m.pkl")],
             "no data": ["--out", str(tmp_path / "m.npz")]}[case]
     assert cli.main(["ocr-train", *args]) == 2
-    _one_error_line(capsys.readouterr().err, word)
+    one_error_line(capsys.readouterr().err, word)
     assert not (tmp_path / "m.npz").exists()
 
 

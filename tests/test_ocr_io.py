@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _cli import one_error_line
 import fastnn
 import fastnn.ocr.model
 from fastnn import cli, ocr
@@ -77,13 +78,6 @@ def tiff(tmp_path_factory):
     return path
 
 
-def _one_error_line(err, *words):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], err
-    return lines[0]
-
 
 # ------------------------------------------------------------------------------------------------ standard input
 
@@ -124,7 +118,7 @@ def test_bad_standard_input_is_one_line_before_the_model_loads(case, monkeypatch
     monkeypatch.setattr("sys.stdin", stdin)
     assert cli.main(args) == 2
     captured = capsys.readouterr()
-    _one_error_line(captured.err, *words)
+    one_error_line(captured.err, *words)
     assert captured.out == ""
     if case == "endless":
         assert stdin.reads == [1001]
@@ -163,7 +157,7 @@ def test_a_multi_page_tiff_is_read_page_by_page(tiff, texts, capsys, tmp_path):
 def test_too_many_pages_are_refused_in_one_line_before_the_model_loads(tiff, monkeypatch, capsys, no_model):
     monkeypatch.setenv("FASTNN_MAX_PAGES", "2")
     assert cli.main(["ocr", str(tiff)]) == 2
-    _one_error_line(capsys.readouterr().err, "three pages.tif", "more than 2 pages", "FASTNN_MAX_PAGES=2")
+    one_error_line(capsys.readouterr().err, "three pages.tif", "more than 2 pages", "FASTNN_MAX_PAGES=2")
     with pytest.raises(ValueError, match="more than 2 pages"):
         next(ocr.load_pages(tiff))
     monkeypatch.setenv("FASTNN_MAX_PAGES", "3")

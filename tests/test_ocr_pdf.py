@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _cli import one_error_line
 import fastnn
 import fastnn.ocr.model
 from fastnn import cli, ocr
@@ -114,13 +115,6 @@ def scan(tmp_path_factory):
     return path
 
 
-def _one_error_line(err, *words):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for word in words:
-        assert word in lines[0], err
-    return lines[0]
-
 
 # ------------------------------------------------------------------------------------------------ PDF input
 
@@ -173,7 +167,7 @@ def test_without_pypdfium2_a_pdf_is_one_line_naming_the_extra(tmp_path, monkeypa
     path.write_bytes(_pdf([(612, 792, None)]))
     monkeypatch.setitem(sys.modules, "pypdfium2", None)  # import pypdfium2 fails
     assert cli.main(["ocr", str(path)]) == 2
-    _one_error_line(capsys.readouterr().err, "scan.pdf", "pypdfium2", "fastnn[pdf]")
+    one_error_line(capsys.readouterr().err, "scan.pdf", "pypdfium2", "fastnn[pdf]")
     with pytest.raises(ValueError, match=r"fastnn\[pdf\]"):
         next(ocr.load_pages(path))
 
@@ -196,7 +190,7 @@ def test_too_many_pages_are_refused_before_anything_is_rendered(tmp_path, monkey
     rendered = []
     monkeypatch.setattr(pypdfium2.PdfPage, "render", lambda *a, **k: rendered.append(1))
     assert cli.main(["ocr", str(path)]) == 2
-    _one_error_line(capsys.readouterr().err, "cannot read PDF", "huge.pdf", "10000 pages", "FASTNN_MAX_PAGES=500")
+    one_error_line(capsys.readouterr().err, "cannot read PDF", "huge.pdf", "10000 pages", "FASTNN_MAX_PAGES=500")
     with pytest.raises(ValueError, match="10000 pages"):
         next(ocr.load_pages(path))
     monkeypatch.setenv("FASTNN_MAX_PAGES", "10000")
@@ -210,7 +204,7 @@ def test_each_page_goes_through_the_pixel_limits(tmp_path, monkeypatch, capsys, 
     path = tmp_path / "poster.pdf"
     path.write_bytes(_pdf([(612, 792, None), (14400, 14400, None)]))
     assert cli.main(["ocr", str(path)]) == 2
-    line = _one_error_line(capsys.readouterr().err, "poster.pdf", "page 2", "200x200 inches", "60000x60000 pixels",
+    line = one_error_line(capsys.readouterr().err, "poster.pdf", "page 2", "200x200 inches", "60000x60000 pixels",
                            "FASTNN_MAX_IMAGE_PIXELS=500000000", "nothing was rendered")
     assert line.startswith("fastnn ocr: error: cannot read PDF"), line
     with pytest.raises(ValueError, match="page 2: it is 200x200 inches"):
@@ -242,7 +236,7 @@ def test_a_broken_or_encrypted_pdf_is_one_line(case, tmp_path, capsys, no_model)
         path.write_bytes(_pdf([]))
         words = ["no pages"]
     assert cli.main(["ocr", str(path)]) == 2
-    _one_error_line(capsys.readouterr().err, f"{case}.pdf", *words)
+    one_error_line(capsys.readouterr().err, f"{case}.pdf", *words)
 
 
 # ------------------------------------------------------------------------------------------------ --format pdf
@@ -354,7 +348,7 @@ def test_format_pdf_is_refused_on_a_terminal_before_the_model_loads(tmp_path, mo
 
     monkeypatch.setattr("sys.stdout", Terminal())
     assert cli.main(["ocr", str(page), "--format", "pdf"]) == 2
-    _one_error_line(capsys.readouterr().err, "--format pdf", "terminal", "--out-dir")
+    one_error_line(capsys.readouterr().err, "--format pdf", "terminal", "--out-dir")
 
 
 def test_format_names_and_suffixes():
