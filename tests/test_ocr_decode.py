@@ -79,6 +79,15 @@ def test_the_costs_of_a_switch_decide_a_half_clear_character():
     assert "".join(CLASSES[k] for k in _decode(P, word)) == "444"
 
 
+def test_a_digit_that_ends_a_code_needs_only_the_switch_cost_in_evidence():
+    # "N9" of the valid pages of codes: a 9 43 times as probable as its Q (3.77 nats) after a letter is a
+    # digit: it pays the switch to digits (3.5 nats; at 4.0 it was read "NQ"), ...
+    assert _read(["N", ("9", 0.974, "Q")]) == "N9"
+    assert _read(["G", "O", ("5", 0.974, "S"), ("9", 0.974, "Q"), "P", "F", "Z"]) == "GO59PFZ"
+    # ... but not a switch there and back as well (3.5 + 1.5 nats), so it follows the letters around it
+    assert _read(["N", ("9", 0.974, "Q"), "X"]) == "NQX"
+
+
 def test_infinite_costs_give_each_word_all_letters_or_all_digits():
     for code in ("MX8677", "12B", "AB12CDE"):
         read = _read(code, **WHOLE_WORDS)

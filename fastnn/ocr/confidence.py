@@ -43,7 +43,7 @@ __all__ = ["FEATURES", "COEFFICIENTS", "confidence_features", "calibrate", "fit_
 FEATURES = ("logit", "intercept", "argmax", "digit_word", "bigrams")
 #: The calibration's coefficients (a, b, d, g, e above), fitted by ``bench/ocr_calibration.py --fit`` on the
 #: validation pages (see the module docstring); tests/test_ocr_confidence.py checks them against the README.
-COEFFICIENTS = {"logit": 0.6770, "intercept": 5.2704, "argmax": 0.6314, "digit_word": -3.5333, "bigrams": 1.1770}
+COEFFICIENTS = {"logit": 0.6672, "intercept": 5.3732, "argmax": 0.6088, "digit_word": -3.6422, "bigrams": 1.1983}
 _CLIP = 1e-6
 
 
