@@ -56,12 +56,14 @@ def core_variants(environ=os.environ, machine=None) -> dict:
 #: optimizer update; in the epoch, bias and activation, the loss, a derivative, a bias gradient) into parts
 #: of vector_part values; a chunk of images outside the epoch into at most max_image_parts parts, a batch of
 #: the compiled CNN epoch into at most max_batch_parts parts (each part keeps a block of weight gradients).
-#: An MLP's prediction of at most few_rows rows runs its products with the core's own loop, which reads each
-#: weight once (``gemm_few_rows``), not BLAS, which packs the whole weight matrix first: measured on the
-#: 1024x64 float32 layer (Zen 4, quiet), 6.0 against 10.6 us at one row and 7.5 against 11.4 at two, but 10.0
-#: against 5.5 at four.  Training keeps BLAS everywhere (0 turns it off for predictions too).
+#: A product (or part of one) whose B operand is not transposed and holds at most direct_bytes (about a core's
+#: L2 cache, which B is read from once per block of C's rows) runs the core's own register-blocked loop
+#: (``_small.h``), not BLAS: BLAS packs its operands into panels in every call, which at an epoch's sizes
+#: costs about as much as the product.  Measured on the 2-core Zen 5 (AVX-512) of the README's speed table:
+#: the MLP epoch 1.5x, the CNN epoch 1.2x faster than with BLAS; 0 turns it off.
 PARTS = dict(split_min_flops=1 << 19, part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64,
-             min_k=128, vector_part=8192, max_image_parts=16, max_batch_parts=16, few_rows=2)
+             min_k=128, vector_part=8192, max_image_parts=16, max_batch_parts=16,
+             direct_bytes=1 << 20)
 
 #: Microseconds a waiting thread of the team spins (the pause instruction), then yields its CPU
 #: (sched_yield), before it sleeps: together longer than the gap between two pieces of work of an epoch or

@@ -47,6 +47,12 @@ def test_the_compiled_epoch_matches_the_step_path(stack, optimizer, dtype, rng):
         trainer.fit(X, y, 3)
         got.append((model.theta.copy(), model.running.copy()))
     tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-11)
+    if optimizer == "adam" and dtype == "float64":
+        # Adam divides by the root of the gradients' squares, so a parameter whose gradient is near zero (a
+        # BatchNorm's gamma before a ReLU) takes steps of about lr from rounding-sized gradients: the two paths'
+        # products, summed in different groupings, leave parameters up to ~1e-8 apart after 3 epochs (7e-9 with
+        # BLAS's products, 4e-9 with the core's own, on data of another seed); SGD and Nesterov stay within 1e-13.
+        tol = dict(rtol=1e-9, atol=2e-8)
     np.testing.assert_allclose(got[0][0], got[1][0], **tol)
     # (float32: a running variance sums squares of activations that already differ by rounding, over 15 batches)
     np.testing.assert_allclose(got[0][1], got[1][1], **(dict(rtol=1e-3, atol=1e-4) if dtype == "float32" else tol))

@@ -1,13 +1,11 @@
 """An MLP's predictions in one compiled call per chunk (``_core.dense_stack_forward``): bitwise the numbers of
-``fastnn.functional.dense_forward`` layer after layer (to rounding for a row or two, whose products skip BLAS),
-the same checks of the input, any layout of it."""
+``fastnn.functional.dense_forward`` layer after layer, the same checks of the input, any layout of it."""
 
 import numpy as np
 import pytest
 
 import _reference as R
 import fastnn.functional as F
-from fastnn._config import PARTS
 from fastnn.models import MLP
 from fastnn.models.base import EVAL_CHUNK
 
@@ -34,18 +32,15 @@ def test_forward_is_dense_forward_layer_after_layer(dtype, net, n, rng):
     model = MLP(sizes, activations, dtype=dtype, seed=1)
     X = rng.normal(size=(n, sizes[0])).astype(dtype)
     for logits in (False, True):
-        got, want = model.forward(X, logits=logits), _layer_by_layer(model, X, logits)
-        if n <= PARTS["few_rows"]:  # the core's own loop over k, not BLAS's blocks: the same sums, rounded apart
-            np.testing.assert_allclose(got, want, **R.tol(dtype))
-        else:
-            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(model.forward(X, logits=logits), _layer_by_layer(model, X, logits))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_row_or_two_match_the_float64_reference(dtype, rng):
-    """The few-rows products against NumPy in float64, a wide layer (k = 2048) included."""
+def test_a_few_rows_match_the_float64_reference(dtype, rng):
+    """Small batches (the core's own products, ``_small.h``) against NumPy in float64, a wide layer (k = 2048)
+    included."""
     model = MLP([2048, 100, 10], ["relu", "softmax"], dtype=dtype, seed=3)
-    for n in range(1, PARTS["few_rows"] + 1):
+    for n in range(1, 9):
         X = rng.normal(size=(n, 2048)).astype(dtype)
         h = X.astype(np.float64)
         for l in range(model.n_layers):
@@ -87,3 +82,23 @@ def test_a_changed_theta_is_used(rng):
     after = model.predict_proba(X)
     assert not np.allclose(before, after)
     np.testing.assert_array_equal(after, _layer_by_layer(model, X, False))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_any_non_finite_value_anywhere_is_refused(dtype, rng):
+    """The compiled call checks the values itself (``check_finite``): NaN, inf and -inf at the first, a middle
+    or the last value, in the first or a later chunk of rows, are refused; the largest finite values and
+    subnormals are not."""
+    model = MLP([9, 4, 3], ["relu", "softmax"], dtype=dtype, seed=0)
+    n = EVAL_CHUNK + 5
+    base = rng.normal(size=(n, 9)).astype(dtype)
+    for bad in (np.nan, np.inf, -np.inf):
+        for where in ((0, 0), (3, 4), (EVAL_CHUNK - 1, 8), (EVAL_CHUNK, 0), (n - 1, 8)):
+            X = base.copy()
+            X[where] = bad
+            with pytest.raises(ValueError, match="X: contains NaN or inf values"):
+                model.predict_proba(X)
+    info = np.finfo(dtype)
+    X = base.copy()
+    X[0, :3] = (info.max, -info.max, info.smallest_subnormal)
+    assert model.predict_proba(X).shape == (n, 3)

@@ -50,8 +50,18 @@ cdef int _max_k_parts = 8
 cdef int _part_min_rows = 64
 cdef int _part_min_cols = 64
 cdef int _part_min_k = 128
-#: Predictions (``gemm_small``) of at most this many rows run ``gemm_few_rows`` instead of BLAS.
-cdef int _few_rows = 0
+#: A product (or a part of one) whose B is not transposed and at most _direct_bytes large runs ``gemm_direct``
+#: instead of BLAS (0: never): in the copy of the core where that is faster (AVX-512, FNN_SMALL_FAST), any
+#: such product (_direct_mode DIRECT_ALL); in the others, those of at most DIRECT_FEW_ROWS rows (a single
+#: prediction's, whose B BLAS would pack for one row: 5.1 against 11.6 us for the 1024x64 layer in the AVX2
+#: copy, 7.1 against 11.9 in the SSE4 one, on a Zen 5), DIRECT_FEW.  The tests can force either.
+cdef double _direct_bytes = 0
+cdef enum:
+    DIRECT_NONE = 0
+    DIRECT_ALL = 1
+    DIRECT_FEW = 2
+    DIRECT_FEW_ROWS = 2
+cdef int _direct_mode = DIRECT_FEW
 
 
 ctypedef struct Split:
@@ -100,28 +110,23 @@ cdef inline Mat sub(Mat A, int r0, int r1, int c0, int c1) noexcept nogil:
     return S
 
 
-cdef void gemm_few_rows(const floating* A, int lda, bint a_trans, const floating* B, int ldb, floating* C,
-                        int ldc, int m, int k, int n, floating alpha, floating beta) noexcept nogil:
-    # IN A (m, k) (row-major, or its transpose stored row-major when a_trans), B (k, n) row-major;
-    # IN/OUT C (m, n) row-major
-    """C = alpha A @ B + beta C for a few rows of A (a single prediction's): each row of B is read once, for
-    all of A's rows, and added, scaled, to C's rows, in order of k (BLAS packs the whole of B first, which
-    at one row costs more than the product itself)."""
-    cdef int r, i, j
-    cdef floating a
-    cdef floating* c
-    cdef const floating* b
-    for r in range(m):
-        c = C + <Py_ssize_t>r * ldc
-        for j in range(n):
-            c[j] = beta * c[j] if beta != 0 else 0  # beta 0 ignores C's old values (NaN included), as BLAS does
-    for i in range(k):
-        b = B + <Py_ssize_t>i * ldb
-        for r in range(m):
-            a = alpha * (A[<Py_ssize_t>i * lda + r] if a_trans else A[<Py_ssize_t>r * lda + i])
-            c = C + <Py_ssize_t>r * ldc
-            for j in range(n):
-                c[j] += a * b[j]
+cdef extern from "_small.h" nogil:
+    int FNN_SMALL_FAST
+    void fnn_sgemm_small(int m, int n, int k, float alpha, const float* A, int lda, int a_trans, const float* B,
+                         int ldb, float beta, float* C, int ldc)
+    void fnn_dgemm_small(int m, int n, int k, double alpha, const double* A, int lda, int a_trans,
+                         const double* B, int ldb, double beta, double* C, int ldc)
+
+
+cdef inline void gemm_direct(Mat A, Mat B, Mat C, double alpha, double beta) noexcept nogil:
+    """C = alpha A @ B + beta C (B not transposed) by ``_small.h``'s register-blocked loop, without BLAS's
+    packing: for products too small for the packing to pay (a prediction's few rows, an epoch's batch)."""
+    if C.itemsize == 4:
+        fnn_sgemm_small(A.rows, B.cols, A.cols, <float>alpha, <const float*>A.data, A.ld, A.trans,
+                        <const float*>B.data, B.ld, <float>beta, <float*>C.data, C.ld)
+    else:
+        fnn_dgemm_small(A.rows, B.cols, A.cols, alpha, <const double*>A.data, A.ld, A.trans,
+                        <const double*>B.data, B.ld, beta, <double*>C.data, C.ld)
 
 
 cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept nogil:
@@ -136,6 +141,10 @@ cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept n
                     (<float*>C.data)[i * C.ld + j] = (<float>beta) * (<float*>C.data)[i * C.ld + j] if beta != 0 else 0
                 else:
                     (<double*>C.data)[i * C.ld + j] = beta * (<double*>C.data)[i * C.ld + j] if beta != 0 else 0
+        return
+    if _direct_mode and not B.trans and <double>k * n * C.itemsize <= _direct_bytes and \
+            (_direct_mode == DIRECT_ALL or m <= DIRECT_FEW_ROWS):
+        gemm_direct(A, B, C, alpha, beta)
         return
     if C.itemsize == 4:
         _sgemm(ROW_MAJOR, NO_TRANS + A.trans, NO_TRANS + B.trans, m, n, k, <float>alpha, <float*>A.data, A.ld,
@@ -265,17 +274,3 @@ cdef int gemm_team(Mat A, Mat B, Mat C, double alpha, double beta, int threads) 
     gemm_combine(C, j.s, j.scratch)
     free(j.scratch)
     return 0
-
-
-cdef int gemm_small(Mat A, Mat B, Mat C, double alpha, double beta, int threads) noexcept nogil:
-    """``gemm_team``, but ``gemm_few_rows`` for a product of at most ``_few_rows`` rows with B not transposed
-    (predictions of a row or two; the training kernels keep BLAS, so their numbers do not move)."""
-    if 0 < A.rows <= _few_rows and not B.trans and A.cols > 0 and B.cols > 0:
-        if C.itemsize == 4:
-            gemm_few_rows(<const float*>A.data, A.ld, A.trans, <const float*>B.data, B.ld, <float*>C.data, C.ld,
-                          A.rows, A.cols, B.cols, <float>alpha, <float>beta)
-        else:
-            gemm_few_rows(<const double*>A.data, A.ld, A.trans, <const double*>B.data, B.ld, <double*>C.data,
-                          C.ld, A.rows, A.cols, B.cols, alpha, beta)
-        return 0
-    return gemm_team(A, B, C, alpha, beta, threads)

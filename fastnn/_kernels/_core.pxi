@@ -134,6 +134,24 @@ def _test_lag(unsigned int microseconds, unsigned int in_parts=0):
     return old
 
 
+def direct_products():
+    """Which small products this copy of the core runs with its own loop (``_small.h``) rather than BLAS,
+    among those whose B holds at most ``fastnn._config.PARTS["direct_bytes"]``: 'all' (the AVX-512 copy),
+    'few rows' (a prediction's one or two rows; the other copies) or 'none' (``direct_bytes`` 0)."""
+    if _direct_bytes <= 0 or _direct_mode == DIRECT_NONE:
+        return "none"
+    return "all" if _direct_mode == DIRECT_ALL else "few rows"
+
+
+def _test_direct(int mode):
+    """Tests only: run small products with the core's own loop (1: all, 2: of few rows) or BLAS (0), or as
+    this copy chooses (-1); return the previous mode."""
+    global _direct_mode
+    old = _direct_mode
+    _direct_mode = (DIRECT_ALL if FNN_SMALL_FAST else DIRECT_FEW) if mode < 0 else mode
+    return old
+
+
 def _test_interrupt(int flag):
     """Tests only: set the Ctrl-C flag that a watched SIGINT sets (the epoch reads it between batches)."""
     fnn_set_interrupted(flag)
@@ -146,11 +164,11 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
     """Point the products at cblas_sgemm / cblas_dgemm and the BLAS's get / set thread count functions
     (addresses; the BLAS is kept on one thread); set how work is cut into parts
     (``parts``: split_min_flops, part_flops, max_parts, max_k_parts, min_rows, min_cols, min_k, vector_part,
-    max_image_parts, few_rows)
+    max_image_parts, direct_bytes)
     and how long a waiting thread spins, then yields, before it sleeps (microseconds; and its spin when a
     job has more threads than the CPUs the process may use)."""
     global _sgemm, _dgemm, _split_min_flops, _part_flops, _max_parts, _max_k_parts, _part_min_rows, _part_min_cols, _part_min_k
-    global _vector_part, _max_image_parts, _few_rows
+    global _vector_part, _max_image_parts, _direct_bytes, _direct_mode
     global _blas_get_threads, _blas_set_threads
     _sgemm = <sgemm_t>sgemm
     _dgemm = <dgemm_t>dgemm
@@ -165,7 +183,8 @@ def configure(size_t sgemm, size_t dgemm, size_t get_threads, size_t set_threads
     _part_min_k = int(parts["min_k"])
     _vector_part = int(parts["vector_part"])
     _max_image_parts = int(parts["max_image_parts"])
-    _few_rows = int(parts["few_rows"])
+    _direct_bytes = float(parts["direct_bytes"])
+    _direct_mode = DIRECT_ALL if FNN_SMALL_FAST else DIRECT_FEW
     fnn_team_init(spin_us, yield_us, spin_oversubscribed_us)
 
 
@@ -342,15 +361,17 @@ def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating
 
 
 def dense_stack_forward(const floating[:, ::1] X, const floating[::1] theta, const int64_t[:, ::1] table,
-                        floating[::1] work, floating[:, ::1] out, bint logits=False):
+                        floating[::1] work, floating[:, ::1] out, bint logits=False, bint check_finite=False):
     # IN X (n, table[0, 0]), theta (P,), table (L, 5): per layer n_in, n_out, w_off, b_off, act code;
     # scratch work (at least 2 * n * the widest hidden layer); OUT out (n, table[L - 1, 1])
     """A dense network's forward in one call: each layer's product (cut into parts for the thread team when
     large), bias and activation; ``out`` gets the last layer's output, or its pre-activation with ``logits``.
-    The same kernels as ``dense_forward`` layer by layer, so the same numbers, except for a batch of at most
-    ``few_rows`` rows (``fastnn._config.PARTS``), whose products skip BLAS's packing (``gemm_few_rows``)."""
+    The same kernels as ``dense_forward`` layer by layer, so the same numbers.  With ``check_finite``, X is
+    checked first (a prediction's one pass over its input, instead of NumPy's): False, and nothing computed,
+    when it holds NaN or inf; True otherwise."""
     cdef Py_ssize_t n = X.shape[0], L = table.shape[0], l, k, m, width = 0
     cdef int rc = 0, act, threads = fnn_get_num_threads(), isz = sizeof(floating)
+    cdef bint finite
     cdef Mat inp
     cdef floating* dst
     if L == 0 or table.shape[1] != 5 or X.shape[1] != table[0, 0] or out.shape[0] != n \
@@ -365,14 +386,19 @@ def dense_stack_forward(const floating[:, ::1] X, const floating[::1] theta, con
     if work.shape[0] < 2 * n * width:
         raise ValueError("dense_stack_forward: work is smaller than 2 * n * the widest hidden layer")
     if n == 0:
-        return
+        return True
+    if check_finite:
+        with nogil:
+            finite = all_finite_values(&X[0, 0], n * X.shape[1])
+        if not finite:
+            return False
     with nogil:
         inp = mat(<void*>&X[0, 0], <int>n, <int>X.shape[1], isz)
         for l in range(L):
             k = table[l, 0]
             m = table[l, 1]
             dst = &out[0, 0] if l == L - 1 else &work[0] + (l % 2) * n * width
-            rc = gemm_small(inp, mat(<void*>(&theta[0] + table[l, 2]), <int>k, <int>m, isz),
+            rc = gemm_team(inp, mat(<void*>(&theta[0] + table[l, 2]), <int>k, <int>m, isz),
                             mat(dst, <int>n, <int>m, isz), 1.0, 0.0, threads)
             if rc:
                 break
@@ -383,6 +409,7 @@ def dense_stack_forward(const floating[:, ::1] X, const floating[::1] theta, con
             inp = mat(dst, <int>n, <int>m, isz)
     if rc:
         raise MemoryError("dense_stack_forward: no memory for the split product's scratch")
+    return True
 
 
 def dense_backward(const floating[:, ::1] delta, const floating[:, ::1] A, const floating[:, :] X,

@@ -334,3 +334,19 @@ cdef void column_sums_update(const floating* D, Py_ssize_t n, Py_ssize_t m, floa
         else:
             for j in range(w):
                 out[j0 + j] = <floating>acc[j]
+
+
+cdef bint all_finite_values(const floating* x, Py_ssize_t size) noexcept nogil:
+    """Whether every value is finite: the largest exponent field seen (an integer max, which vectorises)
+    must not be the all-ones field of inf and NaN."""
+    cdef Py_ssize_t i
+    cdef uint32_t e32 = 0
+    cdef uint64_t e64 = 0
+    if floating is float:
+        for i in range(size):
+            e32 = max(e32, (<const uint32_t*>x)[i] & 0x7f800000u)
+        return e32 != 0x7f800000u
+    else:
+        for i in range(size):
+            e64 = max(e64, (<const uint64_t*>x)[i] & 0x7ff0000000000000u)
+        return e64 != 0x7ff0000000000000u

@@ -175,6 +175,13 @@ class MLP(Model):
 
     def check_inputs(self, X, name="X") -> np.ndarray:
         """X as a C-contiguous (n, sizes[0]) array of the model's dtype, with finite values."""
+        X = self._as_input(X, name)
+        if not F.all_finite(X):
+            raise ValueError(f"{name}: contains NaN or inf values")
+        return X
+
+    def _as_input(self, X, name="X") -> np.ndarray:
+        """X as a C-contiguous (n, sizes[0]) array of the model's dtype (its values not checked)."""
         if not (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and X.flags.c_contiguous
                 and X.shape[1] == self.sizes[0]):  # (else the checks and conversions below; the same errors)
             X = np.asarray(X)
@@ -182,8 +189,6 @@ class MLP(Model):
                 raise ValueError(f"{name}: expected shape (n_samples, {self.sizes[0]}), got shape {X.shape}")
             F.float_dtype(X)
             X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not F.all_finite(X):
-            raise ValueError(f"{name}: contains NaN or inf values")
         return X
 
     def _forward_table(self):
@@ -211,15 +216,16 @@ class MLP(Model):
         -------
         (n, sizes[-1]) ndarray of the model's dtype
         """
-        X = self.check_inputs(X)
+        X = self._as_input(X)  # (its values are checked in the compiled call, chunk by chunk)
         out = np.empty((X.shape[0], self.sizes[-1]), dtype=self.dtype)
         table = self._forward_table()
         width = max(self.sizes[1:-1], default=0)
         theta = np.ascontiguousarray(self.theta, dtype=self.dtype)
         for s in range(0, X.shape[0], EVAL_CHUNK):
             x = X[s:s + EVAL_CHUNK]
-            _core.dense_stack_forward(x, theta, table, np.empty(2 * x.shape[0] * width, self.dtype),
-                                      out[s:s + EVAL_CHUNK], logits)
+            if not _core.dense_stack_forward(x, theta, table, np.empty(2 * x.shape[0] * width, self.dtype),
+                                             out[s:s + EVAL_CHUNK], logits, True):
+                raise ValueError("X: contains NaN or inf values")
         return out
 
     # ----------------------------------------------------------------- the model interface
