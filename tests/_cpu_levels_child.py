@@ -1,11 +1,12 @@
 """The child of tests/test_cpu_levels.py: run in a fresh Python (maybe under qemu as an older CPU).
 
-    python tests/_cpu_levels_child.py [OUT.npz]
+    python tests/_cpu_levels_child.py [OUT.npz [DIRECT]]
 
 prints core_info() as one JSON line, computes a fixed set of results with the kernel core (activations,
 dense forward and backward, softmax cross-entropy, Adam, training epochs of two MLPs, convolution forward
 and backward, a CNN's epoch; float32 and float64), saves them into OUT.npz when given, and checks them
-against the float64 NumPy references (tests/_reference.py); it exits 1 naming each mismatch.
+against the float64 NumPy references (tests/_reference.py); it exits 1 naming each mismatch.  DIRECT (1 or 0)
+runs every small product with the core's own loop (``_small.h``) or with BLAS, whatever the copy's choice.
 
 Kept small and fast: under qemu every line runs emulated.  Running this file puts tests/ on sys.path, so
 ``_reference`` imports as in the tests.
@@ -151,6 +152,10 @@ def results(dtype, with_reference):
 
 
 def main(argv):
+    if len(argv) > 2:
+        from fastnn._kernels import _core
+
+        _core._test_direct(int(argv[2]))
     print(json.dumps(F.core_info()), flush=True)
     found = {name: entry for dtype in DTYPES for name, entry in results(dtype, True).items()}
     if len(argv) > 1:

@@ -147,9 +147,15 @@ def test_the_strong_recipe_accuracies(hw36, tmp_path):
     from fastnn import tasks
 
     got = tasks.classify(SHARED, tmp_path, recipe="strong", dataset=hw36, progress=False)["headline"]
-    s = Stated(r"the `strong` recipe \([^)]*\) reaches ([\d.]+)% validation / ([\d.]+)% test")
-    s.check(1, f"{100 * got['valid_accuracy']:.1f}")
-    s.check(2, f"{100 * got['test_accuracy']:.1f}")
+    s = Stated(r"the `strong` recipe \([^)]*\) reaches ([\d.]+)% validation / ([\d.]+)% test \(([\d.]+)% / ([\d.]+)% "
+               r"where the products run on BLAS")
+    # 30 epochs of Adam carry the products' rounding, which differs between the AVX-512 copy (the core's own
+    # small products) and the others (BLAS's): the sentence gives both, this checks the running copy's.
+    from fastnn._kernels import _core
+
+    first = 1 if _core.direct_products() == "all" else 3
+    s.check(first, f"{100 * got['valid_accuracy']:.1f}")
+    s.check(first + 1, f"{100 * got['test_accuracy']:.1f}")
 
 
 def test_the_autoencoder_settings(monkeypatch, tmp_path):

@@ -9,13 +9,14 @@
 #
 # * ``_team.h``: the thread team (pthreads), fork-safe, and the Ctrl-C flag;
 # * ``_math.pxi``: float32 exp/tanh, activations, derivatives, softmax, bias sums;
-# * ``_blas.pxi``: the matrix products and how a large one is cut into parts for the team;
+# * ``_blas.pxi`` and ``_small.h``: the matrix products and how a large one is cut into parts for the team;
 # * ``_losses.pxi``: the fused losses; ``_optim.pxi``: the optimizer updates;
 # * ``_epoch.pxi``: a whole training epoch as one job of the team;
 # * ``_conv.pxi``: convolution (im2col + one product) and max-pooling on NHWC images;
 # * ``_conv_epoch.pxi``: a convolutional network's epoch, in the same job as the dense one.
 #
-# All parallelism is the team's; the matrix products run on a private single-threaded OpenBLAS.
+# All parallelism is the team's; the matrix products run on a private single-threaded OpenBLAS, or, when
+# small (``_small.h``), on the core's own loop.
 
 from cython cimport floating
 from libc.math cimport exp, fabs, isfinite, log, log1p, pow, sqrt, tanh

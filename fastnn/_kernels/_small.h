@@ -8,9 +8,10 @@
  * the width the compiled copy of the core has (64 bytes with AVX-512, 32 with AVX, 16 otherwise), so
  * the same source is each copy's kernel.
  *
- * Every element of C is the sum over k in order, each term added as a*b to the running sum, whatever
- * the block it falls in (the tails included), so that a row's numbers do not depend on how many rows
- * the call has or on how the columns are cut between threads.
+ * Every element of C is the sum over k in order, each term added as a*b to the running sum (fused where
+ * the CPU has FMA), whatever the block it falls in (the tails included), so that a row's numbers do not
+ * depend on how many rows the call has, on how the columns are cut between threads, or on the vector
+ * width of the copy (the AVX2 and AVX-512 copies give the same bits).
  */
 #ifndef FNN_SMALL_H
 #define FNN_SMALL_H
@@ -45,13 +46,25 @@
 #endif
 
 /* Keep a value in a register: without it the compiler folds B's loads into every multiply-add that
- * reads them (RB loads of each vector per step instead of one), which makes the loop wait on loads. */
+ * reads them (RB loads of each vector per step instead of one), which makes the loop wait on loads; and it
+ * hides that a value is a product, so that the compiler cannot fuse it into the sum it feeds. */
 #define FNN_IN_REGISTER(x) __asm__("" : "+x"(x))
+
+/* The last columns' scalar sums fuse each multiply-add as the vectors' do (GCC contracts those), so that an
+ * element's bits do not depend on whether it falls in a vector, whatever the vector width: explicitly, as
+ * the compiler left a scalar loop of the AVX2 copy uncontracted.  Without FMA (the SSE4 copy) neither fuses. */
+#if defined(__FMA__)
+#define FNN_FMAF(a, b, c) __builtin_fmaf((a), (b), (c))
+#define FNN_FMA(a, b, c) __builtin_fma((a), (b), (c))
+#else
+#define FNN_FMAF(a, b, c) ((c) + (a) * (b))
+#define FNN_FMA(a, b, c) ((c) + (a) * (b))
+#endif
 
 /* A (m, k): element (r, i) at A[r * lda + i], or at A[i * lda + r] when a_trans (the transpose of a
  * row-major (k, m) array).  B (k, n): element (i, j) at B[i * ldb + j].  C (m, n): C[r * ldc + j].
  * beta == 0 ignores C's old values (NaN included), as BLAS does. */
-#define FNN_SMALL_GEMM(NAME, T, VLEN)                                                                         \
+#define FNN_SMALL_GEMM(NAME, T, VLEN, FMA)                                                                         \
 typedef T NAME##_vec __attribute__((vector_size(FNN_VBYTES)));                                                \
 /* The same vector at any address of a T (loads and stores of rows of B and C). */                           \
 typedef T NAME##_uvec __attribute__((vector_size(FNN_VBYTES), aligned(sizeof(T)), may_alias));               \
@@ -61,9 +74,11 @@ static inline T NAME##_a(const T* A, ptrdiff_t lda, int a_trans, ptrdiff_t r, pt
 }                                                                                                             \
                                                                                                               \
 static inline void NAME##_store(T* c, NAME##_vec acc, T alpha, T beta) {                                      \
-    if (beta != 0)                                                                                            \
-        acc = alpha * acc + beta * *(NAME##_uvec*)c;                                                          \
-    else                                                                                                      \
+    if (beta != 0) {       /* alpha acc fused onto beta C, as the last columns' FMA does (below) */          \
+        NAME##_vec t = beta * *(NAME##_uvec*)c;                                                               \
+        FNN_IN_REGISTER(t);                                                                                   \
+        acc = alpha * acc + t;                                                                                \
+    } else                                                                                                    \
         acc = alpha * acc;                                                                                    \
     *(NAME##_uvec*)c = acc;                                                                                   \
 }                                                                                                             \
@@ -121,8 +136,8 @@ static void NAME(int m, int n, int k, T alpha, const T* A, int lda, int a_trans,
         for (r = 0; r < m; r++) {                                                                             \
             T acc = 0;                                                                                        \
             for (i = 0; i < k; i++)                                                                           \
-                acc += NAME##_a(A, lda, a_trans, r, i) * B[i * ldb + j];                                      \
-            C[r * ldc + j] = beta != 0 ? alpha * acc + beta * C[r * ldc + j] : alpha * acc;                   \
+                acc = FMA(NAME##_a(A, lda, a_trans, r, i), B[i * ldb + j], acc);                              \
+            C[r * ldc + j] = beta != 0 ? FMA(alpha, acc, beta * C[r * ldc + j]) : alpha * acc;                \
         }                                                                                                     \
     }                                                                                                         \
 }
@@ -133,7 +148,7 @@ static void NAME(int m, int n, int k, T alpha, const T* A, int lda, int a_trans,
 #define FNN_ROWS_CASES(NAME) FNN_ROW_CASE(NAME, 1) FNN_ROW_CASE(NAME, 2) FNN_ROW_CASE(NAME, 3)                 \
     FNN_ROW_CASE(NAME, 4) FNN_ROW_CASE(NAME, 5) FNN_ROW_CASE(NAME, 6)
 
-FNN_SMALL_GEMM(fnn_sgemm_small, float, (FNN_VBYTES / 4))
-FNN_SMALL_GEMM(fnn_dgemm_small, double, (FNN_VBYTES / 8))
+FNN_SMALL_GEMM(fnn_sgemm_small, float, (FNN_VBYTES / 4), FNN_FMAF)
+FNN_SMALL_GEMM(fnn_dgemm_small, double, (FNN_VBYTES / 8), FNN_FMA)
 
 #endif
