@@ -27,7 +27,7 @@
 #endif
 
 /* Whether this copy uses these products wherever they fit: with AVX-512 they measured 1.5x faster than
- * OpenBLAS's over an MLP epoch (Zen 5); the AVX2 copy's (8-wide, 16 registers) measured 0.8-0.9x, so copies
+ * OpenBLAS's over an MLP epoch (Zen 5); the AVX2 copy's (8-wide, 16 registers) 0.77-0.88x, so copies
  * without AVX-512 keep BLAS except for a prediction's few rows (_blas.pxi; fastnn._kernels._core.
  * direct_products() reports the choice, and the tests can force it). */
 #if FNN_VBYTES == 64
