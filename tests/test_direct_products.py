@@ -35,7 +35,7 @@ def _operands(rng, m, k, n, dtype, a_trans, block):
     B = rng.normal(size=(k, n))
     a = np.ascontiguousarray(A.T).T if a_trans else A  # a_trans: the transpose of a row-major (k, m) array
     if block:  # blocks of larger arrays: leading dimensions wider than the rows
-        big_a = np.zeros((a.shape[0] + 3, a.shape[1] + 5)) if not a_trans else np.zeros((a.shape[1] + 5, a.shape[0] + 3)).T
+        big_a = np.zeros((k + 5, m + 3)).T if a_trans else np.zeros((m + 3, k + 5))
         big_a[1:1 + m, 2:2 + k] = A
         a = big_a[1:1 + m, 2:2 + k]
         big_b = np.zeros((k + 2, n + 7))
