@@ -275,14 +275,13 @@ def test_every_copy_gives_the_same_numbers_within_tolerance(workdir):
 
 
 @needs_levels
-def test_v3_and_v4_give_the_same_bits_with_blas_products(workdir):
-    """With every product on BLAS, the AVX2 and AVX-512 copies give the same bits.  By default they do not run
-    the same products: the AVX-512 copy runs the small ones itself (``_core.direct_products()``), the AVX2
-    copy only a prediction's one or two rows.  With the core's own products forced in both, 147 of the 148
-    results still agree bitwise (a product scaled onto C by a beta other than 0 or 1, with A transposed,
-    rounds apart where one copy's last columns fall in a vector and the other's do not); every copy's
-    numbers are within tolerance of the references (the test above)."""
-    v3, v4 = copy_results("v3", workdir, 0)[1], copy_results("v4", workdir, 0)[1]
+@pytest.mark.parametrize("direct", [1, 0])
+def test_v3_and_v4_give_the_same_bits_with_the_same_products(direct, workdir):
+    """Running the same products (every small one by the core's own loop, whose every element is the same
+    in-order sum of fused multiply-adds at any vector width, or every one by BLAS), the AVX2 and AVX-512
+    copies give the same bits.  By default they do not run the same products: the AVX-512 copy runs the
+    small ones itself (``_core.direct_products()``), the AVX2 copy only a prediction's one or two rows."""
+    v3, v4 = copy_results("v3", workdir, direct)[1], copy_results("v4", workdir, direct)[1]
     differ = [name for name in v3 if not np.array_equal(v3[name], v4[name])]
     assert not differ, f"v3 and v4 differ in {len(differ)} of {len(v3)} results: {differ}"
 

@@ -4,6 +4,8 @@ time), A transposed or not, alpha and beta (beta 0 ignoring NaN in C), blocks of
 inputs, both dtypes; and a row's numbers independent of the rows around it and of the thread count.  The
 AVX-512 copy of the core uses these products; the tests force them on whichever copy runs here."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -105,3 +107,32 @@ def test_epoch_shaped_direct_products_are_the_same_on_any_thread_count(dtype, sh
     tol = R.tol(dtype)
     np.testing.assert_allclose(got[0], A.astype(np.float64) @ B.astype(np.float64), rtol=tol["rtol"],
                                atol=tol["atol"] * np.sqrt(k))
+
+
+def _fma(a, b, c):
+    """a * b + c rounded once (float64), exactly as a fused multiply-add."""
+    return float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+
+
+@pytest.mark.parametrize("a_trans", [False, True])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.0), (-0.01, 1.0), (-0.01, 0.999)])
+def test_every_element_is_the_in_order_fused_sum(a_trans, alpha, beta, rng):
+    """What makes the copies agree bitwise: each element of C is ``fma(alpha, s, beta * c)`` of the in-order
+    sum ``s = fma(a_k, b_k, ... fma(a_0, b_0, 0))``, in a 6-row block, a smaller one, a vector or the last
+    columns alike (float64, on copies with FMA; the SSE4 copy has none and rounds each step twice)."""
+    if F.core_info()["core"] == "x86-64-v2":
+        pytest.skip("the SSE4 copy has no FMA")
+    m, k, n = 8, 9, 21  # a 6-row block and a 2-row one; vectors and the last columns in every copy
+    A = rng.normal(size=(k, m)).T if a_trans else rng.normal(size=(m, k))
+    B = rng.normal(size=(k, n))
+    C0 = rng.normal(size=(m, n))
+    C = C0.copy()
+    _core.gemm(A, B, C, alpha, beta)
+    want = np.empty_like(C)
+    for r in range(m):
+        for j in range(n):
+            s = 0.0
+            for i in range(k):
+                s = _fma(A[r, i], B[i, j], s)
+            want[r, j] = _fma(alpha, s, beta * C0[r, j]) if beta else alpha * s
+    np.testing.assert_array_equal(C, want)

@@ -17,6 +17,7 @@
 #define FNN_SMALL_H
 
 #include <stddef.h>
+#include <string.h>
 
 #if defined(__AVX512F__)
 #define FNN_VBYTES 64
@@ -46,8 +47,7 @@
 #endif
 
 /* Keep a value in a register: without it the compiler folds B's loads into every multiply-add that
- * reads them (RB loads of each vector per step instead of one), which makes the loop wait on loads; and it
- * hides that a value is a product, so that the compiler cannot fuse it into the sum it feeds. */
+ * reads them (RB loads of each vector per step instead of one), which makes the loop wait on loads. */
 #define FNN_IN_REGISTER(x) __asm__("" : "+x"(x))
 
 /* The last columns' scalar sums fuse each multiply-add as the vectors' do (GCC contracts those), so that an
@@ -74,13 +74,16 @@ static inline T NAME##_a(const T* A, ptrdiff_t lda, int a_trans, ptrdiff_t r, pt
 }                                                                                                             \
                                                                                                               \
 static inline void NAME##_store(T* c, NAME##_vec acc, T alpha, T beta) {                                      \
-    if (beta != 0) {       /* alpha acc fused onto beta C, as the last columns' FMA does (below) */          \
-        NAME##_vec t = beta * *(NAME##_uvec*)c;                                                               \
-        FNN_IN_REGISTER(t);                                                                                   \
-        acc = alpha * acc + t;                                                                                \
-    } else                                                                                                    \
-        acc = alpha * acc;                                                                                    \
-    *(NAME##_uvec*)c = acc;                                                                                   \
+    /* lane by lane, as the last columns do: alpha acc fused onto beta C, the same in every copy */           \
+    T lane[VLEN];                                                                                             \
+    int l;                                                                                                    \
+    memcpy(lane, &acc, sizeof lane);                                                                          \
+    if (beta != 0)                                                                                            \
+        for (l = 0; l < VLEN; l++)                                                                            \
+            c[l] = FMA(alpha, lane[l], beta * c[l]);                                                          \
+    else                                                                                                      \
+        for (l = 0; l < VLEN; l++)                                                                            \
+            c[l] = alpha * lane[l];                                                                           \
 }                                                                                                             \
                                                                                                               \
 /* Rows r0 .. r0 + RB - 1 (RB of 1 or FNN_RB) by NV (1 or FNN_NV) vectors of columns from j0. */              \
