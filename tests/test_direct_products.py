@@ -136,3 +136,22 @@ def test_every_element_is_the_in_order_fused_sum(a_trans, alpha, beta, rng):
                 s = _fma(A[r, i], B[i, j], s)
             want[r, j] = _fma(alpha, s, beta * C0[r, j]) if beta else alpha * s
     np.testing.assert_array_equal(C, want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(64, 300), k=st.integers(1, 40), n=st.integers(1, 200), dtype=st.sampled_from(DTYPES),
+       beta=st.sampled_from([0.0, 1.0]))
+def test_a_transposed_b_is_copied_as_rows_and_multiplied_alike(m, k, n, dtype, beta):
+    """An input gradient's ``D @ W.T`` (B transposed, small, many rows): B's rows copied out once, then the
+    same loop: NumPy's numbers to rounding, and the same bits as with B given as rows."""
+    rng = np.random.default_rng([m, k, n])
+    D = rng.normal(size=(m, k)).astype(dtype)
+    W = rng.normal(size=(n, k)).astype(dtype)
+    C0 = rng.normal(size=(m, n)).astype(dtype)
+    C, rows = C0.copy(), C0.copy()
+    _core.gemm(D, W.T, C, 1.0, beta)
+    _core.gemm(D, np.ascontiguousarray(W.T), rows, 1.0, beta)
+    np.testing.assert_array_equal(C, rows)
+    tol = R.tol(dtype)
+    want = D.astype(np.float64) @ W.T.astype(np.float64) + beta * C0
+    np.testing.assert_allclose(C, want, rtol=tol["rtol"], atol=tol["atol"] * np.sqrt(k))

@@ -118,6 +118,25 @@ cdef extern from "_small.h" nogil:
                          const double* B, int ldb, double beta, double* C, int ldc)
 
 
+cdef enum:
+    #: A transposed B of at most this many bytes (a convolution's W.T: 18 KB for 3x3x16 -> 32) is copied
+    #: onto the stack as rows, for a product of at least DIRECT_COPY_MIN_ROWS rows (that read it again and
+    #: again: a copy is what BLAS's packing costs, worth it only then).
+    DIRECT_COPY_BYTES = 65536
+    DIRECT_COPY_MIN_ROWS = 64
+
+
+cdef void transpose_copy(Mat B, char* out) noexcept nogil:
+    """B (transposed: element (i, j) at data[j * ld + i]) as a C-contiguous (rows, cols) block at out."""
+    cdef Py_ssize_t i, j
+    for j in range(B.cols):
+        for i in range(B.rows):
+            if B.itemsize == 4:
+                (<float*>out)[i * B.cols + j] = (<const float*>B.data)[j * B.ld + i]
+            else:
+                (<double*>out)[i * B.cols + j] = (<const double*>B.data)[j * B.ld + i]
+
+
 cdef inline void gemm_direct(Mat A, Mat B, Mat C, double alpha, double beta) noexcept nogil:
     """C = alpha A @ B + beta C (B not transposed) by ``_small.h``'s register-blocked loop, without BLAS's
     packing: for products too small for the packing to pay (a prediction's few rows, an epoch's batch)."""
@@ -142,10 +161,17 @@ cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept n
                 else:
                     (<double*>C.data)[i * C.ld + j] = beta * (<double*>C.data)[i * C.ld + j] if beta != 0 else 0
         return
-    if _direct_mode and not B.trans and <double>k * n * C.itemsize <= _direct_bytes and \
-            (_direct_mode == DIRECT_ALL or m <= DIRECT_FEW_ROWS):
-        gemm_direct(A, B, C, alpha, beta)
-        return
+    cdef char copy[DIRECT_COPY_BYTES]
+    cdef Py_ssize_t b_bytes = <Py_ssize_t>k * n * C.itemsize
+    if _direct_mode and <double>b_bytes <= _direct_bytes and (_direct_mode == DIRECT_ALL or m <= DIRECT_FEW_ROWS):
+        if not B.trans:
+            gemm_direct(A, B, C, alpha, beta)
+            return
+        if _direct_mode == DIRECT_ALL and m >= DIRECT_COPY_MIN_ROWS and b_bytes <= DIRECT_COPY_BYTES:
+            # B transposed (an input gradient's W.T): its rows copied out once, then the same loop
+            transpose_copy(B, copy)
+            gemm_direct(A, mat(copy, k, n, C.itemsize), C, alpha, beta)
+            return
     if C.itemsize == 4:
         _sgemm(ROW_MAJOR, NO_TRANS + A.trans, NO_TRANS + B.trans, m, n, k, <float>alpha, <float*>A.data, A.ld,
                <float*>B.data, B.ld, <float>beta, <float*>C.data, C.ld)
