@@ -414,8 +414,9 @@ def main(argv=None) -> int:
         info = run("probe", "-")
         print(f"python {info['python']} ({sys.executable}), numpy {info['numpy']}, fastnn {info['fastnn']} from "
               f"{info['fastnn_file']}; core {info.get('core_info')}")
-        print(f"torch {info.get('torch')} ({info.get('torch_threads')} threads), onnxruntime {info.get('onnxruntime')}"
-              f", onnx {info.get('onnx')}; BLAS {info.get('blas')}")
+        torch = f"{info['torch']} ({info.get('torch_threads')} threads)" if info.get("torch") else "not importable"
+        print(f"torch {torch}, onnxruntime {info.get('onnxruntime') or 'not importable'}, onnx "
+              f"{info.get('onnx') or 'not importable'}; BLAS {info.get('blas')}")
         skipped = {}
         for c in ("torch", "onnxruntime"):
             why = _missing(info, c)
