@@ -68,7 +68,8 @@ def epoch_flops(sizes=SIZES, n=N_SAMPLES) -> float:
 
 # ------------------------------------------------------------------------ child side
 
-def _child_probe() -> dict:
+def probe() -> dict:
+    """The child's versions: fastnn (and where it was loaded from), numpy, python, torch (None when missing)."""
     import numpy as np
 
     import fastnn
@@ -86,7 +87,8 @@ def _child_probe() -> dict:
     return info
 
 
-def _child_gemm() -> dict:
+def gemm_peak() -> dict:
+    """Times of a 2048^3 float32 ``numpy.matmul`` on all cores (after a warm-up) and the best GFLOP/s."""
     import numpy as np
 
     rng = np.random.default_rng(SEED)
@@ -103,7 +105,8 @@ def _child_gemm() -> dict:
     return {"times": times, "flops": flops, "gflops_best": flops / min(times) / 1e9}
 
 
-def _child_epoch(contender: str, batch_size: int, rounds: int) -> dict:
+def mlp_epoch_times(contender: str, batch_size: int, rounds: int) -> dict:
+    """One warm-up and ``rounds`` timed epochs of ``contender`` (fastnn, numpy or torch) in this process."""
     import numpy as np
 
     import epoch_benchmark as B  # beside this file: the script's folder is on sys.path
@@ -133,34 +136,42 @@ def _child_epoch(contender: str, batch_size: int, rounds: int) -> dict:
             return B.torch_epoch(Xt, yt, net, batch_size, LR, order=order)
     else:
         raise SystemExit(f"unknown contender {contender!r}")
+    timed = timed_rounds(fn, rounds)
+    timed["first_epoch_loss"] = float(timed.pop("first")[0])  # same initial weights and order: all should agree
+    return {"contender": contender, "batch_size": batch_size, **timed, **info}
+
+
+def timed_rounds(fn, rounds: int) -> dict:
+    """``fn()`` once as a warm-up (thread pools, first-touch pages, lazy initialisation), then ``rounds`` timed
+    calls: {'times', 'warmup_s', 'first' (the warm-up's return value), 'load1' (the load average now)}."""
     t0 = time.perf_counter()
-    first = fn()  # warm-up epoch: thread pools, first-touch pages, lazy initialisation
-    info["warmup_s"] = time.perf_counter() - t0
-    info["first_epoch_loss"] = float(first[0])  # same initial weights and order: all should agree
+    first = fn()
+    warmup = time.perf_counter() - t0
     times = []
     for _ in range(rounds):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"contender": contender, "batch_size": batch_size, "times": times, "load1": load, **info}
+    return {"times": times, "warmup_s": warmup, "first": first, "load1": load}
 
 
 def _child_main(args) -> int:
     if args.child == "probe":
-        out = _child_probe()
+        out = probe()
     elif args.child == "gemm":
-        out = _child_gemm()
+        out = gemm_peak()
     else:
-        out = _child_epoch(args.child, args.batch_size, args.rounds)
+        out = mlp_epoch_times(args.child, args.batch_size, args.rounds)
     print(json.dumps(out))
     return 0
 
 
 # ----------------------------------------------------------------------- parent side
 
-def _run_child(workdir: str, *child_args, env=None, python=None) -> dict:
-    cmd = [python or sys.executable, SCRIPT, "--child", *map(str, child_args)]
+def run_child(workdir: str, *child_args, env=None, python=None, script=SCRIPT) -> dict:
+    """Run ``script --child ARGS...`` (by ``python``, in ``workdir``) and return the last JSON line it printed."""
+    cmd = [python or sys.executable, script, "--child", *map(str, child_args)]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"child {' '.join(cmd[2:])} failed with exit code {proc.returncode}:\n{proc.stderr}")
@@ -170,7 +181,8 @@ def _run_child(workdir: str, *child_args, env=None, python=None) -> dict:
     return json.loads(lines[-1])
 
 
-def _load() -> str:
+def load_average() -> str:
+    """The load average over 1, 5 and 15 minutes, as text."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
@@ -202,9 +214,9 @@ def main(argv=None) -> int:
         ap.error("--processes, --rounds and --batch-sizes must be positive")
 
     started = time.time()
-    load_start = _load()
+    load_start = load_average()
     with tempfile.TemporaryDirectory(prefix="fastnn-epoch-processes-") as workdir:
-        probe = _run_child(workdir, "probe")
+        probe = run_child(workdir, "probe")
         print(f"python {probe['python']} ({sys.executable}), numpy {probe['numpy']}, "
               f"fastnn {probe['fastnn']} from {probe['fastnn_file']}")
         contenders = list(CONTENDERS)
@@ -222,7 +234,7 @@ def main(argv=None) -> int:
             pythons[name] = python
             LABELS[name] = f"fastnn {label} float32"
             contenders.insert(1, name)
-            other = _run_child(workdir, "probe", python=python)
+            other = run_child(workdir, "probe", python=python)
             print(f"{name}: fastnn {other['fastnn']} from {other['fastnn_file']} ({python})")
         if args.only:
             contenders = [c for c in contenders if c in args.only or c.split("@")[-1] in args.only]
@@ -232,7 +244,7 @@ def main(argv=None) -> int:
               f"1 warm-up + {args.rounds} timed epochs each; GEMM peak children at the start, middle and end",
               flush=True)
 
-        gemm = [_run_child(workdir, "gemm")]
+        gemm = [run_child(workdir, "gemm")]
         runs = {(c, bs): [] for c in contenders for bs in args.batch_sizes}
         for p in range(args.processes):
             for bs in args.batch_sizes:
@@ -243,15 +255,15 @@ def main(argv=None) -> int:
                     if c.startswith("fastnn") and args.threads:
                         env = {**os.environ, "FASTNN_NUM_THREADS": str(args.threads),
                                "OMP_NUM_THREADS": str(args.threads)}
-                    runs[(c, bs)].append(_run_child(workdir, c.split("@")[0], "--batch-size", bs, "--rounds",
+                    runs[(c, bs)].append(run_child(workdir, c.split("@")[0], "--batch-size", bs, "--rounds",
                                                     args.rounds, env=env, python=pythons.get(c)))
             if p == (args.processes - 1) // 2:
-                gemm.append(_run_child(workdir, "gemm"))
-            print(f"  round {p + 1}/{args.processes} done ({time.time() - started:.0f} s, load {_load()})",
+                gemm.append(run_child(workdir, "gemm"))
+            print(f"  round {p + 1}/{args.processes} done ({time.time() - started:.0f} s, load {load_average()})",
                   flush=True)
-        gemm.append(_run_child(workdir, "gemm"))
+        gemm.append(run_child(workdir, "gemm"))
 
-    load_end = _load()
+    load_end = load_average()
     peak = max(g["gflops_best"] for g in gemm) * 1e9
     flops = epoch_flops()
     summary = {}

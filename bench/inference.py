@@ -21,40 +21,49 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-CHILD = r"""
-import json, statistics, sys, tempfile, time
-import numpy as np
-contender, batches, calls = sys.argv[1], [int(b) for b in sys.argv[2].split(",")], int(sys.argv[3])
-from fastnn.models import MLP
-model = MLP([1024, 64, 36], ["sigmoid", "softmax"], dtype="float32", seed=0)
-rng = np.random.default_rng(0)
-if contender == "onnxruntime":
-    import onnxruntime as ort
-    from fastnn.onnx import to_onnx
-    path = to_onnx(model, tempfile.mkdtemp() + "/m.onnx")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    predict = lambda X: session.run(None, {name: X})[0]
-else:
-    predict = model.predict_proba
-out = {}
-for n in batches:
-    X = rng.random((n, 1024), dtype=np.float32)
-    k = max(5, calls * 32 // max(n, 32))
-    predict(X)
-    rounds = []
-    for _ in range(7):
-        t0 = time.perf_counter()
-        for _ in range(k):
-            predict(X)
-        rounds.append((time.perf_counter() - t0) / k)
-    out[n] = statistics.median(rounds)
-print(json.dumps(out))
-"""
+SCRIPT = os.path.abspath(__file__)
+
+
+def predict_times(contender: str, batches, calls: int, rounds: int = 7) -> dict:
+    """{batch: median seconds per call} of ``contender`` ('fastnn': ``MLP.predict_proba``; 'onnxruntime': fastnn's
+    own export, one intra-op and one inter-op thread) in this process, ``rounds`` rounds of calls per batch."""
+    import numpy as np
+
+    from fastnn.models import MLP
+
+    model = MLP([1024, 64, 36], ["sigmoid", "softmax"], dtype="float32", seed=0)
+    rng = np.random.default_rng(0)
+    if contender == "onnxruntime":
+        import onnxruntime as ort
+
+        from fastnn.onnx import to_onnx
+
+        path = to_onnx(model, os.path.join(tempfile.mkdtemp(), "m.onnx"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def predict(X):
+            return session.run(None, {name: X})[0]
+    else:
+        predict = model.predict_proba
+    out = {}
+    for n in batches:
+        X = rng.random((n, 1024), dtype=np.float32)
+        k = max(5, calls * 32 // max(n, 32))
+        predict(X)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(k):
+                predict(X)
+            times.append((time.perf_counter() - t0) / k)
+        out[n] = statistics.median(times)
+    return out
 
 
 def main(argv=None) -> int:
@@ -64,7 +73,11 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=2000)
     p.add_argument("--base", help="another source tree's fastnn, as a third contender")
     p.add_argument("--json")
+    p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(predict_times(args.child, args.batches, args.calls)))
+        return 0
     here = str(Path(__file__).resolve().parents[1])
     contenders = {"fastnn": here, "onnxruntime": here}
     if args.base:
@@ -75,8 +88,8 @@ def main(argv=None) -> int:
         for _ in range(args.processes):
             for name, tree in contenders.items():
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
-                proc = subprocess.run([sys.executable, "-c", CHILD, name, ",".join(map(str, args.batches)),
-                                       str(args.calls)], capture_output=True, text=True, env=env, cwd=cwd)
+                proc = subprocess.run([sys.executable, SCRIPT, "--child", name, "--batches", *map(str, args.batches),
+                                       "--calls", str(args.calls)], capture_output=True, text=True, env=env, cwd=cwd)
                 if proc.returncode:
                     print(f"inference: {name} failed:\n{proc.stderr}", file=sys.stderr)
                     return 1
