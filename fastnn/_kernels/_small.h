@@ -17,6 +17,7 @@
 #define FNN_SMALL_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__AVX512F__)
@@ -73,23 +74,24 @@ static inline T NAME##_a(const T* A, ptrdiff_t lda, int a_trans, ptrdiff_t r, pt
     return a_trans ? A[i * lda + r] : A[r * lda + i];                                                         \
 }                                                                                                             \
                                                                                                               \
-static inline void NAME##_store(T* c, NAME##_vec acc, T alpha, T beta) {                                      \
-    /* lane by lane, as the last columns do: alpha acc fused onto beta C, the same in every copy */           \
+static inline void NAME##_store(T* c, NAME##_vec acc, T alpha, T beta, int nc) {                              \
+    /* lane by lane (the first nc): alpha acc fused onto beta C, the same in every copy */                    \
     T lane[VLEN];                                                                                             \
     int l;                                                                                                    \
     memcpy(lane, &acc, sizeof lane);                                                                          \
     if (beta != 0)                                                                                            \
-        for (l = 0; l < VLEN; l++)                                                                            \
+        for (l = 0; l < nc; l++)                                                                              \
             c[l] = FMA(alpha, lane[l], beta * c[l]);                                                          \
     else                                                                                                      \
-        for (l = 0; l < VLEN; l++)                                                                            \
+        for (l = 0; l < nc; l++)                                                                              \
             c[l] = alpha * lane[l];                                                                           \
 }                                                                                                             \
                                                                                                               \
-/* Rows r0 .. r0 + RB - 1 (RB of 1 or FNN_RB) by NV (1 or FNN_NV) vectors of columns from j0. */              \
-static inline __attribute__((always_inline)) void NAME##_block(int RB, int NV, int k, T alpha, const T* A, ptrdiff_t lda, int a_trans,       \
-                                const T* B, ptrdiff_t ldb, T beta, T* C, ptrdiff_t ldc, ptrdiff_t r0,         \
-                                ptrdiff_t j0) {                                                               \
+/* Rows r0 .. r0 + RB - 1 (RB of 1 to FNN_RB) by NV (1 or FNN_NV) vectors of B's columns from j0, into C's    \
+ * columns from cj0; of the last vector only the first nc columns are stored. */                              \
+static inline __attribute__((always_inline)) void NAME##_block(int RB, int NV, int k, T alpha, const T* A,   \
+                                ptrdiff_t lda, int a_trans, const T* B, ptrdiff_t ldb, T beta, T* C,          \
+                                ptrdiff_t ldc, ptrdiff_t r0, ptrdiff_t j0, ptrdiff_t cj0, int nc) {           \
     NAME##_vec acc[FNN_RB][FNN_NV], b[FNN_NV];                                                                \
     int r, v;                                                                                                 \
     ptrdiff_t i;                                                                                              \
@@ -111,13 +113,15 @@ static inline __attribute__((always_inline)) void NAME##_block(int RB, int NV, i
     }                                                                                                         \
     for (r = 0; r < RB; r++)                                                                                  \
         for (v = 0; v < NV; v++)                                                                              \
-            NAME##_store(C + (r0 + r) * ldc + j0 + (ptrdiff_t)v * VLEN, acc[r][v], alpha, beta);              \
+            NAME##_store(C + (r0 + r) * ldc + cj0 + (ptrdiff_t)v * VLEN, acc[r][v], alpha, beta,              \
+                         v == NV - 1 ? nc : VLEN);                                                            \
 }                                                                                                             \
                                                                                                               \
 /* Rows r0 .. r0 + rb - 1 (rb <= FNN_RB) by FNN_NV vectors of columns (wide) or one: each case is its own \
  * loop with constant sizes, so that the compiler keeps acc and b in registers. */                            \
 static void NAME##_rows(int rb, int wide, int k, T alpha, const T* A, ptrdiff_t lda, int a_trans, const T* B, \
-                        ptrdiff_t ldb, T beta, T* C, ptrdiff_t ldc, ptrdiff_t r0, ptrdiff_t j0) {             \
+                        ptrdiff_t ldb, T beta, T* C, ptrdiff_t ldc, ptrdiff_t r0, ptrdiff_t j0, ptrdiff_t cj0, \
+                        int nc) {                                                                             \
     switch (rb * 2 + (wide != 0)) {                                                                           \
     FNN_ROWS_CASES(NAME)                                                                                      \
     }                                                                                                         \
@@ -127,15 +131,33 @@ static void NAME(int m, int n, int k, T alpha, const T* A, int lda, int a_trans,
                  T beta, T* C, int ldc) {                                                                     \
     const int wide = FNN_NV * VLEN;                                                                           \
     ptrdiff_t r, j = 0, i;                                                                                    \
+    int nc, c;                                                                                                \
+    T* pad;                                                                                                   \
     for (; j + wide <= n; j += wide)                                                                          \
         for (r = 0; r < m; r += FNN_RB)                                                                       \
             NAME##_rows(m - r < FNN_RB ? (int)(m - r) : FNN_RB, 1, k, alpha, A, lda, a_trans, B, ldb, beta, C,  \
-                        ldc, r, j);                                                                           \
+                        ldc, r, j, j, VLEN);                                                                  \
     for (; j + VLEN <= n; j += VLEN)                                                                          \
         for (r = 0; r < m; r += FNN_RB)                                                                       \
             NAME##_rows(m - r < FNN_RB ? (int)(m - r) : FNN_RB, 0, k, alpha, A, lda, a_trans, B, ldb, beta, C,  \
-                        ldc, r, j);                                                                           \
-    for (; j < n; j++) {                       /* the last columns, fewer than a vector: one at a time */     \
+                        ldc, r, j, j, VLEN);                                                                  \
+    if (j == n)                                                                                               \
+        return;                                                                                               \
+    /* The last nc < VLEN columns (36 classes: 4): B's copied out into zero-padded vectors once, then the     \
+     * same blocks, storing nc columns: the same in-order sums as a scalar loop, but 6 rows at a time. */     \
+    nc = (int)(n - j);                                                                                        \
+    pad = (T*)malloc(sizeof(T) * (size_t)k * VLEN);                                                           \
+    if (pad != NULL) {                                                                                        \
+        for (i = 0; i < k; i++)                                                                               \
+            for (c = 0; c < VLEN; c++)                                                                        \
+                pad[i * VLEN + c] = c < nc ? B[i * ldb + j + c] : 0;                                          \
+        for (r = 0; r < m; r += FNN_RB)                                                                       \
+            NAME##_rows(m - r < FNN_RB ? (int)(m - r) : FNN_RB, 0, k, alpha, A, lda, a_trans, pad, VLEN, beta,  \
+                        C, ldc, r, 0, j, nc);                                                                 \
+        free(pad);                                                                                            \
+        return;                                                                                               \
+    }                                                                                                         \
+    for (; j < n; j++) {                       /* (no memory for the copy: one column at a time) */           \
         for (r = 0; r < m; r++) {                                                                             \
             T acc = 0;                                                                                        \
             for (i = 0; i < k; i++)                                                                           \
@@ -146,8 +168,9 @@ static void NAME(int m, int n, int k, T alpha, const T* A, int lda, int a_trans,
 }
 
 #define FNN_ROW_CASE(NAME, RB)                                                                                \
-    case 2 * RB + 1: NAME##_block(RB, FNN_NV, k, alpha, A, lda, a_trans, B, ldb, beta, C, ldc, r0, j0); break; \
-    case 2 * RB: NAME##_block(RB, 1, k, alpha, A, lda, a_trans, B, ldb, beta, C, ldc, r0, j0); break;
+    case 2 * RB + 1:                                                                                          \
+        NAME##_block(RB, FNN_NV, k, alpha, A, lda, a_trans, B, ldb, beta, C, ldc, r0, j0, cj0, nc); break;    \
+    case 2 * RB: NAME##_block(RB, 1, k, alpha, A, lda, a_trans, B, ldb, beta, C, ldc, r0, j0, cj0, nc); break;
 #define FNN_ROWS_CASES(NAME) FNN_ROW_CASE(NAME, 1) FNN_ROW_CASE(NAME, 2) FNN_ROW_CASE(NAME, 3)                 \
     FNN_ROW_CASE(NAME, 4) FNN_ROW_CASE(NAME, 5) FNN_ROW_CASE(NAME, 6)
 
