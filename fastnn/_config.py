@@ -59,8 +59,8 @@ def core_variants(environ=os.environ, machine=None) -> dict:
 #: A product (or part of one) whose B operand is not transposed and holds at most direct_bytes (about a core's
 #: L2 cache, which B is read from once per block of C's rows) runs the core's own register-blocked loop
 #: (``_small.h``), not BLAS: BLAS packs its operands into panels in every call, which at an epoch's sizes
-#: costs about as much as the product.  Measured on the 2-core Zen 5 (AVX-512) of the README's speed table:
-#: the MLP epoch 1.5x, the CNN epoch 1.2x faster than with BLAS; 0 turns it off.
+#: costs about as much as the product.  Measured on the 2-core Zen 5 (AVX-512) of the README's speed table
+#: against the build before: the MLP epoch 1.4-1.7x, the CNN epoch 1.3-1.4x faster; 0 turns it off.
 PARTS = dict(split_min_flops=1 << 19, part_flops=1 << 21, max_parts=64, max_k_parts=4, min_rows=64, min_cols=64,
              min_k=128, vector_part=8192, max_image_parts=16, max_batch_parts=16,
              direct_bytes=1 << 20)

@@ -123,6 +123,7 @@ cdef enum:
     #: onto the stack as rows, for a product of at least DIRECT_COPY_MIN_ROWS rows (that read it again and
     #: again: a copy is what BLAS's packing costs, worth it only then).
     DIRECT_COPY_BYTES = 65536
+    DIRECT_COPY_DOUBLES = 8192  # (DIRECT_COPY_BYTES of doubles)
     DIRECT_COPY_MIN_ROWS = 64
 
 
@@ -161,7 +162,7 @@ cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept n
                 else:
                     (<double*>C.data)[i * C.ld + j] = beta * (<double*>C.data)[i * C.ld + j] if beta != 0 else 0
         return
-    cdef char copy[DIRECT_COPY_BYTES]
+    cdef double copy[DIRECT_COPY_DOUBLES]  # (doubles: aligned for either type)
     cdef Py_ssize_t b_bytes = <Py_ssize_t>k * n * C.itemsize
     if _direct_mode and <double>b_bytes <= _direct_bytes and (_direct_mode == DIRECT_ALL or m <= DIRECT_FEW_ROWS):
         if not B.trans:
@@ -169,7 +170,7 @@ cdef void gemm_serial(Mat A, Mat B, Mat C, double alpha, double beta) noexcept n
             return
         if _direct_mode == DIRECT_ALL and m >= DIRECT_COPY_MIN_ROWS and b_bytes <= DIRECT_COPY_BYTES:
             # B transposed (an input gradient's W.T): its rows copied out once, then the same loop
-            transpose_copy(B, copy)
+            transpose_copy(B, <char*>copy)
             gemm_direct(A, mat(copy, k, n, C.itemsize), C, alpha, beta)
             return
     if C.itemsize == 4:
