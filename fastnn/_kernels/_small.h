@@ -61,11 +61,25 @@
 #define FNN_FMAF(a, b, c) ((c) + (a) * (b))
 #define FNN_FMA(a, b, c) ((c) + (a) * (b))
 #endif
+/* The same for whole vectors (the stores of C): the CPU's vector FMA, named, since the compiler may fuse
+ * either product of alpha acc + beta C into the sum. */
+#if FNN_VBYTES == 64
+#include <immintrin.h>
+#define FNN_VFMAF(a, b, c) ((__typeof__(a))_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)))
+#define FNN_VFMA(a, b, c) ((__typeof__(a))_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#elif FNN_VBYTES == 32 && defined(__FMA__)
+#include <immintrin.h>
+#define FNN_VFMAF(a, b, c) ((__typeof__(a))_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)))
+#define FNN_VFMA(a, b, c) ((__typeof__(a))_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#else
+#define FNN_VFMAF(a, b, c) ((c) + (a) * (b))
+#define FNN_VFMA(a, b, c) ((c) + (a) * (b))
+#endif
 
 /* A (m, k): element (r, i) at A[r * lda + i], or at A[i * lda + r] when a_trans (the transpose of a
  * row-major (k, m) array).  B (k, n): element (i, j) at B[i * ldb + j].  C (m, n): C[r * ldc + j].
  * beta == 0 ignores C's old values (NaN included), as BLAS does. */
-#define FNN_SMALL_GEMM(NAME, T, VLEN, FMA)                                                                         \
+#define FNN_SMALL_GEMM(NAME, T, VLEN, FMA, VFMA)                                                                         \
 typedef T NAME##_vec __attribute__((vector_size(FNN_VBYTES)));                                                \
 /* The same vector at any address of a T (loads and stores of rows of B and C). */                           \
 typedef T NAME##_uvec __attribute__((vector_size(FNN_VBYTES), aligned(sizeof(T)), may_alias));               \
@@ -75,16 +89,22 @@ static inline T NAME##_a(const T* A, ptrdiff_t lda, int a_trans, ptrdiff_t r, pt
 }                                                                                                             \
                                                                                                               \
 static inline void NAME##_store(T* c, NAME##_vec acc, T alpha, T beta, int nc) {                              \
-    /* lane by lane (the first nc): alpha acc fused onto beta C, the same in every copy */                    \
-    T lane[VLEN];                                                                                             \
+    /* C = alpha acc fused onto beta C, lane by lane exactly as the last columns' scalar FMA: a whole vector  \
+     * through the CPU's vector FMA, the first nc lanes of a partial one through a copy of them */            \
+    NAME##_vec va = (NAME##_vec){0} + alpha, vb = (NAME##_vec){0} + beta, old;                                \
+    T part[VLEN];                                                                                             \
     int l;                                                                                                    \
-    memcpy(lane, &acc, sizeof lane);                                                                          \
-    if (beta != 0)                                                                                            \
-        for (l = 0; l < nc; l++)                                                                              \
-            c[l] = FMA(alpha, lane[l], beta * c[l]);                                                          \
-    else                                                                                                      \
-        for (l = 0; l < nc; l++)                                                                              \
-            c[l] = alpha * lane[l];                                                                           \
+    if (nc == VLEN) {                                                                                         \
+        *(NAME##_uvec*)c = beta != 0 ? VFMA(va, acc, vb * *(NAME##_uvec*)c) : va * acc;                       \
+        return;                                                                                               \
+    }                                                                                                         \
+    for (l = 0; l < VLEN; l++)                                                                                \
+        part[l] = l < nc ? c[l] : 0;                                                                          \
+    memcpy(&old, part, sizeof old);                                                                           \
+    old = beta != 0 ? VFMA(va, acc, vb * old) : va * acc;                                                     \
+    memcpy(part, &old, sizeof old);                                                                           \
+    for (l = 0; l < nc; l++)                                                                                  \
+        c[l] = part[l];                                                                                       \
 }                                                                                                             \
                                                                                                               \
 /* Rows r0 .. r0 + RB - 1 (RB of 1 to FNN_RB) by NV (1 or FNN_NV) vectors of B's columns from j0, into C's    \
@@ -174,7 +194,7 @@ static void NAME(int m, int n, int k, T alpha, const T* A, int lda, int a_trans,
 #define FNN_ROWS_CASES(NAME) FNN_ROW_CASE(NAME, 1) FNN_ROW_CASE(NAME, 2) FNN_ROW_CASE(NAME, 3)                 \
     FNN_ROW_CASE(NAME, 4) FNN_ROW_CASE(NAME, 5) FNN_ROW_CASE(NAME, 6)
 
-FNN_SMALL_GEMM(fnn_sgemm_small, float, (FNN_VBYTES / 4), FNN_FMAF)
-FNN_SMALL_GEMM(fnn_dgemm_small, double, (FNN_VBYTES / 8), FNN_FMA)
+FNN_SMALL_GEMM(fnn_sgemm_small, float, (FNN_VBYTES / 4), FNN_FMAF, FNN_VFMAF)
+FNN_SMALL_GEMM(fnn_dgemm_small, double, (FNN_VBYTES / 8), FNN_FMA, FNN_VFMA)
 
 #endif
