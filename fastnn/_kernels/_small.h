@@ -49,7 +49,11 @@
 
 /* Keep a value in a register: without it the compiler folds B's loads into every multiply-add that
  * reads them (RB loads of each vector per step instead of one), which makes the loop wait on loads. */
+#if defined(__x86_64__) || defined(__i386__)
 #define FNN_IN_REGISTER(x) __asm__("" : "+x"(x))
+#else
+#define FNN_IN_REGISTER(x) ((void)0)   /* ("x" names x86's vector registers; elsewhere the compiler decides) */
+#endif
 
 /* The last columns' scalar sums fuse each multiply-add as the vectors' do (GCC contracts those), so that an
  * element's bits do not depend on whether it falls in a vector, whatever the vector width: explicitly, as
