@@ -1,5 +1,8 @@
 """Fixtures several test files share."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,3 +35,15 @@ def no_model(monkeypatch):
 
     monkeypatch.setattr(fastnn.ocr.model, "load_ocr_model", refuse)
     monkeypatch.setattr(fastnn.ocr.model, "train_ocr_model", refuse)
+
+
+@pytest.fixture(scope="session")
+def texts():
+    """Each shared photographed page's text (by path) as `fastnn ocr FILE` prints it with the shipped model:
+    what the tests of other inputs and formats of the same pages compare with (read once a session)."""
+    import fastnn.ocr.model
+    from fastnn import ocr
+
+    shared = Path(os.environ.get("FASTNN_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    model = fastnn.ocr.model.load_ocr_model(fastnn.ocr.model.SHIPPED_MODEL)
+    return {p: ocr.read_text(ocr.load_image(p), model).text for p in sorted((shared / "ocr").glob("*.jpg"))}

@@ -63,13 +63,6 @@ class _Endless(_Stdin):
 
 
 @pytest.fixture(scope="module")
-def texts():
-    """Each shared page's text as `fastnn ocr FILE` prints it."""
-    model = fastnn.ocr.model.load_ocr_model(MODEL)
-    return {p: ocr.read_text(ocr.load_image(p), model).text for p in PAGES}
-
-
-@pytest.fixture(scope="module")
 def tiff(tmp_path_factory):
     """A 3-page TIFF of the shared pages: 01, 02, 01 (grayscale, deflate)."""
     path = tmp_path_factory.mktemp("tiff") / "three pages.tif"

@@ -101,13 +101,6 @@ def _scan(paths, dpi=SCAN_DPI):
 
 
 @pytest.fixture(scope="module")
-def texts():
-    """Each shared page's text as `fastnn ocr FILE` prints it."""
-    model = fastnn.ocr.model.load_ocr_model(MODEL)
-    return {p: ocr.read_text(ocr.load_image(p), model).text for p in PAGES}
-
-
-@pytest.fixture(scope="module")
 def scan(tmp_path_factory):
     """A 3-page PDF of the shared pages (01, 02, 01), their JPEG files embedded as they are, at 200 dpi."""
     path = tmp_path_factory.mktemp("pdf") / "three pages.pdf"
