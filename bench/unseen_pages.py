@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 
 from fastnn.data import CLASSES
-from fastnn.ocr.read import _lean_single_characters
 from fastnn.ocr.synth import photograph, tight_glyph
 
 WORDS = """
@@ -213,13 +212,23 @@ def _decode_as_before(P, lines):
     whole; a single character leans to the kind of the other single characters of its line."""
     logp = np.log(np.clip(P, 1e-12, None))
     labels = P.argmax(axis=1)
+    singles = []
     for line in lines:
         for word in line:
             if len(word) >= 2:
                 letters = logp[word, :26].max(axis=1).sum()
                 digits = logp[word, 26:].max(axis=1).sum()
                 labels[word] = P[word, :26].argmax(axis=1) if letters >= digits else 26 + P[word, 26:].argmax(axis=1)
-    return _lean_single_characters(labels, P, logp, lines)  # (unchanged since: read_text's own)
+        singles.append([word[0] for word in line if len(word) == 1])
+    for _ in range(3):
+        for members in singles:
+            for i in members:
+                others = [m for m in members if m != i]
+                prior = (np.sum(labels[others] < 26) + 1.0) / (len(others) + 2.0)
+                letter_score = logp[i, :26].max() + np.log(prior)
+                digit_score = logp[i, 26:].max() + np.log(1 - prior)
+                labels[i] = P[i, :26].argmax() if letter_score >= digit_score else 26 + P[i, 26:].argmax()
+    return labels
 
 
 def _read_as_before(ocr, image, model):

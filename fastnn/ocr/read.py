@@ -194,12 +194,6 @@ def _decode(P, lines, *, to_digit=_TO_DIGIT, to_letter=_TO_LETTER, digit_start=_
             letters, index, lengths = _best_letters(logp, runs, log_bigrams, lm_weight)
             inside = np.arange(index.shape[1])[None, :] < lengths[:, None]
             labels[index[inside]] = letters[inside]
-    return _lean_single_characters(labels, P, logp, lines)
-
-
-def _lean_single_characters(labels, P, logp, lines):
-    """``labels`` with each single-character word of a line read as a letter or a digit by its own evidence
-    and the (k + 1) / (n + 2) prior of the line's other single characters (``_decode``), in a few passes."""
     singles = [[word[0] for word in line if len(word) == 1] for line in lines]
     for _ in range(_LINE_PRIOR_PASSES):
         for members in singles:
